@@ -1,0 +1,3 @@
+'use strict';
+// Hand-written entry of @tinyforge/native: wraps the generated napi loader (binding.cjs).
+module.exports = require('./binding.cjs');

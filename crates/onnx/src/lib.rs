@@ -1,0 +1,1 @@
+//! TinyForge onnx.
