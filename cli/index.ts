@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// The `foremforge` CLI: this file only assembles the commands (one file each in ./commands).
-import { Command } from 'commander';
+// The `foremforge` CLI. This file only assembles the commands; each lives in ./commands/<name>.ts
+// and exports one commander `Command`.
+import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
+import { handleError } from './errors.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../../package.json') as { version: string };
@@ -9,6 +11,18 @@ const pkg = require('../../package.json') as { version: string };
 const program = new Command()
   .name('foremforge')
   .description('Fine-tune a small language model on your data and serve it as an INT8 CPU microservice.')
-  .version(pkg.version);
+  .version(pkg.version)
+  .showSuggestionAfterError()
+  .exitOverride();
 
-await program.parseAsync(process.argv);
+// Commands (one line each, keep sorted):
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // --help and --version also arrive here, with exit code 0.
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  }
+  handleError(err);
+}

@@ -1,0 +1,24 @@
+//! The one place core errors become JS errors.
+//!
+//! napi-rs can only attach a custom `code` to errors thrown synchronously, not to rejected
+//! promises of async tasks. So every error crossing the boundary carries its stable code as a
+//! `CODE: ` prefix of the message, and the hand-written `index.cjs` turns that prefix into
+//! `err.code` for sync calls, promises and class methods alike.
+use std::fmt::Display;
+
+/// Builds the JS error for `code` (SCREAMING_SNAKE, stable across versions) and a message that
+/// says what went wrong and where (file, line, field).
+pub fn js_error(code: &str, message: impl Display) -> napi::Error {
+    napi::Error::new(napi::Status::GenericFailure, format!("{code}: {message}"))
+}
+
+/// Shorthand for mapping any displayable core error to a coded JS error.
+pub trait OrJsError<T> {
+    fn or_js(self, code: &str) -> napi::Result<T>;
+}
+
+impl<T, E: Display> OrJsError<T> for Result<T, E> {
+    fn or_js(self, code: &str) -> napi::Result<T> {
+        self.map_err(|e| js_error(code, e))
+    }
+}
