@@ -4,6 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { handleError } from './errors.js';
+import { pullCommand } from './commands/pull.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../../package.json') as { version: string };
@@ -16,6 +17,7 @@ const program = new Command()
   .exitOverride();
 
 // Commands (one line each, keep sorted):
+program.addCommand(pullCommand);
 
 try {
   await program.parseAsync(process.argv);
