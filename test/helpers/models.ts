@@ -9,6 +9,7 @@ export async function smollm2GgufPath(): Promise<string> {
   const fromEnv = process.env.TINYFORGE_SMOLLM2_GGUF;
   if (fromEnv && existsSync(fromEnv)) return fromEnv;
   const { pullModel } = await import('../../ts/models/pull.js');
-  const pulled = await pullModel('smollm2-135m-instruct');
+  // format 'gguf': where a hub or an HF cache is reachable the default pull is the HF folder.
+  const pulled = await pullModel('smollm2-135m-instruct', { format: 'gguf' });
   return pulled.path;
 }

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { discard, httpGet, NetworkError } from './http.js';
 
-export type DownloadFailure = 'not-found' | 'auth' | 'http' | 'network' | 'checksum';
+export type DownloadFailure = 'not-found' | 'auth' | 'http' | 'network' | 'checksum' | 'tool';
 
 export class DownloadError extends Error {
   constructor(

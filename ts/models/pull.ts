@@ -74,6 +74,7 @@ const FAILURE_CODES: Record<DownloadFailure, string> = {
   http: 'HTTP_ERROR',
   network: 'NETWORK',
   checksum: 'CHECKSUM_MISMATCH',
+  tool: 'TOOL_MISSING',
 };
 
 function aborted(signal: AbortSignal | undefined): ForgeError | undefined {

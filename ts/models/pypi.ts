@@ -32,8 +32,8 @@ function runPip(python: string, args: string[], signal?: AbortSignal): Promise<v
     child.stderr.on('data', keep);
     child.on('error', (err: NodeJS.ErrnoException) => {
       if (signal?.aborted) reject(signal.reason ?? err);
-      else if (err.code === 'ENOENT') reject(new DownloadError('network', `${python} not found`));
-      else reject(new DownloadError('network', `${python}: ${err.message}`));
+      else if (err.code === 'ENOENT') reject(new DownloadError('tool', `${python} not found`));
+      else reject(new DownloadError('tool', `${python}: ${err.message}`));
     });
     child.on('close', (code) => {
       if (code === 0) return resolve();
