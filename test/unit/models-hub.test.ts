@@ -1,5 +1,7 @@
 // Downloads over the HF hub protocol, against a real HTTP server on 127.0.0.1.
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type ModelUnavailableError, pullModel } from '../../ts/models/pull.js';
@@ -179,10 +181,32 @@ describe('pullModel from the hub', () => {
     hub = await startHubServer({ repos: { 'acme/tiny': repo } });
     const cacheDir = tempDir();
     const first = await pullModel('acme/tiny', { cacheDir, endpoint: hub.url });
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(path.join(first.path, 'model.safetensors'), Buffer.alloc(64 * 1024)); // same size, other bytes
     const second = await pullModel('acme/tiny', { cacheDir, endpoint: hub.url });
     expect(second.source).toBe('hub');
     expect(readFileSync(path.join(second.path, 'model.safetensors'))).toEqual(repo['model.safetensors']);
+  });
+
+  it('lets one of two concurrent pulls download while the other waits and then uses the cache', async () => {
+    hub = await startHubServer({ repos: { 'acme/tiny': tinyRepo(1024 * 1024) } });
+    const cacheDir = tempDir();
+    const [a, b] = await Promise.all([
+      pullModel('acme/tiny', { cacheDir, endpoint: hub.url }),
+      pullModel('acme/tiny', { cacheDir, endpoint: hub.url }),
+    ]);
+    expect([a.source, b.source].sort()).toEqual(['cache', 'hub']);
+    expect(hub.requests.filter((r) => r.url.endsWith('/model.safetensors')).length).toBe(1);
+  });
+
+  it('takes over a lock left by a process that is gone', async () => {
+    hub = await startHubServer({ repos: { 'acme/tiny': tinyRepo() } });
+    const cacheDir = tempDir();
+    const lock = path.join(cacheDir, 'models', 'acme--tiny', '.lock');
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    mkdirSync(lock, { recursive: true });
+    writeFileSync(path.join(lock, 'owner.json'), JSON.stringify({ pid: dead, host: hostname() }));
+    const got = await pullModel('acme/tiny', { cacheDir, endpoint: hub.url });
+    expect(got.source).toBe('hub');
+    expect(existsSync(lock)).toBe(false);
   });
 });

