@@ -1,1 +1,12 @@
-//! TinyForge onnx.
+//! TinyForge's ONNX writer: our own protobuf message types (`proto`, hand-written `prost`
+//! derives, field numbers from `onnx.proto3`) and a `GraphBuilder` that assembles, checks and
+//! atomically saves models. The decoder-with-KV-cache export and INT8 quantization build on this.
+pub mod builder;
+pub mod error;
+pub mod proto;
+pub mod tensor;
+
+pub use builder::{DEFAULT_IR_VERSION, DEFAULT_OPSET, Dim, GraphBuilder, decode, load, value_info};
+pub use error::OnnxError;
+pub use proto::{DataType, ModelProto};
+pub use tensor::{Attr, tensor_f32, tensor_i8, tensor_i32, tensor_i64, tensor_raw, tensor_u8};
