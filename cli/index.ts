@@ -19,6 +19,14 @@ const program = new Command()
 // Commands (one line each, keep sorted):
 program.addCommand(pullCommand);
 
+// Sub-commands added with addCommand do not inherit exitOverride; without it a usage error would
+// exit 1 instead of 2.
+const withOverride = (cmd: Command): void => {
+  cmd.exitOverride();
+  cmd.commands.forEach(withOverride);
+};
+withOverride(program);
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
