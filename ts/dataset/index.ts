@@ -1,0 +1,19 @@
+// Dataset tools over the one JSONL record schema (see record.ts): streaming validation with line
+// numbers, statistics (with the base model's tokenizer), seeded split and dedup.
+export * from './record.js';
+export { OVERLONG_LINE, type LineBatch, readLineBatches } from './lines.js';
+export { SeenHashes, hash64 } from './hash.js';
+export { canonicalForm, normalizeText, recordHash } from './canonical.js';
+export {
+  type ValidateOptions,
+  type ValidationResult,
+  type ValidationSummary,
+  assertUsable,
+  formatProblem,
+  problemsToError,
+  validateFile,
+} from './validate.js';
+export { type DatasetStats, type HistogramBucket, type LengthStats, datasetStats, tokenHistogram } from './stats.js';
+export { type SplitOptions, type SplitResult, seededRandom, splitFile } from './split.js';
+export { type DedupResult, dedupFile } from './dedup.js';
+export { type NativeTokenizer, TokenCounter, loadTokenizer } from './tokens.js';

@@ -1,0 +1,95 @@
+// Token counts with the base model's own tokenizer: each record is formatted with the model's
+// chat template (as training will format it) and encoded. The tokenizer comes from
+// @tinyforge/native, loaded lazily so the dataset tools work without the native build.
+import { existsSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { ForgeError, hasCode } from '../errors.js';
+import { type ChatMessage, type DataRecord, recordMessages } from './record.js';
+
+/** The part of @tinyforge/native's Tokenizer the dataset tools use. */
+export interface NativeTokenizer {
+  encode(text: string, addSpecialTokens?: boolean): Uint32Array | number[];
+  applyChatTemplate?(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean }): string;
+}
+
+interface NativeModule {
+  Tokenizer?: { fromFile(path: string): NativeTokenizer; fromGguf(path: string): NativeTokenizer };
+}
+
+function nativeModule(): NativeModule {
+  try {
+    return createRequire(import.meta.url)('@tinyforge/native') as NativeModule;
+  } catch (err) {
+    throw new ForgeError('NATIVE_UNAVAILABLE', `the native core could not be loaded: ${(err as Error).message}`, {
+      suggestion: 'build it with `npm run build:native`',
+      cause: err,
+    });
+  }
+}
+
+/**
+ * Loads the tokenizer of `base`: a tokenizer.json file, a Hugging Face model folder (its
+ * tokenizer.json, with the chat template from tokenizer_config.json), or a GGUF file.
+ */
+export function loadTokenizer(base: string): NativeTokenizer {
+  if (!existsSync(base)) {
+    throw new ForgeError('BASE_NOT_FOUND', `${base} does not exist`, {
+      suggestion: 'pass a tokenizer.json, a model folder or a .gguf file (`foremforge pull` prints where a model is)',
+    });
+  }
+  const { Tokenizer } = nativeModule();
+  if (!Tokenizer) {
+    throw new ForgeError('NATIVE_UNAVAILABLE', 'this build of @tinyforge/native has no Tokenizer', { suggestion: 'rebuild with `npm run build:native`' });
+  }
+  let file = base;
+  if (statSync(base).isDirectory()) {
+    file = path.join(base, 'tokenizer.json');
+    if (!existsSync(file)) {
+      throw new ForgeError('BASE_NOT_FOUND', `${base} has no tokenizer.json`, { suggestion: 'pass a Hugging Face model folder or a .gguf file' });
+    }
+  }
+  try {
+    return file.toLowerCase().endsWith('.gguf') ? Tokenizer.fromGguf(file) : Tokenizer.fromFile(file);
+  } catch (err) {
+    if (hasCode(err)) throw err;
+    throw new ForgeError('TOKENIZER_LOAD_FAILED', `could not load a tokenizer from ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * Counts the tokens of records. Chats (io and messages) go through the chat template when the
+ * tokenizer has one; text records, and chats when it has none, are encoded as plain text
+ * (messages joined by newlines).
+ */
+export class TokenCounter {
+  private templated: boolean;
+
+  constructor(private readonly tokenizer: NativeTokenizer) {
+    this.templated = typeof tokenizer.applyChatTemplate === 'function';
+  }
+
+  /** True while records are formatted with the model's chat template. */
+  get usesChatTemplate(): boolean {
+    return this.templated;
+  }
+
+  format(record: DataRecord): string {
+    const messages = recordMessages(record);
+    if (!messages) return (record as { text: string }).text;
+    if (this.templated) {
+      try {
+        return this.tokenizer.applyChatTemplate!(messages, { addGenerationPrompt: false });
+      } catch (err) {
+        // A tokenizer without a template says so once; other template errors are the record's.
+        if (hasCode(err) && err.code.includes('CHAT_TEMPLATE')) this.templated = false;
+        else throw err;
+      }
+    }
+    return messages.map((m) => m.content).join('\n');
+  }
+
+  count(record: DataRecord): number {
+    return this.tokenizer.encode(this.format(record)).length;
+  }
+}
