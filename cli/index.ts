@@ -4,6 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { handleError } from './errors.js';
+import { ingestCommand } from './commands/ingest.js';
 import { pullCommand } from './commands/pull.js';
 
 const require = createRequire(import.meta.url);
@@ -17,6 +18,7 @@ const program = new Command()
   .exitOverride();
 
 // Commands (one line each, keep sorted):
+program.addCommand(ingestCommand);
 program.addCommand(pullCommand);
 
 // Sub-commands added with addCommand do not inherit exitOverride; without it a usage error would
