@@ -4,7 +4,10 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { handleError } from './errors.js';
+import { dataCommand } from './commands/data.js';
 import { ingestCommand } from './commands/ingest.js';
+import { initCommand } from './commands/init.js';
+import { modelsCommand } from './commands/models.js';
 import { pullCommand } from './commands/pull.js';
 
 const require = createRequire(import.meta.url);
@@ -18,7 +21,10 @@ const program = new Command()
   .exitOverride();
 
 // Commands (one line each, keep sorted):
+program.addCommand(dataCommand);
 program.addCommand(ingestCommand);
+program.addCommand(initCommand);
+program.addCommand(modelsCommand);
 program.addCommand(pullCommand);
 
 // Sub-commands added with addCommand do not inherit exitOverride; without it a usage error would
