@@ -36,15 +36,16 @@ export class Chunker {
     if (text === '') return [];
     const out: Chunk[] = [];
     if (block.kind === 'heading') {
-      this.flush(out);
+      // Consecutive headings (a title, then a section) stay together: a chunk of headings alone
+      // would be a useless record.
+      if (!this.onlyHeadings) this.flush(out);
       this.section = text.replace(/^#{1,6}\s+/, '').replace(/\s+#+\s*$/, '');
     }
     const tokens = this.count(text);
     if (tokens > this.budget) {
       // Too big for any chunk: keep what is pending (a lone heading travels with the first piece).
       const pieces = splitOversize(text, this.budget, this.count);
-      const onlyHeading = this.parts.length === 1 && block.kind === 'paragraph' && this.isHeadingPending;
-      if (!onlyHeading) this.flush(out);
+      if (!this.onlyHeadings) this.flush(out);
       for (const piece of pieces) {
         this.add(piece, this.count(piece), block.line, out);
         this.flush(out);
@@ -52,7 +53,8 @@ export class Chunker {
       return out;
     }
     this.add(text, tokens, block.line, out);
-    this.isHeadingPending = block.kind === 'heading';
+    // After a heading the pending parts are all headings (stacked, or this one alone after a flush).
+    this.onlyHeadings = block.kind === 'heading';
     return out;
   }
 
@@ -64,7 +66,8 @@ export class Chunker {
     return out;
   }
 
-  private isHeadingPending = false;
+  /** The pending parts are all headings (so far): the next heading joins them. */
+  private onlyHeadings = false;
 
   private add(text: string, tokens: number, line: number | undefined, out: Chunk[]): void {
     if (this.parts.length > 0 && this.tokens + tokens > this.budget) this.flush(out);
@@ -83,7 +86,7 @@ export class Chunker {
     this.parts = [];
     this.tokens = 0;
     this.line = undefined;
-    this.isHeadingPending = false;
+    this.onlyHeadings = false;
   }
 }
 

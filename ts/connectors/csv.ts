@@ -30,6 +30,15 @@ async function sniffEncoding(path: string): Promise<string> {
   }
 }
 
+// csv-parse counts lines up to a record's end; provenance names where it starts, so subtract the
+// newlines inside quoted fields (the raw text also carries skipped blank lines before it).
+function startLine(raw: string, endLine: number): number {
+  const body = raw.replace(/^[\r\n]+/, '').replace(/[\r\n]+$/, '');
+  let newlines = 0;
+  for (const ch of body) if (ch === '\n') newlines += 1;
+  return endLine - newlines;
+}
+
 export async function* readCsv(path: string, options: CsvOptions = {}): AsyncGenerator<SourceRecord> {
   const encoding = options.encoding ?? (await sniffEncoding(path));
   if (!iconv.encodingExists(encoding)) {
@@ -43,6 +52,7 @@ export async function* readCsv(path: string, options: CsvOptions = {}): AsyncGen
     bom: true,
     delimiter,
     info: true,
+    raw: true,
     skip_empty_lines: true,
     // With --skip-invalid a malformed row (bad quoting, wrong column count) is reported and
     // parsing goes on; without it the first one stops the run with its line number.
@@ -57,8 +67,8 @@ export async function* readCsv(path: string, options: CsvOptions = {}): AsyncGen
   file.on('error', (err) => parser.destroy(err));
   file.pipe(decoder).pipe(parser);
   try {
-    for await (const row of parser as AsyncIterable<{ record: Record<string, unknown>; info: { lines: number } }>) {
-      const source = { kind: 'file' as const, path, line: row.info.lines };
+    for await (const row of parser as AsyncIterable<{ record: Record<string, unknown>; raw: string; info: { lines: number } }>) {
+      const source = { kind: 'file' as const, path, line: startLine(row.raw, row.info.lines) };
       const record = settle(normalizeRow(row.record, options), source, options);
       if (record) yield record;
     }

@@ -86,7 +86,7 @@ export async function* readFiles(target: string, options: FileOptions = {}): Asy
 }
 
 function unsupported(file: string): ForgeError {
-  return new ForgeError('UNSUPPORTED_FORMAT', `cannot read ${file}: unsupported extension "${path.extname(file) || '(none)'}"`, {
+  return new ForgeError('INVALID_ARGUMENT', `cannot read ${file}: unsupported extension "${path.extname(file) || '(none)'}"`, {
     suggestion: `supported: ${SUPPORTED_EXTENSIONS.join(' ')}`,
   });
 }
