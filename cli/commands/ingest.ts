@@ -1,7 +1,7 @@
 // `foremforge ingest --from file|sqlite|postgres|gdocs ... --out data.jsonl`: read a source through
 // its connector and write one normalized JSONL training set, atomically, with a summary.
 import { Command, Option } from 'commander';
-import { type SourceSpec, openSource, writeJsonl } from '../../ts/connectors/index.js';
+import type { SourceSpec } from '../../ts/connectors/index.js';
 import { type IngestSummary, SkipLog, formatSummary, progressLine } from '../../ts/connectors/report.js';
 import { ForgeError } from '../../ts/errors.js';
 
@@ -149,6 +149,8 @@ export const ingestCommand = new Command('ingest')
       ...(maxTokens && { maxTokens }),
     };
     const spec = sourceSpec(flags, common);
+    // The connectors (and their parsers and drivers) load only when ingest runs.
+    const { openSource, writeJsonl } = await import('../../ts/connectors/index.js');
     const controller = new AbortController();
     const onSigint = () => controller.abort(new ForgeError('ABORTED', 'interrupted; nothing was written'));
     process.once('SIGINT', onSigint);

@@ -2,7 +2,6 @@
 // its output is a small, regular subset of HTML, so its block elements are read with a few
 // patterns rather than a DOM. The heading above each chunk is its provenance.
 import { stat } from 'node:fs/promises';
-import mammoth from 'mammoth';
 import { ForgeError } from '../errors.js';
 import { type Block, Chunker } from './chunk.js';
 import type { CommonOptions, SourceRecord } from './types.js';
@@ -37,6 +36,8 @@ export async function* readDocx(file: string, options: CommonOptions = {}): Asyn
   await stat(file);
   let html: string;
   try {
+    // Loaded on first use: mammoth takes ~0.3 s to import and most ingests never see a DOCX.
+    const mammoth = (await import('mammoth')).default;
     html = (await mammoth.convertToHtml({ path: file })).value;
   } catch (err) {
     throw new ForgeError('INVALID_DATA', `${file}: not a readable DOCX (${(err as Error).message})`, {

@@ -2,7 +2,6 @@
 // a function, is refused by the server) and streamed with a server-side cursor: DECLARE, then
 // FETCH a batch at a time, so only `fetchSize` rows are ever in memory. The connection string
 // comes from --url, DATABASE_URL or the PG* variables; it is never printed with its password.
-import pg from 'pg';
 import { ForgeError } from '../errors.js';
 import { normalizeRow, settle } from './normalize.js';
 import { redact, redactUrl, registerSecret } from './redact.js';
@@ -53,6 +52,8 @@ export async function* readPostgres(options: PostgresOptions): AsyncGenerator<So
   const target = describeTarget(url);
   const fetchSize = Math.max(1, Math.floor(options.fetchSize ?? 500));
 
+  // Loaded on first use (~0.2 s), so commands that never touch PostgreSQL do not pay for it.
+  const pg = (await import('pg')).default;
   const client = new pg.Client(url ? { connectionString: url } : {});
   // An idle client that loses its connection emits 'error'; without a listener Node would crash.
   client.on('error', () => {});
