@@ -1,1 +1,10 @@
-//! TinyForge infer.
+//! TinyForge inference: ONNX Runtime (through `ort`, loaded dynamically from the library the
+//! `onnxruntime-node` npm package ships) sessions over host tensors. The generation loop,
+//! sampling and batching build on `OnnxSession`.
+pub mod error;
+pub mod runtime;
+pub mod session;
+
+pub use error::InferError;
+pub use runtime::{RuntimeInfo, active_runtime, init_runtime, precheck_library};
+pub use session::{HostTensor, OnnxSession, OptimizationLevel, SessionOptions, TensorData, TensorInfo};
