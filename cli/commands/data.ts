@@ -9,7 +9,7 @@ import {
   datasetStats,
   dedupFile,
   formatProblem,
-  loadTokenizer,
+  loadTokenizerFor,
   splitFile,
   validateFile,
 } from '../../ts/dataset/index.js';
@@ -36,7 +36,7 @@ const validate = new Command('validate')
   .option('--json', 'print {summary, problems} as JSON')
   .option('--max-chars <n>', 'longest record in characters', integer('--max-chars', 1), 65536)
   .option('--max-tokens <n>', 'longest record in tokens (needs --base)', integer('--max-tokens', 1))
-  .option('--base <model>', "base model for token counts: tokenizer.json, HF model folder or .gguf")
+  .option('--base <model>', 'base model for token counts: tokenizer.json, HF model folder, .gguf, or the name of a pulled model')
   .option('--strict', 'warnings (duplicates, unknown fields) also make the exit code 2')
   .action(async (file: string, flags: { json?: boolean; maxChars: number; maxTokens?: number; base?: string; strict?: boolean }) => {
     if (flags.maxTokens !== undefined && !flags.base) {
@@ -44,7 +44,7 @@ const validate = new Command('validate')
         suggestion: 'add --base with a tokenizer.json, a model folder or a .gguf file',
       });
     }
-    const tokenizer: NativeTokenizer | undefined = flags.base ? loadTokenizer(flags.base) : undefined;
+    const tokenizer: NativeTokenizer | undefined = flags.base ? await loadTokenizerFor(flags.base) : undefined;
     const { summary, problems } = await validateFile(file, {
       maxChars: flags.maxChars,
       ...(flags.maxTokens !== undefined ? { maxTokens: flags.maxTokens } : {}),
@@ -88,11 +88,11 @@ function printStats(s: DatasetStats): void {
 const stats = new Command('stats')
   .description('Counts by kind, character lengths and, with --base, a token length histogram using the base model\'s tokenizer and chat template.')
   .argument('<file>', 'JSONL file')
-  .option('--base <model>', 'tokenizer.json, HF model folder or .gguf')
+  .option('--base <model>', 'tokenizer.json, HF model folder, .gguf, or the name of a pulled model')
   .option('--max-seq-len <n>', 'also count records longer than this many tokens', integer('--max-seq-len', 1))
   .option('--json', 'print the statistics as JSON')
   .action(async (file: string, flags: { base?: string; maxSeqLen?: number; json?: boolean }) => {
-    const tokenizer = flags.base ? loadTokenizer(flags.base) : undefined;
+    const tokenizer = flags.base ? await loadTokenizerFor(flags.base) : undefined;
     const s = await datasetStats(file, {
       ...(tokenizer ? { tokenizer } : {}),
       ...(flags.maxSeqLen !== undefined ? { maxSeqLen: flags.maxSeqLen } : {}),

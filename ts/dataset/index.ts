@@ -16,4 +16,4 @@ export {
 export { type DatasetStats, type HistogramBucket, type LengthStats, datasetStats, tokenHistogram } from './stats.js';
 export { type SplitOptions, type SplitResult, seededRandom, splitFile } from './split.js';
 export { type DedupResult, dedupFile } from './dedup.js';
-export { type NativeTokenizer, TokenCounter, loadTokenizer } from './tokens.js';
+export { type NativeTokenizer, TokenCounter, loadTokenizer, loadTokenizerFor } from './tokens.js';

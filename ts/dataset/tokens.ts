@@ -58,6 +58,18 @@ export function loadTokenizer(base: string): NativeTokenizer {
 }
 
 /**
+ * Like loadTokenizer, but `base` may also be a model name (catalog name or HF repo id) that
+ * `foremforge pull` has already fetched: it is looked up in the caches, never downloaded here.
+ */
+export async function loadTokenizerFor(base: string): Promise<NativeTokenizer> {
+  if (existsSync(base)) return loadTokenizer(base);
+  if (base.startsWith('.') || base.startsWith('/') || /\.(gguf|json)$/i.test(base)) return loadTokenizer(base);
+  const { pullModel } = await import('../models/pull.js');
+  const pulled = await pullModel(base, { hub: false, pypi: false });
+  return loadTokenizer(pulled.path);
+}
+
+/**
  * Counts the tokens of records. Chats (io and messages) go through the chat template when the
  * tokenizer has one; text records, and chats when it has none, are encoded as plain text
  * (messages joined by newlines).
