@@ -1,1 +1,14 @@
-//! TinyForge model.
+//! TinyForge model: a Llama-family decoder in candle (`llama`), its Hugging Face config
+//! (`config`), checkpoint loading from HF safetensors or GGUF (`weights`), and tiny random models
+//! for tests (`tiny`). Pure Rust, no napi: the binding crate wraps it.
+pub mod config;
+pub mod error;
+pub mod llama;
+pub mod tiny;
+pub mod weights;
+
+pub use config::{LlamaConfig, RopeScaling};
+pub use error::{ModelError, Result};
+pub use llama::{ForwardMode, FrozenLinear, Llama, Projection};
+pub use tiny::{TinyModel, TinyOptions, create_tiny_model};
+pub use weights::{Checkpoint, ModelFormat, Weights, detect_format, load_checkpoint, load_config};

@@ -1,0 +1,387 @@
+//! Llama-family decoder (Llama 2/3, SmolLM, Mistral without sliding window) in candle.
+//!
+//! Touvron et al., "LLaMA" (2023): pre-norm decoder blocks with RMSNorm (Zhang & Sennrich 2019),
+//! rotary position embeddings in Hugging Face's rotate-half layout (Su et al. 2021; theta and
+//! linear/llama3 scaling from `config.json`), grouped-query attention (Ainslie et al. 2023) with a
+//! causal mask, a SwiGLU MLP (Shazeer 2020), and tied or untied input/output embeddings.
+//!
+//! Two forward paths share every weight:
+//! * `ForwardMode::Train` uses only ops that have a backward pass (RMSNorm, RoPE and softmax built
+//!   from primitives), because candle's fast kernels (`ops::rms_norm`, `RmsNorm::forward`,
+//!   `rotary_emb::rope`, `softmax_last_dim`, quantized matmul) are applied with `*_no_bwd` and
+//!   silently cut the graph: LoRA weights upstream would just get no gradient.
+//! * `ForwardMode::Eval` uses the fused kernels. A test checks both agree.
+//!
+//! Every linear layer is an `Arc<dyn Projection>` so LoRA (or anything else) can wrap the q/k/v/o
+//! and gate/up/down projections by name with `Llama::map_projections`. Base weights are plain
+//! `Tensor`s, never `Var`s, so they stay frozen.
+//!
+//! Right padding needs no attention mask: with a causal mask, pad tokens placed after the real
+//! tokens never influence them.
+use std::{fmt::Debug, path::Path, sync::Arc};
+
+use candle_core::{D, DType, Device, Tensor};
+
+use crate::{
+    config::LlamaConfig,
+    error::{ModelError, Result},
+    weights::{Weights, load_checkpoint},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardMode {
+    /// Differentiable ops only (training).
+    Train,
+    /// candle's fused kernels (evaluation); no gradients.
+    Eval,
+}
+
+/// A linear map `y = x·Wᵀ` over the last dimension. The hook for LoRA.
+pub trait Projection: Debug + Send + Sync {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor>;
+    /// The frozen base weight `[out, in]` (for merging and export).
+    fn base_weight(&self) -> &Tensor;
+}
+
+/// A plain frozen linear layer without bias (Llama has none).
+#[derive(Debug, Clone)]
+pub struct FrozenLinear {
+    weight: Tensor,
+}
+
+impl FrozenLinear {
+    pub fn new(weight: Tensor) -> Self {
+        Self { weight }
+    }
+}
+
+/// `x [.., in] · wᵀ` with the leading dims flattened, so one GEMM runs and backward stays simple.
+pub fn linear(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    let dims = x.dims();
+    let inp = dims[dims.len() - 1];
+    let rows = x.elem_count() / inp;
+    let y = x.reshape((rows, inp))?.matmul(&w.t()?)?;
+    let mut out = dims.to_vec();
+    *out.last_mut().unwrap() = w.dim(0)?;
+    y.reshape(out)
+}
+
+impl Projection for FrozenLinear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        linear(x, &self.weight)
+    }
+    fn base_weight(&self) -> &Tensor {
+        &self.weight
+    }
+}
+
+/// Looks up HF-named tensors under a prefix, mirroring `VarBuilder::pp` but with coded errors.
+struct WeightPath<'a> {
+    weights: &'a Weights,
+    prefix: String,
+}
+
+impl<'a> WeightPath<'a> {
+    fn pp(&self, part: impl std::fmt::Display) -> Self {
+        let prefix = if self.prefix.is_empty() { part.to_string() } else { format!("{}.{part}", self.prefix) };
+        Self { weights: self.weights, prefix }
+    }
+
+    fn get(&self, shape: &[usize], name: &str) -> Result<Tensor> {
+        let full = format!("{}.{name}", self.prefix);
+        let t = self.weights.get(&full).ok_or_else(|| ModelError::WeightsMissing {
+            name: full.clone(),
+            reason: "not in the checkpoint".into(),
+        })?;
+        if t.dims() != shape {
+            return Err(ModelError::WeightsMissing {
+                name: full,
+                reason: format!("shape {:?}, config implies {shape:?}", t.dims()),
+            });
+        }
+        Ok(t.to_dtype(DType::F32)?)
+    }
+
+    fn linear(&self, out: usize, inp: usize) -> Result<Arc<dyn Projection>> {
+        Ok(Arc::new(FrozenLinear::new(self.get(&[out, inp], "weight")?)))
+    }
+}
+
+#[derive(Debug)]
+struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        match mode {
+            ForwardMode::Train => candle_nn::ops::rms_norm_slow(x, &self.weight, self.eps as f32),
+            ForwardMode::Eval => candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32),
+        }
+    }
+}
+
+/// RoPE inverse frequencies with HF's scaling rules (`linear`, `llama3`).
+pub fn rope_inv_freq(cfg: &LlamaConfig) -> Vec<f32> {
+    let d = cfg.head_dim();
+    let base: Vec<f64> = (0..d / 2).map(|i| 1.0 / cfg.rope_theta.powf((2 * i) as f64 / d as f64)).collect();
+    let Some(s) = &cfg.rope_scaling else { return base.iter().map(|&f| f as f32).collect() };
+    let scaled: Vec<f64> = match s.rope_type.as_str() {
+        "linear" => base.iter().map(|f| f / s.factor).collect(),
+        "llama3" => {
+            let (lo, hi) = (s.low_freq_factor.unwrap_or(1.0), s.high_freq_factor.unwrap_or(4.0));
+            let old = s.original_max_position_embeddings.unwrap_or(8192) as f64;
+            let (lo_wavelen, hi_wavelen) = (old / lo, old / hi);
+            base.iter()
+                .map(|&f| {
+                    let wavelen = 2.0 * std::f64::consts::PI / f;
+                    if wavelen < hi_wavelen {
+                        f
+                    } else if wavelen > lo_wavelen {
+                        f / s.factor
+                    } else {
+                        let smooth = (old / wavelen - lo) / (hi - lo);
+                        (1.0 - smooth) * f / s.factor + smooth * f
+                    }
+                })
+                .collect()
+        }
+        _ => base, // `validate` rejected everything else; "default" means none.
+    };
+    scaled.iter().map(|&f| f as f32).collect()
+}
+
+/// cos/sin tables `[seq, head_dim/2]` for positions `0..seq`.
+fn rope_tables(inv_freq: &Tensor, seq: usize) -> candle_core::Result<(Tensor, Tensor)> {
+    let pos = Tensor::arange(0u32, seq as u32, inv_freq.device())?.to_dtype(DType::F32)?;
+    let freqs = pos.unsqueeze(1)?.broadcast_mul(&inv_freq.unsqueeze(0)?)?;
+    Ok((freqs.cos()?, freqs.sin()?))
+}
+
+fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+    match mode {
+        ForwardMode::Train => candle_nn::rotary_emb::rope_slow(x, cos, sin),
+        ForwardMode::Eval => candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin),
+    }
+}
+
+fn softmax(x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+    match mode {
+        ForwardMode::Train => candle_nn::ops::softmax(x, D::Minus1),
+        ForwardMode::Eval => candle_nn::ops::softmax_last_dim(x),
+    }
+}
+
+/// `[b, kv, s, d]` → `[b, kv*rep, s, d]`, each kv head shared by `rep` query heads (GQA).
+fn repeat_kv(x: &Tensor, rep: usize) -> candle_core::Result<Tensor> {
+    if rep == 1 {
+        return Ok(x.clone());
+    }
+    let (b, kv, s, d) = x.dims4()?;
+    x.unsqueeze(2)?.broadcast_as((b, kv, rep, s, d))?.contiguous()?.reshape((b, kv * rep, s, d))
+}
+
+#[derive(Debug)]
+struct Attention {
+    q_proj: Arc<dyn Projection>,
+    k_proj: Arc<dyn Projection>,
+    v_proj: Arc<dyn Projection>,
+    o_proj: Arc<dyn Projection>,
+    n_head: usize,
+    n_kv: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn new(cfg: &LlamaConfig, w: &WeightPath) -> Result<Self> {
+        let (h, hd) = (cfg.hidden_size, cfg.head_dim());
+        let (n_head, n_kv) = (cfg.num_attention_heads, cfg.num_kv_heads());
+        Ok(Self {
+            q_proj: w.pp("q_proj").linear(n_head * hd, h)?,
+            k_proj: w.pp("k_proj").linear(n_kv * hd, h)?,
+            v_proj: w.pp("v_proj").linear(n_kv * hd, h)?,
+            o_proj: w.pp("o_proj").linear(h, n_head * hd)?,
+            n_head,
+            n_kv,
+            head_dim: hd,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, rope: &(Tensor, Tensor), mask: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        let (b, s, _) = x.dims3()?;
+        let heads = |p: &Arc<dyn Projection>, n: usize| -> candle_core::Result<Tensor> {
+            p.forward(x)?.reshape((b, s, n, self.head_dim))?.transpose(1, 2)?.contiguous()
+        };
+        let q = apply_rope(&heads(&self.q_proj, self.n_head)?, &rope.0, &rope.1, mode)?;
+        let k = apply_rope(&heads(&self.k_proj, self.n_kv)?, &rope.0, &rope.1, mode)?;
+        let v = heads(&self.v_proj, self.n_kv)?;
+        let rep = self.n_head / self.n_kv;
+        let (k, v) = (repeat_kv(&k, rep)?, repeat_kv(&v, rep)?);
+        let scores = (q.matmul(&k.t()?)? * (1.0 / (self.head_dim as f64).sqrt()))?;
+        let probs = softmax(&scores.broadcast_add(mask)?, mode)?;
+        let y = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, self.n_head * self.head_dim))?;
+        self.o_proj.forward(&y)
+    }
+}
+
+#[derive(Debug)]
+struct Mlp {
+    gate_proj: Arc<dyn Projection>,
+    up_proj: Arc<dyn Projection>,
+    down_proj: Arc<dyn Projection>,
+}
+
+impl Mlp {
+    fn new(cfg: &LlamaConfig, w: &WeightPath) -> Result<Self> {
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        Ok(Self {
+            gate_proj: w.pp("gate_proj").linear(i, h)?,
+            up_proj: w.pp("up_proj").linear(i, h)?,
+            down_proj: w.pp("down_proj").linear(h, i)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let gated = (self.gate_proj.forward(x)?.silu()? * self.up_proj.forward(x)?)?;
+        self.down_proj.forward(&gated)
+    }
+}
+
+#[derive(Debug)]
+struct Block {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
+}
+
+impl Block {
+    fn forward(&self, x: &Tensor, rope: &(Tensor, Tensor), mask: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        let h = (x + self.self_attn.forward(&self.input_layernorm.forward(x, mode)?, rope, mask, mode)?)?;
+        &h + self.mlp.forward(&self.post_attention_layernorm.forward(&h, mode)?)?
+    }
+}
+
+#[derive(Debug)]
+pub struct Llama {
+    cfg: LlamaConfig,
+    embed_tokens: Tensor,
+    layers: Vec<Block>,
+    norm: RmsNorm,
+    /// `[vocab, hidden]`; the embedding matrix itself when tied.
+    lm_head: Tensor,
+    inv_freq: Tensor,
+}
+
+impl Llama {
+    /// Builds the model from HF-named f32 weights (see `weights.rs`).
+    pub fn new(cfg: LlamaConfig, weights: &Weights) -> Result<Self> {
+        cfg.validate().map_err(|reason| ModelError::Config { path: "config".into(), reason })?;
+        let root = WeightPath { weights, prefix: String::new() };
+        let m = root.pp("model");
+        let (h, v) = (cfg.hidden_size, cfg.vocab_size);
+        let norm = |w: &WeightPath| -> Result<RmsNorm> {
+            Ok(RmsNorm { weight: w.get(&[h], "weight")?, eps: cfg.rms_norm_eps })
+        };
+        let embed_tokens = m.pp("embed_tokens").get(&[v, h], "weight")?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let l = m.pp("layers").pp(i);
+            layers.push(Block {
+                input_layernorm: norm(&l.pp("input_layernorm"))?,
+                self_attn: Attention::new(&cfg, &l.pp("self_attn"))?,
+                post_attention_layernorm: norm(&l.pp("post_attention_layernorm"))?,
+                mlp: Mlp::new(&cfg, &l.pp("mlp"))?,
+            });
+        }
+        // Tied: HF ignores a stored lm_head.weight and re-ties it to the embeddings; so do we.
+        let lm_head = if cfg.tie_word_embeddings {
+            embed_tokens.clone()
+        } else {
+            root.pp("lm_head").get(&[v, h], "weight")?
+        };
+        let inv_freq = Tensor::new(rope_inv_freq(&cfg), &Device::Cpu)?;
+        Ok(Self { norm: norm(&m.pp("norm"))?, cfg, embed_tokens, layers, lm_head, inv_freq })
+    }
+
+    /// Loads an HF folder or a GGUF file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let ckpt = load_checkpoint(path)?;
+        Self::new(ckpt.config, &ckpt.weights)
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+
+    /// Final-norm hidden states `[b, s, hidden]` for `input_ids [b, s]` (u32).
+    pub fn forward_hidden(&self, input_ids: &Tensor, mode: ForwardMode) -> Result<Tensor> {
+        let (b, s) = input_ids.dims2()?;
+        if s == 0 {
+            return Err(ModelError::Input("input_ids has no positions".into()));
+        }
+        let max_id = input_ids.max_all()?.to_dtype(DType::U32)?.to_scalar::<u32>()?;
+        if max_id as usize >= self.cfg.vocab_size {
+            return Err(ModelError::Input(format!("token id {max_id} >= vocab_size {}", self.cfg.vocab_size)));
+        }
+        let mut x = self.embed_tokens.index_select(&input_ids.flatten_all()?, 0)?.reshape((b, s, self.cfg.hidden_size))?;
+        let rope = rope_tables(&self.inv_freq, s)?;
+        let mask = causal_mask(s, x.device())?;
+        for layer in &self.layers {
+            x = layer.forward(&x, &rope, &mask, mode)?;
+        }
+        Ok(self.norm.forward(&x, mode)?)
+    }
+
+    /// Logits `[.., vocab]` for hidden states `[.., hidden]` (e.g. only the labelled positions).
+    pub fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(linear(hidden, &self.lm_head)?)
+    }
+
+    /// Logits `[b, s, vocab]` for `input_ids [b, s]`.
+    pub fn forward(&self, input_ids: &Tensor, mode: ForwardMode) -> Result<Tensor> {
+        self.lm_head(&self.forward_hidden(input_ids, mode)?)
+    }
+
+    /// Eval-mode logits at the last position of one sequence.
+    pub fn last_logits(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        let input = Tensor::new(ids, &Device::Cpu)?.unsqueeze(0)?;
+        let hidden = self.forward_hidden(&input, ForwardMode::Eval)?;
+        let last = hidden.narrow(1, ids.len() - 1, 1)?;
+        Ok(self.lm_head(&last)?.flatten_all()?.to_vec1()?)
+    }
+
+    /// Replaces projections by name (`model.layers.{i}.self_attn.q_proj`, `...mlp.down_proj`):
+    /// `f` gets the current projection and returns the one to use (unchanged, or wrapped).
+    pub fn map_projections<F>(&mut self, mut f: F) -> Result<()>
+    where
+        F: FnMut(&str, Arc<dyn Projection>) -> Result<Arc<dyn Projection>>,
+    {
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let a = &mut l.self_attn;
+            let m = &mut l.mlp;
+            let slots: [(&str, &mut Arc<dyn Projection>); 7] = [
+                ("self_attn.q_proj", &mut a.q_proj),
+                ("self_attn.k_proj", &mut a.k_proj),
+                ("self_attn.v_proj", &mut a.v_proj),
+                ("self_attn.o_proj", &mut a.o_proj),
+                ("mlp.gate_proj", &mut m.gate_proj),
+                ("mlp.up_proj", &mut m.up_proj),
+                ("mlp.down_proj", &mut m.down_proj),
+            ];
+            for (name, slot) in slots {
+                *slot = f(&format!("model.layers.{i}.{name}"), slot.clone())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[s, s]` additive mask: 0 on and below the diagonal, -inf above.
+fn causal_mask(s: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let data: Vec<f32> = (0..s)
+        .flat_map(|i| (0..s).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(data, (s, s), device)
+}
