@@ -3,6 +3,7 @@
 import { Command, Option } from 'commander';
 import type { SourceSpec } from '../../ts/connectors/index.js';
 import { type IngestSummary, SkipLog, formatSummary, progressLine } from '../../ts/connectors/report.js';
+import { scrubError } from '../../ts/connectors/redact.js';
 import { ForgeError } from '../../ts/errors.js';
 
 interface IngestFlags {
@@ -171,6 +172,9 @@ export const ingestCommand = new Command('ingest')
       progress.done();
       const summary: IngestSummary = { out: flags.out, ...stats, skipped: skips.summary(), ignoredFiles };
       process.stdout.write(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(summary));
+    } catch (err) {
+      // Connectors redact their own errors; this catches anything a library threw with a secret in it.
+      throw scrubError(err, [flags.url]);
     } finally {
       progress.done();
       process.removeListener('SIGINT', onSigint);

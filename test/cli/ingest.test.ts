@@ -5,6 +5,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, runCli } from '../helpers/cli.js';
+import { type GDocsServer, startGDocsServer } from '../helpers/gdocs-server.js';
 import { type TestPostgres, sql, testPostgres } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -99,6 +100,31 @@ describe('foremforge ingest --from sqlite / gdocs', () => {
     const missing = await runCli(['ingest', '--from', 'gdocs', '--mock', path.join(FIX, 'gdocs-mock'), '--doc', '1Nope', '--out', out]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('error[GDOCS_NOT_FOUND]');
+  });
+});
+
+describe('foremforge ingest --from gdocs (live client against a local API server)', () => {
+  let server: GDocsServer;
+  const token = 'ya29.cli-test-token-abcdef';
+
+  beforeAll(async () => {
+    const doc = JSON.parse(readFileSync(path.join(FIX, 'gdocs-mock/documents/1NotesDoc456.json'), 'utf8')) as unknown;
+    server = await startGDocsServer({ documents: { '1NotesDoc456': doc }, tokens: [token] });
+  });
+
+  afterAll(() => server.close());
+
+  it('reads with GOOGLE_OAUTH_TOKEN and base URLs from env; a rejected token is never printed', async () => {
+    const out = path.join(tempDir(), 'docs.jsonl');
+    const env = { TINYFORGE_GDOCS_DOCS_URL: server.url, TINYFORGE_GDOCS_DRIVE_URL: server.url, GOOGLE_OAUTH_TOKEN: token };
+    const ok = await runCli(['ingest', '--from', 'gdocs', '--doc', '1NotesDoc456', '--out', out], { env });
+    expect(ok.code).toBe(0);
+    expect(lines(out)).toEqual([{ text: 'Version 1.2 adds offline mode.', _source: { kind: 'gdocs', documentId: '1NotesDoc456', title: 'Release notes' } }]);
+    expect(readFileSync(out, 'utf8')).not.toContain(token);
+    const bad = await runCli(['ingest', '--from', 'gdocs', '--doc', '1NotesDoc456', '--out', out], { env: { ...env, GOOGLE_OAUTH_TOKEN: 'ya29.revoked-token-999' } });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('error[GDOCS_UNAUTHORIZED]');
+    expect(bad.stdout + bad.stderr).not.toContain('revoked-token');
   });
 });
 

@@ -127,5 +127,11 @@ describe('PostgreSQL connector', () => {
       expect(String(err.stack)).not.toContain(password);
     }
     expect((await failure(readPostgres({ url: pg.url, table: T, namedParams: { a: 1 } }))).code).toBe('INVALID_ARGUMENT');
+    // A URL Node cannot parse: its error would carry the whole input; ours must not.
+    for (const broken of ['postgres://u:Br0kenSecret@[bad:5432/x', 'host=h password=Br0kenSecret']) {
+      const err = await failure(readPostgres({ url: broken, table: T }));
+      expect(err.code).toBe('INVALID_ARGUMENT');
+      expect(`${err.message} ${err.stack} ${JSON.stringify(err)}`).not.toContain('Br0kenSecret');
+    }
   });
 });

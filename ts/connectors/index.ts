@@ -2,7 +2,7 @@
 // (`SourceRecord`, see ./types.ts), so the dataset tools and `foremforge ingest` consume files,
 // databases and Google Docs the same way, streaming.
 export * from './types.js';
-export { redact, redactUrl, registerSecret } from './redact.js';
+export { redact, redactUrl, registerSecret, scrubError } from './redact.js';
 export { normalizeRow, type ColumnMapping } from './normalize.js';
 export { Chunker, splitOversize, type Block, type Chunk } from './chunk.js';
 export { readJsonl, type JsonlOptions } from './jsonl.js';

@@ -46,6 +46,11 @@ export async function* readPostgres(options: PostgresOptions): AsyncGenerator<So
     });
   }
   const url = options.url ?? process.env.DATABASE_URL;
+  if (url !== undefined && !/^postgres(ql)?:\/\//i.test(url)) {
+    throw new ForgeError('INVALID_ARGUMENT', `not a PostgreSQL URL: ${redact(url)}`, {
+      suggestion: 'use postgres://user:password@host:5432/database (or leave --url out and set PGHOST, PGUSER, ...)',
+    });
+  }
   const password = url ? safePassword(url) : process.env.PGPASSWORD;
   registerSecret(password);
   const secrets = [password];
@@ -54,7 +59,15 @@ export async function* readPostgres(options: PostgresOptions): AsyncGenerator<So
 
   // Loaded on first use (~0.2 s), so commands that never touch PostgreSQL do not pay for it.
   const pg = (await import('pg')).default;
-  const client = new pg.Client(url ? { connectionString: url } : {});
+  let client: InstanceType<typeof pg.Client>;
+  try {
+    client = new pg.Client(url ? { connectionString: url } : {});
+  } catch (err) {
+    // Node's URL errors carry the whole input (password included) in `input`: never rethrow them.
+    throw new ForgeError('INVALID_ARGUMENT', `invalid PostgreSQL URL ${redact(url ?? '', secrets)}: ${redact((err as Error).message, secrets)}`, {
+      suggestion: 'percent-encode special characters in the user and password',
+    });
+  }
   // An idle client that loses its connection emits 'error'; without a listener Node would crash.
   client.on('error', () => {});
   try {

@@ -47,3 +47,16 @@ export function redactUrl(url: string): string {
     return redact(url);
   }
 }
+
+/**
+ * Last line of defence for errors from libraries: rewrites message and stack through redact() and
+ * drops properties that may echo input (Node's URL errors keep the whole URL in `input`).
+ */
+export function scrubError(err: unknown, secrets: Array<string | undefined> = []): unknown {
+  if (!(err instanceof Error)) return typeof err === 'string' ? redact(err, secrets) : err;
+  err.message = redact(err.message, secrets);
+  if (err.stack) err.stack = redact(err.stack, secrets);
+  const bag = err as unknown as Record<string, unknown>;
+  for (const key of ['input', 'config', 'request', 'options']) if (key in bag) delete bag[key];
+  return err;
+}
