@@ -33,6 +33,9 @@ if [ -z "$BIN" ]; then
   BIN="$(find_bindir)"
 fi
 
+# Debian's package creates the `postgres` user; binaries from elsewhere may not have.
+if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then useradd --system --no-create-home postgres; fi
+
 # Run a command as the cluster's owner.
 as_owner() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi

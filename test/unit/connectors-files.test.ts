@@ -247,6 +247,7 @@ describe('folders', () => {
 
   it('names a missing path SOURCE_NOT_FOUND and an unknown extension INVALID_ARGUMENT', async () => {
     expect((await failure(readFiles('/nonexistent/tinyforge/data'))).code).toBe('SOURCE_NOT_FOUND');
+    expect((await failure(readJsonl('/nonexistent/x.jsonl'))).code).toBe('SOURCE_NOT_FOUND');
     const file = path.join(tempDir(), 'x.xlsx');
     writeFileSync(file, '');
     expect((await failure(readFiles(file))).code).toBe('INVALID_ARGUMENT');

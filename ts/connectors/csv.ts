@@ -6,7 +6,7 @@ import { open } from 'node:fs/promises';
 import { parse } from 'csv-parse';
 import iconv from 'iconv-lite';
 import { ForgeError } from '../errors.js';
-import { type ColumnMapping, normalizeRow, settle } from './normalize.js';
+import { checkFile, type ColumnMapping, normalizeRow, settle } from './normalize.js';
 import type { CommonOptions, SourceRecord } from './types.js';
 
 export interface CsvOptions extends CommonOptions, ColumnMapping {
@@ -40,6 +40,7 @@ function startLine(raw: string, endLine: number): number {
 }
 
 export async function* readCsv(path: string, options: CsvOptions = {}): AsyncGenerator<SourceRecord> {
+  await checkFile(path);
   const encoding = options.encoding ?? (await sniffEncoding(path));
   if (!iconv.encodingExists(encoding)) {
     throw new ForgeError('INVALID_ARGUMENT', `unknown encoding "${encoding}"`, {

@@ -1,8 +1,8 @@
 // DOCX → `{text}` chunks by section. mammoth turns Word's styles into HTML (Heading 1 → <h1>, ...);
 // its output is a small, regular subset of HTML, so its block elements are read with a few
 // patterns rather than a DOM. The heading above each chunk is its provenance.
-import { stat } from 'node:fs/promises';
 import { ForgeError } from '../errors.js';
+import { checkFile } from './normalize.js';
 import { type Block, Chunker } from './chunk.js';
 import type { CommonOptions, SourceRecord } from './types.js';
 
@@ -33,7 +33,7 @@ export function htmlBlocks(html: string): Block[] {
 }
 
 export async function* readDocx(file: string, options: CommonOptions = {}): AsyncGenerator<SourceRecord> {
-  await stat(file);
+  await checkFile(file);
   let html: string;
   try {
     // Loaded on first use: mammoth takes ~0.3 s to import and most ingests never see a DOCX.

@@ -2,7 +2,7 @@
 // moderate files: above MAX_JSON_BYTES it refuses and points to JSONL, which streams.
 import { readFile, stat } from 'node:fs/promises';
 import { ForgeError } from '../errors.js';
-import { type ColumnMapping, normalizeRow, settle } from './normalize.js';
+import { checkFile, type ColumnMapping, normalizeRow, settle } from './normalize.js';
 import type { CommonOptions, SourceRecord } from './types.js';
 
 export const MAX_JSON_BYTES = 256 * 1024 * 1024;
@@ -10,6 +10,7 @@ export const MAX_JSON_BYTES = 256 * 1024 * 1024;
 export interface JsonArrayOptions extends CommonOptions, ColumnMapping {}
 
 export async function* readJsonArray(path: string, options: JsonArrayOptions = {}): AsyncGenerator<SourceRecord> {
+  await checkFile(path);
   const { size } = await stat(path);
   if (size > MAX_JSON_BYTES) {
     throw new ForgeError('INPUT_TOO_LARGE', `${path} is ${(size / 2 ** 20).toFixed(0)} MiB; JSON arrays are parsed whole (limit ${MAX_JSON_BYTES / 2 ** 20} MiB)`, {

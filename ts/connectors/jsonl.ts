@@ -1,12 +1,13 @@
 // JSONL / NDJSON: one record per line, read line by line so a file of any size streams.
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { type ColumnMapping, normalizeRow, settle, skipOrThrow } from './normalize.js';
+import { checkFile, type ColumnMapping, normalizeRow, settle, skipOrThrow } from './normalize.js';
 import type { CommonOptions, SourceRecord } from './types.js';
 
 export interface JsonlOptions extends CommonOptions, ColumnMapping {}
 
 export async function* readJsonl(path: string, options: JsonlOptions = {}): AsyncGenerator<SourceRecord> {
+  await checkFile(path);
   const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
   let line = 0;
   try {

@@ -2,6 +2,7 @@
 // schemas. With a column mapping the named columns are used; without one, common column names are
 // recognised. Every failure is a reason string, so connectors can either throw it with a location
 // (file:line, table key) or collect it when skipping invalid records.
+import { stat } from 'node:fs/promises';
 import { ForgeError } from '../errors.js';
 import type { ChatMessage, CommonOptions, DataRecord, Provenance, SourceRecord } from './types.js';
 import { describeSource } from './types.js';
@@ -106,4 +107,12 @@ export function skipOrThrow(source: Provenance, reason: string, options: CommonO
   if (!options.skipInvalid) throw invalidData(source, reason);
   options.onSkip?.({ source, reason });
   return undefined;
+}
+
+/** A coded error instead of a bare ENOENT when a reader is called on a path that is not a file. */
+export async function checkFile(path: string): Promise<void> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info?.isFile()) {
+    throw new ForgeError('SOURCE_NOT_FOUND', `no such file: ${path}`, { suggestion: 'check the path' });
+  }
 }

@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { ForgeError } from '../errors.js';
+import { checkFile } from './normalize.js';
 import { Chunker } from './chunk.js';
 import type { CommonOptions, SourceRecord } from './types.js';
 
@@ -18,6 +19,7 @@ function standardFontDataUrl(): string {
 }
 
 export async function* readPdf(file: string, options: CommonOptions = {}): AsyncGenerator<SourceRecord> {
+  await checkFile(file);
   pdfjs ??= import('pdfjs-dist/legacy/build/pdf.mjs');
   const { getDocument, VerbosityLevel } = await pdfjs;
   const data = new Uint8Array(await readFile(file));

@@ -4,6 +4,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { type Block, Chunker } from './chunk.js';
+import { checkFile } from './normalize.js';
 import type { CommonOptions, SourceRecord } from './types.js';
 
 export interface TextOptions extends CommonOptions {
@@ -65,6 +66,7 @@ export async function* textBlocks(lines: AsyncIterable<string>, markdown: boolea
 }
 
 export async function* readText(path: string, options: TextOptions = {}): AsyncGenerator<SourceRecord> {
+  await checkFile(path);
   const markdown = options.markdown ?? /\.(md|markdown|mdx)$/i.test(path);
   const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
   const chunker = new Chunker(options);
