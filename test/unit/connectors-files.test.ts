@@ -120,6 +120,8 @@ describe('CSV and TSV', () => {
     expect(latin[1]).toMatchObject({ output: 'Réponse française.' });
     const win = await all(readCsv(fx('latin1.csv'), { encoding: 'windows-1252' }));
     expect(win[1]).toMatchObject({ input: 'Naïve question?' });
+    // A byte-order mark wins over a wrong --encoding.
+    expect(await all(readCsv(fx('qa-bom.csv'), { encoding: 'latin1' }))).toHaveLength(3);
     const utf16 = await all(readCsv(fx('utf16.csv')));
     expect(utf16).toEqual([{ input: 'Hello?', output: 'Hi — welcome!', source: { kind: 'file', path: fx('utf16.csv'), line: 2 } }]);
   });

@@ -16,15 +16,16 @@ export interface CsvOptions extends CommonOptions, ColumnMapping {
   encoding?: string;
 }
 
-// Without --encoding, a UTF-16 byte-order mark decides; anything else is read as UTF-8. (Latin-1
-// cannot be told from UTF-8 reliably by sniffing, so it must be named.)
-async function sniffEncoding(path: string): Promise<string> {
+// A byte-order mark is definitive (it overrides --encoding); without one, --encoding decides, else
+// UTF-8. (Latin-1 cannot be told from UTF-8 reliably by sniffing, so it must be named.)
+async function bomEncoding(path: string): Promise<string | undefined> {
   const handle = await open(path, 'r');
   try {
-    const { buffer, bytesRead } = await handle.read(Buffer.alloc(2), 0, 2, 0);
-    if (bytesRead === 2 && buffer[0] === 0xff && buffer[1] === 0xfe) return 'utf16le';
-    if (bytesRead === 2 && buffer[0] === 0xfe && buffer[1] === 0xff) return 'utf16be';
-    return 'utf8';
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(3), 0, 3, 0);
+    if (bytesRead >= 2 && buffer[0] === 0xff && buffer[1] === 0xfe) return 'utf16le';
+    if (bytesRead >= 2 && buffer[0] === 0xfe && buffer[1] === 0xff) return 'utf16be';
+    if (bytesRead === 3 && buffer[0] === 0xef && buffer[1] === 0xbb && buffer[2] === 0xbf) return 'utf8';
+    return undefined;
   } finally {
     await handle.close();
   }
@@ -41,12 +42,12 @@ function startLine(raw: string, endLine: number): number {
 
 export async function* readCsv(path: string, options: CsvOptions = {}): AsyncGenerator<SourceRecord> {
   await checkFile(path);
-  const encoding = options.encoding ?? (await sniffEncoding(path));
-  if (!iconv.encodingExists(encoding)) {
-    throw new ForgeError('INVALID_ARGUMENT', `unknown encoding "${encoding}"`, {
+  if (options.encoding !== undefined && !iconv.encodingExists(options.encoding)) {
+    throw new ForgeError('INVALID_ARGUMENT', `unknown encoding "${options.encoding}"`, {
       suggestion: 'use utf8, utf16le, latin1 or windows-1252',
     });
   }
+  const encoding = (await bomEncoding(path)) ?? options.encoding ?? 'utf8';
   const delimiter = options.delimiter ?? (/\.tsv$/i.test(path) ? '\t' : ',');
   const parser = parse({
     columns: true,

@@ -66,6 +66,10 @@ export function formatSummary(s: IngestSummary): string {
   const lines = [
     `wrote ${s.records} records to ${s.out} (${kinds || 'none'}) in ${s.seconds.toFixed(2)} s, ${rate.toFixed(0)} records/s`,
   ];
+  const kindsPresent = Object.values(s.byKind).filter((n) => n > 0).length;
+  if (kindsPresent > 1) {
+    lines.push(`note: the output mixes record schemas (${kinds}); a training set uses one: narrow the source (--include/--exclude) or ingest each kind to its own file`);
+  }
   if (s.skipped.total > 0) {
     lines.push(`skipped ${s.skipped.total} invalid records:`);
     for (const r of s.skipped.byReason) {
