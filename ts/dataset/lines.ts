@@ -22,10 +22,12 @@ export interface ReadLinesOptions {
   maxLineChars?: number;
 }
 
-function stripCr(lines: string[]): void {
+/** Strips a trailing "\r" and replaces lines over `max` by OVERLONG_LINE, in place. */
+function finishLines(lines: string[], max: number): void {
   for (let i = 0; i < lines.length; i++) {
     const s = lines[i]!;
-    if (s.charCodeAt(s.length - 1) === 13) lines[i] = s.slice(0, -1);
+    if (s.length > max) lines[i] = OVERLONG_LINE;
+    else if (s.charCodeAt(s.length - 1) === 13) lines[i] = s.slice(0, -1);
   }
 }
 
@@ -53,11 +55,10 @@ export async function* readLineBatches(file: string, options: ReadLinesOptions =
       return undefined;
     }
     parts[0] = skipping ? OVERLONG_LINE : carry + parts[0];
-    if (parts[0].length > maxLine) parts[0] = OVERLONG_LINE;
     skipping = false;
     carry = tail;
     if (carry.length > maxLine) [carry, skipping] = ['', true];
-    stripCr(parts);
+    finishLines(parts, maxLine);
     return parts;
   }
 
@@ -75,7 +76,7 @@ export async function* readLineBatches(file: string, options: ReadLinesOptions =
   }
   if (skipping || carry.length > 0) {
     const last = [skipping ? OVERLONG_LINE : carry];
-    stripCr(last);
+    finishLines(last, maxLine);
     yield { firstLine: nextLine, lines: last };
   }
 }
