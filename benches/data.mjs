@@ -72,13 +72,14 @@ async function generate(file, targetBytes) {
 // The child: runs one reader over the file and prints {seconds, records, problems, vmHwmKb, maxRssKb}.
 const CHILD = `
   import { readFileSync } from 'node:fs';
-  const [mode, file, datasetUrl] = process.argv.slice(1);
+  const [mode, file, datasetUrl, workers] = process.argv.slice(1);
   const peak = () => Number(/VmHWM:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0);
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   let records = 0, problems = 0;
   if (mode === 'validate') {
     const { validateFile } = await import(datasetUrl);
-    const { summary } = await validateFile(file, { maxProblems: 1000 });
+    const { summary } = await validateFile(file, { maxProblems: 1000, ...(workers === 'default' ? {} : { workers: Number(workers) }) });
     records = summary.records;
     problems = summary.errors + summary.warnings;
   } else {
@@ -91,12 +92,14 @@ const CHILD = `
     }
   }
   const seconds = (performance.now() - t0) / 1000;
-  console.log(JSON.stringify({ seconds, records, problems, vmHwmKb: peak(), maxRssKb: process.resourceUsage().maxRSS }));
+  const cpu = process.cpuUsage(c0);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6; // all threads of the process
+  console.log(JSON.stringify({ seconds, cpuSeconds, records, problems, vmHwmKb: peak(), maxRssKb: process.resourceUsage().maxRSS }));
 `;
 
-function runChild(mode, file) {
+function runChild(mode, file, workers = 'default') {
   const datasetUrl = pathToFileURL(path.join(ROOT, 'dist/ts/dataset/index.js')).href;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD, mode, file, datasetUrl], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD, mode, file, datasetUrl, String(workers)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${mode} child failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop());
 }
@@ -111,17 +114,21 @@ async function main() {
     const genSeconds = (performance.now() - g0) / 1000;
     const bytes = statSync(file).size;
     const rows = [];
-    for (const [name, mode] of [
-      ['tinyforge validateFile', 'validate'],
-      ['reference: readline + JSON.parse', 'readline'],
-      ['tinyforge validateFile (2nd run)', 'validate'],
+    const loadBefore = os.loadavg().map((x) => +x.toFixed(2));
+    for (const [name, mode, workers] of [
+      ['tinyforge validateFile (default: 2 worker threads)', 'validate', 'default'],
+      ['tinyforge validateFile (workers: 0, one thread)', 'validate', 0],
+      ['reference: readline + JSON.parse, one thread', 'readline'],
+      ['tinyforge validateFile (default, 2nd run)', 'validate', 'default'],
     ]) {
       process.stderr.write(`running ${name} ...\n`);
-      const c = runChild(mode, file);
+      const c = runChild(mode, file, workers);
       rows.push({
         name,
         seconds: +c.seconds.toFixed(2),
         mbPerSec: +(bytes / 1e6 / c.seconds).toFixed(1),
+        cpuSeconds: +c.cpuSeconds.toFixed(2),
+        mbPerCpuSec: +(bytes / 1e6 / c.cpuSeconds).toFixed(1),
         recordsPerSec: Math.round(c.records / c.seconds),
         peakRssMb: +(c.vmHwmKb / 1024).toFixed(1),
         records: c.records,
@@ -132,7 +139,9 @@ async function main() {
     const result = {
       suite: 'data',
       date: new Date().toISOString(),
-      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memGb: Math.round(os.totalmem() / 2 ** 30), loadavg: os.loadavg().map((x) => +x.toFixed(2)), node: process.version },
+      // Load average before and after: the machine may be shared; MB per CPU-second is the
+      // number least disturbed by other processes.
+      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memGb: Math.round(os.totalmem() / 2 ** 30), loadBefore, loadAfter: os.loadavg().map((x) => +x.toFixed(2)), node: process.version },
       file: { bytes, records: gen.records, generateSeconds: +genSeconds.toFixed(1) },
       goal: GOAL,
       rows,
@@ -141,8 +150,17 @@ async function main() {
     mkdirSync(path.join(ROOT, 'benches/results'), { recursive: true });
     const out = path.join(ROOT, 'benches/results', `data-${result.date.slice(0, 10)}.json`);
     writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
-    console.log(`\ndata bench: ${(bytes / 1e6).toFixed(0)} MB, ${gen.records} records (load avg ${result.machine.loadavg.join(' ')})`);
-    console.table(rows.map(({ name, seconds, mbPerSec, recordsPerSec, peakRssMb }) => ({ name, seconds, 'MB/s': mbPerSec, 'records/s': recordsPerSec, 'peak RSS MB': peakRssMb })));
+    console.log(`\ndata bench: ${(bytes / 1e6).toFixed(0)} MB, ${gen.records} records (${os.cpus().length} cpus, load avg before ${loadBefore.join(' ')}, after ${result.machine.loadAfter.join(' ')})`);
+    console.table(
+      rows.map(({ name, seconds, mbPerSec, recordsPerSec, mbPerCpuSec, peakRssMb }) => ({
+        name,
+        seconds,
+        'MB/s': mbPerSec,
+        'records/s': recordsPerSec,
+        'MB/CPU-s': mbPerCpuSec,
+        'peak RSS MB': peakRssMb,
+      })),
+    );
     console.log(`goal >= ${GOAL.mbPerSec} MB/s: ${result.met.throughput ? 'met' : 'NOT met'}; RSS < ${GOAL.peakRssMb} MB: ${result.met.memory ? 'met' : 'NOT met'}`);
     console.log(`written ${path.relative(ROOT, out)}`);
   } finally {
