@@ -2,7 +2,11 @@
 import { Command, Option } from 'commander';
 import { createInterface } from 'node:readline/promises';
 import { ForgeError } from '../../ts/errors.js';
-import { ARTIFACT_KINDS, type Artifact, type ArtifactKind, Registry } from '../../ts/registry/index.js';
+// Types only: the registry (and its native SQLite driver) loads when a models command runs, not on
+// every CLI start.
+import type { Artifact, ArtifactKind, Registry } from '../../ts/registry/index.js';
+
+const KINDS: ArtifactKind[] = ['run', 'export', 'base_model'];
 
 const printJson = (value: unknown): void => void process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 
@@ -17,11 +21,14 @@ export function formatBytes(n: number): string {
   return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
 
-function withRegistry(fn: (r: Registry) => Promise<void> | void): Promise<void> {
+async function withRegistry(fn: (r: Registry) => Promise<void> | void): Promise<void> {
+  const { Registry } = await import('../../ts/registry/index.js');
   const registry = Registry.open();
-  return Promise.resolve()
-    .then(() => fn(registry))
-    .finally(() => registry.close());
+  try {
+    await fn(registry);
+  } finally {
+    registry.close();
+  }
 }
 
 function table(rows: string[][]): string {
@@ -32,7 +39,7 @@ function table(rows: string[][]): string {
 const list = new Command('list')
   .alias('ls')
   .description('List registered runs, exports and base models, newest first.')
-  .addOption(new Option('--kind <kind>', 'only this kind').choices([...ARTIFACT_KINDS]))
+  .addOption(new Option('--kind <kind>', 'only this kind').choices(KINDS))
   .option('--json', 'print the list as JSON')
   .action((flags: { kind?: ArtifactKind; json?: boolean }) =>
     withRegistry((registry) => {

@@ -152,6 +152,8 @@ describe('Registry', () => {
     await expect(r.remove(a.id, { deleteFiles: true })).rejects.toMatchObject({ code: 'UNSAFE_DELETE' });
     const b = await r.registerRun({ path: '/', files: [] });
     await expect(r.remove(b.id, { deleteFiles: true })).rejects.toMatchObject({ code: 'UNSAFE_DELETE' });
+    // A refused delete leaves the rows in place.
+    expect(r.list().map((x) => x.id).sort()).toEqual([a.id, b.id].sort());
   });
 });
 

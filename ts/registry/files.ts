@@ -44,7 +44,7 @@ export async function listFiles(root: string, options: { hash?: boolean } = {}):
  * there: a filesystem root, the home folder or one of its ancestors, the current folder or one of
  * its ancestors.
  */
-export async function deleteArtifactPath(target: string): Promise<void> {
+export function assertSafeToDelete(target: string): string {
   const abs = path.resolve(target);
   const forbidden = [os.homedir(), process.cwd()];
   const isAncestorOf = (a: string, b: string) => a === b || b.startsWith(a.endsWith(path.sep) ? a : a + path.sep);
@@ -53,5 +53,9 @@ export async function deleteArtifactPath(target: string): Promise<void> {
       suggestion: 'delete the files by hand if you really mean it, then `foremforge models rm --keep-files`',
     });
   }
-  await rm(abs, { recursive: true, force: true });
+  return abs;
+}
+
+export async function deleteArtifactPath(target: string): Promise<void> {
+  await rm(assertSafeToDelete(target), { recursive: true, force: true });
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { packageVersion, tinyforgeHome } from '../config/project.js';
 import { ForgeError } from '../errors.js';
 import { openDatabase } from './db.js';
-import { type ArtifactFile, deleteArtifactPath, listFiles } from './files.js';
+import { type ArtifactFile, assertSafeToDelete, deleteArtifactPath, listFiles } from './files.js';
 
 export type ArtifactKind = 'run' | 'export' | 'base_model';
 export const ARTIFACT_KINDS: readonly ArtifactKind[] = ['run', 'export', 'base_model'];
@@ -208,9 +208,12 @@ export class Registry {
    */
   async remove(ref: string, options: { deleteFiles?: boolean } = {}): Promise<{ artifact: Artifact; deletedFiles: boolean }> {
     const artifact = this.get(ref);
+    const deleteFiles = options.deleteFiles === true && artifact.owned;
+    // Refuse before touching the row, so a refused delete leaves everything as it was.
+    if (deleteFiles) assertSafeToDelete(artifact.path);
     this.db.transaction(() => this.db.prepare('DELETE FROM artifacts WHERE id = ?').run(artifact.id)).immediate();
     let deletedFiles = false;
-    if (options.deleteFiles && artifact.owned) {
+    if (deleteFiles) {
       await deleteArtifactPath(artifact.path);
       deletedFiles = true;
     }
