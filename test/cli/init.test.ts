@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_KEYS, configJsonSchema, defaultConfig, envName, loadConfig, validateConfigObject } from '../../ts/config/index.js';
+import { CONFIG_KEYS, applyFlags, configJsonSchema, defaultConfig, envName, loadConfig, validateConfigObject } from '../../ts/config/index.js';
 import { ROOT, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -77,6 +77,16 @@ describe('config', () => {
     });
     expect(config).toMatchObject({ epochs: 2, targetModules: ['q_proj', 'v_proj'], export: { quantize: 'none' }, serve: { port: 9000, host: '127.0.0.1' }, lr: 2e-4 });
     expect(sources).toMatchObject({ epochs: 'env', 'serve.port': 'file', lr: 'default' });
+  });
+
+  it('command flags win over the config, grouped keys by command', () => {
+    const config = defaultConfig();
+    const train = applyFlags(config, { epochs: 9, loraR: 16, json: true, lr: undefined });
+    expect(train).toMatchObject({ epochs: 9, loraR: 16, lr: 2e-4 });
+    expect(applyFlags(config, { port: 9001, host: '0.0.0.0' }, { group: 'serve' }).serve).toEqual({ port: 9001, host: '0.0.0.0' });
+    expect(applyFlags(config, { quantize: 'int4' }, { group: 'export' }).export.quantize).toBe('int4');
+    expect(config.epochs).toBe(3);
+    expect(() => applyFlags(config, { batchSize: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 
   it('reports every bad key at once as INVALID_CONFIG', () => {
