@@ -58,7 +58,9 @@ export async function splitFile(file: string, options: SplitOptions): Promise<Sp
       suggestion: 'use e.g. --eval-fraction 0.1',
     });
   }
-  if (!Number.isInteger(seed) || seed < 0) throw new ForgeError('INVALID_ARGUMENT', `--seed must be a non-negative integer, got ${seed}`);
+  if (!Number.isInteger(seed) || seed < 0) throw new ForgeError('INVALID_ARGUMENT', `--seed must be a non-negative integer, got ${seed}`, {
+      suggestion: 'use e.g. --seed 42',
+    });
   if (!existsSync(file)) throw new ForgeError('FILE_NOT_FOUND', `${file} does not exist`, { suggestion: 'check the path to the JSONL file' });
   assertDistinct(file, options.trainOut, options.evalOut);
 

@@ -53,7 +53,10 @@ export function loadTokenizer(base: string): NativeTokenizer {
     return file.toLowerCase().endsWith('.gguf') ? Tokenizer.fromGguf(file) : Tokenizer.fromFile(file);
   } catch (err) {
     if (hasCode(err)) throw err;
-    throw new ForgeError('TOKENIZER_LOAD_FAILED', `could not load a tokenizer from ${file}: ${(err as Error).message}`, { cause: err });
+    throw new ForgeError('TOKENIZER_LOAD_FAILED', `could not load a tokenizer from ${file}: ${(err as Error).message}`, {
+      suggestion: 'pass the tokenizer.json of a Hugging Face model, its folder, or a .gguf file',
+      cause: err,
+    });
   }
 }
 

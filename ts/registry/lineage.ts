@@ -45,7 +45,10 @@ function readManifest(dir: string): Json {
     if (!m) throw new Error('not a JSON object');
     return m;
   } catch (err) {
-    throw new ForgeError('MANIFEST_INVALID', `${file}: ${(err as Error).message}`, { cause: err });
+    throw new ForgeError('MANIFEST_INVALID', `${file}: ${(err as Error).message}`, {
+      suggestion: `fix or re-create ${MANIFEST_FILE} (it is written by train and export)`,
+      cause: err,
+    });
   }
 }
 
