@@ -1,0 +1,74 @@
+"""Reference logits from Hugging Face transformers (PyTorch, fp32, eager attention) for the
+parity tests in crates/model/tests/parity.rs. Run from the repo root:
+
+    python3 -m venv /tmp/ref-venv && /tmp/ref-venv/bin/pip install torch transformers gguf safetensors accelerate
+    /tmp/ref-venv/bin/python crates/model/tests/data/make_reference.py [path/to/SmolLM2-135M-Instruct.Q4_1.gguf]
+
+Writes reference_tiny.json (every position's logits for the committed tiny model, and again with
+`rope_scaling: {"type": "linear", "factor": 2.0}`) and, when a GGUF path is given,
+reference_smollm2.json (last-position top-20 logits; transformers dequantizes the GGUF with the
+`gguf` package and reverses llama.cpp's Q/K permutation on its own, independently of our code).
+Made with torch 2.15.0, transformers 5.24.0, gguf 0.19.0, accelerate.
+"""
+import json, os, shutil, sys, tempfile
+
+import torch
+import transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+torch.manual_seed(0)
+
+TINY_PROMPTS = [[5, 300, 17, 42, 99, 1, 2, 260], [1, 77], [0], [12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]]
+
+
+def logits_all(model, ids):
+    with torch.no_grad():
+        out = model(torch.tensor([ids]))
+    # 7 significant digits: float32 precision, half the fixture size.
+    return [[float("%.7g" % x) for x in row] for row in out.logits[0].float().tolist()]
+
+
+def tiny():
+    src = os.path.join(HERE, "tiny")
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, attn_implementation="eager").eval()
+    base = [logits_all(model, p) for p in TINY_PROMPTS]
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in os.listdir(src):
+            shutil.copy(os.path.join(src, f), tmp)
+        cfg = json.load(open(os.path.join(tmp, "config.json")))
+        cfg["rope_scaling"] = {"type": "linear", "factor": 2.0}
+        json.dump(cfg, open(os.path.join(tmp, "config.json"), "w"))
+        scaled_model = AutoModelForCausalLM.from_pretrained(tmp, dtype=torch.float32, attn_implementation="eager").eval()
+        scaled = [logits_all(scaled_model, p) for p in TINY_PROMPTS]
+    out = {"source": "transformers " + transformers.__version__ + ", torch " + torch.__version__,
+           "prompts": TINY_PROMPTS, "logits": base, "logits_linear_rope_x2": scaled}
+    json.dump(out, open(os.path.join(HERE, "reference_tiny.json"), "w"))
+
+
+SMOL_PROMPTS = [
+    "The capital of France is",
+    "1, 2, 3, 4,",
+    "<|im_start|>user\nWhat is the color of the sky?<|im_end|>\n<|im_start|>assistant\n",
+]
+
+
+def smollm2(gguf_path):
+    d, f = os.path.split(os.path.abspath(gguf_path))
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32, attn_implementation="eager").eval()
+    cases = []
+    for text in SMOL_PROMPTS:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            last = model(torch.tensor([ids])).logits[0, -1].float()
+        top = torch.topk(last, 20)
+        cases.append({"text": text, "ids": ids, "top_ids": top.indices.tolist(), "top_logits": top.values.tolist()})
+    out = {"source": "transformers " + transformers.__version__ + " gguf_file=" + f, "cases": cases}
+    json.dump(out, open(os.path.join(HERE, "reference_smollm2.json"), "w"), indent=1)
+
+
+if __name__ == "__main__":
+    tiny()
+    if len(sys.argv) > 1:
+        smollm2(sys.argv[1])
