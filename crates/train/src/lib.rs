@@ -1,1 +1,22 @@
-//! TinyForge train.
+//! TinyForge train: JSONL records → chat-formatted token batches (`data`, `batches`), LoRA layers
+//! (`lora`) on the Llama of tinyforge-model (`model`), AdamW + warmup/cosine schedule (`optim`,
+//! `schedule`), the training loop with accumulation, eval and early stopping (`trainer`),
+//! atomic resumable checkpoints (`checkpoint`), PEFT adapter I/O (`adapter`), and the run that
+//! ties them into a run folder (`run`). Pure Rust, no napi.
+pub mod adapter;
+pub mod batches;
+pub mod checkpoint;
+pub mod data;
+pub mod error;
+pub mod lora;
+pub mod manifest;
+pub mod model;
+pub mod optim;
+pub mod run;
+pub mod schedule;
+pub mod trainer;
+
+pub use error::{RecordIssue, Result, TrainError};
+pub use lora::LoraConfig;
+pub use trainer::{EvalResult, LoopConfig, LoopOutcome, Progress};
+pub use run::{TrainOptions, TrainReport, train};

@@ -1,0 +1,222 @@
+//! JSONL records → token ids + labels, formatted with the base model's chat template.
+//!
+//! Three record shapes (DESIGN.md "Ingest"): `{"input","output"}` (optional `"system"`),
+//! `{"messages":[{"role","content"}...]}` and `{"text"}`. Chat records are rendered once in full;
+//! the byte span of every assistant turn is found by rendering the conversation up to that turn
+//! with `add_generation_prompt = true` (where the reply starts) and including it (where the reply
+//! and its end-of-turn token stop), so only tokens inside those spans are labelled — every
+//! assistant turn of a multi-turn chat, never the prompt. `{"text"}` records train on every token.
+//! Every bad record is reported with its line number and reason.
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::{Path, PathBuf},
+};
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tinyforge_tokenizer::{ChatMessage, ChatOptions, Tokenizer};
+
+use crate::error::{RecordIssue, Result, TrainError};
+
+/// One tokenized record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    pub ids: Vec<u32>,
+    /// `labels[j]`: token `j` is predicted (trained on) from the tokens before it.
+    pub labels: Vec<bool>,
+    /// 1-based line of the record in its file.
+    pub line: usize,
+}
+
+impl Example {
+    pub fn label_count(&self) -> usize {
+        self.labels.iter().skip(1).filter(|&&l| l).count()
+    }
+}
+
+/// Token statistics a dry run prints.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataStats {
+    pub records: usize,
+    pub valid: usize,
+    pub invalid: usize,
+    /// Records cut at `max_seq_len` (they still train on what is left).
+    pub truncated: usize,
+    /// Records whose response was entirely beyond `max_seq_len` (dropped).
+    pub dropped_no_labels: usize,
+    pub tokens: usize,
+    pub label_tokens: usize,
+    pub min_len: usize,
+    pub max_len: usize,
+    pub mean_len: f64,
+}
+
+/// A file's examples, its problems and its digest.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub examples: Vec<Example>,
+    pub issues: Vec<RecordIssue>,
+    pub stats: DataStats,
+}
+
+/// Reads and tokenizes a JSONL file. Bad records go to `issues`; the caller decides whether
+/// they are fatal (`skip_invalid`).
+pub fn load_jsonl(path: &Path, tok: &Tokenizer, max_seq_len: usize) -> Result<Dataset> {
+    let read_err = |e: &dyn std::fmt::Display| TrainError::DataRead { path: path.to_path_buf(), reason: e.to_string() };
+    let file = std::fs::File::open(path).map_err(|e| read_err(&e))?;
+    let mut hasher = Sha256::new();
+    let mut reader = BufReader::new(HashingReader { inner: file, hasher: &mut hasher });
+    let (mut examples, mut issues) = (Vec::new(), Vec::new());
+    let mut stats = DataStats::default();
+    let mut line = String::new();
+    let mut line_no = 0;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).map_err(|e| read_err(&e))? == 0 {
+            break;
+        }
+        line_no += 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        stats.records += 1;
+        let issue = |reason: String| RecordIssue { file: path.to_path_buf(), line: line_no, reason };
+        match encode_line(line.trim_end_matches(['\n', '\r']), tok) {
+            Err(reason) => issues.push(issue(reason)),
+            Ok((mut ids, mut labels)) => {
+                if ids.len() > max_seq_len {
+                    stats.truncated += 1;
+                    ids.truncate(max_seq_len);
+                    labels.truncate(max_seq_len);
+                }
+                let ex = Example { ids, labels, line: line_no };
+                if ex.label_count() == 0 {
+                    stats.dropped_no_labels += 1;
+                    continue;
+                }
+                examples.push(ex);
+            }
+        }
+    }
+    drop(reader);
+    stats.valid = examples.len();
+    stats.invalid = issues.len();
+    fill_length_stats(&mut stats, &examples);
+    Ok(Dataset { path: path.to_path_buf(), sha256: hex(&hasher.finalize()), examples, issues, stats })
+}
+
+pub(crate) fn fill_length_stats(stats: &mut DataStats, examples: &[Example]) {
+    stats.tokens = examples.iter().map(|e| e.ids.len()).sum();
+    stats.label_tokens = examples.iter().map(Example::label_count).sum();
+    stats.min_len = examples.iter().map(|e| e.ids.len()).min().unwrap_or(0);
+    stats.max_len = examples.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+    stats.mean_len = if examples.is_empty() { 0.0 } else { stats.tokens as f64 / examples.len() as f64 };
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hashes exactly the bytes the dataset was read from.
+struct HashingReader<'a, R> {
+    inner: R,
+    hasher: &'a mut Sha256,
+}
+
+impl<R: Read> Read for HashingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// One JSONL line → (ids, labels), or the reason it is rejected.
+pub fn encode_line(line: &str, tok: &Tokenizer) -> std::result::Result<(Vec<u32>, Vec<bool>), String> {
+    let value: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    let obj = value.as_object().ok_or("not a JSON object")?;
+    let string = |key: &str| -> std::result::Result<Option<&str>, String> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(format!("field `{key}` must be a string")),
+        }
+    };
+    if let Some(messages) = obj.get("messages") {
+        let messages = parse_messages(messages)?;
+        return encode_chat(&messages, tok);
+    }
+    if obj.contains_key("input") || obj.contains_key("output") {
+        let input = string("input")?.ok_or("field `input` is missing")?;
+        let output = string("output")?.ok_or("field `output` is missing")?;
+        if output.trim().is_empty() {
+            return Err("field `output` is empty".into());
+        }
+        let mut messages = Vec::new();
+        if let Some(system) = string("system")? {
+            messages.push(ChatMessage::new("system", system));
+        }
+        messages.push(ChatMessage::new("user", input));
+        messages.push(ChatMessage::new("assistant", output));
+        return encode_chat(&messages, tok);
+    }
+    if let Some(text) = string("text")? {
+        if text.trim().is_empty() {
+            return Err("field `text` is empty".into());
+        }
+        let mut ids = tok.encode(text, true).map_err(|e| e.to_string())?;
+        if let Some(eos) = tok.special_tokens().eos {
+            ids.push(eos);
+        }
+        let labels = vec![true; ids.len()];
+        return Ok((ids, labels));
+    }
+    Err("expected {\"input\",\"output\"}, {\"messages\"} or {\"text\"}".into())
+}
+
+fn parse_messages(value: &Value) -> std::result::Result<Vec<ChatMessage>, String> {
+    let list = value.as_array().ok_or("field `messages` must be an array")?;
+    let mut out = Vec::with_capacity(list.len());
+    for (i, m) in list.iter().enumerate() {
+        let role = m.get("role").and_then(Value::as_str).ok_or(format!("messages[{i}].role is missing or not a string"))?;
+        let content = m.get("content").and_then(Value::as_str).ok_or(format!("messages[{i}].content is missing or not a string"))?;
+        if !matches!(role, "system" | "user" | "assistant" | "tool") {
+            return Err(format!("messages[{i}].role `{role}` is not system, user, assistant or tool"));
+        }
+        if role == "assistant" && content.trim().is_empty() {
+            return Err(format!("messages[{i}] is an empty assistant reply"));
+        }
+        out.push(ChatMessage::new(role, content));
+    }
+    if !out.iter().any(|m| m.role == "assistant") {
+        return Err("`messages` has no assistant reply to learn".into());
+    }
+    Ok(out)
+}
+
+/// Renders the chat and labels the tokens inside each assistant turn's byte span.
+fn encode_chat(messages: &[ChatMessage], tok: &Tokenizer) -> std::result::Result<(Vec<u32>, Vec<bool>), String> {
+    let render = |msgs: &[ChatMessage], generation: bool| {
+        tok.apply_chat_template(msgs, &ChatOptions { add_generation_prompt: generation, tools: None }).map_err(|e| e.to_string())
+    };
+    let full = render(messages, false)?;
+    let mut spans = Vec::new();
+    for (k, m) in messages.iter().enumerate() {
+        if m.role != "assistant" {
+            continue;
+        }
+        let prompt = render(&messages[..k], true)?;
+        let upto = render(&messages[..=k], false)?;
+        if !full.starts_with(&prompt) || !full.starts_with(&upto) || upto.len() < prompt.len() {
+            return Err(format!("the chat template does not render message {k} as a prefix of the conversation, so the reply cannot be located"));
+        }
+        spans.push(prompt.len()..upto.len());
+    }
+    let enc = tok.encode_with_offsets(&full, false).map_err(|e| e.to_string())?;
+    let labels = enc.offsets.iter().map(|&(start, _)| spans.iter().any(|s| s.contains(&start))).collect();
+    Ok((enc.ids, labels))
+}

@@ -1,0 +1,160 @@
+//! LoRA (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models") with Hugging Face
+//! PEFT's semantics: `y = x·Wᵀ + s·(dropout(x)·Aᵀ)·Bᵀ`, A `[r, in]` Kaiming-uniform (a = √5, i.e.
+//! U(±1/√in)), B `[out, r]` zero, s = alpha/r (rsLoRA, Kalajdzievski 2023: alpha/√r). The frozen
+//! base projection is kept as it is (a plain tensor, never a `Var`), so only A and B get
+//! gradients. Dropout masks come from a generator the trainer reseeds at every micro-batch, so
+//! a run (and a resumed run) draws the same masks.
+use std::sync::{Arc, Mutex};
+
+use candle_core::{DType, Device, Tensor, Var};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use serde::{Deserialize, Serialize};
+use tinyforge_model::{Projection, llama::linear};
+
+/// What to adapt and how (the fields of PEFT's `LoraConfig` we support).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoraConfig {
+    pub r: usize,
+    pub alpha: f64,
+    pub dropout: f64,
+    pub use_rslora: bool,
+    /// Module names as PEFT spells them: `q_proj`, `k_proj`, `v_proj`, `o_proj`, `gate_proj`,
+    /// `up_proj`, `down_proj`.
+    pub target_modules: Vec<String>,
+}
+
+pub const ALL_TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
+impl Default for LoraConfig {
+    fn default() -> Self {
+        Self {
+            r: 8,
+            alpha: 16.0,
+            dropout: 0.05,
+            use_rslora: false,
+            target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
+        }
+    }
+}
+
+impl LoraConfig {
+    pub fn scale(&self) -> f64 {
+        if self.use_rslora { self.alpha / (self.r as f64).sqrt() } else { self.alpha / self.r as f64 }
+    }
+
+    /// True when the projection `model.layers.{i}.self_attn.q_proj` is a target.
+    pub fn targets(&self, module_path: &str) -> bool {
+        let leaf = module_path.rsplit('.').next().unwrap_or(module_path);
+        self.target_modules.iter().any(|t| t == leaf)
+    }
+
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |f: &str, r: String| Err((f.to_string(), r));
+        if self.r == 0 {
+            return bad("loraR", "must be at least 1".into());
+        }
+        if !(self.alpha > 0.0 && self.alpha.is_finite()) {
+            return bad("loraAlpha", format!("must be positive, got {}", self.alpha));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad("loraDropout", format!("must be in [0, 1), got {}", self.dropout));
+        }
+        if self.target_modules.is_empty() {
+            return bad("targetModules", "names no module".into());
+        }
+        for t in &self.target_modules {
+            if !ALL_TARGETS.contains(&t.as_str()) {
+                return bad("targetModules", format!("unknown module `{t}` (known: {})", ALL_TARGETS.join(", ")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Shared dropout generator: `None` means no dropout (evaluation).
+#[derive(Debug, Default)]
+pub struct DropoutRng(Mutex<Option<StdRng>>);
+
+impl DropoutRng {
+    pub fn reseed(&self, seed: Option<u64>) {
+        *self.0.lock().unwrap() = seed.map(StdRng::seed_from_u64);
+    }
+
+    /// Inverted dropout mask (`0` or `1/(1-p)`) shaped like `x`, or `None` when off.
+    fn mask(&self, x: &Tensor, p: f64) -> candle_core::Result<Option<Tensor>> {
+        if p <= 0.0 {
+            return Ok(None);
+        }
+        let mut guard = self.0.lock().unwrap();
+        let Some(rng) = guard.as_mut() else { return Ok(None) };
+        let keep = (1.0 / (1.0 - p)) as f32;
+        let data: Vec<f32> = (0..x.elem_count()).map(|_| if rng.random::<f64>() < p { 0.0 } else { keep }).collect();
+        Ok(Some(Tensor::from_vec(data, x.shape(), x.device())?))
+    }
+}
+
+/// A frozen projection plus a trainable low-rank update.
+#[derive(Debug)]
+pub struct LoraLinear {
+    base: Arc<dyn Projection>,
+    pub a: Var,
+    pub b: Var,
+    scale: f64,
+    dropout: f64,
+    rng: Arc<DropoutRng>,
+}
+
+impl LoraLinear {
+    /// Fresh adapter: A ~ U(±1/√in) from `init`, B = 0 (so training starts at the base model).
+    pub fn new(base: Arc<dyn Projection>, cfg: &LoraConfig, init: &mut StdRng, rng: Arc<DropoutRng>) -> candle_core::Result<Self> {
+        let (out, inp) = base.base_weight().dims2()?;
+        let bound = 1.0 / (inp as f64).sqrt();
+        let a: Vec<f32> = (0..cfg.r * inp).map(|_| ((init.random::<f64>() * 2.0 - 1.0) * bound) as f32).collect();
+        let a = Var::from_vec(a, (cfg.r, inp), &Device::Cpu)?;
+        let b = Var::zeros((out, cfg.r), DType::F32, &Device::Cpu)?;
+        Ok(Self { base, a, b, scale: cfg.scale(), dropout: cfg.dropout, rng })
+    }
+
+    /// `W + s·B·A`, the weight a merged model carries.
+    pub fn merged_weight(&self) -> candle_core::Result<Tensor> {
+        self.base.base_weight() + (self.b.as_tensor().matmul(self.a.as_tensor())? * self.scale)?
+    }
+}
+
+impl Projection for LoraLinear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = self.base.forward(x)?;
+        let xd = match self.rng.mask(x, self.dropout)? {
+            Some(m) => (x * m)?,
+            None => x.clone(),
+        };
+        let delta = linear(&linear(&xd, self.a.as_tensor())?, self.b.as_tensor())?;
+        y + (delta * self.scale)?
+    }
+
+    fn base_weight(&self) -> &Tensor {
+        self.base.base_weight()
+    }
+}
+
+/// Full fine-tuning of one projection: its weight becomes a `Var`.
+#[derive(Debug)]
+pub struct TrainableLinear {
+    pub weight: Var,
+}
+
+impl TrainableLinear {
+    pub fn new(base: &Arc<dyn Projection>) -> candle_core::Result<Self> {
+        Ok(Self { weight: Var::from_tensor(&base.base_weight().copy()?)? })
+    }
+}
+
+impl Projection for TrainableLinear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        linear(x, self.weight.as_tensor())
+    }
+
+    fn base_weight(&self) -> &Tensor {
+        self.weight.as_tensor()
+    }
+}

@@ -1,0 +1,263 @@
+//! One training run end to end: options → tokenizer and data (validated, split) → model with
+//! LoRA (or every projection trainable) → the loop → the run folder of DESIGN.md:
+//! `adapter/` (PEFT) or `model/` (full fine-tune, an HF folder), `tinyforge.json`,
+//! `metrics.jsonl`, `checkpoints/`. `dry_run` stops after the data: statistics and step count.
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::atomic::AtomicBool,
+};
+
+use serde::Serialize;
+use serde_json::json;
+use tinyforge_model::{Llama, ModelFormat, detect_format, load_checkpoint};
+use tinyforge_tokenizer::Tokenizer;
+
+use crate::{
+    adapter,
+    batches::split_eval,
+    checkpoint,
+    data::{DataStats, Example, fill_length_stats, load_jsonl},
+    error::{RecordIssue, Result, TrainError},
+    lora::LoraConfig,
+    manifest::{self, ManifestInput},
+    model::{LlamaForTraining, TrainableLm},
+    trainer::{LoopConfig, LoopOutcome, Progress, run_loop},
+};
+
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// An HF model folder or a GGUF file.
+    pub base: PathBuf,
+    pub data: PathBuf,
+    /// A separate eval file; otherwise `eval_split` of `data` is held out.
+    pub eval_data: Option<PathBuf>,
+    pub out: PathBuf,
+    pub lora: LoraConfig,
+    /// Fine-tune every projection instead of LoRA.
+    pub full: bool,
+    pub max_seq_len: usize,
+    pub eval_split: f64,
+    pub resume: bool,
+    pub skip_invalid: bool,
+    pub dry_run: bool,
+    pub training: LoopConfig,
+}
+
+impl TrainOptions {
+    pub fn new(base: PathBuf, data: PathBuf, out: PathBuf) -> Self {
+        Self {
+            base,
+            data,
+            eval_data: None,
+            out,
+            lora: LoraConfig::default(),
+            full: false,
+            max_seq_len: 512,
+            eval_split: 0.1,
+            resume: false,
+            skip_invalid: false,
+            dry_run: false,
+            training: LoopConfig::default(),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let t = &self.training;
+        let bad = |f: &str, r: String| Err(TrainError::options(f, r));
+        if t.batch_size == 0 {
+            return bad("batchSize", "must be at least 1".into());
+        }
+        if t.grad_accum == 0 {
+            return bad("gradAccum", "must be at least 1".into());
+        }
+        if !(t.lr > 0.0 && t.lr.is_finite()) {
+            return bad("lr", format!("must be positive, got {}", t.lr));
+        }
+        if t.max_steps.is_none() && t.epochs == 0 {
+            return bad("epochs", "must be at least 1 (or set maxSteps)".into());
+        }
+        if t.max_steps == Some(0) {
+            return bad("maxSteps", "must be at least 1".into());
+        }
+        if self.max_seq_len < 2 {
+            return bad("maxSeqLen", "must be at least 2".into());
+        }
+        if !(0.0..1.0).contains(&self.eval_split) {
+            return bad("evalSplit", format!("must be in [0, 1), got {}", self.eval_split));
+        }
+        if !self.full {
+            self.lora.validate().map_err(|(f, r)| TrainError::options(&f, r))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainReport {
+    pub run_dir: PathBuf,
+    /// `adapter/` (LoRA) or `model/` (full fine-tune); `None` for a dry run.
+    pub output_dir: Option<PathBuf>,
+    pub manifest: Option<PathBuf>,
+    pub dry_run: bool,
+    pub data: DataStats,
+    pub eval_data: Option<DataStats>,
+    /// Bad records (skipped with `skip_invalid`; in a dry run, listed either way).
+    pub issues: Vec<RecordIssue>,
+    pub train_examples: usize,
+    pub eval_examples: usize,
+    pub steps_per_epoch: usize,
+    pub total_steps: usize,
+    pub outcome: Option<LoopOutcome>,
+}
+
+pub fn load_tokenizer(base: &Path, format: ModelFormat) -> Result<Tokenizer> {
+    Ok(match format {
+        ModelFormat::HfFolder => Tokenizer::from_file(base.join("tokenizer.json"))?,
+        ModelFormat::Gguf => Tokenizer::from_gguf(base)?,
+    })
+}
+
+pub fn train(opts: &TrainOptions, on_progress: &mut dyn FnMut(&Progress), cancel: &AtomicBool) -> Result<TrainReport> {
+    opts.validate()?;
+    let format = detect_format(&opts.base)?;
+    let tok = load_tokenizer(&opts.base, format)?;
+    let data = load_jsonl(&opts.data, &tok, opts.max_seq_len)?;
+    let eval_file = opts.eval_data.as_deref().map(|p| load_jsonl(p, &tok, opts.max_seq_len)).transpose()?;
+    let mut issues = data.issues.clone();
+    issues.extend(eval_file.iter().flat_map(|d| d.issues.iter().cloned()));
+    if !issues.is_empty() && !opts.skip_invalid && !opts.dry_run {
+        return Err(TrainError::DataInvalid(issues));
+    }
+    let (train_ex, eval_ex): (Vec<Example>, Vec<Example>) = match &eval_file {
+        Some(e) => (data.examples.clone(), e.examples.clone()),
+        None => split_eval(data.examples.clone(), opts.eval_split, opts.training.seed),
+    };
+    let mut report = TrainReport {
+        run_dir: opts.out.clone(),
+        output_dir: None,
+        manifest: None,
+        dry_run: opts.dry_run,
+        data: data.stats.clone(),
+        eval_data: eval_file.as_ref().map(|e| e.stats.clone()),
+        issues,
+        train_examples: train_ex.len(),
+        eval_examples: eval_ex.len(),
+        steps_per_epoch: opts.training.steps_per_epoch(train_ex.len()),
+        total_steps: opts.training.total_steps(train_ex.len()),
+        outcome: None,
+    };
+    if opts.dry_run {
+        return Ok(report);
+    }
+    if train_ex.is_empty() {
+        return Err(TrainError::DataEmpty(format!("{} has no valid record with a labelled response", opts.data.display())));
+    }
+    let ckpt_root = opts.out.join("checkpoints");
+    if !opts.resume && !checkpoint::list(&ckpt_root)?.is_empty() {
+        return Err(TrainError::options("out", format!("{} already holds a run with checkpoints; resume it or choose another folder", opts.out.display())));
+    }
+
+    let base_sha = manifest::base_sha256(&opts.base, format)?;
+    let ckpt = load_checkpoint(&opts.base)?;
+    let llama = Llama::new(ckpt.config.clone(), &ckpt.weights)?;
+    if tok.vocab_size() > ckpt.config.vocab_size {
+        return Err(TrainError::options("base", format!("tokenizer has {} tokens, the model {}", tok.vocab_size(), ckpt.config.vocab_size)));
+    }
+    let model = if opts.full { LlamaForTraining::full(llama)? } else { LlamaForTraining::lora(llama, &opts.lora, opts.training.seed)? };
+
+    let mut loop_cfg = opts.training.clone();
+    loop_cfg.pad_id = tok.special_tokens().pad.or(tok.special_tokens().eos).unwrap_or(0);
+    let mut fingerprint = BTreeMap::new();
+    fingerprint.insert("baseSha256".into(), json!(base_sha));
+    fingerprint.insert("dataSha256".into(), json!(data.sha256));
+    fingerprint.insert("evalDataSha256".into(), json!(eval_file.as_ref().map(|e| e.sha256.clone())));
+    fingerprint.insert("mode".into(), json!(if opts.full { "full" } else { "lora" }));
+    fingerprint.insert("lora".into(), if opts.full { json!(null) } else { serde_json::to_value(&opts.lora).expect("serializes") });
+    fingerprint.insert("maxSeqLen".into(), json!(opts.max_seq_len));
+    fingerprint.insert("evalSplit".into(), json!(opts.eval_split));
+    fingerprint.insert("skipInvalid".into(), json!(opts.skip_invalid));
+    let hyperparameters = json!({ "fingerprint": &fingerprint, "training": &loop_cfg });
+
+    let outcome = run_loop(&model, &train_ex, &eval_ex, &loop_cfg, &opts.out, fingerprint, opts.resume, on_progress, cancel)?;
+
+    let output_dir = if opts.full {
+        let dir = opts.out.join("model");
+        write_full_model(&dir, &opts.base, format, &tok, &ckpt.config, ckpt.weights, &model)?;
+        dir
+    } else {
+        let dir = opts.out.join("adapter");
+        adapter::save_peft(&dir, &opts.lora, &opts.base.display().to_string(), model.parameters())?;
+        dir
+    };
+    let mut stats = data.stats.clone();
+    fill_length_stats(&mut stats, &train_ex);
+    let metrics = json!({
+        "steps": outcome.steps,
+        "totalSteps": outcome.total_steps,
+        "finalLoss": outcome.history.last().map(|r| r.loss),
+        "evalLoss": outcome.final_eval.map(|e| e.loss),
+        "perplexity": outcome.final_eval.map(|e| e.perplexity),
+        "tokensSeen": outcome.tokens_seen,
+        "tokensPerSecond": outcome.tokens_per_second,
+        "seconds": outcome.seconds,
+        "stoppedEarly": outcome.stopped_early,
+        "resumedFrom": outcome.resumed_from,
+    });
+    let manifest_path = manifest::write(&opts.out, &ManifestInput {
+        base: &opts.base,
+        base_sha256: &base_sha,
+        base_format: format,
+        data: &opts.data,
+        data_sha256: &data.sha256,
+        data_stats: &stats,
+        eval_data: eval_file.as_ref().map(|e| (e.path.as_path(), e.sha256.as_str())),
+        hyperparameters,
+        metrics,
+        outputs: json!({ if opts.full { "model" } else { "adapter" }: output_dir.file_name().map(|n| n.to_string_lossy().into_owned()), "metrics": "metrics.jsonl", "checkpoints": "checkpoints" }),
+    })?;
+    report.output_dir = Some(output_dir);
+    report.manifest = Some(manifest_path);
+    report.outcome = Some(outcome);
+    Ok(report)
+}
+
+/// A full fine-tune's output: an HF folder with the trained projections in place of the base's.
+fn write_full_model(
+    dir: &Path,
+    base: &Path,
+    format: ModelFormat,
+    tok: &Tokenizer,
+    config: &tinyforge_model::LlamaConfig,
+    mut weights: tinyforge_model::Weights,
+    model: &LlamaForTraining,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| TrainError::write(dir, e))?;
+    for (name, t) in model.merged_projections()? {
+        weights.insert(name, t);
+    }
+    if config.tie_word_embeddings {
+        weights.remove("lm_head.weight");
+    }
+    let p = dir.join("model.safetensors");
+    candle_core::safetensors::save(&weights, &p).map_err(|e| TrainError::write(&p, e))?;
+    let cfg_text = serde_json::to_string_pretty(config).expect("config serializes") + "\n";
+    std::fs::write(dir.join("config.json"), cfg_text).map_err(|e| TrainError::write(dir.join("config.json"), e))?;
+    let copied = ["tokenizer.json", "tokenizer_config.json", "generation_config.json", "chat_template.jinja"];
+    if format == ModelFormat::HfFolder {
+        for name in copied {
+            if base.join(name).is_file() {
+                std::fs::copy(base.join(name), dir.join(name)).map_err(|e| TrainError::write(dir.join(name), e))?;
+            }
+        }
+    } else {
+        tok.save(dir.join("tokenizer.json"))?;
+        let name = |id: Option<u32>| id.and_then(|i| tok.id_to_token(i));
+        let sp = tok.special_tokens();
+        let tc = json!({ "chat_template": tok.chat_template(), "eos_token": name(sp.eos), "bos_token": name(sp.bos), "pad_token": name(sp.pad) });
+        std::fs::write(dir.join("tokenizer_config.json"), serde_json::to_string_pretty(&tc).expect("json") + "\n")
+            .map_err(|e| TrainError::write(dir.join("tokenizer_config.json"), e))?;
+    }
+    Ok(())
+}
