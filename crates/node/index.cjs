@@ -46,7 +46,10 @@ function wrapClass(Cls) {
   }
   for (const key of Object.getOwnPropertyNames(Cls)) {
     const desc = Object.getOwnPropertyDescriptor(Cls, key);
-    if (desc && typeof desc.value === 'function' && key !== 'prototype') {
+    // napi-rs defines static methods non-configurable unless declared with
+    // `#[napi(writable = true, configurable = true)]`; those cannot be wrapped, so skip them
+    // rather than fail the whole module load.
+    if (desc && typeof desc.value === 'function' && key !== 'prototype' && desc.configurable) {
       Object.defineProperty(Cls, key, { ...desc, value: wrapFn(desc.value, Cls) });
     }
   }
@@ -62,3 +65,99 @@ for (const [name, value] of Object.entries(binding)) {
     module.exports[name] = wrapFn(value);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// ONNX Runtime library. The core loads ONNX Runtime dynamically (ort `load-dynamic`) from the
+// `libonnxruntime.so.1` that the onnxruntime-node npm package ships. Its absolute path is
+// resolved here, in JS, where package resolution lives, and handed to the core once, lazily,
+// before the first `OnnxModel.load`. Success is cached; a failure is thrown again on each try
+// (the core never hands a failed library to ort, so a retry after fixing the path is safe).
+const path = require('node:path');
+const fs = require('node:fs');
+
+const ORT_LIB_IN_PACKAGE = 'bin/napi-v6/linux/x64/libonnxruntime.so.1';
+const ORT_FIX_HINT =
+  'Reinstall onnxruntime-node (npm install, which installs onnxruntime-node as a dependency of ' +
+  '@tinyforge/native) or set TINYFORGE_ORT_LIB to the absolute path of libonnxruntime.so.1.';
+
+function runtimeError(code, message) {
+  const err = new Error(`${message} ${ORT_FIX_HINT}`);
+  err.code = code;
+  err.suggestion = ORT_FIX_HINT;
+  return err;
+}
+
+// The onnxruntime-node package folder: from its package.json, else from its main file walking
+// up to the folder whose package.json names it (in case a future version adds `exports`).
+function onnxruntimeNodeDir() {
+  try {
+    return path.dirname(require.resolve('onnxruntime-node/package.json'));
+  } catch {
+    // fall through
+  }
+  let dir = path.dirname(require.resolve('onnxruntime-node'));
+  for (;;) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg) && JSON.parse(fs.readFileSync(pkg, 'utf8')).name === 'onnxruntime-node') return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('onnxruntime-node has no package.json');
+    dir = parent;
+  }
+}
+
+/** Absolute path of the ONNX Runtime library to load (TINYFORGE_ORT_LIB wins). */
+function ortLibraryPath() {
+  const fromEnv = process.env.TINYFORGE_ORT_LIB;
+  if (fromEnv) return path.resolve(fromEnv);
+  let dir;
+  try {
+    dir = onnxruntimeNodeDir();
+  } catch (cause) {
+    throw runtimeError('ORT_LIBRARY_NOT_FOUND', `ONNX Runtime library not found: the onnxruntime-node package cannot be resolved from ${__dirname} (${cause.message}).`);
+  }
+  return path.join(dir, ORT_LIB_IN_PACKAGE);
+}
+
+let runtime = null;
+
+/** Loads ONNX Runtime if not loaded yet; returns { version, libraryPath, apiVersion }. */
+function ensureRuntime() {
+  if (runtime) return runtime;
+  const libraryPath = ortLibraryPath();
+  try {
+    runtime = module.exports.initRuntime(libraryPath);
+  } catch (err) {
+    if (err.code === 'ORT_LIBRARY_NOT_FOUND' || err.code === 'ORT_LIBRARY_LOAD') {
+      err.message = `${err.message}. ${ORT_FIX_HINT}`;
+      err.suggestion = ORT_FIX_HINT;
+    }
+    throw err;
+  }
+  return runtime;
+}
+
+/** The loaded ONNX Runtime, or null if none is loaded yet (does not load it). */
+function runtimeInfo() {
+  return runtime ?? module.exports.loadedRuntime() ?? null;
+}
+
+if (module.exports.OnnxModel) {
+  const OnnxModel = module.exports.OnnxModel;
+  const nativeLoad = OnnxModel.load;
+  Object.defineProperty(OnnxModel, 'load', {
+    configurable: true,
+    writable: true,
+    value: function load(...args) {
+      try {
+        ensureRuntime();
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return nativeLoad.apply(this, args);
+    },
+  });
+}
+
+module.exports.ortLibraryPath = ortLibraryPath;
+module.exports.ensureRuntime = ensureRuntime;
+module.exports.runtimeInfo = runtimeInfo;

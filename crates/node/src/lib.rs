@@ -2,6 +2,8 @@
 //! One file per core module; each function converts types, calls the core and maps errors once
 //! (see `error.rs`). Every export is `catch_unwind` so a Rust panic becomes a JS error.
 mod error;
+mod onnx;
+mod runtime;
 
 use napi_derive::napi;
 

@@ -99,6 +99,17 @@ impl GraphBuilder {
         self
     }
 
+    /// Adds a graph input from a ready `ValueInfoProto` (see [`value_info`]).
+    pub fn input_info(&mut self, info: ValueInfoProto) -> &mut Self {
+        self.graph().input.push(info);
+        self
+    }
+
+    pub fn output_info(&mut self, info: ValueInfoProto) -> &mut Self {
+        self.graph().output.push(info);
+        self
+    }
+
     /// Adds a constant tensor (its `name` is how nodes refer to it).
     pub fn initializer(&mut self, tensor: TensorProto) -> &mut Self {
         self.graph().initializer.push(tensor);
