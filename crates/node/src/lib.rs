@@ -2,6 +2,7 @@
 //! One file per core module; each function converts types, calls the core and maps errors once
 //! (see `error.rs`). Every export is `catch_unwind` so a Rust panic becomes a JS error.
 mod error;
+mod model;
 mod onnx;
 mod runtime;
 
