@@ -5,6 +5,7 @@ mod error;
 mod model;
 mod onnx;
 mod runtime;
+mod tokenizer;
 
 use napi_derive::napi;
 
