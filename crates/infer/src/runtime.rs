@@ -65,7 +65,7 @@ pub fn active_runtime() -> Result<RuntimeInfo, InferError> {
 }
 
 /// Checks that `lib_path` is a loadable ONNX Runtime new enough for `ort`, without touching ort.
-/// Returns the library's version string.
+/// Returns the library's version string; on success the library stays loaded (see below).
 pub fn precheck_library(lib_path: &Path) -> Result<String, InferError> {
     let not_found = |reason: &str| InferError::LibraryNotFound { path: lib_path.to_path_buf(), reason: reason.to_string() };
     let load_err = |reason: String| InferError::LibraryLoad { path: lib_path.to_path_buf(), reason };
@@ -106,8 +106,10 @@ pub fn precheck_library(lib_path: &Path) -> Result<String, InferError> {
             ort::MINOR_VERSION
         )));
     }
-    // `lib` is dropped here; ort opens the same file again (the loader reuses the mapping if
-    // it is still referenced, and re-maps it otherwise).
+    // Keep our handle open for the life of the process: ort's own `dlopen` of the same file then
+    // only bumps the loader's reference count instead of mapping and relocating 45 MB again, and
+    // ORT is never unloaded between the two (its static state stays initialised once).
+    std::mem::forget(lib);
     Ok(version)
 }
 
