@@ -4,6 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { handleError } from './errors.js';
+import { baseCommand } from './commands/base.js';
 import { dataCommand } from './commands/data.js';
 import { ingestCommand } from './commands/ingest.js';
 import { initCommand } from './commands/init.js';
@@ -21,6 +22,7 @@ const program = new Command()
   .exitOverride();
 
 // Commands (one line each, keep sorted):
+program.addCommand(baseCommand);
 program.addCommand(dataCommand);
 program.addCommand(ingestCommand);
 program.addCommand(initCommand);

@@ -163,7 +163,8 @@ impl LlamaConfig {
             tie_word_embeddings: !content.tensor_infos.contains_key("output.weight"),
             bos_token_id: id("tokenizer.ggml.bos_token_id"),
             eos_token_id: id("tokenizer.ggml.eos_token_id").map(TokenIds::One),
-            torch_dtype: Some("float32".into()),
+            // Quantized blocks have no torch dtype; weights are dequantized to f32 on load.
+            torch_dtype: None,
             attention_bias: false,
             mlp_bias: false,
         };

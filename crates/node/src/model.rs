@@ -159,6 +159,10 @@ impl Task for LogitsTask {
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
         no_panic("computing logits", || {
+            // Checked here so the promise rejects (rather than the call throwing).
+            if self.ids.is_empty() {
+                return Err(js_error("INVALID_ARGUMENT", "ids is empty: need at least one token id"));
+            }
             let model = md::Llama::load(&self.path).map_err(model_error)?;
             model.last_logits(&self.ids).map_err(model_error)
         })
@@ -172,10 +176,7 @@ impl Task for LogitsTask {
 /// Debug/test helper: loads the model (HF folder or GGUF) and returns the eval-mode logits at the
 /// last position of `ids` (length = vocab size). Loads the model on every call.
 #[napi(catch_unwind, ts_return_type = "Promise<Float32Array>")]
-pub fn model_logits(path: String, ids: Uint32Array) -> napi::Result<AsyncTask<LogitsTask>> {
-    if ids.is_empty() {
-        return Err(js_error("INVALID_ARGUMENT", "ids is empty: need at least one token id"));
-    }
+pub fn model_logits(path: String, ids: Uint32Array) -> AsyncTask<LogitsTask> {
     // Copy now: the worker thread must not touch JS memory.
-    Ok(AsyncTask::new(LogitsTask { path: PathBuf::from(path), ids: ids.to_vec() }))
+    AsyncTask::new(LogitsTask { path: PathBuf::from(path), ids: ids.to_vec() })
 }
