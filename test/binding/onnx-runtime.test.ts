@@ -114,6 +114,34 @@ describe('OnnxModel', () => {
     for (const r of await Promise.all(runs)) expect(r.Y!.data).toEqual(first.Y!.data);
   });
 
+  it('keeps the event loop free while a run is in flight', async () => {
+    const file = path.join(tempDir(), 'big.onnx');
+    const [k, n] = [256, 2048];
+    writeOnnxModel(
+      {
+        inputs: [{ name: 'X', elemType: 'float32', dims: ['rows', k] }],
+        outputs: [{ name: 'Y', elemType: 'float32', dims: ['rows', n] }],
+        initializers: [{ name: 'W', dims: [k, n], data: randomValues(k * n, 8) }],
+        nodes: [{ opType: 'MatMul', inputs: ['X', 'W'], outputs: ['Y'] }],
+      },
+      file,
+    );
+    const model = await OnnxModel.load(file, { threads: 1 });
+    const x = randomValues(512 * k, 9);
+    let ticks = 0;
+    let done = false;
+    const spin = (): void => {
+      if (done) return;
+      ticks++;
+      setImmediate(spin);
+    };
+    setImmediate(spin);
+    // ~270 MFLOP per run: milliseconds of work that must happen on a worker thread.
+    for (let i = 0; i < 3; i++) await model.run({ X: { dims: [512, k], data: x } });
+    done = true;
+    expect(ticks).toBeGreaterThan(3);
+  });
+
   it('reports coded errors for bad models, feeds and specs', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'mlp.onnx');
