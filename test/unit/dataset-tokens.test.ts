@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { TokenCounter, datasetStats, loadTokenizer, validateFile } from '../../ts/dataset/index.js';
 import { ROOT, runCli } from '../helpers/cli.js';
 import { smollm2GgufPath } from '../helpers/models.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const SAMPLE = path.join(ROOT, 'examples/sample_qna.jsonl');
 
@@ -64,8 +65,31 @@ describe.skipIf(!nativeHasTokenizer())('token statistics with the SmolLM2 tokeni
   });
 });
 
+describe.skipIf(!nativeHasTokenizer())('token statistics with an HF model folder', () => {
+  it('loads tokenizer.json and the chat template from tokenizer_config.json, by folder or file', async () => {
+    const native = createRequire(import.meta.url)('@tinyforge/native') as {
+      createTinyModel(dir: string): Promise<{ path: string }>;
+    };
+    const model = await native.createTinyModel(path.join(tempDir(), 'tiny'));
+    for (const base of [model.path, path.join(model.path, 'tokenizer.json')]) {
+      const tokenizer = loadTokenizer(base);
+      const counter = new TokenCounter(tokenizer);
+      expect(counter.usesChatTemplate, base).toBe(true);
+      const record = { messages: [{ role: 'user', content: 'hello' }, { role: 'assistant', content: 'hi there' }] };
+      const formatted = counter.format(record);
+      expect(formatted).toContain('hello');
+      expect(formatted).toContain('hi there');
+      expect(counter.count(record)).toBe(tokenizer.encode(formatted, { addSpecialTokens: false }).length);
+    }
+    const r = await runCli(['data', 'stats', SAMPLE, '--base', model.path, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).tokens).toMatchObject({ count: 46, chatTemplate: true });
+  });
+});
+
 describe('loadTokenizer errors', () => {
-  it('a missing base is coded', () => {
+  it('a missing base, or a folder without tokenizer.json, is coded', () => {
     expect(() => loadTokenizer('/nonexistent/model.gguf')).toThrow(expect.objectContaining({ code: 'BASE_NOT_FOUND' }));
+    expect(() => loadTokenizer(tempDir())).toThrow(expect.objectContaining({ code: nativeHasTokenizer() ? 'BASE_NOT_FOUND' : 'NATIVE_UNAVAILABLE' }));
   });
 });

@@ -9,8 +9,10 @@ import { type ChatMessage, type DataRecord, recordMessages } from './record.js';
 
 /** The part of @tinyforge/native's Tokenizer the dataset tools use. */
 export interface NativeTokenizer {
-  encode(text: string, addSpecialTokens?: boolean): Uint32Array | number[];
+  encode(text: string, options?: { addSpecialTokens?: boolean }): Uint32Array | ArrayLike<unknown>;
   applyChatTemplate?(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean }): string;
+  /** The template source, null when the tokenizer has none (absent: unknown, try it). */
+  readonly chatTemplate?: string | null;
 }
 
 interface NativeModule {
@@ -81,7 +83,7 @@ export class TokenCounter {
   private templated: boolean;
 
   constructor(private readonly tokenizer: NativeTokenizer) {
-    this.templated = typeof tokenizer.applyChatTemplate === 'function';
+    this.templated = typeof tokenizer.applyChatTemplate === 'function' && tokenizer.chatTemplate !== null;
   }
 
   /** True while records are formatted with the model's chat template. */
@@ -104,7 +106,14 @@ export class TokenCounter {
     return messages.map((m) => m.content).join('\n');
   }
 
+  /**
+   * Tokens of the record as training sees it. A rendered chat template already holds its special
+   * tokens, so it is encoded without adding more (as transformers' apply_chat_template does);
+   * plain text gets the tokenizer's usual BOS/EOS.
+   */
   count(record: DataRecord): number {
-    return this.tokenizer.encode(this.format(record)).length;
+    const text = this.format(record);
+    const chat = this.templated && !('text' in record);
+    return this.tokenizer.encode(text, chat ? { addSpecialTokens: false } : undefined).length;
   }
 }
