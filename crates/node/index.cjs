@@ -44,23 +44,31 @@ function wrapClass(Cls) {
       Object.defineProperty(Cls.prototype, key, { ...desc, value: wrapFn(desc.value) });
     }
   }
-  for (const key of Object.getOwnPropertyNames(Cls)) {
+  // napi-rs defines static methods (factories) non-writable and non-configurable, so they cannot
+  // be replaced in place. Export a subclass that shadows each static with its wrapped twin;
+  // `instanceof` still answers for instances the native factories create.
+  const statics = Object.getOwnPropertyNames(Cls).filter((key) => {
     const desc = Object.getOwnPropertyDescriptor(Cls, key);
-    // napi-rs defines static methods non-configurable unless declared with
-    // `#[napi(writable = true, configurable = true)]`; those cannot be wrapped, so skip them
-    // rather than fail the whole module load.
-    if (desc && typeof desc.value === 'function' && key !== 'prototype' && desc.configurable) {
-      Object.defineProperty(Cls, key, { ...desc, value: wrapFn(desc.value, Cls) });
-    }
+    return key !== 'prototype' && desc !== undefined && typeof desc.value === 'function';
+  });
+  if (statics.length === 0) return Cls;
+  const Wrapped = class extends Cls {};
+  Object.defineProperty(Wrapped, 'name', { value: Cls.name });
+  Object.defineProperty(Wrapped, Symbol.hasInstance, { value: (obj) => obj instanceof Cls });
+  for (const key of statics) {
+    Object.defineProperty(Wrapped, key, { value: wrapFn(Cls[key], Cls), writable: true, configurable: true });
   }
-  return Cls;
+  return Wrapped;
 }
 
+const wrappedClasses = new Map();
 for (const [name, value] of Object.entries(binding)) {
   if (typeof value !== 'function') {
     module.exports[name] = value;
   } else if (/^[A-Z]/.test(name) && value.prototype) {
-    module.exports[name] = wrapClass(value);
+    // napi also exports each class under its Rust name (JsTokenizer = Tokenizer): wrap once.
+    if (!wrappedClasses.has(value)) wrappedClasses.set(value, wrapClass(value));
+    module.exports[name] = wrappedClasses.get(value);
   } else {
     module.exports[name] = wrapFn(value);
   }
