@@ -38,7 +38,8 @@ const validate = new Command('validate')
   .option('--max-tokens <n>', 'longest record in tokens (needs --base)', integer('--max-tokens', 1))
   .option('--base <model>', 'base model for token counts: tokenizer.json, HF model folder, .gguf, or the name of a pulled model')
   .option('--strict', 'warnings (duplicates, unknown fields) also make the exit code 2')
-  .action(async (file: string, flags: { json?: boolean; maxChars: number; maxTokens?: number; base?: string; strict?: boolean }) => {
+  .option('--workers <n>', 'worker threads (default: 2 for files of 16 MiB or more; 0 = one thread)', integer('--workers'))
+  .action(async (file: string, flags: { json?: boolean; maxChars: number; maxTokens?: number; base?: string; strict?: boolean; workers?: number }) => {
     if (flags.maxTokens !== undefined && !flags.base) {
       throw new ForgeError('INVALID_ARGUMENT', '--max-tokens needs --base <model> to count tokens', {
         suggestion: 'add --base with a tokenizer.json, a model folder or a .gguf file',
@@ -47,6 +48,7 @@ const validate = new Command('validate')
     const tokenizer: NativeTokenizer | undefined = flags.base ? await loadTokenizerFor(flags.base) : undefined;
     const { summary, problems } = await validateFile(file, {
       maxChars: flags.maxChars,
+      ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
       ...(flags.maxTokens !== undefined ? { maxTokens: flags.maxTokens } : {}),
       ...(tokenizer ? { tokenizer } : {}),
       // Text output streams each problem as it is found, so nothing piles up in memory.

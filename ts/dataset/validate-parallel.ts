@@ -7,6 +7,7 @@
 // instead of ~80 MB with no measurable loss of throughput (measured on a 200 MB file).
 import { createReadStream } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { ForgeError } from '../errors.js';
 import type { CheckedLines } from './check-lines.js';
 import { problem } from './record.js';
 import type { ValidateJob } from './validate-worker.js';
@@ -88,7 +89,11 @@ export async function* checkFileParallel(
       waiting.get(r.id)?.resolve(r);
       waiting.delete(r.id);
     });
-    w.on('error', (err) => {
+    w.on('error', (cause) => {
+      const err = new ForgeError('VALIDATION_WORKER_FAILED', `a validation worker failed: ${cause.message}`, {
+        suggestion: 'validate on one thread (workers: 0, or `foremforge data validate --workers 0`)',
+        cause,
+      });
       failure = err;
       for (const p of waiting.values()) p.reject(err);
       waiting.clear();
