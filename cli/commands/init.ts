@@ -90,7 +90,7 @@ export const initCommand = new Command('init')
     const next = [
       `foremforge data validate ${config.data}`,
       `foremforge pull ${config.base}`,
-      `foremforge data stats ${config.data} --base <path printed by pull>`,
+      `foremforge data stats ${config.data} --base ${config.base}`,
       `foremforge train --data ${config.data} --out runs/first`,
       'foremforge export --model runs/first --out exports/first',
       `foremforge serve --dir exports/first --port ${config.serve.port}`,
