@@ -10,6 +10,7 @@ import { ingestCommand } from './commands/ingest.js';
 import { initCommand } from './commands/init.js';
 import { modelsCommand } from './commands/models.js';
 import { pullCommand } from './commands/pull.js';
+import { trainCommand } from './commands/train.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../../package.json') as { version: string };
@@ -28,6 +29,7 @@ program.addCommand(ingestCommand);
 program.addCommand(initCommand);
 program.addCommand(modelsCommand);
 program.addCommand(pullCommand);
+program.addCommand(trainCommand);
 
 // Sub-commands added with addCommand do not inherit exitOverride; without it a usage error would
 // exit 1 instead of 2.

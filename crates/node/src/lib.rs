@@ -5,6 +5,7 @@ mod error;
 mod model;
 mod onnx;
 mod runtime;
+mod train;
 mod tokenizer;
 
 use napi_derive::napi;

@@ -1,0 +1,169 @@
+// `foremforge train --data F --out D [--base M] ...`: LoRA (default) or full fine-tuning with a
+// progress bar (loss, tokens/s, ETA), eval lines, a final summary and a loss curve in the
+// terminal and as loss.svg in the run folder. `--dry-run` validates the data and prints token
+// statistics and the step count. Ctrl-C stops at a step boundary and leaves a checkpoint that
+// `--resume` continues.
+import { Command, InvalidArgumentError } from 'commander';
+import type { JsTrainResult } from '@tinyforge/native';
+import { sparkline } from '../../ts/pipeline/loss-curve.js';
+import { type TrainProgress, type TrainRunOptions, runTraining } from '../../ts/pipeline/train.js';
+
+const int = (name: string) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+  return n;
+};
+const num = (name: string) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+  return n;
+};
+
+interface TrainFlags {
+  data: string;
+  out: string;
+  base?: string;
+  evalData?: string;
+  epochs?: number;
+  maxSteps?: number;
+  lr?: number;
+  batchSize?: number;
+  gradAccum?: number;
+  loraR?: number;
+  loraAlpha?: number;
+  loraDropout?: number;
+  useRslora?: boolean;
+  targetModules?: string;
+  maxSeqLen?: number;
+  evalSplit?: number;
+  evalEvery?: number;
+  checkpointEvery?: number;
+  earlyStopping?: number;
+  seed?: number;
+  resume?: boolean;
+  useLora?: boolean;
+  full?: boolean;
+  dryRun?: boolean;
+  skipInvalid?: boolean;
+  json?: boolean;
+}
+
+const duration = (s: number): string => {
+  if (!Number.isFinite(s)) return '?';
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${s.toFixed(1)}s`;
+};
+
+function progressLine(p: TrainProgress): string {
+  const width = 24;
+  const done = Math.round((p.step / Math.max(1, p.totalSteps)) * width);
+  const bar = '█'.repeat(done) + '░'.repeat(width - done);
+  return `${bar} ${p.step}/${p.totalSteps} ep ${p.epoch.toFixed(2)} loss ${p.loss.toFixed(4)} lr ${p.lr.toExponential(1)} ` +
+    `${Math.round(p.tokensPerSecond)} tok/s eta ${duration(p.etaSeconds)}`;
+}
+
+function printDryRun(r: JsTrainResult): void {
+  const d = r.data;
+  const lines = [
+    `records: ${d.records} (valid ${d.valid}, invalid ${d.invalid}, truncated ${d.truncated}, dropped without response ${d.droppedNoLabels})`,
+    `tokens: ${d.tokens} total, ${d.labelTokens} trained on (responses); length min ${d.minLen} / mean ${d.meanLen.toFixed(1)} / max ${d.maxLen}`,
+    `split: ${r.trainExamples} train, ${r.evalExamples} eval`,
+    `steps: ${r.stepsPerEpoch} per epoch, ${r.totalSteps} total`,
+  ];
+  for (const i of r.issues) lines.push(`invalid ${i.file}:${i.line}: ${i.reason}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+function printSummary(r: JsTrainResult & { lossCurve?: string }): void {
+  const losses = r.history.map((h) => h.loss);
+  const lines = [
+    `trained ${r.steps}/${r.totalSteps} steps in ${duration(r.seconds)} (${Math.round(r.tokensPerSecond)} tok/s)` +
+      (r.resumedFrom != null ? `, resumed from step ${r.resumedFrom}` : '') + (r.stoppedEarly ? ', stopped early' : ''),
+    `loss: ${losses[0]?.toFixed(4) ?? '?'} → ${r.finalLoss?.toFixed(4) ?? '?'}  ${sparkline(losses)}`,
+  ];
+  if (r.evalLoss != null) lines.push(`eval loss ${r.evalLoss.toFixed(4)}, perplexity ${r.perplexity?.toFixed(2)}`);
+  lines.push(`output: ${r.outputDir}`, `manifest: ${r.manifest}`);
+  if (r.lossCurve) lines.push(`loss curve: ${r.lossCurve}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+export const trainCommand = new Command('train')
+  .description('Fine-tune the base model on JSONL records with LoRA (default) or fully, writing a run folder.')
+  .requiredOption('--data <file>', 'JSONL records: {"input","output"}, {"messages"} or {"text"} per line')
+  .requiredOption('--out <dir>', 'run folder (adapter/, tinyforge.json, metrics.jsonl, checkpoints/, loss.svg)')
+  .option('--base <model>', 'model folder, .gguf file or catalog name (default: smollm2-135m-instruct)')
+  .option('--eval-data <file>', 'separate JSONL eval set (instead of --eval-split)')
+  .option('--epochs <n>', 'passes over the data (default 3)', int('--epochs'))
+  .option('--max-steps <n>', 'optimizer steps (overrides --epochs)', int('--max-steps'))
+  .option('--lr <rate>', 'peak learning rate (default 2e-4)', num('--lr'))
+  .option('--batch-size <n>', 'records per micro-batch (default 4)', int('--batch-size'))
+  .option('--grad-accum <n>', 'micro-batches per optimizer step (default 1)', int('--grad-accum'))
+  .option('--lora-r <n>', 'LoRA rank (default 8)', int('--lora-r'))
+  .option('--lora-alpha <a>', 'LoRA alpha (default 16)', num('--lora-alpha'))
+  .option('--lora-dropout <p>', 'LoRA dropout (default 0.05)', num('--lora-dropout'))
+  .option('--use-rslora', 'scale by alpha/sqrt(r) (rank-stabilized LoRA)')
+  .option('--target-modules <list>', 'comma-separated: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj')
+  .option('--max-seq-len <n>', 'truncate longer records (default 512)', int('--max-seq-len'))
+  .option('--eval-split <f>', 'fraction held out for eval (default 0.1)', num('--eval-split'))
+  .option('--eval-every <n>', 'evaluate every N steps (default: at the end)', int('--eval-every'))
+  .option('--checkpoint-every <n>', 'checkpoint every N steps (default: only on Ctrl-C)', int('--checkpoint-every'))
+  .option('--early-stopping <patience>', 'stop after N evaluations without improvement', int('--early-stopping'))
+  .option('--seed <n>', 'random seed (default 42)', int('--seed'))
+  .option('--resume', 'continue from the newest checkpoint in --out')
+  .option('--use-lora', 'train a LoRA adapter (the default)')
+  .option('--full', 'fine-tune every projection and write a full model folder')
+  .option('--dry-run', 'validate the data, print token statistics and the step count; train nothing')
+  .option('--skip-invalid', 'train without invalid records instead of stopping')
+  .option('--json', 'print the result as JSON')
+  .exitOverride()
+  .action(async (flags: TrainFlags) => {
+    if (flags.full && flags.useLora) throw new InvalidArgumentError('--full and --use-lora exclude each other');
+    const controller = new AbortController();
+    const onSigint = () => {
+      process.stderr.write('\nstopping at the next step boundary (writing a checkpoint)...\n');
+      controller.abort();
+    };
+    process.once('SIGINT', onSigint);
+    const tty = process.stderr.isTTY === true;
+    let lastLine = 0;
+    const onProgress = (p: TrainProgress): void => {
+      if (p.evalLoss != null) {
+        process.stderr.write(`${tty ? '\r\x1b[K' : ''}eval @ step ${p.step}: loss ${p.evalLoss.toFixed(4)}, perplexity ${p.perplexity?.toFixed(2)}\n`);
+      }
+      if (tty) process.stderr.write(`\r\x1b[K${progressLine(p)}`);
+      else if (p.step === p.totalSteps || Date.now() - lastLine > 2000) {
+        lastLine = Date.now();
+        process.stderr.write(`${progressLine(p)}\n`);
+      }
+    };
+    const options: TrainRunOptions = {
+      data: flags.data,
+      out: flags.out,
+      onProgress,
+      signal: controller.signal,
+      full: flags.full === true,
+      resume: flags.resume === true,
+      dryRun: flags.dryRun === true,
+      skipInvalid: flags.skipInvalid === true,
+      useRslora: flags.useRslora === true,
+    };
+    if (flags.base !== undefined) options.base = flags.base;
+    if (flags.evalData !== undefined) options.evalData = flags.evalData;
+    if (flags.targetModules !== undefined) options.targetModules = flags.targetModules.split(',').map((s) => s.trim()).filter(Boolean);
+    if (flags.earlyStopping !== undefined) options.earlyStoppingPatience = flags.earlyStopping;
+    const numeric = ['epochs', 'maxSteps', 'lr', 'batchSize', 'gradAccum', 'loraR', 'loraAlpha', 'loraDropout', 'maxSeqLen', 'evalSplit', 'evalEvery', 'checkpointEvery', 'seed'] as const;
+    for (const key of numeric) {
+      const v = flags[key];
+      if (v !== undefined) options[key] = v;
+    }
+    try {
+      const result = await runTraining(options);
+      if (tty) process.stderr.write('\n');
+      if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      else if (result.dryRun) printDryRun(result);
+      else printSummary(result);
+      if (result.dryRun && result.issues.length > 0 && !flags.skipInvalid) process.exitCode = 2;
+    } finally {
+      process.removeListener('SIGINT', onSigint);
+    }
+  });

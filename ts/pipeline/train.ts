@@ -1,0 +1,54 @@
+// Training orchestration: resolves the base model (a path, or a name through pullModel), runs the
+// native `train()` off the main thread with progress events and an AbortSignal, and writes the
+// loss curve (loss.svg) into the run folder. The CLI and the API call this, not the binding.
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { type JsTrainOptions, type JsTrainProgress, type JsTrainResult, train } from '@tinyforge/native';
+import { ForgeError, hasCode } from '../errors.js';
+import { DEFAULT_MODEL } from '../models/catalog.js';
+import { pullModel } from '../models/pull.js';
+import { lossCurveSvg } from './loss-curve.js';
+
+export type TrainProgress = JsTrainProgress;
+export type TrainResult = JsTrainResult & { lossCurve?: string };
+
+export interface TrainRunOptions extends Omit<JsTrainOptions, 'base'> {
+  /** Model folder, .gguf file or catalog name. Default: the default model (pulled if needed). */
+  base?: string;
+  onProgress?: (p: TrainProgress) => void;
+  signal?: AbortSignal;
+}
+
+/** A path as is; anything else is a model name resolved (and fetched if needed) by pullModel. */
+export async function resolveBase(base: string | undefined, signal?: AbortSignal): Promise<string> {
+  const name = base ?? DEFAULT_MODEL;
+  if (existsSync(name)) return path.resolve(name);
+  const pulled = await pullModel(name, signal ? { signal } : {});
+  return pulled.path;
+}
+
+export async function runTraining(options: TrainRunOptions): Promise<TrainResult> {
+  const { onProgress, signal, base, ...rest } = options;
+  if (!existsSync(rest.data)) {
+    throw new ForgeError('INVALID_ARGUMENT', `data file not found: ${rest.data}`, { suggestion: 'pass --data path/to/records.jsonl' });
+  }
+  const resolved = await resolveBase(base, signal);
+  const native: JsTrainOptions = { ...rest, base: resolved };
+  let result: JsTrainResult;
+  try {
+    result = await train(native, onProgress, signal);
+  } catch (err) {
+    if (hasCode(err) && err.code === 'ABORTED') {
+      throw new ForgeError('ABORTED', err.message, {
+        suggestion: `run the same command with --resume to continue from the checkpoint in ${rest.out}`,
+        cause: err,
+      });
+    }
+    throw err;
+  }
+  if (result.dryRun || result.history.length === 0) return result;
+  const svg = path.join(result.runDir, 'loss.svg');
+  await writeFile(svg, lossCurveSvg(result.history, `Training loss — ${path.basename(resolved)}`));
+  return { ...result, lossCurve: svg };
+}
