@@ -4,11 +4,16 @@
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type JsTrainOptions, type JsTrainProgress, type JsTrainResult, train } from '@tinyforge/native';
+import { createRequire } from 'node:module';
+import type { JsTrainOptions, JsTrainProgress, JsTrainResult } from '@tinyforge/native';
 import { ForgeError, hasCode } from '../errors.js';
 import { DEFAULT_MODEL } from '../models/catalog.js';
 import { pullModel } from '../models/pull.js';
 import { lossCurveSvg } from './loss-curve.js';
+
+// @tinyforge/native is CommonJS whose exports are assigned in a loop, which Node's ESM named-export
+// detection cannot see (`import { train }` fails at load time outside vitest): require it.
+const { train } = createRequire(import.meta.url)('@tinyforge/native') as typeof import('@tinyforge/native');
 
 export type TrainProgress = JsTrainProgress;
 export type TrainResult = JsTrainResult & { lossCurve?: string };
