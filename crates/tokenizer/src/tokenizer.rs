@@ -47,10 +47,13 @@ impl std::fmt::Debug for Tokenizer {
 }
 
 impl Tokenizer {
-    /// Loads `tokenizer.json`; reads `chat_template.jinja` or `tokenizer_config.json` next to it
-    /// (if present) for the chat template and the BOS/EOS/PAD/UNK tokens.
+    /// Loads `tokenizer.json` (or `<dir>/tokenizer.json` when given a model folder); reads
+    /// `chat_template.jinja` or `tokenizer_config.json` next to it (if present) for the chat
+    /// template and the BOS/EOS/PAD/UNK tokens.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
+        let given = path.as_ref();
+        let in_dir = given.join("tokenizer.json");
+        let path = if given.is_dir() { in_dir.as_path() } else { given };
         let json = std::fs::read_to_string(path).map_err(|e| TokenizerError::load(path, e))?;
         let inner = json.parse::<tokenizers::Tokenizer>().map_err(|e| TokenizerError::load(path, e))?;
         let dir = path.parent().unwrap_or(Path::new("."));

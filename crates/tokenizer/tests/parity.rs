@@ -178,6 +178,9 @@ fn offsets_cover_the_text() {
     let tok = smollm2();
     let text = "Hi 42 <|im_end|>é";
     let enc = tok.encode_with_offsets(text, false).unwrap();
+    let from_dir = Tokenizer::from_file(fixtures()).unwrap();
+    assert_eq!(from_dir.encode(text, false).unwrap(), enc.ids);
+    assert!(from_dir.chat_template().is_some());
     assert_eq!(enc.ids, tok.encode(text, false).unwrap());
     assert_eq!(enc.offsets.first(), Some(&(0, 2)));
     assert_eq!(enc.offsets.last().unwrap().1, text.len());
