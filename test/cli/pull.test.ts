@@ -14,7 +14,7 @@ afterEach(async () => {
 });
 
 function env(cache: string): NodeJS.ProcessEnv {
-  return { TINYFORGE_CACHE: cache, HF_HUB_CACHE: tempDir('tinyforge-hf-empty-'), HF_ENDPOINT: 'http://127.0.0.1:1', HF_TOKEN: '' };
+  return { TINYFORGE_HOME: path.join(cache, 'home'), TINYFORGE_CACHE: cache, HF_HUB_CACHE: tempDir('tinyforge-hf-empty-'), HF_ENDPOINT: 'http://127.0.0.1:1', HF_TOKEN: '' };
 }
 
 describe('foremforge pull', () => {
@@ -24,7 +24,7 @@ describe('foremforge pull', () => {
     const cache = tempDir();
     const r = await runCli(['pull', 'acme/tiny', '--json', '--endpoint', hub.url], { env: env(cache) });
     expect(r.code, r.stderr).toBe(0);
-    const result = JSON.parse(r.stdout);
+    const { registryId, ...result } = JSON.parse(r.stdout);
     expect(result).toEqual({
       name: 'acme--tiny',
       path: path.join(cache, 'models', 'acme--tiny', 'hf'),
@@ -32,6 +32,10 @@ describe('foremforge pull', () => {
       sha256: sha256(repo['model.safetensors']!),
       source: 'hub',
     });
+    // The pulled base model is in the registry with its hash (lineage starts here).
+    const listed = await runCli(['models', 'show', registryId, '--json'], { env: env(cache) });
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain(result.sha256);
     // stderr is not a terminal here: plain lines, no carriage returns.
     expect(r.stderr).toContain('downloaded model.safetensors');
     expect(r.stderr).not.toContain('\r');
