@@ -140,10 +140,10 @@ impl ByteBpe {
         loop {
             let mut best: Option<(u32, usize, u32)> = None;
             for k in 0..symbols.len().saturating_sub(1) {
-                if let Some(&(rank, merged)) = self.merges.get(&pair_key(symbols[k], symbols[k + 1])) {
-                    if best.is_none_or(|(r, _, _)| rank < r) {
-                        best = Some((rank, k, merged));
-                    }
+                if let Some(&(rank, merged)) = self.merges.get(&pair_key(symbols[k], symbols[k + 1]))
+                    && best.is_none_or(|(r, _, _)| rank < r)
+                {
+                    best = Some((rank, k, merged));
                 }
             }
             let Some((_, k, merged)) = best else { break };
@@ -188,10 +188,10 @@ impl ByteBpe {
                     heap.push(Reverse((rank, p, m)));
                 }
             }
-            if next[k] < n {
-                if let Some(&(rank, m)) = self.merges.get(&pair_key(ids[k], ids[next[k]])) {
-                    heap.push(Reverse((rank, k, m)));
-                }
+            if next[k] < n
+                && let Some(&(rank, m)) = self.merges.get(&pair_key(ids[k], ids[next[k]]))
+            {
+                heap.push(Reverse((rank, k, m)));
             }
         }
         let mut k = 0;
