@@ -186,6 +186,7 @@ function sumLengths(arrays) {
 
 // ---- main ---------------------------------------------------------------------------------------
 const corpus = buildCorpus();
+console.log(`load average: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (other work on the machine slows every row)`);
 console.log(`corpus: ${(corpus.totalBytes / 1e6).toFixed(2)} MB from ${corpus.files} files, ${corpus.chunks.length} chunks of ~4 KB (sha1 ${corpus.sha1.slice(0, 12)})`);
 if (corpus.totalBytes < CORPUS_BYTES * 0.9) console.log('note: less than 10 MB of text found under /usr/share; numbers are on what there is');
 
@@ -289,7 +290,7 @@ const date = new Date().toISOString().slice(0, 10);
 const out = {
   suite: 'tokenizer',
   date: new Date().toISOString(),
-  machine: { cpu, cores: os.availableParallelism(), node: process.version, platform: `${os.platform()}-${os.arch()}` },
+  machine: { cpu, cores: os.availableParallelism(), node: process.version, platform: `${os.platform()}-${os.arch()}`, loadAverageAtEnd: os.loadavg() },
   corpus: { bytes: corpus.totalBytes, files: corpus.files, chunks: corpus.chunks.length, sha1: corpus.sha1 },
   ourTokenizer: ourSource,
   passes: PASSES,
