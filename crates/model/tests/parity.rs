@@ -28,6 +28,27 @@ struct TinyRef {
     prompts: Vec<Vec<u32>>,
     logits: Vec<Vec<Vec<f32>>>,
     logits_linear_rope_x2: Vec<Vec<Vec<f32>>>,
+    encodings: Vec<Encoding>,
+    special: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct Encoding {
+    text: String,
+    ids: Vec<u32>,
+}
+
+/// transformers' AutoTokenizer reads our tiny tokenizer files as we mean them: same ids, and
+/// bos/eos from tokenizer_config.json at SmolLM2's ids.
+#[test]
+fn tiny_tokenizer_matches_transformers() {
+    let r: TinyRef = serde_json::from_slice(&std::fs::read(data().join("reference_tiny.json")).unwrap()).unwrap();
+    let tok = tokenizers::Tokenizer::from_file(data().join("tiny/tokenizer.json")).unwrap();
+    for e in &r.encodings {
+        assert_eq!(tok.encode(e.text.as_str(), false).unwrap().get_ids(), e.ids.as_slice(), "{:?}", e.text);
+    }
+    assert_eq!(r.special["bos_id"], 1);
+    assert_eq!(r.special["eos_id"], 2);
 }
 
 fn max_diff(model: &Llama, prompts: &[Vec<u32>], reference: &[Vec<Vec<f32>>], mode: ForwardMode) -> f32 {

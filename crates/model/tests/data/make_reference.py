@@ -41,8 +41,16 @@ def tiny():
         json.dump(cfg, open(os.path.join(tmp, "config.json"), "w"))
         scaled_model = AutoModelForCausalLM.from_pretrained(tmp, dtype=torch.float32, attn_implementation="eager").eval()
         scaled = [logits_all(scaled_model, p) for p in TINY_PROMPTS]
+    # HF's own reading of the tiny tokenizer files (tokenizer.json + tokenizer_config.json).
+    tok = AutoTokenizer.from_pretrained(src)
+    texts = ["Hello world", "year 2024: 3.14", "naïve café 🙂", "  two  spaces\n\tand a tab", "<|im_start|>user\nhi<|im_end|>", ""]
+    encodings = [{"text": t, "ids": tok(t, add_special_tokens=False)["input_ids"]} for t in texts]
+    chat = [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}]
+    rendered = tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=False)
     out = {"source": "transformers " + transformers.__version__ + ", torch " + torch.__version__,
-           "prompts": TINY_PROMPTS, "logits": base, "logits_linear_rope_x2": scaled}
+           "prompts": TINY_PROMPTS, "logits": base, "logits_linear_rope_x2": scaled,
+           "special": {"bos": tok.bos_token, "eos": tok.eos_token, "pad": tok.pad_token, "bos_id": tok.bos_token_id, "eos_id": tok.eos_token_id},
+           "encodings": encodings, "chat": chat, "chat_rendered": rendered}
     json.dump(out, open(os.path.join(HERE, "reference_tiny.json"), "w"))
 
 
