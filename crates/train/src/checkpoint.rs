@@ -130,6 +130,16 @@ fn fsync(path: &Path) -> Result<()> {
     std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| TrainError::write(path, e))
 }
 
+/// Removes temporary folders a killed run left behind (never complete checkpoints).
+pub fn remove_partial(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    for e in entries.filter_map(|e| e.ok()) {
+        if e.file_name().to_string_lossy().starts_with(".tmp-step-") {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// Complete checkpoints under `root`, oldest first (temporary folders are not checkpoints).
 pub fn list(root: &Path) -> Result<Vec<(usize, PathBuf)>> {
     let Ok(entries) = std::fs::read_dir(root) else { return Ok(Vec::new()) };

@@ -201,6 +201,7 @@ pub fn run_loop(
     };
     let mut history = Vec::new();
     let mut resumed_from = None;
+    checkpoint::remove_partial(&ckpt_root);
     if resume {
         let (_, dir) = checkpoint::list(&ckpt_root)?.pop().ok_or_else(|| TrainError::NoCheckpoint { path: ckpt_root.clone() })?;
         state = checkpoint::load(&dir, &fingerprint, model.parameters(), &mut opt)?;

@@ -114,3 +114,26 @@ fn mismatched_and_corrupt_checkpoints_are_refused() {
     let empty = temp_dir("nockpt");
     assert_eq!(losses(&model, &empty, &cfg(6), true, None).unwrap_err().code(), "NO_CHECKPOINT");
 }
+
+#[test]
+fn early_stopping_ends_the_run_when_eval_stops_improving() {
+    let dir = temp_dir("early");
+    let train = examples(20);
+    // Eval data follows a different rule, so fitting the training rule makes eval loss worse.
+    let eval: Vec<Example> = (0..6)
+        .map(|i| {
+            let mut ids = vec![i as u32];
+            for _ in 1..6 {
+                ids.push((ids.last().unwrap() * 5 + 2) % 17);
+            }
+            Example { labels: vec![true; 6], ids, line: i + 1 }
+        })
+        .collect();
+    let c = LoopConfig { eval_every: 1, early_stopping_patience: Some(3), lr: 0.1, warmup_ratio: 0.0, ..cfg(200) };
+    let out = run_loop(&BigramLm::new(17, 8, 5).unwrap(), &train, &eval, &c, &dir, BTreeMap::new(), false, &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    assert!(out.stopped_early);
+    assert!(out.steps < 200, "{}", out.steps);
+    let evals: Vec<f64> = out.history.iter().filter_map(|h| h.eval_loss).collect();
+    let best = evals.iter().cloned().fold(f64::INFINITY, f64::min);
+    assert!(evals[evals.len() - 3..].iter().all(|&e| e >= best));
+}
