@@ -28,6 +28,7 @@ struct TinyRef {
     prompts: Vec<Vec<u32>>,
     logits: Vec<Vec<Vec<f32>>>,
     logits_linear_rope_x2: Vec<Vec<Vec<f32>>>,
+    logits_llama3_rope: Vec<Vec<Vec<f32>>>,
     encodings: Vec<Encoding>,
     special: serde_json::Value,
 }
@@ -91,6 +92,20 @@ fn tiny_model_matches_transformers() {
     assert!(d < 1e-5, "linear rope scaling: {d}");
     // The scaled reference really differs from the unscaled one (else the check above is empty).
     assert!(max_diff(&scaled, &r.prompts, &r.logits, ForwardMode::Eval) > 1e-3);
+
+    let mut cfg = ckpt.config.clone();
+    cfg.rope_scaling = Some(RopeScaling {
+        rope_type: "llama3".into(),
+        factor: 8.0,
+        low_freq_factor: Some(1.0),
+        high_freq_factor: Some(4.0),
+        original_max_position_embeddings: Some(64),
+    });
+    let llama3 = Llama::new(cfg, &ckpt.weights).unwrap();
+    let d = max_diff(&llama3, &r.prompts, &r.logits_llama3_rope, ForwardMode::Train);
+    println!("tiny llama3 RoPE: max diff = {d:e}");
+    assert!(d < 1e-5, "llama3 rope scaling: {d}");
+    assert!(max_diff(&llama3, &r.prompts, &r.logits, ForwardMode::Eval) > 1e-4);
 }
 
 #[derive(Deserialize)]
