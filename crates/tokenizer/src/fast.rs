@@ -191,7 +191,8 @@ fn added_tokens(list: &Value) -> Option<AddedTokens> {
         if token["single_word"] == true || token["lstrip"] == true || token["rstrip"] == true {
             return None;
         }
-        let content = token["content"].as_str()?.to_string();
+        // An empty added token would match everywhere; leave such a file to `tokenizers`.
+        let content = token["content"].as_str().filter(|c| !c.is_empty())?.to_string();
         let id = u32::try_from(token["id"].as_u64()?).ok()?;
         let target = if token["normalized"] == true { &mut normalized } else { &mut raw };
         target.0.push(content);
