@@ -163,6 +163,33 @@ fn gguf_tokenizer_matches_llamacpp_and_fixture() {
     assert_eq!(again.encode(text, false).unwrap(), tok.encode(text, false).unwrap());
 }
 
+/// GPT-2 layout (no digit split) with a BOS/EOS template: still the fast path, same ids.
+#[test]
+fn gpt2_layout_with_template_matches_tokenizers_crate() {
+    let mut json: Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join("tokenizer.json")).unwrap()).unwrap();
+    json["pre_tokenizer"] = serde_json::json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
+    json["post_processor"] = serde_json::json!({
+        "type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<|im_start|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "<|im_end|>", "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {
+            "<|im_start|>": {"id": "<|im_start|>", "ids": [1], "tokens": ["<|im_start|>"]},
+            "<|im_end|>": {"id": "<|im_end|>", "ids": [2], "tokens": ["<|im_end|>"]}
+        }
+    });
+    let tok = Tokenizer::from_json(&json.to_string()).unwrap();
+    assert!(tok.uses_fast_path());
+    let mut rng = StdRng::seed_from_u64(7);
+    let alphabet: Vec<char> = "ab1 2  \n\t'sxyz😀é٣,.<|im_end|>".chars().collect();
+    for i in 0..5_000 {
+        let s: String = (0..rng.random_range(0..30)).map(|_| alphabet[rng.random_range(0..alphabet.len())]).collect();
+        assert_parity(&tok, &s);
+        let add = i % 2 == 0;
+        assert_eq!(tok.encode(&s, add).unwrap(), tok.encode_reference(&s, add).unwrap(), "{s:?} add_special={add}");
+    }
+    assert_eq!(tok.encode("x 12", true).unwrap()[0], 1);
+}
+
 #[test]
 fn other_layouts_fall_back_to_tokenizers_crate() {
     let mut json: Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join("tokenizer.json")).unwrap()).unwrap();
