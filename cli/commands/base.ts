@@ -2,14 +2,11 @@
 // the config of any base model (HF folder or GGUF file) without loading its weights.
 import { Command } from 'commander';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { ForgeError } from '../../ts/errors.js';
 
-type Native = typeof import('@tinyforge/native');
-// Loaded on use, not at CLI start; required (not imported) because the package is CommonJS whose
-// exports are assigned in a loop, which ESM named-import detection cannot see.
-const native = (): Native => createRequire(import.meta.url)('@tinyforge/native') as Native;
+// The native core loads on use, not at every CLI start.
+const native = () => import('@tinyforge/native');
 
 interface CreateTinyFlags {
   out: string;
@@ -81,7 +78,7 @@ const createTiny = new Command('create-tiny')
     }
     const out = path.resolve(flags.out);
     checkOut(out, flags.overwrite === true);
-    const { createTinyModel } = native();
+    const { createTinyModel } = await native();
     const made = await createTinyModel(out, options);
     if (flags.json) process.stdout.write(`${JSON.stringify(made, null, 2)}\n`);
     else process.stdout.write(`created tiny model (${made.parameters.toLocaleString('en-US')} parameters)\n  path: ${made.path}\n`);
@@ -93,7 +90,7 @@ const info = new Command('info')
   .option('--json', 'print the config as JSON')
   .exitOverride()
   .action(async (modelPath: string, flags: { json?: boolean }) => {
-    const { modelInfo } = native();
+    const { modelInfo } = await native();
     const c = modelInfo(path.resolve(modelPath));
     if (flags.json) {
       process.stdout.write(`${JSON.stringify(c, null, 2)}\n`);
