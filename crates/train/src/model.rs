@@ -9,7 +9,7 @@ use tinyforge_model::{ForwardMode, Llama, Projection};
 use crate::{
     batches::{Batch, PURPOSE_INIT, derived_rng},
     error::Result,
-    lora::{DropoutRng, LoraConfig, LoraLinear, TrainableLinear},
+    lora::{DropoutRng, FrozenProjection, LoraConfig, LoraLinear, TrainableLinear},
 };
 
 pub trait TrainableLm: Send {
@@ -49,7 +49,7 @@ impl LlamaForTraining {
         let (mut params, mut lora_layers) = (Vec::new(), Vec::new());
         model.map_projections(|name, base| {
             if !cfg.targets(name) {
-                return Ok(base);
+                return Ok(Arc::new(FrozenProjection::new(&base)) as Arc<dyn Projection>);
             }
             let layer = Arc::new(LoraLinear::new(base, cfg, &mut init, dropout.clone())?);
             params.push((peft_key(name, 'A'), layer.a.clone()));

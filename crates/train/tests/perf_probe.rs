@@ -1,0 +1,32 @@
+//! Manual probe (ignored): where one SmolLM2 training step spends its time.
+//! `TINYFORGE_SMOLLM2_GGUF=... cargo test --release -p tinyforge-train --test perf_probe -- --ignored --nocapture`
+use std::time::Instant;
+
+use tinyforge_model::{ForwardMode, Llama};
+use tinyforge_train::{LoraConfig, batches::make_batch, data::Example, model::{LlamaForTraining, TrainableLm}};
+
+#[test]
+#[ignore]
+fn step_breakdown() {
+    let Ok(path) = std::env::var("TINYFORGE_SMOLLM2_GGUF") else { return };
+    let llama = Llama::load(std::path::Path::new(&path)).unwrap();
+    let model = LlamaForTraining::lora(llama, &LoraConfig { dropout: 0.0, ..LoraConfig::default() }, 1).unwrap();
+    let exs: Vec<Example> = (0..4).map(|i| Example { ids: (0..128).map(|j| (j * 31 + i * 7) % 4000 + 10).collect(), labels: (0..128).map(|j| j > 64).collect(), line: 1 }).collect();
+    let refs: Vec<&Example> = exs.iter().collect();
+    let batch = make_batch(&refs, 0).unwrap();
+    for _ in 0..2 {
+        let t = Instant::now();
+        let h = model.llama().forward_hidden(&batch.input_ids, ForwardMode::Eval).unwrap();
+        let _ = h.sum_all().unwrap().to_scalar::<f32>().unwrap();
+        let eval = t.elapsed();
+        let t = Instant::now();
+        let loss = model.loss_sum(&batch, true).unwrap();
+        let _ = loss.to_scalar::<f32>().unwrap();
+        let fwd = t.elapsed();
+        let t = Instant::now();
+        let g = loss.backward().unwrap();
+        let bwd = t.elapsed();
+        drop(g);
+        eprintln!("512 tokens: eval fwd {eval:?}, train fwd {fwd:?}, backward {bwd:?} → {:.0} tok/s", 512.0 / (fwd + bwd).as_secs_f64());
+    }
+}
