@@ -12,7 +12,7 @@
 // that cannot be installed or loaded prints a skip line. Each row: one warm-up pass ("cold"),
 // then the median of 3 passes (BENCH_PASSES to change). Results: benches/results/tokenizer-<date>.json.
 // Needs the native package built (`npm run build:native`).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -137,35 +137,22 @@ function smollm2Gguf() {
 }
 
 // ---- measuring ----------------------------------------------------------------------------------
-function measure(run, totalBytes) {
-  const time = () => {
-    const t0 = process.hrtime.bigint();
-    const tokens = run();
-    return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, tokens };
-  };
-  const cold = time();
-  const warm = Array.from({ length: PASSES }, time).sort((a, b) => a.seconds - b.seconds);
-  const median = warm[Math.floor(warm.length / 2)];
-  const mbps = (s) => totalBytes / s / 1e6;
-  return {
-    mbPerSec: mbps(median.seconds),
-    minMbPerSec: mbps(warm.at(-1).seconds),
-    maxMbPerSec: mbps(warm[0].seconds),
-    mTokensPerSec: median.tokens / median.seconds / 1e6,
-    coldMbPerSec: mbps(cold.seconds),
-    tokens: median.tokens,
-  };
+// One timed pass: wall seconds, CPU seconds of this process (all threads) and tokens produced.
+// CPU time is reported too because a shared machine slows wall time for every row.
+async function pass(run) {
+  const cpu0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  const tokens = await run();
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+  return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, tokens };
 }
 
-async function measureAsync(run, totalBytes) {
-  const samples = [];
-  for (let i = 0; i <= PASSES; i++) {
-    const t0 = process.hrtime.bigint();
-    const tokens = await run();
-    samples.push({ seconds: Number(process.hrtime.bigint() - t0) / 1e9, tokens });
-  }
-  const [cold, ...rest] = samples;
-  const warm = rest.sort((a, b) => a.seconds - b.seconds);
+async function measure(run, totalBytes) {
+  const cold = await pass(run);
+  const warm = [];
+  for (let i = 0; i < PASSES; i++) warm.push(await pass(run));
+  warm.sort((a, b) => a.seconds - b.seconds);
   const median = warm[Math.floor(warm.length / 2)];
   const mbps = (s) => totalBytes / s / 1e6;
   return {
@@ -173,6 +160,7 @@ async function measureAsync(run, totalBytes) {
     minMbPerSec: mbps(warm.at(-1).seconds),
     maxMbPerSec: mbps(warm[0].seconds),
     mTokensPerSec: median.tokens / median.seconds / 1e6,
+    mbPerCpuSecond: mbps(median.cpuSeconds),
     coldMbPerSec: mbps(cold.seconds),
     tokens: median.tokens,
   };
@@ -209,13 +197,13 @@ const ours = gguf ? Tokenizer.fromGguf(gguf) : Tokenizer.fromFile(path.join(ROOT
 const ourLoadMs = performance.now() - t0;
 const ourSource = gguf ? `SmolLM2 GGUF (${path.basename(gguf)})` : 'fixture tokenizer.json (no GGUF found)';
 console.log(`our tokenizer: ${ourSource}`);
-add('tinyforge encode (1 thread)', 1, ourLoadMs, measure(() => {
+add('tinyforge encode (1 thread)', 1, ourLoadMs, await measure(() => {
   let n = 0;
   for (const c of corpus.chunks) n += ours.encode(c).length;
   return n;
 }, corpus.totalBytes));
-add(`tinyforge encodeBatch (${os.availableParallelism()} threads)`, os.availableParallelism(), ourLoadMs, measure(() => sumLengths(ours.encodeBatch(corpus.chunks)), corpus.totalBytes));
-add(`tinyforge encodeBatchAsync (${os.availableParallelism()} threads)`, os.availableParallelism(), ourLoadMs, await measureAsync(async () => sumLengths(await ours.encodeBatchAsync(corpus.chunks)), corpus.totalBytes));
+add(`tinyforge encodeBatch (${os.availableParallelism()} threads)`, os.availableParallelism(), ourLoadMs, await measure(() => sumLengths(ours.encodeBatch(corpus.chunks)), corpus.totalBytes));
+add(`tinyforge encodeBatchAsync (${os.availableParallelism()} threads)`, os.availableParallelism(), ourLoadMs, await measure(async () => sumLengths(await ours.encodeBatchAsync(corpus.chunks)), corpus.totalBytes));
 
 ensureAnchors();
 for (const encoding of ['cl100k_base', 'r50k_base']) {
@@ -225,7 +213,7 @@ for (const encoding of ['cl100k_base', 'r50k_base']) {
     const mod = await importAnchor('gpt-tokenizer', `/encoding/${encoding}`);
     const loadMs = performance.now() - t0;
     const encode = mod.encode ?? mod.default.encode;
-    add(name, 1, loadMs, measure(() => {
+    add(name, 1, loadMs, await measure(() => {
       let n = 0;
       for (const c of corpus.chunks) n += encode(c).length;
       return n;
@@ -251,7 +239,7 @@ for (const encoding of ['cl100k_base', 'r50k_base']) {
     const probe = corpus.chunks[0];
     const same = JSON.stringify(hf.encode(probe, { add_special_tokens: false })) === JSON.stringify(Array.from(ours.encode(probe)));
     if (!same) console.log('note: transformers.js ids differ from ours on the first chunk');
-    add(name, 1, loadMs, measure(() => {
+    add(name, 1, loadMs, await measure(() => {
       let n = 0;
       for (const c of corpus.chunks) n += hf.encode(c, { add_special_tokens: false }).length;
       return n;
@@ -267,10 +255,10 @@ for (const encoding of ['cl100k_base', 'r50k_base']) {
 const base = rows.find((r) => r.name.startsWith('gpt-tokenizer cl100k_base'));
 const ratio = (r) => (base ? r.mbPerSec / base.mbPerSec : null);
 const fmt = (x, d = 2) => (x == null ? '-' : x.toFixed(d));
-console.log(`\n| contender | MB/s median [min-max] | M tokens/s | cold MB/s | load ms | tokens | vs gpt-tokenizer cl100k |`);
-console.log('|---|---|---|---|---|---|---|');
+console.log(`\n| contender | MB/s median [min-max] | M tokens/s | MB per CPU-second | cold MB/s | load ms | tokens | vs gpt-tokenizer cl100k |`);
+console.log('|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  console.log(`| ${r.name} | ${fmt(r.mbPerSec)} [${fmt(r.minMbPerSec)}-${fmt(r.maxMbPerSec)}] | ${fmt(r.mTokensPerSec)} | ${fmt(r.coldMbPerSec)} | ${fmt(r.loadMs, 0)} | ${r.tokens.toLocaleString('en-US')} | ${base ? `${fmt(ratio(r))}x` : '-'} |`);
+  console.log(`| ${r.name} | ${fmt(r.mbPerSec)} [${fmt(r.minMbPerSec)}-${fmt(r.maxMbPerSec)}] | ${fmt(r.mTokensPerSec)} | ${fmt(r.mbPerCpuSecond)} | ${fmt(r.coldMbPerSec)} | ${fmt(r.loadMs, 0)} | ${r.tokens.toLocaleString('en-US')} | ${base ? `${fmt(ratio(r))}x` : '-'} |`);
 }
 const single = rows.find((r) => r.name.startsWith('tinyforge encode '));
 const batch = rows.find((r) => r.name.startsWith('tinyforge encodeBatch ('));
