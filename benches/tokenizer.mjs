@@ -79,7 +79,7 @@ function buildCorpus() {
   // Cut to CORPUS_BYTES at a newline so runs on the same machine see the same text.
   const buf = Buffer.from(corpus);
   if (buf.length > CORPUS_BYTES) {
-    const cut = buf.lastIndexOf(10, CORPUS_BYTES);
+    const cut = buf.lastIndexOf(10, CORPUS_BYTES - 1);
     corpus = buf.subarray(0, cut + 1).toString('utf8');
   }
   const chunks = [];
