@@ -80,7 +80,12 @@ describe('train', () => {
   it('abort stops at a step boundary with a checkpoint; resume continues the same losses', async () => {
     const { dir, base, data } = await setup();
     const opts = (out: string): JsTrainOptions => ({ base, data, out, maxSteps: 120, batchSize: 2, gradAccum: 2, lr: 5e-3, loraDropout: 0.1 });
+    // The event loop stays free while Rust trains: a 1 ms interval keeps firing.
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
     const straight = await train(opts(path.join(dir, 'straight')));
+    clearInterval(timer);
+    expect(ticks).toBeGreaterThan(10);
 
     const out = path.join(dir, 'cut');
     const controller = new AbortController();

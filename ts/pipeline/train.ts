@@ -39,6 +39,8 @@ export async function runTraining(options: TrainRunOptions): Promise<TrainResult
     throw new ForgeError('INVALID_ARGUMENT', `data file not found: ${rest.data}`, { suggestion: 'pass --data path/to/records.jsonl' });
   }
   const resolved = await resolveBase(base, signal);
+  // An already-aborted signal never fires `abort` again, so the native side would not see it.
+  if (signal?.aborted) throw new ForgeError('ABORTED', 'training was aborted before it started');
   const native: JsTrainOptions = { ...rest, base: resolved };
   let result: JsTrainResult;
   try {
