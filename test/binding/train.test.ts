@@ -39,6 +39,11 @@ describe('train', () => {
     expect(r.data.labelTokens).toBeGreaterThan(0);
     expect(r.data.labelTokens).toBeLessThan(r.data.tokens);
     expect(existsSync(out)).toBe(false);
+
+    const evalData = path.join(dir, 'eval.jsonl');
+    writeFileSync(evalData, QA.slice(0, 4).map((r) => JSON.stringify(r)).join('\n'));
+    const sep = await train({ base, data, out, dryRun: true, evalData, evalSplit: 0.5 });
+    expect([sep.trainExamples, sep.evalExamples, sep.evalData?.valid]).toEqual([12, 4, 4]);
   });
 
   it('bad records: INVALID_DATA naming every line; skipInvalid trains without them', async () => {
