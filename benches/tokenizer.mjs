@@ -228,9 +228,7 @@ for (const encoding of ['cl100k_base', 'r50k_base']) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tinyforge-bench-'));
   try {
     const { AutoTokenizer, env } = await importAnchor('@huggingface/transformers');
-    mkdirSync(path.join(dir, 'smollm2'));
-    writeFileSync(path.join(dir, 'smollm2/tokenizer.json'), ours.toJson());
-    writeFileSync(path.join(dir, 'smollm2/tokenizer_config.json'), readFileSync(path.join(ROOT, 'test/fixtures/tokenizer/smollm2/tokenizer_config.json')));
+    ours.savePretrained(path.join(dir, 'smollm2'));
     env.allowRemoteModels = false;
     env.localModelPath = dir;
     t0 = performance.now();

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '@tinyforge/native';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { smollm2GgufPath } from '../helpers/models.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/tokenizer/smollm2');
 const readJson = (name: string) => JSON.parse(readFileSync(path.join(fixtures, name), 'utf8'));
@@ -41,5 +42,15 @@ describe('Tokenizer.fromGguf (SmolLM2-135M-Instruct)', () => {
     const again = Tokenizer.fromJson(tok.toJson());
     const text = llamacpp.encodings.map((e) => e.text).join('\n');
     expect(Array.from(again.encode(text))).toEqual(Array.from(tok.encode(text)));
+  });
+
+  it('saves a tokenizer folder that loads back with its chat template', () => {
+    const dir = path.join(tempDir(), 'smollm2');
+    tok.savePretrained(dir);
+    const folder = Tokenizer.fromFile(dir);
+    expect(folder.eosTokenId).toBe(2);
+    const c = transformers.chats[0];
+    expect(folder.applyChatTemplate(c.messages, { addGenerationPrompt: c.add_generation_prompt })).toBe(c.rendered);
+    expect(Array.from(folder.encode(llamacpp.encodings[5].text))).toEqual(llamacpp.encodings[5].ids);
   });
 });

@@ -196,6 +196,13 @@ impl JsTokenizer {
     pub fn save(&self, path: String) -> napi::Result<()> {
         self.inner.save(&path).map_err(tok_error)
     }
+
+    /// Writes a Hugging Face tokenizer folder (`tokenizer.json` + `tokenizer_config.json` with
+    /// the special tokens and chat template) that `fromFile(dir)` and transformers read back.
+    #[napi(catch_unwind)]
+    pub fn save_pretrained(&self, dir: String) -> napi::Result<()> {
+        self.inner.save_pretrained(&dir).map_err(tok_error)
+    }
 }
 
 pub struct EncodeBatchTask {

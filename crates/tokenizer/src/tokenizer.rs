@@ -189,6 +189,29 @@ impl Tokenizer {
         std::fs::write(path, json).map_err(|e| TokenizerError::Save { path: PathBuf::from(path), reason: e.to_string() })
     }
 
+    /// Writes a Hugging Face tokenizer folder: `tokenizer.json` plus a `tokenizer_config.json`
+    /// with the special tokens and the chat template, which `from_file(dir)` (and transformers'
+    /// `AutoTokenizer`) read back.
+    pub fn save_pretrained(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let fail = |path: PathBuf, e: &dyn std::fmt::Display| TokenizerError::Save { path, reason: e.to_string() };
+        std::fs::create_dir_all(dir).map_err(|e| fail(dir.into(), &e))?;
+        self.save(dir.join("tokenizer.json"))?;
+        let name = |id: Option<u32>| id.and_then(|i| self.id_to_token(i)).map_or(Value::Null, Value::from);
+        let mut config = serde_json::Map::new();
+        config.insert("tokenizer_class".into(), Value::from("PreTrainedTokenizerFast"));
+        config.insert("bos_token".into(), name(self.special.bos));
+        config.insert("eos_token".into(), name(self.special.eos));
+        config.insert("pad_token".into(), name(self.special.pad));
+        config.insert("unk_token".into(), name(self.special.unk));
+        if let Some(t) = &self.chat_template {
+            config.insert("chat_template".into(), Value::from(t.as_str()));
+        }
+        let path = dir.join("tokenizer_config.json");
+        let text = serde_json::to_string_pretty(&Value::Object(config)).map_err(|e| fail(path.clone(), &e))?;
+        std::fs::write(&path, text + "\n").map_err(|e| fail(path, &e))
+    }
+
     fn special_from_config(&self, config: &Value) -> SpecialTokens {
         let id = |key: &str| {
             let v = &config[key];

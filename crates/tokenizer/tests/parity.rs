@@ -156,6 +156,14 @@ fn gguf_tokenizer_matches_llamacpp_and_fixture() {
     }
     let (s, f) = (tok.special_tokens(), fixture.special_tokens());
     assert_eq!((s.bos, s.eos, s.pad), (f.bos, f.eos, f.pad));
+    // Saved as a folder and read back: same ids, special tokens and chat template.
+    let dir = std::env::temp_dir().join(format!("tf-tok-pretrained-{}", std::process::id()));
+    tok.save_pretrained(&dir).unwrap();
+    let folder = Tokenizer::from_file(&dir).unwrap();
+    assert_eq!(folder.special_tokens(), tok.special_tokens());
+    assert_eq!(folder.chat_template(), tok.chat_template());
+    assert_eq!(folder.encode("Hi 12 <|im_end|>", false).unwrap(), tok.encode("Hi 12 <|im_end|>", false).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
     // Saved as tokenizer.json and read back, it is the same tokenizer.
     let again = Tokenizer::from_json(&tok.to_json(false).unwrap()).unwrap();
     assert!(again.uses_fast_path());
