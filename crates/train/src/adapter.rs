@@ -70,10 +70,8 @@ pub fn load_peft(dir: &Path) -> Result<PeftAdapter> {
     if field("peft_type").and_then(Value::as_str) != Some("LORA") {
         return Err(bad("peft_type is not \"LORA\"".into()));
     }
-    if let Some(bias) = field("bias").and_then(Value::as_str) {
-        if bias != "none" {
-            return Err(bad(format!("bias \"{bias}\" is not supported (only \"none\")")));
-        }
+    if let Some(bias) = field("bias").and_then(Value::as_str).filter(|b| *b != "none") {
+        return Err(bad(format!("bias \"{bias}\" is not supported (only \"none\")")));
     }
     if field("use_dora").and_then(Value::as_bool) == Some(true) {
         return Err(bad("DoRA adapters are not supported".into()));

@@ -255,7 +255,7 @@ pub fn run_loop(
             state.epoch_order = epoch_batches(&lengths, cfg.batch_size, cfg.seed, state.epoch);
         }
 
-        let want_eval = !eval.is_empty() && ((cfg.eval_every > 0 && state.step % cfg.eval_every == 0) || state.step == total);
+        let want_eval = !eval.is_empty() && ((cfg.eval_every > 0 && state.step.is_multiple_of(cfg.eval_every)) || state.step == total);
         let eval_result = if want_eval { evaluate(model, eval, cfg.batch_size, cfg.pad_id)? } else { None };
         if let Some(e) = eval_result {
             last_eval = Some(e);
@@ -296,7 +296,7 @@ pub fn run_loop(
             stopped_early = true;
             break;
         }
-        if cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0 && state.step < total {
+        if cfg.checkpoint_every > 0 && state.step.is_multiple_of(cfg.checkpoint_every) && state.step < total {
             checkpoint::save(&ckpt_root, &state, &fingerprint, model.parameters(), &opt, cfg.keep_checkpoints)?;
         }
     }

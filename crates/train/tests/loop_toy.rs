@@ -38,7 +38,7 @@ fn cfg(max_steps: usize) -> LoopConfig {
     LoopConfig { batch_size: 2, grad_accum: 2, max_steps: Some(max_steps), lr: 0.05, warmup_ratio: 0.2, eval_every: 2, ..LoopConfig::default() }
 }
 
-fn losses(model: &dyn TrainableLm, dir: &PathBuf, cfg: &LoopConfig, resume: bool, cancel_after: Option<usize>) -> Result<Vec<f64>, TrainError> {
+fn losses(model: &dyn TrainableLm, dir: &std::path::Path, cfg: &LoopConfig, resume: bool, cancel_after: Option<usize>) -> Result<Vec<f64>, TrainError> {
     let data = examples(24);
     let (train, eval) = data.split_at(20);
     let cancel = AtomicBool::new(false);

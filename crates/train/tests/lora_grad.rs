@@ -43,7 +43,7 @@ fn lora_gradients_match_finite_differences() {
         let base: Vec<f32> = var.flatten_all().unwrap().to_vec1().unwrap();
         for _ in 0..3 {
             let i = rng.random_range(0..base.len());
-            let mut at = |delta: f64| {
+            let at = |delta: f64| {
                 let mut v = base.clone();
                 v[i] += delta as f32;
                 var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap()).unwrap();
