@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import type { JsTrainResult } from '@tinyforge/native';
 import { sparkline } from '../../ts/pipeline/loss-curve.js';
 import { type TrainProgress, type TrainRunOptions, runTraining } from '../../ts/pipeline/train.js';
+import { registerRunFromFolder } from '../../ts/registry/index.js';
 
 const int = (name: string) => (v: string): number => {
   const n = Number(v);
@@ -159,6 +160,8 @@ export const trainCommand = new Command('train')
     try {
       const result = await runTraining(options);
       if (tty) process.stderr.write('\n');
+      // Every finished run is a registry row with its lineage (base + data hashes, hyperparameters).
+      if (!result.dryRun) await registerRunFromFolder(result.runDir);
       if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else if (result.dryRun) printDryRun(result);
       else printSummary(result);

@@ -49,8 +49,14 @@ describe('foremforge train', () => {
   it('trains with a summary, loss curve and run folder', async () => {
     const { dir, base, data } = await setup();
     const out = path.join(dir, 'run');
-    const r = await runCli(['train', '--data', data, '--out', out, '--base', base, '--max-steps', '6', '--batch-size', '2', '--eval-every', '3', '--lr', '5e-3', '--use-lora']);
+    const home = path.join(dir, 'home');
+    const r = await runCli(['train', '--data', data, '--out', out, '--base', base, '--max-steps', '6', '--batch-size', '2', '--eval-every', '3', '--lr', '5e-3', '--use-lora'], { env: { TINYFORGE_HOME: home } });
     expect(r.code, r.stderr).toBe(0);
+    // The run is registered with its lineage.
+    const listed = await runCli(['models', 'list', '--json'], { env: { TINYFORGE_HOME: home } });
+    expect(listed.code, listed.stderr).toBe(0);
+    const runs = (JSON.parse(listed.stdout) as Array<{ kind: string; path: string }>).filter((a) => a.kind === 'run');
+    expect(runs.map((a) => a.path)).toEqual([out]);
     expect(r.stdout).toMatch(/trained 6\/6 steps/);
     expect(r.stdout).toMatch(/eval loss \d/);
     expect(r.stderr).toMatch(/eval @ step 3: loss/);

@@ -2,9 +2,14 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import os from 'node:os';
+import { mkdtempSync } from 'node:fs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(ROOT, 'dist/cli/index.js');
+
+// Keeps the CLI under test from writing into the user's ~/.tinyforge registry.
+const TEST_HOME = mkdtempSync(path.join(os.tmpdir(), 'tinyforge-home-'));
 
 export interface CliResult {
   code: number;
@@ -19,7 +24,7 @@ export function runCli(
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       cwd: options.cwd ?? ROOT,
-      env: { ...process.env, ...options.env },
+      env: { ...process.env, TINYFORGE_HOME: TEST_HOME, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
