@@ -3,6 +3,7 @@
 //! for tests (`tiny`). Pure Rust, no napi: the binding crate wraps it.
 pub mod config;
 pub mod error;
+pub mod generate;
 pub mod llama;
 pub mod tiny;
 pub mod weights;
@@ -12,3 +13,4 @@ pub use error::{ModelError, Result};
 pub use llama::{ForwardMode, FrozenLinear, Llama, Projection};
 pub use tiny::{TinyModel, TinyOptions, create_tiny_model};
 pub use weights::{Checkpoint, ModelFormat, Weights, detect_format, load_checkpoint, load_config};
+pub use generate::{Generation, SamplingOptions, StopReason, generate};

@@ -28,6 +28,8 @@ use crate::{
     weights::{Weights, load_checkpoint},
 };
 
+pub mod kv_cache;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForwardMode {
     /// Differentiable ops only (training).
