@@ -10,6 +10,7 @@ pub mod data;
 pub mod error;
 pub mod lora;
 pub mod manifest;
+pub mod merge;
 pub mod model;
 pub mod optim;
 pub mod run;
