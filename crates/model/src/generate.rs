@@ -66,13 +66,17 @@ pub struct Generation {
     pub tokens: Vec<u32>,
     /// Model probability of each generated token.
     pub probs: Vec<f32>,
+    /// Model probability of the EOS that ended generation, if one did.
+    pub eos_prob: Option<f32>,
     pub stop: StopReason,
 }
 
 impl Generation {
-    /// Mean token probability, in (0, 1]; `None` when nothing was generated.
+    /// Mean probability of every choice made (the generated tokens and the closing EOS), in
+    /// (0, 1]; `None` when no choice was made (`max_tokens` 0).
     pub fn confidence(&self) -> Option<f64> {
-        (!self.probs.is_empty()).then(|| self.probs.iter().map(|&p| p as f64).sum::<f64>() / self.probs.len() as f64)
+        let all: Vec<f64> = self.probs.iter().chain(&self.eos_prob).map(|&p| p as f64).collect();
+        (!all.is_empty()).then(|| all.iter().sum::<f64>() / all.len() as f64)
     }
 }
 
@@ -135,7 +139,7 @@ pub fn generate(model: &Llama, prompt: &[u32], eos: &[u32], opts: &SamplingOptio
     let mut rng = StdRng::seed_from_u64(opts.seed);
     let mut cache = model.new_cache();
     let mut seen: Vec<u32> = prompt.to_vec();
-    let mut out = Generation { tokens: Vec::new(), probs: Vec::new(), stop: StopReason::MaxTokens };
+    let mut out = Generation { tokens: Vec::new(), probs: Vec::new(), eos_prob: None, stop: StopReason::MaxTokens };
     let mut logits = model.forward_cached(prompt, &mut cache)?;
     while out.tokens.len() < opts.max_tokens && cache.len() < limit {
         let prob = softmax(&logits, 1.0);
@@ -150,6 +154,7 @@ pub fn generate(model: &Llama, prompt: &[u32], eos: &[u32], opts: &SamplingOptio
         let next = pick(&logits, opts, &mut rng);
         if eos.contains(&next) {
             out.stop = StopReason::Eos;
+            out.eos_prob = Some(prob[next as usize] as f32);
             break;
         }
         out.tokens.push(next);
@@ -225,5 +230,6 @@ mod tests {
         let first = a.tokens[0];
         let e = generate(&m, &[1, 9], &[first], &opts, |_| false).unwrap();
         assert_eq!((e.tokens.len(), e.stop), (0, StopReason::Eos));
+        assert!(e.confidence().unwrap() > 0.0);
     }
 }
