@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { handleError } from './errors.js';
 import { baseCommand } from './commands/base.js';
+import { demoCommand } from './commands/demo.js';
 import { dataCommand } from './commands/data.js';
 import { ingestCommand } from './commands/ingest.js';
 import { initCommand } from './commands/init.js';
@@ -25,6 +26,7 @@ const program = new Command()
 // Commands (one line each, keep sorted):
 program.addCommand(baseCommand);
 program.addCommand(dataCommand);
+program.addCommand(demoCommand);
 program.addCommand(ingestCommand);
 program.addCommand(initCommand);
 program.addCommand(modelsCommand);
