@@ -8,12 +8,15 @@ const native = createRequire(import.meta.url)('./index.cjs');
 export default native;
 export const {
   // classes
+  Generator,
   OnnxModel,
   Tokenizer,
   // functions
   createTinyModel,
+  generate,
   initRuntime,
   loadedRuntime,
+  mergeAdapter,
   modelInfo,
   modelLogits,
   nativeVersion,

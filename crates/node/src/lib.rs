@@ -7,6 +7,7 @@ mod onnx;
 mod runtime;
 mod train;
 mod tokenizer;
+mod generate;
 
 use napi_derive::napi;
 
