@@ -79,7 +79,14 @@ impl Engine {
         }
         .map_err(|e| fail(&e))?;
         let decode = |t: &[u32]| self.tokenizer.decode(t, true).unwrap_or_default();
-        let stop_check = |t: &[u32]| !req.stop.is_empty() && { let s = decode(t); req.stop.iter().any(|x| s.contains(x.as_str())) };
+        // Decoding the whole completion each step is cheap next to a forward pass.
+        let stop_check = |t: &[u32]| {
+            if req.stop.is_empty() {
+                return false;
+            }
+            let text = decode(t);
+            req.stop.iter().any(|s| text.contains(s.as_str()))
+        };
         let g = md::generate(&self.model, &ids, &self.eos, &req.sampling, stop_check).map_err(|e| match e {
             md::ModelError::Input(m) => js_error("INVALID_ARGUMENT", m),
             other => fail(&other),
