@@ -213,4 +213,36 @@ mod tests {
             std::fs::remove_dir_all(d).unwrap();
         }
     }
+
+    /// GGUF base: the merged folder carries a tokenizer rebuilt from the GGUF metadata (with its
+    /// chat template) and the same logits as base + LoRA. Needs TINYFORGE_SMOLLM2_GGUF.
+    #[test]
+    fn gguf_base_merges_into_an_hf_folder() {
+        let Some(gguf) = std::env::var_os("TINYFORGE_SMOLLM2_GGUF").map(PathBuf::from).filter(|p| p.is_file()) else {
+            eprintln!("skipped: TINYFORGE_SMOLLM2_GGUF not set");
+            return;
+        };
+        let ckpt = load_checkpoint(&gguf).unwrap();
+        let dir = tmp("gguf-ad");
+        let lora = LoraConfig { r: 2, alpha: 4.0, dropout: 0.0, use_rslora: false, target_modules: vec!["v_proj".into()] };
+        let model = LlamaForTraining::lora(Llama::new(ckpt.config.clone(), &ckpt.weights).unwrap(), &lora, 1).unwrap();
+        use crate::model::TrainableLm;
+        for (_, var) in model.parameters().iter().filter(|(n, _)| n.contains("lora_B")) {
+            var.set(&Tensor::randn(0f32, 0.05, var.dims(), &Device::Cpu).unwrap()).unwrap();
+        }
+        save_peft(&dir, &lora, "smollm2", model.parameters()).unwrap();
+        let ids = [1u32, 504, 3458, 282, 4649, 314];
+        let want = model.llama().last_logits(&ids).unwrap();
+        drop(model);
+        let out = tmp("gguf-out");
+        merge_adapter(&gguf, &dir, &out).unwrap();
+        let tok = Tokenizer::from_file(&out).unwrap();
+        assert!(tok.chat_template().is_some() && tok.special_tokens().eos.is_some());
+        let got = Llama::load(&out).unwrap().last_logits(&ids).unwrap();
+        let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(d < 1e-3, "{d}");
+        for d in [dir, out] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
 }
