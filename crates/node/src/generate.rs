@@ -219,6 +219,7 @@ impl Task for GenerateTask {
 
 /// Loads the model (HF folder or GGUF, plus `options.adapter`) and generates a completion of
 /// `prompt` (text or chat messages). Rejects with MODEL_NOT_FOUND, ADAPTER_INVALID,
+/// CHAT_TEMPLATE_MISSING (messages for a tokenizer without a template),
 /// INVALID_ARGUMENT or GENERATION_FAILED. Use `Generator` to ask several questions.
 #[napi(catch_unwind, ts_return_type = "Promise<Generation>")]
 pub fn generate(model_path: String, prompt: Either<String, Vec<JsChatMessage>>, options: Option<JsGenerateOptions>) -> AsyncTask<GenerateTask> {
