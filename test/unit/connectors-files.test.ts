@@ -14,24 +14,10 @@ import {
 } from '../../ts/connectors/index.js';
 import { ROOT } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
+import { all, failure } from '../helpers/records.js';
 
 const FIX = path.join(ROOT, 'test/fixtures/connectors');
 const fx = (name: string) => path.join(FIX, name);
-
-async function all(it: AsyncIterable<SourceRecord>): Promise<SourceRecord[]> {
-  const out: SourceRecord[] = [];
-  for await (const r of it) out.push(r);
-  return out;
-}
-
-async function failure(it: AsyncIterable<SourceRecord>): Promise<Error & { code?: string }> {
-  try {
-    await all(it);
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  throw new Error('expected the connector to fail');
-}
 
 describe('JSONL', () => {
   it('reads pairs, chats and text with line numbers, skipping blank lines', async () => {

@@ -3,11 +3,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type SourceRecord, readGoogleDocs } from '../../ts/connectors/index.js';
+import { readGoogleDocs } from '../../ts/connectors/index.js';
 import type { GDocsOptions } from '../../ts/connectors/gdocs/index.js';
 import { ROOT } from '../helpers/cli.js';
 import { type GDocsServer, type GDocsServerOptions, startGDocsServer, testKeyPair } from '../helpers/gdocs-server.js';
 import { tempDir } from '../helpers/tmp.js';
+import { all, failure } from '../helpers/records.js';
 
 const MOCK = path.join(ROOT, 'test/fixtures/connectors/gdocs-mock');
 const recorded = (id: string) => JSON.parse(readFileSync(path.join(MOCK, 'documents', `${id}.json`), 'utf8')) as unknown;
@@ -36,21 +37,6 @@ async function serve(options: Partial<GDocsServerOptions> = {}): Promise<GDocsSe
 
 function live(extra: Partial<GDocsOptions> = {}): GDocsOptions {
   return { docsBaseUrl: server!.url, driveBaseUrl: server!.url, retry: { baseDelayMs: 5, maxDelayMs: 2000 }, ...extra };
-}
-
-async function all(it: AsyncIterable<SourceRecord>): Promise<SourceRecord[]> {
-  const out: SourceRecord[] = [];
-  for await (const r of it) out.push(r);
-  return out;
-}
-
-async function failure(it: AsyncIterable<SourceRecord>): Promise<Error & { code?: string }> {
-  try {
-    await all(it);
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  throw new Error('expected the connector to fail');
 }
 
 describe('Google Docs over HTTP', () => {

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SourceRecord, readPostgres } from '../../ts/connectors/index.js';
 import { type TestPostgres, sql, testPostgres } from '../helpers/postgres.js';
+import { all, failure } from '../helpers/records.js';
 
 let pg: TestPostgres;
 const T = `faq_${process.pid}`;
@@ -23,21 +24,6 @@ afterAll(async () => {
   await sql(pg.url, `DROP TABLE IF EXISTS ${T}; DROP TABLE IF EXISTS ${T}_log; DROP FUNCTION IF EXISTS ${T}_write()`).catch(() => {});
   pg.stop();
 });
-
-async function all(it: AsyncIterable<SourceRecord>): Promise<SourceRecord[]> {
-  const out: SourceRecord[] = [];
-  for await (const r of it) out.push(r);
-  return out;
-}
-
-async function failure(it: AsyncIterable<SourceRecord>): Promise<Error & { code?: string }> {
-  try {
-    await all(it);
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  throw new Error('expected the connector to fail');
-}
 
 describe('PostgreSQL connector', () => {
   it('streams a 12k-row table through a cursor, FETCH by FETCH, keyed by the primary key', async () => {

@@ -3,8 +3,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { type SkippedRecord, type SourceRecord, readSqlite } from '../../ts/connectors/index.js';
+import { type SkippedRecord, readSqlite } from '../../ts/connectors/index.js';
 import { tempDir } from '../helpers/tmp.js';
+import { all, failure } from '../helpers/records.js';
 
 let file: string;
 
@@ -24,21 +25,6 @@ beforeEach(() => {
   db.prepare('INSERT INTO chats VALUES (?, ?)').run('c1', JSON.stringify([{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }]));
   db.close();
 });
-
-async function all(it: AsyncIterable<SourceRecord>): Promise<SourceRecord[]> {
-  const out: SourceRecord[] = [];
-  for await (const r of it) out.push(r);
-  return out;
-}
-
-async function failure(it: AsyncIterable<SourceRecord>): Promise<Error & { code?: string }> {
-  try {
-    await all(it);
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  throw new Error('expected the connector to fail');
-}
 
 describe('SQLite connector', () => {
   it('reads a table with column mapping, keyed by its primary key; a NULL answer is INVALID_DATA or skipped', async () => {
