@@ -8,21 +8,13 @@ import { Generator, Tokenizer, createTinyModel, generate, mergeAdapter, modelLog
 import { describe, expect, it } from 'vitest';
 import { smollm2GgufPath } from '../helpers/models.js';
 import { tempDir } from '../helpers/tmp.js';
+import { codeOf } from '../helpers/errors.js';
 
 async function tiny(): Promise<{ dir: string; base: string }> {
   const dir = tempDir();
   const base = path.join(dir, 'base');
   await createTinyModel(base, { seed: 11 });
   return { dir, base };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return 'no error';
 }
 
 function argmax(xs: Float32Array): number {

@@ -8,17 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/cli.js';
 import { smollm2GgufPath } from '../helpers/models.js';
 import { tempDir } from '../helpers/tmp.js';
+import { codeOf } from '../helpers/errors.js';
 
 const DATA = path.join(ROOT, 'crates/model/tests/data');
-
-async function codeOf(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return 'no error';
-}
 
 const argmax = (xs: Float32Array): number => xs.reduce((best, x, i) => (x > xs[best]! ? i : best), 0);
 

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { type JsTrainOptions, type JsTrainProgress, createTinyModel, train } from '@tinyforge/native';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/tmp.js';
+import { codeOf } from '../helpers/errors.js';
 
 const QA = Array.from({ length: 12 }, (_, i) => ({ input: `What is fact number ${i}?`, output: `Fact ${i} is ${(i * 7) % 10}.` }));
 
@@ -16,15 +17,6 @@ async function setup(): Promise<{ dir: string; base: string; data: string }> {
   const data = path.join(dir, 'data.jsonl');
   writeFileSync(data, QA.map((r) => JSON.stringify(r)).join('\n') + '\n');
   return { dir, base, data };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return 'no error';
 }
 
 describe('train', () => {
