@@ -68,12 +68,29 @@ export function openDatabase(home: string): Database.Database {
       cause: err,
     });
   }
-  db.pragma('busy_timeout = 10000');
-  db.pragma('journal_mode = WAL');
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  // Switching to WAL needs a lock SQLite does not wait for with the busy handler when another
+  // process is creating or recovering the same file at that moment; retry it ourselves.
+  retryWhileBusy(() => db.pragma('journal_mode = WAL'));
   db.pragma('synchronous = NORMAL'); // durable across process crashes in WAL mode; fsync at checkpoints
   db.pragma('foreign_keys = ON');
   migrate(db, file);
   return db;
+}
+
+const BUSY_TIMEOUT_MS = 10_000;
+
+function retryWhileBusy<T>(op: () => T): T {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return op();
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err;
+      Atomics.wait(pause, 0, 0, Math.min(5 * 2 ** attempt, 100));
+    }
+  }
 }
 
 function migrate(db: Database.Database, file: string): void {
