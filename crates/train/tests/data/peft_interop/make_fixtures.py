@@ -18,6 +18,9 @@ Made with peft 0.21.2, torch 2.15.0, transformers 5.24.0 (PyPI), CPU, fp32, eage
    (no missing or unexpected keys), PEFT's scaling must be ours (rsLoRA alpha/sqrt(r)), and
    PEFT's logits must equal ours_logits.json within 1e-5. PEFT's logits are recorded too.
 
+Reruns reproduce every file byte for byte except the order of target_modules in PEFT's
+adapter_config.json (PEFT stores a Python set; our loader does not depend on the order).
+
 Writes peft_reference.json: prompts, base logits, PEFT logits per adapter, ours_in_peft.
 """
 import json, os, shutil, sys
