@@ -425,6 +425,41 @@ impl Llama {
     }
 }
 
+/// The weights outside the projections, for full fine-tuning.
+impl Llama {
+    /// Replaces the token embeddings, every RMSNorm weight and (untied) the output head by HF
+    /// name (`model.embed_tokens.weight`, `model.layers.{i}.input_layernorm.weight`,
+    /// `model.layers.{i}.post_attention_layernorm.weight`, `model.norm.weight`, `lm_head.weight`):
+    /// `f` gets the current tensor and returns the one to use, of the same shape. A tied head is
+    /// not visited: it becomes the new embedding tensor itself, so one `Var` serves both the
+    /// lookup and the head and receives both gradients, as in HF.
+    pub fn map_dense_weights<F>(&mut self, mut f: F) -> Result<()>
+    where
+        F: FnMut(&str, &Tensor) -> Result<Tensor>,
+    {
+        let mut swap = |name: String, slot: &mut Tensor| -> Result<()> {
+            let new = f(&name, slot)?;
+            if new.dims() != slot.dims() {
+                return Err(ModelError::Input(format!("{name}: replacement has shape {:?}, expected {:?}", new.dims(), slot.dims())));
+            }
+            *slot = new;
+            Ok(())
+        };
+        swap("model.embed_tokens.weight".into(), &mut self.embed_tokens)?;
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            swap(format!("model.layers.{i}.input_layernorm.weight"), &mut l.input_layernorm.weight)?;
+            swap(format!("model.layers.{i}.post_attention_layernorm.weight"), &mut l.post_attention_layernorm.weight)?;
+        }
+        swap("model.norm.weight".into(), &mut self.norm.weight)?;
+        if self.cfg.tie_word_embeddings {
+            self.lm_head = self.embed_tokens.clone();
+        } else {
+            swap("lm_head.weight".into(), &mut self.lm_head)?;
+        }
+        Ok(())
+    }
+}
+
 /// `[s, s]` additive mask: 0 on and below the diagonal, -inf above.
 fn causal_mask(s: usize, device: &Device) -> candle_core::Result<Tensor> {
     let data: Vec<f32> = (0..s)

@@ -1,5 +1,5 @@
 //! What the training loop needs from a model (`TrainableLm`), implemented by the Llama decoder
-//! with LoRA adapters or with every projection trainable (`LlamaForTraining`), and by a toy
+//! with LoRA adapters or with every weight trainable (`LlamaForTraining`), and by a toy
 //! bigram model (`toy::BigramLm`) that tests the loop without a transformer.
 use std::{collections::HashMap, sync::Arc};
 
@@ -60,13 +60,21 @@ impl LlamaForTraining {
         Ok(Self { model, params, dropout, lora_layers })
     }
 
-    /// Makes every q/k/v/o/gate/up/down projection trainable (embeddings and norms stay frozen).
+    /// Makes every weight trainable: the q/k/v/o/gate/up/down projections, the token embeddings,
+    /// every RMSNorm weight and the output head. A tied head is the embedding `Var` itself (one
+    /// parameter, `model.embed_tokens.weight`, as in HF); an untied one is `lm_head.weight`.
     pub fn full(mut model: Llama) -> Result<Self> {
         let mut params = Vec::new();
         model.map_projections(|name, base| {
             let layer = Arc::new(TrainableLinear::new(&base)?);
             params.push((format!("{name}.weight"), layer.weight.clone()));
             Ok(layer as Arc<dyn Projection>)
+        })?;
+        model.map_dense_weights(|name, base| {
+            // `from_tensor` copies the storage: `Var::set` must not write into the loaded base.
+            let var = Var::from_tensor(base)?;
+            params.push((name.to_string(), var.clone()));
+            Ok(var.as_tensor().clone())
         })?;
         Ok(Self { model, params, dropout: Arc::new(DropoutRng::default()), lora_layers: Vec::new() })
     }
@@ -80,7 +88,8 @@ impl LlamaForTraining {
         set_vars(&self.params, tensors)
     }
 
-    /// HF-named weights `W + s·B·A` for every adapted projection (to merge into a base folder).
+    /// HF-named weights `W + s·B·A` for every adapted projection (to merge into a base folder);
+    /// for a full fine-tune, every trained weight (a tied head appears once, as the embedding).
     pub fn merged_projections(&self) -> Result<Vec<(String, Tensor)>> {
         if self.lora_layers.is_empty() {
             return Ok(self.params.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect());

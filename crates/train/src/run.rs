@@ -1,5 +1,5 @@
 //! One training run end to end: options → tokenizer and data (validated, split) → model with
-//! LoRA (or every projection trainable) → the loop → the run folder of DESIGN.md:
+//! LoRA (or every weight trainable) → the loop → the run folder of DESIGN.md:
 //! `adapter/` (PEFT) or `model/` (full fine-tune, an HF folder), `tinyforge.json`,
 //! `metrics.jsonl`, `checkpoints/`. `dry_run` stops after the data: statistics and step count.
 use std::{
@@ -34,7 +34,7 @@ pub struct TrainOptions {
     pub eval_data: Option<PathBuf>,
     pub out: PathBuf,
     pub lora: LoraConfig,
-    /// Fine-tune every projection instead of LoRA.
+    /// Fine-tune every weight (projections, embeddings, norms, head) instead of LoRA.
     pub full: bool,
     pub max_seq_len: usize,
     pub eval_split: f64,
@@ -174,6 +174,11 @@ pub fn train(opts: &TrainOptions, on_progress: &mut dyn FnMut(&Progress), cancel
     fingerprint.insert("dataSha256".into(), json!(data.sha256));
     fingerprint.insert("evalDataSha256".into(), json!(eval_file.as_ref().map(|e| e.sha256.clone())));
     fingerprint.insert("mode".into(), json!(if opts.full { "full" } else { "lora" }));
+    if opts.full {
+        // Full runs once trained the projections only; their checkpoints lack the embedding and
+        // norm tensors, and this key makes resuming one a clear mismatch instead.
+        fingerprint.insert("fullTrainable".into(), json!("all"));
+    }
     fingerprint.insert("lora".into(), if opts.full { json!(null) } else { serde_json::to_value(&opts.lora).expect("serializes") });
     fingerprint.insert("maxSeqLen".into(), json!(opts.max_seq_len));
     fingerprint.insert("evalSplit".into(), json!(opts.eval_split));
@@ -223,8 +228,9 @@ pub fn train(opts: &TrainOptions, on_progress: &mut dyn FnMut(&Progress), cancel
     Ok(report)
 }
 
-/// A full fine-tune's output: an HF folder with the trained projections in place of the base's.
-fn write_full_model(
+/// A full fine-tune's output: an HF folder with every trained weight in place of the base's, the
+/// base's config unchanged (a tied model stays tied: no `lm_head.weight` is written).
+pub fn write_full_model(
     dir: &Path,
     base: &Path,
     format: ModelFormat,
