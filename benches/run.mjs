@@ -12,6 +12,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SUITES = {
   tokenizer: 'tokenizer.mjs',
   data: 'data.mjs',
+  train: 'train.mjs',
 };
 
 const asked = process.argv.slice(2);
