@@ -6,8 +6,9 @@
 //! causal mask, a SwiGLU MLP (Shazeer 2020), and tied or untied input/output embeddings.
 //!
 //! Two forward paths share every weight:
-//! * `ForwardMode::Train` uses only ops that have a backward pass (RMSNorm, RoPE and softmax built
-//!   from primitives), because candle's fast kernels (`ops::rms_norm`, `RmsNorm::forward`,
+//! * `ForwardMode::Train` uses only ops that have a backward pass (RMSNorm, RoPE, causal softmax
+//!   and SwiGLU are fused ops with hand-written backward passes in `train_ops`), because candle's
+//!   fast kernels (`ops::rms_norm`, `RmsNorm::forward`,
 //!   `rotary_emb::rope`, `softmax_last_dim`, quantized matmul) are applied with `*_no_bwd` and
 //!   silently cut the graph: LoRA weights upstream would just get no gradient.
 //! * `ForwardMode::Eval` uses the fused kernels. A test checks both agree.
@@ -20,7 +21,7 @@
 //! tokens never influence them.
 use std::{fmt::Debug, path::Path, sync::Arc};
 
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use crate::{
     config::LlamaConfig,
@@ -29,6 +30,7 @@ use crate::{
 };
 
 pub mod kv_cache;
+pub mod train_ops;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForwardMode {
@@ -163,7 +165,7 @@ struct RmsNorm {
 impl RmsNorm {
     fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
         match mode {
-            ForwardMode::Train => candle_nn::ops::rms_norm_slow(x, &self.weight, self.eps as f32),
+            ForwardMode::Train => train_ops::rms_norm(x, &self.weight, self.eps as f32),
             ForwardMode::Eval => candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32),
         }
     }
@@ -208,15 +210,8 @@ fn rope_tables(inv_freq: &Tensor, seq: usize) -> candle_core::Result<(Tensor, Te
 
 fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
     match mode {
-        ForwardMode::Train => candle_nn::rotary_emb::rope_slow(x, cos, sin),
+        ForwardMode::Train => train_ops::rope(x, cos, sin),
         ForwardMode::Eval => candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin),
-    }
-}
-
-fn softmax(x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
-    match mode {
-        ForwardMode::Train => candle_nn::ops::softmax(x, D::Minus1),
-        ForwardMode::Eval => candle_nn::ops::softmax_last_dim(x),
     }
 }
 
@@ -265,8 +260,12 @@ impl Attention {
         let v = heads(&self.v_proj, self.n_kv)?;
         let rep = self.n_head / self.n_kv;
         let (k, v) = (repeat_kv(&k, rep)?, repeat_kv(&v, rep)?);
-        let scores = (q.matmul(&k.t()?)? * (1.0 / (self.head_dim as f64).sqrt()))?;
-        let probs = softmax(&scores.broadcast_add(mask)?, mode)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let probs = match mode {
+            // Scale and causal mask inside one differentiable op.
+            ForwardMode::Train => train_ops::causal_softmax(&q.matmul(&k.t()?)?, scale as f32)?,
+            ForwardMode::Eval => candle_nn::ops::softmax_last_dim(&(q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?)?,
+        };
         let y = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, self.n_head * self.head_dim))?;
         self.o_proj.forward(&y)
     }
@@ -290,7 +289,7 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let gated = (self.gate_proj.forward(x)?.silu()? * self.up_proj.forward(x)?)?;
+        let gated = train_ops::swiglu(&self.gate_proj.forward(x)?, &self.up_proj.forward(x)?)?;
         self.down_proj.forward(&gated)
     }
 }

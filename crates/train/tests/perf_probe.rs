@@ -2,6 +2,14 @@
 //! `TINYFORGE_SMOLLM2_GGUF=... cargo test --release -p tinyforge-train --test perf_probe -- --ignored --nocapture`
 use std::time::Instant;
 
+/// User + system CPU seconds of this process (all threads): comparable across runs even when
+/// other processes compete for the cores, unlike wall time.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+}
+
 use tinyforge_model::{ForwardMode, Llama};
 use tinyforge_train::{LoraConfig, batches::make_batch, data::Example, model::{LlamaForTraining, TrainableLm}};
 
@@ -14,12 +22,12 @@ fn step_breakdown() {
     let exs: Vec<Example> = (0..4).map(|i| Example { ids: (0..128).map(|j| (j * 31 + i * 7) % 4000 + 10).collect(), labels: (0..128).map(|j| j > 64).collect(), line: 1 }).collect();
     let refs: Vec<&Example> = exs.iter().collect();
     let batch = make_batch(&refs, 0).unwrap();
-    for _ in 0..2 {
+    for _ in 0..3 {
         let t = Instant::now();
         let h = model.llama().forward_hidden(&batch.input_ids, ForwardMode::Eval).unwrap();
         let _ = h.sum_all().unwrap().to_scalar::<f32>().unwrap();
         let eval = t.elapsed();
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), cpu_seconds());
         let loss = model.loss_sum(&batch, true).unwrap();
         let _ = loss.to_scalar::<f32>().unwrap();
         let fwd = t.elapsed();
@@ -27,6 +35,11 @@ fn step_breakdown() {
         let g = loss.backward().unwrap();
         let bwd = t.elapsed();
         drop(g);
-        eprintln!("512 tokens: eval fwd {eval:?}, train fwd {fwd:?}, backward {bwd:?} → {:.0} tok/s", 512.0 / (fwd + bwd).as_secs_f64());
+        let cpu = cpu_seconds() - cpu;
+        eprintln!(
+            "512 tokens: eval fwd {eval:?}, train fwd {fwd:?}, backward {bwd:?} → {:.0} tok/s; train step {cpu:.2} CPU s ({:.0} tok per CPU s)",
+            512.0 / (fwd + bwd).as_secs_f64(),
+            512.0 / cpu
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! widening their visibility.
 use candle_core::{DType, Device, Tensor};
 
-use super::{Attention, Block, ForwardMode, Llama, apply_rope, repeat_kv, rope_tables, softmax};
+use super::{Attention, Block, ForwardMode, Llama, apply_rope, repeat_kv, rope_tables};
 use crate::error::{ModelError, Result};
 
 const MODE: ForwardMode = ForwardMode::Eval;
@@ -57,7 +57,7 @@ impl Attention {
         if let Some(m) = mask {
             scores = scores.broadcast_add(m)?;
         }
-        let y = softmax(&scores, MODE)?.matmul(&v)?.transpose(1, 2)?.reshape((b, s, self.n_head * self.head_dim))?;
+        let y = candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?.transpose(1, 2)?.reshape((b, s, self.n_head * self.head_dim))?;
         self.o_proj.forward(&y)
     }
 }
