@@ -1,6 +1,6 @@
 // `foremforge train` end to end on a tiny random model: dry run, bad records (exit 2 with line
-// numbers), a run with summary + loss.svg, and SIGKILL mid-run followed by --resume, which must
-// reproduce the loss sequence of an uninterrupted run.
+// numbers), a run with summary + loss.svg, --full (every weight trained, tied folder written), and
+// SIGKILL mid-run followed by --resume, which must reproduce the loss sequence of an uninterrupted run.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,6 +18,18 @@ async function setup(): Promise<{ dir: string; base: string; data: string }> {
   const data = path.join(dir, 'data.jsonl');
   writeFileSync(data, QA.map((r) => JSON.stringify(r)).join('\n') + '\n');
   return { dir, base, data };
+}
+
+/** name → raw bytes of each tensor in a safetensors file (8-byte header length, JSON header, data). */
+function safetensors(file: string): Map<string, Buffer> {
+  const buf = readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { data_offsets?: [number, number] }>;
+  const out = new Map<string, Buffer>();
+  for (const [name, t] of Object.entries(header)) {
+    if (t.data_offsets) out.set(name, buf.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]));
+  }
+  return out;
 }
 
 const losses = (run: string): number[] =>
@@ -66,6 +78,22 @@ describe('foremforge train', () => {
     expect(readFileSync(path.join(out, 'loss.svg'), 'utf8')).toMatch(/^<svg[^>]*xmlns/);
     const both = await runCli(['train', '--data', data, '--out', out, '--base', base, '--full', '--use-lora']);
     expect(both.code).toBe(2);
+  });
+
+  it('--full trains every weight and writes a tied HF folder', async () => {
+    const { dir, base, data } = await setup();
+    const out = path.join(dir, 'run');
+    const r = await runCli(['train', '--data', data, '--out', out, '--base', base, '--full', '--max-steps', '3', '--batch-size', '2', '--lr', '1e-2', '--eval-split', '0']);
+    expect(r.code, r.stderr).toBe(0);
+    const before = safetensors(path.join(base, 'model.safetensors'));
+    const after = safetensors(path.join(out, 'model', 'model.safetensors'));
+    expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+    expect(after.has('lm_head.weight')).toBe(false);
+    for (const name of ['model.embed_tokens.weight', 'model.norm.weight', 'model.layers.0.input_layernorm.weight', 'model.layers.1.post_attention_layernorm.weight', 'model.layers.0.self_attn.q_proj.weight']) {
+      expect(after.get(name)?.equals(before.get(name) as Buffer), name).toBe(false);
+    }
+    const config = (p: string) => JSON.parse(readFileSync(path.join(p, 'config.json'), 'utf8')) as Record<string, unknown>;
+    expect(config(path.join(out, 'model'))).toEqual(config(base));
   });
 
   it('--resume after SIGKILL continues with the same loss sequence', async () => {

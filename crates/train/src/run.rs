@@ -248,9 +248,13 @@ pub fn write_full_model(
     }
     let p = dir.join("model.safetensors");
     candle_core::safetensors::save(&weights, &p).map_err(|e| TrainError::write(&p, e))?;
-    let cfg_text = serde_json::to_string_pretty(config).expect("config serializes") + "\n";
-    std::fs::write(dir.join("config.json"), cfg_text).map_err(|e| TrainError::write(dir.join("config.json"), e))?;
-    let copied = ["tokenizer.json", "tokenizer_config.json", "generation_config.json", "chat_template.jinja"];
+    // An HF base's config.json is copied byte for byte (the parsed config drops keys other tools
+    // read, e.g. `hidden_act`, `use_cache`); a GGUF base has none, so ours is written.
+    if format == ModelFormat::Gguf {
+        let cfg_text = serde_json::to_string_pretty(config).expect("config serializes") + "\n";
+        std::fs::write(dir.join("config.json"), cfg_text).map_err(|e| TrainError::write(dir.join("config.json"), e))?;
+    }
+    let copied = ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json", "chat_template.jinja"];
     if format == ModelFormat::HfFolder {
         for name in copied {
             if base.join(name).is_file() {
