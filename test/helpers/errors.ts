@@ -7,3 +7,13 @@ export async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
   }
   return 'no error';
 }
+
+// The error a promise rejects with; fails the test if it resolves.
+export async function rejection<E = Error>(p: Promise<unknown>): Promise<E> {
+  try {
+    await p;
+  } catch (err) {
+    return err as E;
+  }
+  throw new Error('expected a rejection');
+}

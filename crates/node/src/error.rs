@@ -11,14 +11,3 @@ use std::fmt::Display;
 pub fn js_error(code: &str, message: impl Display) -> napi::Error {
     napi::Error::new(napi::Status::GenericFailure, format!("{code}: {message}"))
 }
-
-/// Shorthand for mapping any displayable core error to a coded JS error.
-pub trait OrJsError<T> {
-    fn or_js(self, code: &str) -> napi::Result<T>;
-}
-
-impl<T, E: Display> OrJsError<T> for Result<T, E> {
-    fn or_js(self, code: &str) -> napi::Result<T> {
-        self.map_err(|e| js_error(code, e))
-    }
-}
