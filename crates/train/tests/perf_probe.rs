@@ -43,3 +43,23 @@ fn step_breakdown() {
         );
     }
 }
+
+/// GEMM throughput for the shapes of a SmolLM2 LoRA step, in GFLOP per CPU second.
+#[test]
+#[ignore]
+fn gemm_shapes() {
+    use candle_core::{Device, Tensor};
+    for (m, k, n) in [(512, 576, 576), (512, 576, 1536), (512, 1536, 576), (512, 576, 192)] {
+        let x = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
+        let _ = x.matmul(&w.t().unwrap()).unwrap();
+        let reps = 20;
+        let (t, cpu) = (Instant::now(), cpu_seconds());
+        for _ in 0..reps {
+            let _ = x.matmul(&w.t().unwrap()).unwrap();
+        }
+        let (wall, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+        let gflop = 2.0 * (m * k * n * reps) as f64 / 1e9;
+        eprintln!("x·wᵀ {m}x{k}x{n}: {:.1} GFLOP/s wall, {:.1} GFLOP per CPU s", gflop / wall, gflop / cpu);
+    }
+}
