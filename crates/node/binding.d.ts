@@ -243,7 +243,7 @@ export interface JsTrainOptions {
   resume?: boolean
   /** Train without bad records instead of refusing to start. @default false */
   skipInvalid?: boolean
-  /** Fine-tune every projection and write a full model folder instead of an adapter. @default false */
+  /** Fine-tune every weight (projections, embeddings, norms, head) and write a full model folder instead of an adapter. @default false */
   full?: boolean
   /** Validate data, report token statistics and the step count; train nothing. @default false */
   dryRun?: boolean
@@ -473,7 +473,7 @@ export interface TinyModelOptions {
 }
 
 /**
- * Trains a LoRA adapter (or, with `full`, every projection) on a Rust thread. Resolves with the
+ * Trains a LoRA adapter (or, with `full`, every weight) on a Rust thread. Resolves with the
  * run's summary; rejects with a coded error (`INVALID_DATA` lists every bad record by line,
  * `ABORTED` after the signal fired and a checkpoint was written, `CHECKPOINT_MISMATCH`, ...).
  */

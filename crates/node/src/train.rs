@@ -67,7 +67,7 @@ pub struct JsTrainOptions {
     pub resume: Option<bool>,
     /// Train without bad records instead of refusing to start. @default false
     pub skip_invalid: Option<bool>,
-    /// Fine-tune every projection and write a full model folder instead of an adapter. @default false
+    /// Fine-tune every weight (projections, embeddings, norms, head) and write a full model folder instead of an adapter. @default false
     pub full: Option<bool>,
     /// Validate data, report token statistics and the step count; train nothing. @default false
     pub dry_run: Option<bool>,
@@ -286,7 +286,7 @@ impl Task for TrainTask {
     }
 }
 
-/// Trains a LoRA adapter (or, with `full`, every projection) on a Rust thread. Resolves with the
+/// Trains a LoRA adapter (or, with `full`, every weight) on a Rust thread. Resolves with the
 /// run's summary; rejects with a coded error (`INVALID_DATA` lists every bad record by line,
 /// `ABORTED` after the signal fired and a checkpoint was written, `CHECKPOINT_MISMATCH`, ...).
 #[napi(catch_unwind, ts_return_type = "Promise<JsTrainResult>")]

@@ -26,6 +26,15 @@ pub struct AdamW {
     /// Updates applied so far (the `t` of the bias correction).
     pub t: usize,
     params: AdamWParams,
+    /// Per variable: apply weight decay (false for normalization weights, see `decays`).
+    decay: Vec<bool>,
+}
+
+/// Whether a parameter named `name` (HF naming) gets weight decay. Like HF's Trainer, which
+/// exempts normalization weights (LayerNorm/RMSNorm, scale-like) and biases: decaying an RMSNorm
+/// gain pulls it toward 0, i.e. toward switching the layer off, not toward a simpler model.
+pub fn decays(name: &str) -> bool {
+    !(name.ends_with("norm.weight") || name.ends_with(".bias"))
 }
 
 impl AdamW {
@@ -33,7 +42,16 @@ impl AdamW {
         let zeros = |v: &Var| v.as_tensor().zeros_like();
         let m = vars.iter().map(zeros).collect::<candle_core::Result<_>>()?;
         let v = vars.iter().map(zeros).collect::<candle_core::Result<_>>()?;
-        Ok(Self { vars, m, v, t: 0, params })
+        let decay = vec![true; vars.len()];
+        Ok(Self { vars, m, v, t: 0, params, decay })
+    }
+
+    /// `new`, with weight decay only where `decay[i]` holds.
+    pub fn with_decay_mask(vars: Vec<Var>, params: AdamWParams, decay: Vec<bool>) -> candle_core::Result<Self> {
+        if decay.len() != vars.len() {
+            candle_core::bail!("decay mask has {} entries for {} variables", decay.len(), vars.len())
+        }
+        Ok(Self { decay, ..Self::new(vars, params)? })
     }
 
     /// One update with gradients `grads[i]` for `vars[i]`.
@@ -48,7 +66,8 @@ impl AdamW {
             let v = ((&self.v[i] * beta2)? + (g.sqr()? * (1.0 - beta2))?)?.detach();
             let m_hat = (&m / c1)?;
             let v_hat = (&v / c2)?;
-            let decayed = (var.as_tensor() * (1.0 - lr * weight_decay))?;
+            let wd = if self.decay[i] { weight_decay } else { 0.0 };
+            let decayed = (var.as_tensor() * (1.0 - lr * wd))?;
             let update = ((m_hat / (v_hat.sqrt()? + eps)?)? * lr)?;
             var.set(&(decayed - update)?.detach())?;
             self.m[i] = m;
@@ -168,6 +187,20 @@ mod tests {
         assert!((clip_grad_norm(&mut g, 1.0)? - 5.0).abs() < 1e-9);
         let n: f32 = g.iter().map(|t| t.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap()).sum();
         assert!((n.sqrt() - 1.0).abs() < 1e-5);
+        Ok(())
+    }
+
+    #[test]
+    fn norm_weights_are_not_decayed() -> candle_core::Result<()> {
+        assert!(decays("model.embed_tokens.weight") && decays("model.layers.0.mlp.up_proj.weight"));
+        assert!(!decays("model.layers.3.input_layernorm.weight") && !decays("model.norm.weight"));
+        let (a, b) = (Var::new(&[1f32, 2.0], &Device::Cpu)?, Var::new(&[1f32, 2.0], &Device::Cpu)?);
+        let p = AdamWParams { weight_decay: 0.5, ..AdamWParams::default() };
+        let mut opt = AdamW::with_decay_mask(vec![a.clone(), b.clone()], p, vec![true, false])?;
+        let zero = Tensor::zeros(2, DType::F32, &Device::Cpu)?;
+        opt.step(&[zero.clone(), zero], 0.1)?;
+        assert_eq!(a.to_vec1::<f32>()?, [0.95, 1.9]);
+        assert_eq!(b.to_vec1::<f32>()?, [1.0, 2.0]);
         Ok(())
     }
 }

@@ -183,7 +183,8 @@ pub fn run_loop(
     let ckpt_root = run_dir.join("checkpoints");
     let metrics_path = run_dir.join("metrics.jsonl");
     let vars: Vec<_> = model.parameters().iter().map(|(_, v)| v.clone()).collect();
-    let mut opt = AdamW::new(vars.clone(), cfg.adamw)?;
+    let decay = model.parameters().iter().map(|(name, _)| crate::optim::decays(name)).collect();
+    let mut opt = AdamW::with_decay_mask(vars.clone(), cfg.adamw, decay)?;
     let lengths: Vec<usize> = train.iter().map(|e| e.ids.len()).collect();
     let total = cfg.total_steps(train.len());
     let schedule = cfg.schedule(train.len());
