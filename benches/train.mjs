@@ -174,7 +174,7 @@ function runPytorch(py, dir, dtype) {
   const r = spawnSync(py, [path.join(ANCHORS, 'peft_train.py'), path.join(dir, 'batches.json'), dtype, outFile], { env, stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) throw new Error(`peft_train.py ${dtype} exited ${r.status ?? r.signal}`);
   const c = JSON.parse(readFileSync(outFile, 'utf8'));
-  return { engine: `PyTorch + PEFT ${dtype === 'bf16' ? 'bf16 autocast' : 'fp32'}`, ...c, processSeconds: (performance.now() - t0) / 1000 };
+  return { ...c, engine: `PyTorch + PEFT ${dtype === 'bf16' ? 'bf16 autocast' : 'fp32'}`, processSeconds: (performance.now() - t0) / 1000 };
 }
 
 /** Tokens/s over the measured steps (WARMUP+1 .. WARMUP+MEASURED), median step, final and eval loss. */
@@ -200,7 +200,48 @@ function summarize(c) {
   };
 }
 
+// ---- report -------------------------------------------------------------------------------------
+/** Prints the table and the goal lines; returns the goals (null without both sides). */
+function report(rows) {
+  const isOurs = (r) => r.engine.includes('ours');
+  const ours = rows.find(isOurs);
+  const best = rows.filter((r) => !isOurs(r)).sort((a, b) => b.tokensPerSec - a.tokensPerSec)[0];
+  const fmt = (x, d = 1) => (x == null ? '-' : x.toFixed(d));
+  console.log(`\n| engine | tok/s (measured steps) | median step tok/s | peak RSS MB | first loss | final loss (last 5) | eval loss | process s | vs PyTorch best |`);
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    const ratio = best ? `${fmt(r.tokensPerSec / best.tokensPerSec, 2)}x` : '-';
+    console.log(`| ${r.engine} | ${fmt(r.tokensPerSec)} | ${fmt(r.medianStepTokensPerSec)} | ${r.peakRssMb} | ${fmt(r.firstLoss, 3)} | ${fmt(r.finalLoss, 3)} | ${fmt(r.evalLoss, 3)} | ${fmt(r.processSeconds, 0)} | ${ratio} |`);
+  }
+  let goals = null;
+  if (ours && best) {
+    const lossDiff = Math.abs(ours.finalLoss - best.finalLoss) / best.finalLoss;
+    const evalDiff = ours.evalLoss != null && best.evalLoss != null ? Math.abs(ours.evalLoss - best.evalLoss) / best.evalLoss : null;
+    goals = {
+      baseline: best.engine,
+      tokensPerSecRatio: +(ours.tokensPerSec / best.tokensPerSec).toFixed(2),
+      peakRssRatio: +(ours.peakRssMb / best.peakRssMb).toFixed(2),
+      finalLossRelDiff: +lossDiff.toFixed(4),
+      evalLossRelDiff: evalDiff == null ? null : +evalDiff.toFixed(4),
+      speedMet: ours.tokensPerSec / best.tokensPerSec >= GOAL.vsPytorchBest,
+      stretchMet: ours.tokensPerSec / best.tokensPerSec >= GOAL.stretch,
+      lossMet: lossDiff <= GOAL.lossWithin,
+    };
+    console.log(`\nours / ${best.engine}: ${goals.tokensPerSecRatio}x tokens/s (goal >= ${GOAL.vsPytorchBest}x: ${goals.speedMet ? 'met' : 'NOT met'}; stretch ${GOAL.stretch}x: ${goals.stretchMet ? 'met' : 'not met'}), ${goals.peakRssRatio}x peak RSS`);
+    console.log(`final loss ${ours.finalLoss} vs ${best.finalLoss}: ${(lossDiff * 100).toFixed(1)}% apart (goal <= ${GOAL.lossWithin * 100}%: ${goals.lossMet ? 'met' : 'NOT met'}); eval loss ${ours.evalLoss} vs ${best.evalLoss}`);
+  }
+  return goals;
+}
+
 // ---- main ---------------------------------------------------------------------------------------
+// `--report FILE`: re-print a results file's table and recompute its goals (writes them back).
+if (process.argv[2] === '--report') {
+  const file = process.argv[3];
+  const saved = JSON.parse(readFileSync(file, 'utf8'));
+  saved.goals = report(saved.rows);
+  writeFileSync(file, `${JSON.stringify(saved, null, 2)}\n`);
+  process.exit(0);
+}
 const gguf = smollm2Gguf();
 if (!gguf) {
   console.log('skip: train bench: no SmolLM2-135M-Instruct GGUF (set TINYFORGE_SMOLLM2_GGUF or run `foremforge pull smollm2-135m-instruct --format gguf`)');
@@ -252,33 +293,6 @@ try {
     console.log(`skipped: PyTorch + PEFT rows: ${python.why}`);
   }
 
-  // ---- report -----------------------------------------------------------------------------------
-  const ours = rows.find((r) => r.engine.includes('ours'));
-  const best = rows.filter((r) => r.engine.startsWith('PyTorch')).sort((a, b) => b.tokensPerSec - a.tokensPerSec)[0];
-  const fmt = (x, d = 1) => (x == null ? '-' : x.toFixed(d));
-  console.log(`\n| engine | tok/s (measured steps) | median step tok/s | peak RSS MB | first loss | final loss (last 5) | eval loss | process s | vs PyTorch best |`);
-  console.log('|---|---|---|---|---|---|---|---|---|');
-  for (const r of rows) {
-    const ratio = best ? `${fmt(r.tokensPerSec / best.tokensPerSec, 2)}x` : '-';
-    console.log(`| ${r.engine} | ${fmt(r.tokensPerSec)} | ${fmt(r.medianStepTokensPerSec)} | ${r.peakRssMb} | ${fmt(r.firstLoss, 3)} | ${fmt(r.finalLoss, 3)} | ${fmt(r.evalLoss, 3)} | ${fmt(r.processSeconds, 0)} | ${ratio} |`);
-  }
-  let goals = null;
-  if (ours && best) {
-    const lossDiff = Math.abs(ours.finalLoss - best.finalLoss) / best.finalLoss;
-    const evalDiff = ours.evalLoss != null && best.evalLoss != null ? Math.abs(ours.evalLoss - best.evalLoss) / best.evalLoss : null;
-    goals = {
-      baseline: best.engine,
-      tokensPerSecRatio: +(ours.tokensPerSec / best.tokensPerSec).toFixed(2),
-      peakRssRatio: +(ours.peakRssMb / best.peakRssMb).toFixed(2),
-      finalLossRelDiff: +lossDiff.toFixed(4),
-      evalLossRelDiff: evalDiff == null ? null : +evalDiff.toFixed(4),
-      speedMet: ours.tokensPerSec / best.tokensPerSec >= GOAL.vsPytorchBest,
-      stretchMet: ours.tokensPerSec / best.tokensPerSec >= GOAL.stretch,
-      lossMet: lossDiff <= GOAL.lossWithin,
-    };
-    console.log(`\nours / ${best.engine}: ${goals.tokensPerSecRatio}x tokens/s (goal >= ${GOAL.vsPytorchBest}x: ${goals.speedMet ? 'met' : 'NOT met'}; stretch ${GOAL.stretch}x: ${goals.stretchMet ? 'met' : 'not met'}), ${goals.peakRssRatio}x peak RSS`);
-    console.log(`final loss ${ours.finalLoss} vs ${best.finalLoss}: ${(lossDiff * 100).toFixed(1)}% apart (goal <= ${GOAL.lossWithin * 100}%: ${goals.lossMet ? 'met' : 'NOT met'}); eval loss ${ours.evalLoss} vs ${best.evalLoss}`);
-  }
   const out = {
     suite: 'train',
     date: new Date().toISOString(),
@@ -289,7 +303,7 @@ try {
     data: { trainRecords: want.records, tokensPerStep: HP.batchSize * HP.seqLen, labelTokens: want.labelTokens, source: 'examples/sample_qna.jsonl chats (eval: sample_qna.eval.jsonl)' },
     rows,
     skipped,
-    goals,
+    goals: report(rows),
   };
   mkdirSync(path.join(ROOT, 'benches/results'), { recursive: true });
   const file = path.join(ROOT, `benches/results/train-${out.date.slice(0, 10)}.json`);

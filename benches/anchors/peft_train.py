@@ -106,8 +106,9 @@ def main():
         opt.zero_grad(set_to_none=True)
         seconds = time.perf_counter() - t0
         tokens = int(ids.numel())  # no padding: every token is a real one
-        steps.append({"step": step + 1, "seconds": seconds, "tokens": tokens, "loss": float(out.loss), "gradNorm": float(grad_norm), "lr": lr_at(step)})
-        print(f"  {dtype} step {step + 1}/{total}: loss {float(out.loss):.4f}, {tokens / seconds:.1f} tok/s", flush=True)
+        loss = out.loss.detach().item()
+        steps.append({"step": step + 1, "seconds": seconds, "tokens": tokens, "loss": loss, "gradNorm": float(grad_norm), "lr": lr_at(step)})
+        print(f"  {dtype} step {step + 1}/{total}: loss {loss:.4f}, {tokens / seconds:.1f} tok/s", flush=True)
 
     model.eval()
     nll, n = 0.0, 0
