@@ -20,6 +20,7 @@
 // (benches/anchors/train-requirements.txt). If that fails the PyTorch rows print `skip:`.
 // Needs `npm run build:native`. Slow: several minutes per contender.
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -300,7 +301,8 @@ try {
     note: process.env.BENCH_NOTE ?? null,
     model: path.basename(gguf),
     hyperparameters: { ...HP, warmupMeasuredSteps: WARMUP, measuredSteps: MEASURED, evalRecords: EVAL_RECORDS },
-    data: { trainRecords: want.records, tokensPerStep: HP.batchSize * HP.seqLen, labelTokens: want.labelTokens, source: 'examples/sample_qna.jsonl chats (eval: sample_qna.eval.jsonl)' },
+    data: { trainRecords: want.records, tokensPerStep: HP.batchSize * HP.seqLen, labelTokens: want.labelTokens, source: 'examples/sample_qna.jsonl chats (eval: sample_qna.eval.jsonl)',
+      sha256: Object.fromEntries(['sample_qna.jsonl', 'sample_qna.eval.jsonl'].map((n) => [n, createHash('sha256').update(readFileSync(path.join(ROOT, 'examples', n))).digest('hex')])) },
     rows,
     skipped,
     goals: report(rows),
