@@ -44,8 +44,8 @@ describe.skipIf(!nativeHasTokenizer())('token statistics with the SmolLM2 tokeni
   it('datasetStats gives a token histogram over the sample set', async () => {
     const s = await datasetStats(SAMPLE, { tokenizer: loadTokenizer(gguf), maxSeqLen: 64 });
     expect(s.tokens!.chatTemplate).toBe(true);
-    expect(s.tokens!.count).toBe(46);
-    expect(s.tokens!.histogram.reduce((a, b) => a + b.count, 0)).toBe(46);
+    expect(s.tokens!.count).toBe(66);
+    expect(s.tokens!.histogram.reduce((a, b) => a + b.count, 0)).toBe(66);
     // English text is ~4 characters per token; the template adds a few dozen per record.
     expect(s.tokens!.mean).toBeGreaterThan(s.chars.mean / 6);
     expect(s.tokens!.mean).toBeLessThan(s.chars.mean);
@@ -61,7 +61,7 @@ describe.skipIf(!nativeHasTokenizer())('token statistics with the SmolLM2 tokeni
     expect(ok.code, ok.stderr).toBe(0);
     const stats = await runCli(['data', 'stats', SAMPLE, '--base', gguf, '--json']);
     expect(stats.code, stats.stderr).toBe(0);
-    expect(JSON.parse(stats.stdout).tokens).toMatchObject({ count: 46, chatTemplate: true });
+    expect(JSON.parse(stats.stdout).tokens).toMatchObject({ count: 66, chatTemplate: true });
   });
 });
 
@@ -83,7 +83,7 @@ describe.skipIf(!nativeHasTokenizer())('token statistics with an HF model folder
     }
     const r = await runCli(['data', 'stats', SAMPLE, '--base', model.path, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout).tokens).toMatchObject({ count: 46, chatTemplate: true });
+    expect(JSON.parse(r.stdout).tokens).toMatchObject({ count: 66, chatTemplate: true });
   });
 });
 
