@@ -12,7 +12,7 @@ function positive(value: string): number {
 export const demoCommand = new Command('demo')
   .description('Fine-tune the default model on the sample data and compare its answer with the base model.')
   .option('--out <dir>', 'run folder (default: runs/demo-<timestamp>)')
-  .option('--epochs <n>', 'training epochs', positive, 6)
+  .option('--epochs <n>', 'training epochs', positive, 3)
   .option('--lr <x>', 'learning rate', positive, 2e-3)
   .option('--question <text>', 'what to ask (default: a held-out question from examples/sample_qna.eval.jsonl)')
   .action(async (flags: { out?: string; epochs: number; lr: number; question?: string }) => {
