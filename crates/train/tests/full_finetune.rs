@@ -4,6 +4,8 @@
 //! equals the sum of the untied lookup and head gradients, analytic gradients match finite
 //! differences, the written HF folder holds the trained tensors and reproduces the in-memory
 //! model's logits, and a resumed run is bit-exact.
+mod common;
+
 use std::{
     collections::{BTreeMap, HashSet},
     path::{Path, PathBuf},
@@ -310,22 +312,12 @@ fn full_gradients_match_finite_differences() {
             _ => usize::MAX,
         };
         let analytic = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let base: Vec<f32> = var.flatten_all().unwrap().to_vec1().unwrap();
         for _ in 0..3 {
             let i = pick(&mut rng);
             if i == usize::MAX {
                 break;
             }
-            let at = |delta: f64| {
-                let mut v = base.clone();
-                v[i] += delta as f32;
-                var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap()).unwrap();
-                loss(&model)
-            };
-            let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
-            var.set(&Tensor::from_vec(base.clone(), var.shape(), &Device::Cpu).unwrap()).unwrap();
-            let g = f64::from(analytic[i]);
-            assert!((g - numeric).abs() <= 2e-2 * numeric.abs().max(g.abs()) + 2e-3, "{name}[{i}]: analytic {g}, numeric {numeric}");
+            common::assert_gradient_element(name, var, i, analytic[i], eps, || loss(&model));
             checked += 1;
         }
     }

@@ -1,6 +1,8 @@
 //! Analytic LoRA gradients (through the frozen-weight matmul's custom backward, the
 //! differentiable RMSNorm/RoPE/softmax path and the masked loss) against central finite
 //! differences on a tiny random Llama.
+mod common;
+
 use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
@@ -40,19 +42,9 @@ fn lora_gradients_match_finite_differences() {
     let mut checked = 0;
     for (name, var) in model.parameters() {
         let analytic = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let base: Vec<f32> = var.flatten_all().unwrap().to_vec1().unwrap();
         for _ in 0..3 {
-            let i = rng.random_range(0..base.len());
-            let at = |delta: f64| {
-                let mut v = base.clone();
-                v[i] += delta as f32;
-                var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap()).unwrap();
-                loss(&model)
-            };
-            let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
-            var.set(&Tensor::from_vec(base.clone(), var.shape(), &Device::Cpu).unwrap()).unwrap();
-            let g = f64::from(analytic[i]);
-            assert!((g - numeric).abs() <= 2e-2 * numeric.abs().max(g.abs()) + 2e-3, "{name}[{i}]: analytic {g}, numeric {numeric}");
+            let i = rng.random_range(0..analytic.len());
+            common::assert_gradient_element(name, var, i, analytic[i], eps, || loss(&model));
             checked += 1;
         }
     }
