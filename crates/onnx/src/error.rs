@@ -21,6 +21,9 @@ pub enum OnnxError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Loading or reading the model to export failed (its own code is kept).
+    #[error(transparent)]
+    Model(#[from] tinyforge_model::ModelError),
     #[error("not a valid ONNX model{}: {source}", path.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default())]
     Decode {
         path: Option<PathBuf>,
@@ -38,6 +41,7 @@ impl OnnxError {
             Self::Write { .. } => "ONNX_WRITE",
             Self::Read { .. } => "ONNX_READ",
             Self::Decode { .. } => "ONNX_DECODE",
+            Self::Model(e) => e.code(),
         }
     }
 }

@@ -3,10 +3,14 @@
 //! atomically saves models. The decoder-with-KV-cache export and INT8 quantization build on this.
 pub mod builder;
 pub mod error;
+pub mod graph;
+pub mod llama_export;
 pub mod proto;
+pub mod quantize;
 pub mod tensor;
 
 pub use builder::{DEFAULT_IR_VERSION, DEFAULT_OPSET, Dim, GraphBuilder, decode, load, value_info};
 pub use error::OnnxError;
 pub use proto::{DataType, ModelProto};
 pub use tensor::{Attr, tensor_f32, tensor_i8, tensor_i32, tensor_i64, tensor_raw, tensor_u8};
+pub use llama_export::{ExportOptions, ExportReport, Quantization, export_llama, export_llama_path};

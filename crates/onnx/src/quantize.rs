@@ -1,0 +1,136 @@
+//! Weights for ONNX `MatMul`: a Hugging Face `Linear.weight` `[out, in]` becomes ONNX's `B`
+//! `[in, out]` (transposed), either f32 or INT8 in the exact `quantize_dynamic` pattern
+//! (`DynamicQuantizeLinear` → `MatMulInteger` → `Cast` → `Mul` by `X_scale · W_scale`) that
+//! ONNX Runtime fuses into `DynamicQuantizeMatMul` at optimization level ≥ extended.
+//!
+//! INT8 weights are symmetric per output channel: `scale[n] = max_k |W[n,k]| / 127`,
+//! `q = round(W / scale)` in `[-127, 127]`, zero points all 0. Symmetric keeps the zero point
+//! out of the integer GEMM; per channel keeps one large row from flattening every other row.
+use crate::graph::Graph;
+use crate::proto::DataType;
+use crate::tensor::Attr;
+
+/// `w [rows, cols]` (row-major) → `[cols, rows]`.
+#[must_use]
+pub fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; w.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = w[r * cols + c];
+        }
+    }
+    t
+}
+
+/// INT8 symmetric per-row quantization of `w [rows, cols]`: the values stored transposed
+/// (`[cols, rows]`, ready to be `MatMulInteger`'s B) and one scale per row.
+#[must_use]
+pub fn quantize_rows_transposed(w: &[f32], rows: usize, cols: usize) -> (Vec<i8>, Vec<f32>) {
+    let mut q = vec![0i8; w.len()];
+    let mut scales = Vec::with_capacity(rows);
+    for r in 0..rows {
+        let row = &w[r * cols..(r + 1) * cols];
+        let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        // An all-zero row gets scale 1 so dequantization stays 0 instead of 0/0.
+        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+        for (c, v) in row.iter().enumerate() {
+            q[c * rows + r] = (v / scale).round().clamp(-127.0, 127.0) as i8;
+        }
+        scales.push(scale);
+    }
+    (q, scales)
+}
+
+/// A weight `[out, in]` stored in the graph as `B [in, out]`, ready for [`WeightRef::matmul`].
+#[derive(Clone, Debug)]
+pub enum WeightRef {
+    F32 { b: String },
+    Int8 { b: String, scale: String, zero_point: String },
+}
+
+impl WeightRef {
+    /// Adds the initializers for `w [out, in]` under `name` (HF module path), f32 or INT8.
+    pub fn add(g: &mut Graph, name: &str, w: &[f32], out: usize, inp: usize, int8: bool) -> Self {
+        let dims = [inp as i64, out as i64];
+        if !int8 {
+            let b = format!("{name}.weight_transposed");
+            g.b.initializer_f32(&b, &dims, &transpose(w, out, inp));
+            return Self::F32 { b };
+        }
+        let (q, scales) = quantize_rows_transposed(w, out, inp);
+        let b = format!("{name}.weight_quantized");
+        let scale = format!("{name}.weight_scale");
+        let zero_point = format!("{name}.weight_zero_point");
+        g.b.initializer_i8(&b, &dims, &q)
+            .initializer_f32(&scale, &[out as i64], &scales)
+            .initializer_i8(&zero_point, &[out as i64], &vec![0; out]);
+        Self::Int8 { b, scale, zero_point }
+    }
+
+    /// `x [.., in] · B` → `[.., out]`, written to `out` if given.
+    pub fn matmul(&self, g: &mut Graph, x: &str, out: Option<&str>) -> String {
+        let y = out.map_or_else(|| g.fresh("matmul"), str::to_string);
+        match self {
+            Self::F32 { b } => {
+                g.b.node("MatMul", &[x, b], &[&y], vec![]);
+            }
+            Self::Int8 { b, scale, zero_point } => {
+                let (xq, xs, xz) = (g.fresh("x_quantized"), g.fresh("x_scale"), g.fresh("x_zero_point"));
+                g.b.node("DynamicQuantizeLinear", &[x], &[&xq, &xs, &xz], vec![]);
+                let acc = g.op("MatMulInteger", &[&xq, b, &xz, zero_point], vec![]);
+                let acc_f = g.op("Cast", &[&acc], vec![Attr::int("to", DataType::Float as i64)]);
+                let scales = g.op("Mul", &[&xs, scale], vec![]);
+                g.b.node("Mul", &[&acc_f, &scales], &[&y], vec![]);
+            }
+        }
+        y
+    }
+
+    /// Rows `ids` of the original `[out, in]` matrix as `[.., in]` f32 (an embedding lookup on a
+    /// table stored transposed: `Gather` on axis 1, then dims moved back, then INT8 rescaled).
+    pub fn gather_rows(&self, g: &mut Graph, ids: &str, rank_of_ids: usize) -> String {
+        let b = match self {
+            Self::F32 { b } | Self::Int8 { b, .. } => b.clone(),
+        };
+        let cols = g.op("Gather", &[&b, ids], vec![Attr::int("axis", 1)]);
+        // [in, ids...] → [ids..., in]
+        let perm: Vec<i64> = (1..=rank_of_ids as i64).chain([0]).collect();
+        let rows = g.op("Transpose", &[&cols], vec![Attr::ints("perm", &perm)]);
+        match self {
+            Self::F32 { .. } => rows,
+            Self::Int8 { scale, .. } => {
+                let rows_f = g.op("Cast", &[&rows], vec![Attr::int("to", DataType::Float as i64)]);
+                let s = g.op("Gather", &[scale, ids], vec![Attr::int("axis", 0)]);
+                let last = g.const_i64(&[1], &[-1]);
+                let s = g.op("Unsqueeze", &[&s, &last], vec![]);
+                g.op("Mul", &[&rows_f, &s], vec![])
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose_moves_rows_to_columns() {
+        assert_eq!(transpose(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3), vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    }
+
+    #[test]
+    fn per_row_symmetric_int8_round_trips_within_half_a_step() {
+        let w = [0.5, -1.0, 0.25, 0.0, 0.0, 0.0, 2.0, 1.0, -0.3];
+        let (q, s) = quantize_rows_transposed(&w, 3, 3);
+        assert_eq!(s, vec![1.0 / 127.0, 1.0, 2.0 / 127.0]);
+        // Row 0 = column 0 of the transposed values.
+        assert_eq!((q[0], q[3], q[6]), (64, -127, 32));
+        assert_eq!((q[1], q[4], q[7]), (0, 0, 0));
+        for r in 0..3 {
+            for c in 0..3 {
+                let back = f32::from(q[c * 3 + r]) * s[r];
+                assert!((back - w[r * 3 + c]).abs() <= s[r] / 2.0 + 1e-7);
+            }
+        }
+    }
+}
