@@ -194,3 +194,36 @@ fn left_padding_via_attention_mask_gives_the_unpadded_logits() {
     assert!(d0 < 1e-4 && d1 < 1e-4, "{d0} {d1}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn int8_export_is_close_to_f32_and_about_a_quarter_of_its_size() {
+    if !runtime() {
+        return;
+    }
+    for tied in [true, false] {
+        let (cfg, w, _) = tiny(tied, 5);
+        let dir = temp_dir(&format!("int8-{tied}"));
+        let mut f = export(&cfg, &w, &dir, None);
+        let mut q = export(&cfg, &w, &dir, Some(Quantization::Int8));
+        let size = |name: &str| std::fs::metadata(dir.join(name)).unwrap().len();
+        let (f_bytes, q_bytes) = (size("model.onnx"), size("model.int8.onnx"));
+        let (n, v) = (PROMPT.len(), cfg.vocab_size);
+        let run = |s: &mut OnnxSession| step(s, &cfg, &[row(&PROMPT)], &[vec![1; n]], &[(0..n as i64).collect()], None).0;
+        let (lf, lq) = (run(&mut f), run(&mut q));
+        let spread = lf.iter().fold(f32::MIN, |m, x| m.max(*x)) - lf.iter().fold(f32::MAX, |m, x| m.min(*x));
+        let d = max_diff(&lf, &lq);
+        let same_top1 = (0..n).filter(|&p| argmax(&lf[p * v..(p + 1) * v]) == argmax(&lq[p * v..(p + 1) * v])).count();
+        eprintln!(
+            "tied={tied}: f32 {f_bytes} B, int8 {q_bytes} B (ratio {:.3}); max |int8 - f32| = {d:.4} = {:.2}% of the logit range {spread:.3}; top-1 same at {same_top1}/{n} positions",
+            q_bytes as f64 / f_bytes as f64,
+            100.0 * d / spread
+        );
+        // Measured 0.9% (tied) with 7-bit weights; full 8-bit weights saturate ORT's AVX2
+        // kernel and gave 8.3%.
+        assert!(d < 0.03 * spread, "tied={tied}: {d} vs range {spread}");
+        assert_eq!(same_top1, n, "tied={tied}");
+        // Per-channel scales weigh more at hidden 64 than at SmolLM2's 576: 0.32 here.
+        assert!((q_bytes as f64) < 0.35 * f_bytes as f64, "tied={tied}: {q_bytes} vs {f_bytes}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -3,9 +3,15 @@
 //! (`DynamicQuantizeLinear` → `MatMulInteger` → `Cast` → `Mul` by `X_scale · W_scale`) that
 //! ONNX Runtime fuses into `DynamicQuantizeMatMul` at optimization level ≥ extended.
 //!
-//! INT8 weights are symmetric per output channel: `scale[n] = max_k |W[n,k]| / 127`,
-//! `q = round(W / scale)` in `[-127, 127]`, zero points all 0. Symmetric keeps the zero point
+//! INT8 weights are symmetric per output channel: `scale[n] = max_k |W[n,k]| / QMAX`,
+//! `q = round(W / scale)` in `[-QMAX, QMAX]`, zero points all 0. Symmetric keeps the zero point
 //! out of the integer GEMM; per channel keeps one large row from flattening every other row.
+//!
+//! `QMAX` is 63 (7-bit weights, `quantize_dynamic`'s `reduce_range=True`), not 127: on x86 CPUs
+//! without VNNI (AVX2, plain AVX-512) ORT's u8×s8 kernel sums pairs of products in saturating
+//! int16 (`vpmaddubsw`), and 255·127·2 overflows it. Measured on the tiny test model (Zen 3,
+//! AVX2): full-range weights gave a max logit error of 8.3% of the logit range, 7-bit weights
+//! 0.9% (weight rounding alone: 0.8%).
 use crate::graph::Graph;
 use crate::proto::DataType;
 use crate::tensor::Attr;
@@ -22,6 +28,9 @@ pub fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     t
 }
 
+/// Largest stored weight magnitude (see the module doc: 7 bits avoid int16 saturation).
+pub const QMAX: f32 = 63.0;
+
 /// INT8 symmetric per-row quantization of `w [rows, cols]`: the values stored transposed
 /// (`[cols, rows]`, ready to be `MatMulInteger`'s B) and one scale per row.
 #[must_use]
@@ -32,9 +41,9 @@ pub fn quantize_rows_transposed(w: &[f32], rows: usize, cols: usize) -> (Vec<i8>
         let row = &w[r * cols..(r + 1) * cols];
         let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
         // An all-zero row gets scale 1 so dequantization stays 0 instead of 0/0.
-        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+        let scale = if max > 0.0 { max / QMAX } else { 1.0 };
         for (c, v) in row.iter().enumerate() {
-            q[c * rows + r] = (v / scale).round().clamp(-127.0, 127.0) as i8;
+            q[c * rows + r] = (v / scale).round().clamp(-QMAX, QMAX) as i8;
         }
         scales.push(scale);
     }
@@ -120,11 +129,11 @@ mod tests {
 
     #[test]
     fn per_row_symmetric_int8_round_trips_within_half_a_step() {
-        let w = [0.5, -1.0, 0.25, 0.0, 0.0, 0.0, 2.0, 1.0, -0.3];
+        let w = [0.4, -1.0, 0.25, 0.0, 0.0, 0.0, 2.0, 1.0, -0.3];
         let (q, s) = quantize_rows_transposed(&w, 3, 3);
-        assert_eq!(s, vec![1.0 / 127.0, 1.0, 2.0 / 127.0]);
+        assert_eq!(s, vec![1.0 / QMAX, 1.0, 2.0 / QMAX]);
         // Row 0 = column 0 of the transposed values.
-        assert_eq!((q[0], q[3], q[6]), (64, -127, 32));
+        assert_eq!((q[0], q[3], q[6]), (25, -63, 16));
         assert_eq!((q[1], q[4], q[7]), (0, 0, 0));
         for r in 0..3 {
             for c in 0..3 {
