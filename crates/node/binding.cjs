@@ -842,6 +842,7 @@ module.exports.JsOnnxModel = nativeBinding.JsOnnxModel
 module.exports.Tokenizer = nativeBinding.Tokenizer
 module.exports.JsTokenizer = nativeBinding.JsTokenizer
 module.exports.createTinyModel = nativeBinding.createTinyModel
+module.exports.exportOnnx = nativeBinding.exportOnnx
 module.exports.generate = nativeBinding.generate
 module.exports.initRuntime = nativeBinding.initRuntime
 module.exports.loadedRuntime = nativeBinding.loadedRuntime

@@ -112,6 +112,20 @@ export interface EncodingWithOffsets {
 }
 
 /**
+ * Exports the Llama model at `modelPath` (HF folder or GGUF; `options.adapter` merged first) to
+ * `outPath` as a decoder with KV cache (Optimum I/O names), f32 or INT8. Rejects with
+ * MODEL_NOT_FOUND, ADAPTER_INVALID, INVALID_ARGUMENT, ONNX_WRITE, ...
+ */
+export declare function exportOnnx(modelPath: string, outPath: string, options?: ExportOnnxOptions | undefined | null): Promise<OnnxExport>
+
+export interface ExportOnnxOptions {
+  /** "none" (f32) | "int8" (dynamic INT8, per-channel weights). @default "none" */
+  quantize?: string
+  /** PEFT LoRA adapter folder merged into the weights before export. */
+  adapter?: string
+}
+
+/**
  * Loads the model (HF folder or GGUF, plus `options.adapter`) and generates a completion of
  * `prompt` (text or chat messages). Rejects with MODEL_NOT_FOUND, ADAPTER_INVALID,
  * CHAT_TEMPLATE_MISSING (messages for a tokenizer without a template),
@@ -359,6 +373,14 @@ export interface OnnxAttributeSpec {
   floats?: Array<number>
   ints?: Array<number>
   tensor?: OnnxTensorSpec
+}
+
+export interface OnnxExport {
+  path: string
+  bytes: number
+  layers: number
+  /** "none" | "int8" */
+  quantization: string
 }
 
 export interface OnnxLoadOptions {

@@ -13,6 +13,7 @@ export const {
   Tokenizer,
   // functions
   createTinyModel,
+  exportOnnx,
   generate,
   initRuntime,
   loadedRuntime,

@@ -397,3 +397,66 @@ impl JsOnnxModel {
         })
     }
 }
+
+#[napi(object, object_to_js = false, js_name = "ExportOnnxOptions")]
+pub struct JsExportOptions {
+    /// "none" (f32) | "int8" (dynamic INT8, per-channel weights). @default "none"
+    pub quantize: Option<String>,
+    /// PEFT LoRA adapter folder merged into the weights before export.
+    pub adapter: Option<String>,
+}
+
+#[napi(object, js_name = "OnnxExport")]
+pub struct JsOnnxExport {
+    pub path: String,
+    pub bytes: f64,
+    pub layers: u32,
+    /// "none" | "int8"
+    pub quantization: String,
+}
+
+pub struct ExportTask {
+    model: PathBuf,
+    out: PathBuf,
+    options: Option<JsExportOptions>,
+}
+
+impl Task for ExportTask {
+    type Output = ox::ExportReport;
+    type JsValue = JsOnnxExport;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        no_panic("exporting to ONNX", || {
+            let opts = self.options.as_ref();
+            let quantize = match opts.and_then(|o| o.quantize.as_deref()) {
+                None | Some("none") => None,
+                Some("int8") => Some(ox::Quantization::Int8),
+                Some(other) => return Err(js_error("INVALID_ARGUMENT", format!("quantize: expected \"none\" or \"int8\", got {other:?}"))),
+            };
+            let mut ckpt = tinyforge_model::load_checkpoint(&self.model).map_err(|e| js_error(e.code(), e))?;
+            if let Some(dir) = opts.and_then(|o| o.adapter.as_deref()).map(Path::new) {
+                let train_err = |e: tinyforge_train::TrainError| js_error(e.code(), e);
+                let adapter = tinyforge_train::adapter::load_peft(dir).map_err(train_err)?;
+                tinyforge_train::merge::merge_into(&mut ckpt.weights, &ckpt.config, &adapter, dir).map_err(train_err)?;
+            }
+            ox::export_llama(&ckpt.config, &ckpt.weights, &self.out, &ox::ExportOptions { quantize }).map_err(|e| js_error(e.code(), e))
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, r: Self::Output) -> napi::Result<Self::JsValue> {
+        Ok(JsOnnxExport {
+            path: r.path.display().to_string(),
+            bytes: r.bytes as f64,
+            layers: r.layers as u32,
+            quantization: r.quantization.map_or("none", ox::Quantization::name).into(),
+        })
+    }
+}
+
+/// Exports the Llama model at `modelPath` (HF folder or GGUF; `options.adapter` merged first) to
+/// `outPath` as a decoder with KV cache (Optimum I/O names), f32 or INT8. Rejects with
+/// MODEL_NOT_FOUND, ADAPTER_INVALID, INVALID_ARGUMENT, ONNX_WRITE, ...
+#[napi(catch_unwind, ts_return_type = "Promise<OnnxExport>")]
+pub fn export_onnx(model_path: String, out_path: String, options: Option<JsExportOptions>) -> AsyncTask<ExportTask> {
+    AsyncTask::new(ExportTask { model: model_path.into(), out: out_path.into(), options })
+}
