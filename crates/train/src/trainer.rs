@@ -171,7 +171,7 @@ pub fn run_loop(
     run_dir: &Path,
     mut fingerprint: BTreeMap<String, Value>,
     resume: bool,
-    on_progress: &mut dyn FnMut(&Progress),
+    on_progress: &mut (dyn FnMut(&Progress) + Send),
     cancel: &AtomicBool,
 ) -> Result<LoopOutcome> {
     if train.is_empty() {

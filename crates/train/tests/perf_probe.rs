@@ -22,7 +22,10 @@ fn step_breakdown() {
     let exs: Vec<Example> = (0..4).map(|i| Example { ids: (0..128).map(|j| (j * 31 + i * 7) % 4000 + 10).collect(), labels: (0..128).map(|j| j > 64).collect(), line: 1 }).collect();
     let refs: Vec<&Example> = exs.iter().collect();
     let batch = make_batch(&refs, 0).unwrap();
-    for _ in 0..3 {
+    // PROBE_INSTALL=1: run the step on a rayon worker (the GEMMs' pool) instead of a foreign thread.
+    let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
+    let install = std::env::var("PROBE_INSTALL").is_ok();
+    let step = || {
         let t = Instant::now();
         let h = model.llama().forward_hidden(&batch.input_ids, ForwardMode::Eval).unwrap();
         let _ = h.sum_all().unwrap().to_scalar::<f32>().unwrap();
@@ -41,6 +44,9 @@ fn step_breakdown() {
             512.0 / (fwd + bwd).as_secs_f64(),
             512.0 / cpu
         );
+    };
+    for _ in 0..3 {
+        if install { pool.install(step) } else { step() }
     }
 }
 
