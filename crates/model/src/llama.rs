@@ -70,49 +70,14 @@ pub fn linear(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
     y.reshape(out)
 }
 
-/// `x · wᵀ` for a weight that needs no gradient. candle's matmul backward always computes the
-/// gradient of both operands, so a plain `linear` on a frozen weight spends one extra GEMM (and a
-/// weight-sized zero tensor + add) per layer per step on a gradient nobody reads, about a third
-/// of all backward work. This op tells autograd only the input gradient exists. When `w` itself
-/// is tracked (full fine-tuning) or `x` is not (evaluation), it is the plain matmul.
+/// `x · wᵀ` for a weight that needs no gradient (see `train_ops::frozen_matmul`: about a third
+/// of all backward work is saved). When `w` itself is tracked (full fine-tuning) it is the plain
+/// differentiable matmul.
 pub fn frozen_linear(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
-    if w.track_op() || !x.track_op() || x.dtype() != DType::F32 || w.dtype() != DType::F32 {
+    if w.track_op() || x.dtype() != DType::F32 || w.dtype() != DType::F32 {
         return linear(x, w);
     }
-    let dims = x.dims();
-    let inp = dims[dims.len() - 1];
-    let rows = x.elem_count() / inp;
-    let y = x.reshape((rows, inp))?.contiguous()?.apply_op1(InputGradOnlyMatmul { w: w.clone() })?;
-    let mut out = dims.to_vec();
-    *out.last_mut().unwrap() = w.dim(0)?;
-    y.reshape(out)
-}
-
-/// `[rows, in] · wᵀ` whose backward yields the input gradient only (see `frozen_linear`).
-struct InputGradOnlyMatmul {
-    w: Tensor,
-}
-
-impl candle_core::CustomOp1 for InputGradOnlyMatmul {
-    fn name(&self) -> &'static str {
-        "input-grad-only-matmul"
-    }
-
-    fn cpu_fwd(&self, storage: &candle_core::CpuStorage, layout: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let (start, end) = layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("frozen_linear: input must be contiguous".into()))?;
-        let candle_core::CpuStorage::F32(data) = storage else {
-            candle_core::bail!("frozen_linear: f32 input expected")
-        };
-        // The copy in and out is O(rows·in) next to the O(rows·in·out) GEMM.
-        let x = Tensor::from_slice(&data[start..end], layout.shape(), &Device::Cpu)?;
-        let y = x.matmul(&self.w.t()?)?;
-        let shape = y.shape().clone();
-        Ok((candle_core::CpuStorage::F32(y.flatten_all()?.to_vec1()?), shape))
-    }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(grad_res.matmul(&self.w)?))
-    }
+    train_ops::frozen_matmul(x, w)
 }
 
 impl Projection for FrozenLinear {

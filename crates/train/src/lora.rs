@@ -6,10 +6,13 @@
 //! a run (and a resumed run) draws the same masks.
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Storage, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
-use tinyforge_model::{Projection, llama::linear};
+use tinyforge_model::{
+    Projection,
+    llama::{linear, train_ops::frozen_matmul},
+};
 
 /// What to adapt and how (the fields of PEFT's `LoraConfig` we support).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,43 +74,6 @@ impl LoraConfig {
     }
 }
 
-/// `x·Wᵀ` for a frozen `W` whose backward yields only x's gradient. candle's matmul backward
-/// computes both operands' gradients, so through a plain frozen linear every step would pay one
-/// extra GEMM per projection (as large as the forward one) for a gradient nobody reads.
-#[derive(Debug)]
-struct FrozenMatmul {
-    w: Tensor,
-}
-
-impl CustomOp1 for FrozenMatmul {
-    fn name(&self) -> &'static str {
-        "frozen-matmul"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(data), Some((start, end))) = (storage, layout.contiguous_offsets()) else {
-            candle_core::bail!("frozen-matmul needs a contiguous f32 input")
-        };
-        let x = Tensor::from_slice(&data[start..end], layout.shape(), &Device::Cpu)?;
-        let y = linear(&x, &self.w)?.contiguous()?;
-        let (st, _) = y.storage_and_layout();
-        match &*st {
-            Storage::Cpu(c) => Ok((c.clone(), y.shape().clone())),
-            _ => candle_core::bail!("frozen-matmul runs on the CPU"),
-        }
-    }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        // dL/dx = dL/dy · W
-        let dims = grad.dims();
-        let out = dims[dims.len() - 1];
-        let g = grad.reshape((grad.elem_count() / out, out))?.matmul(&self.w)?;
-        let mut shape = dims.to_vec();
-        *shape.last_mut().unwrap() = self.w.dim(1)?;
-        Ok(Some(g.reshape(shape)?))
-    }
-}
-
 /// A frozen projection that passes gradients to its input but computes none for its weight.
 #[derive(Debug)]
 pub struct FrozenProjection {
@@ -122,7 +88,7 @@ impl FrozenProjection {
 
 impl Projection for FrozenProjection {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.contiguous()?.apply_op1(FrozenMatmul { w: self.w.clone() })
+        frozen_matmul(x, &self.w)
     }
 
     fn base_weight(&self) -> &Tensor {

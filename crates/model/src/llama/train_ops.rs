@@ -129,6 +129,73 @@ fn rms_norm_bwd(x: &[f32], w: &[f32], g: &[f32], d: usize, eps: f32) -> (Vec<f32
     (dx, dw)
 }
 
+// ---------------------------------------------------------------- frozen matmul
+
+/// `x [.., in] · wᵀ` for a frozen `w [out, in]`: backward yields the input gradient only. candle's
+/// matmul backward would also compute the weight's gradient (a GEMM as large as the forward
+/// one) that nobody reads. Both directions call the GEMM kernel on the tensors' memory directly,
+/// with no copy in or out.
+pub fn frozen_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let (out, inp) = w.dims2()?;
+    if last_dim(x.layout()) != inp {
+        bail!("frozen matmul: input last dim {} != weight in-features {inp}", last_dim(x.layout()))
+    }
+    let y = x.contiguous()?.apply_op1(FrozenMatmulOp { w: w.contiguous()? })?;
+    debug_assert_eq!(y.dims().last(), Some(&out));
+    Ok(y)
+}
+
+struct FrozenMatmulOp {
+    w: Tensor,
+}
+
+/// `dst [m, n] = lhs [m, k] · rhs`, all row-major; `rhs_t` reads `rhs` as `[n, k]` transposed.
+fn gemm_rowmajor(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, n: usize, k: usize, rhs_t: bool) {
+    debug_assert!(dst.len() == m * n && lhs.len() == m * k && rhs.len() == k * n);
+    let (rhs_cs, rhs_rs) = if rhs_t { (k as isize, 1) } else { (1, n as isize) };
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: the slices hold exactly the m·n, m·k and k·n elements the strides address.
+    unsafe {
+        gemm::gemm(
+            m, n, k, dst.as_mut_ptr(), 1, n as isize, false, lhs.as_ptr(), 1, k as isize, rhs.as_ptr(), rhs_cs, rhs_rs, 0.0, 1.0, false, false, false, par,
+        )
+    }
+}
+
+impl CustomOp1 for FrozenMatmulOp {
+    fn name(&self) -> &'static str {
+        "tf-frozen-matmul"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s, l, "frozen matmul input")?;
+        let (out, inp) = self.w.dims2()?;
+        let rows = x.len() / inp;
+        let mut y = vec![0f32; rows * out];
+        with_data(&self.w, "frozen matmul weight", |w| {
+            gemm_rowmajor(&mut y, x, w, rows, out, inp, true);
+            Ok(())
+        })?;
+        let mut dims = l.dims().to_vec();
+        *dims.last_mut().unwrap() = out;
+        Ok((CpuStorage::F32(y), Shape::from(dims)))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (out, inp) = self.w.dims2()?;
+        let dx = with_data(grad, "frozen matmul grad", |g| {
+            with_data(&self.w, "frozen matmul weight", |w| {
+                let rows = g.len() / out;
+                let mut dx = vec![0f32; rows * inp];
+                gemm_rowmajor(&mut dx, g, w, rows, inp, out, false);
+                Ok(dx)
+            })
+        })?;
+        Ok(Some(from_vec(dx, arg.dims())?))
+    }
+}
+
 // ---------------------------------------------------------------- RoPE
 
 /// Rotary embedding in HF's rotate-half layout on `x [b, h, s, d]` with `cos`/`sin [s, d/2]`.
@@ -345,6 +412,14 @@ mod tests {
         for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
             assert!(max_diff(a, b) < 1e-4, "gradient {i} differs by {}", max_diff(a, b));
         }
+    }
+
+    #[test]
+    fn frozen_matmul_matches_matmul_and_gives_the_input_gradient() {
+        let w = rand(&[7, 12], 11);
+        check(&[rand(&[2, 5, 12], 12)], |t| frozen_matmul(&t[0], &w).unwrap(), |t| {
+            t[0].broadcast_matmul(&w.t().unwrap()).unwrap()
+        });
     }
 
     #[test]
