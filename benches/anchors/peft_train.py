@@ -33,6 +33,8 @@ def vm_kb(field):
 
 def main():
     spec_path, dtype, out_path = sys.argv[1:4]
+    # Optional cap on the steps run (for a setting too slow on this CPU to run the whole schedule).
+    max_steps = int(sys.argv[4]) if len(sys.argv) > 4 else None
     with open(spec_path) as f:
         spec = json.load(f)
     hp = spec["hyperparameters"]
@@ -88,14 +90,14 @@ def main():
     opt = torch.optim.AdamW(params, lr=hp["lr"], betas=(0.9, 0.999), eps=1e-8, weight_decay=hp["weightDecay"])
     steps = []
     cursor = 0
-    for step in range(total):
+    for step in range(total if max_steps is None else min(total, max_steps)):
         if cursor + bs > len(train):
             random.Random(hp["seed"] + step).shuffle(train)
             cursor = 0
         batch = train[cursor:cursor + bs]
         cursor += bs
         ids, labels = tensors(batch)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         with autocast():
@@ -104,10 +106,10 @@ def main():
         grad_norm = torch.nn.utils.clip_grad_norm_(params, hp["maxGradNorm"]) if hp["maxGradNorm"] > 0 else torch.tensor(0.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         tokens = int(ids.numel())  # no padding: every token is a real one
         loss = out.loss.detach().item()
-        steps.append({"step": step + 1, "seconds": seconds, "tokens": tokens, "loss": loss, "gradNorm": float(grad_norm), "lr": lr_at(step)})
+        steps.append({"step": step + 1, "seconds": seconds, "cpuSeconds": cpu, "tokens": tokens, "loss": loss, "gradNorm": float(grad_norm), "lr": lr_at(step)})
         print(f"  {dtype} step {step + 1}/{total}: loss {loss:.4f}, {tokens / seconds:.1f} tok/s", flush=True)
 
     model.eval()
