@@ -4,13 +4,14 @@
 pub mod config;
 pub mod error;
 pub mod generate;
+pub mod kernels;
 pub mod llama;
 pub mod tiny;
 pub mod weights;
 
 pub use config::{LlamaConfig, RopeScaling};
 pub use error::{ModelError, Result};
+pub use generate::{Generation, SamplingOptions, StopReason, generate};
 pub use llama::{ForwardMode, FrozenLinear, Llama, Projection};
 pub use tiny::{TinyModel, TinyOptions, create_tiny_model};
 pub use weights::{Checkpoint, ModelFormat, Weights, detect_format, load_checkpoint, load_config};
-pub use generate::{Generation, SamplingOptions, StopReason, generate};

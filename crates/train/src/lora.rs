@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 use tinyforge_model::{
     Projection,
-    llama::{linear, train_ops::frozen_matmul},
+    llama::{frozen_matmul::frozen_matmul, linear},
 };
 
 /// What to adapt and how (the fields of PEFT's `LoraConfig` we support).

@@ -19,7 +19,9 @@ fn step_breakdown() {
     let Ok(path) = std::env::var("TINYFORGE_SMOLLM2_GGUF") else { return };
     let llama = Llama::load(std::path::Path::new(&path)).unwrap();
     let model = LlamaForTraining::lora(llama, &LoraConfig { dropout: 0.0, ..LoraConfig::default() }, 1).unwrap();
-    let exs: Vec<Example> = (0..4).map(|i| Example { ids: (0..128).map(|j| (j * 31 + i * 7) % 4000 + 10).collect(), labels: (0..128).map(|j| j > 64).collect(), line: 1 }).collect();
+    // PROBE_SEQ: tokens per sequence (the train bench uses 256); half of each is labelled.
+    let seq: usize = std::env::var("PROBE_SEQ").ok().and_then(|s| s.parse().ok()).unwrap_or(128);
+    let exs: Vec<Example> = (0..4).map(|i| Example { ids: (0..seq).map(|j| ((j * 31 + i * 7) % 4000 + 10) as u32).collect(), labels: (0..seq).map(|j| j > seq / 2).collect(), line: 1 }).collect();
     let refs: Vec<&Example> = exs.iter().collect();
     let batch = make_batch(&refs, 0).unwrap();
     // PROBE_INSTALL=1: run the step on a rayon worker (the GEMMs' pool) instead of a foreign thread.
@@ -40,9 +42,10 @@ fn step_breakdown() {
         drop(g);
         let cpu = cpu_seconds() - cpu;
         eprintln!(
-            "512 tokens: eval fwd {eval:?}, train fwd {fwd:?}, backward {bwd:?} → {:.0} tok/s; train step {cpu:.2} CPU s ({:.0} tok per CPU s)",
-            512.0 / (fwd + bwd).as_secs_f64(),
-            512.0 / cpu
+            "{} tokens: eval fwd {eval:?}, train fwd {fwd:?}, backward {bwd:?} → {:.0} tok/s; train step {cpu:.2} CPU s ({:.0} tok per CPU s)",
+            4 * seq,
+            (4 * seq) as f64 / (fwd + bwd).as_secs_f64(),
+            (4 * seq) as f64 / cpu
         );
     };
     for _ in 0..3 {

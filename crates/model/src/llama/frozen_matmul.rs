@@ -1,0 +1,60 @@
+//! The frozen matmul: `x · wᵀ` for a weight that needs no gradient.
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, bail};
+
+use crate::kernels::{from_vec, gemm_rowmajor, last_dim, slice, with_data};
+
+/// `x [.., in] · wᵀ` for a frozen `w [out, in]`: backward yields the input gradient only. candle's
+/// matmul backward would also compute the weight's gradient (a GEMM as large as the forward
+/// one) that nobody reads. Both directions call the GEMM kernel on the tensors' memory directly,
+/// with no copy in or out.
+pub fn frozen_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let (out, inp) = w.dims2()?;
+    if last_dim(x.layout()) != inp {
+        bail!(
+            "frozen matmul: input last dim {} != weight in-features {inp}",
+            last_dim(x.layout())
+        )
+    }
+    let y = x
+        .contiguous()?
+        .apply_op1(FrozenMatmulOp { w: w.contiguous()? })?;
+    debug_assert_eq!(y.dims().last(), Some(&out));
+    Ok(y)
+}
+
+struct FrozenMatmulOp {
+    w: Tensor,
+}
+
+impl CustomOp1 for FrozenMatmulOp {
+    fn name(&self) -> &'static str {
+        "tf-frozen-matmul"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s, l, "frozen matmul input")?;
+        let (out, inp) = self.w.dims2()?;
+        let rows = x.len() / inp;
+        let mut y = vec![0f32; rows * out];
+        with_data(&self.w, "frozen matmul weight", |w| {
+            gemm_rowmajor(&mut y, x, w, rows, out, inp, true);
+            Ok(())
+        })?;
+        let mut dims = l.dims().to_vec();
+        *dims.last_mut().unwrap() = out;
+        Ok((CpuStorage::F32(y), Shape::from(dims)))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (out, inp) = self.w.dims2()?;
+        let dx = with_data(grad, "frozen matmul grad", |g| {
+            with_data(&self.w, "frozen matmul weight", |w| {
+                let rows = g.len() / out;
+                let mut dx = vec![0f32; rows * inp];
+                gemm_rowmajor(&mut dx, g, w, rows, inp, out, false);
+                Ok(dx)
+            })
+        })?;
+        Ok(Some(from_vec(dx, arg.dims())?))
+    }
+}
