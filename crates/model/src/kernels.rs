@@ -78,3 +78,122 @@ pub fn gemm_rowmajor(
         )
     }
 }
+
+/// A strided matrix over a slice: element `(i, j)` is `data[i·rs + j·cs]`. `t()` swaps the
+/// strides (the transpose, with no copy).
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> View<'a> {
+    /// A row-major `[rows, cols]` matrix stored in `data` with row stride `rs`.
+    pub fn rows(data: &'a [f32], rs: usize) -> Self {
+        Self { data, rs, cs: 1 }
+    }
+
+    pub fn t(self) -> Self {
+        Self {
+            data: self.data,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+
+    fn fits(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `dst [m, n] (row stride dst_rs) = alpha·lhs [m, k]·rhs [k, n]`, or `+=` when `accumulate`.
+/// `parallel` splits the GEMM over the current rayon pool; pass `false` inside tasks that
+/// already run in parallel (one GEMM per task is faster than nested splitting on 2 cores).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_view(
+    dst: &mut [f32],
+    dst_rs: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: View,
+    rhs: View,
+    alpha: f32,
+    accumulate: bool,
+    parallel: bool,
+) {
+    assert!(
+        lhs.fits(m, k) && rhs.fits(k, n),
+        "gemm_view: operand views too small for {m}x{k}x{n}"
+    );
+    assert!(
+        m == 0 || n == 0 || (m - 1) * dst_rs + n <= dst.len(),
+        "gemm_view: destination too small"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    let threads = rayon::current_num_threads();
+    let par = if parallel && threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    // SAFETY: `fits` checked above that every addressed element lies inside its slice.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemm_view_matches_a_naive_product_with_transposes_and_accumulation() {
+        let (m, k, n) = (3, 4, 5);
+        let a: Vec<f32> = (0..m * k).map(|i| i as f32 * 0.5 - 2.0).collect();
+        let bt: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32 - 3.0).collect(); // [n, k]
+        let mut dst = vec![1f32; m * n];
+        gemm_view(
+            &mut dst,
+            n,
+            m,
+            n,
+            k,
+            View::rows(&a, k),
+            View::rows(&bt, k).t(),
+            2.0,
+            true,
+            false,
+        );
+        for i in 0..m {
+            for j in 0..n {
+                let dot: f32 = (0..k).map(|p| a[i * k + p] * bt[j * k + p]).sum();
+                assert_eq!(dst[i * n + j], 1.0 + 2.0 * dot);
+            }
+        }
+    }
+}
