@@ -17,11 +17,7 @@ fn main() -> candle_core::Result<()> {
             xd.matmul(&wd.t()?)?;
         }
         let s = t.elapsed().as_secs_f64() / n as f64;
-        println!(
-            "{dtype:?}: {:.2} ms, {:.1} GFLOP/s",
-            s * 1e3,
-            2.0 * (rows * inp * out) as f64 / s / 1e9
-        );
+        println!("{dtype:?}: {:.2} ms, {:.1} GFLOP/s", s * 1e3, 2.0 * (rows * inp * out) as f64 / s / 1e9);
     }
     Ok(())
 }

@@ -29,15 +29,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch: usize = args.get(3).map_or(Ok(1), |s| s.parse())?;
     let t = Instant::now();
     let mut model = Llama::load(std::path::Path::new(path))?;
-    println!(
-        "load: {:.2}s, threads {}",
-        t.elapsed().as_secs_f64(),
-        candle_core::utils::get_num_threads()
-    );
+    println!("load: {:.2}s, threads {}", t.elapsed().as_secs_f64(), candle_core::utils::get_num_threads());
     let vocab = model.config().vocab_size as u32;
-    let ids: Vec<u32> = (0..batch * seq)
-        .map(|i| (i as u32 * 7919 + 13) % vocab)
-        .collect();
+    let ids: Vec<u32> = (0..batch * seq).map(|i| (i as u32 * 7919 + 13) % vocab).collect();
     let ids = Tensor::from_vec(ids, (batch, seq), &Device::Cpu)?;
     let tokens = (batch * seq) as f64;
 
@@ -57,11 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (out, inp) = base.base_weight().dims2()?;
         let a = Var::randn(0f32, 0.02, (8, inp), &Device::Cpu)?;
         let b = Var::randn(0f32, 0.02, (out, 8), &Device::Cpu)?;
-        let p = LowRank {
-            base,
-            a: a.as_tensor().clone(),
-            b: b.as_tensor().clone(),
-        };
+        let p = LowRank { base, a: a.as_tensor().clone(), b: b.as_tensor().clone() };
         vars.extend([a, b]);
         Ok(Arc::new(p))
     })?;

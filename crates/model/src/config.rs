@@ -89,8 +89,7 @@ impl LlamaConfig {
     }
 
     pub fn head_dim(&self) -> usize {
-        self.head_dim
-            .unwrap_or(self.hidden_size / self.num_attention_heads)
+        self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads)
     }
 
     /// Reads and validates `<dir>/config.json`.
@@ -104,25 +103,17 @@ impl LlamaConfig {
             path: path.clone(),
             reason: format!("line {} column {}: {e}", e.line(), e.column()),
         })?;
-        cfg.validate()
-            .map_err(|reason| ModelError::Config { path, reason })?;
+        cfg.validate().map_err(|reason| ModelError::Config { path, reason })?;
         Ok(cfg)
     }
 
     /// Rebuilds the HF config from GGUF metadata (`general.architecture` must be `llama`).
     pub fn from_gguf(content: &gguf_file::Content, path: &Path) -> Result<Self> {
         let md = &content.metadata;
-        let bad = |reason: String| ModelError::GgufInvalid {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let arch = get(md, "general.architecture")?
-            .to_string()
-            .map_err(|e| bad(e.to_string()))?;
+        let bad = |reason: String| ModelError::GgufInvalid { path: path.to_path_buf(), reason };
+        let arch = get(md, "general.architecture")?.to_string().map_err(|e| bad(e.to_string()))?;
         if arch != "llama" {
-            return Err(bad(format!(
-                "architecture `{arch}` is not supported (only `llama`)"
-            )));
+            return Err(bad(format!("architecture `{arch}` is not supported (only `llama`)")));
         }
         let u = |key: &str| -> Result<usize> {
             let v = get(md, key).map_err(|_| bad(format!("metadata `{key}` is missing")))?;
@@ -134,27 +125,17 @@ impl LlamaConfig {
         // GGUF stores these as f32; going through the shortest decimal gives back HF's `1e-05`
         // instead of 9.99999974e-06.
         let f = |key: &str| {
-            md.get(key)
-                .and_then(|v| v.to_f32().ok())
-                .and_then(|x| x.to_string().parse::<f64>().ok())
+            md.get(key).and_then(|v| v.to_f32().ok()).and_then(|x| x.to_string().parse::<f64>().ok())
         };
         let id = |key: &str| md.get(key).and_then(|v| v.to_u32().ok());
         let heads = u("llama.attention.head_count")?;
         let hidden = u("llama.embedding_length")?;
         let vocab_size = match u("llama.vocab_size") {
             Ok(n) => n,
-            Err(_) => get(md, "tokenizer.ggml.tokens")?
-                .to_vec()
-                .map_err(|e| bad(e.to_string()))?
-                .len(),
+            Err(_) => get(md, "tokenizer.ggml.tokens")?.to_vec().map_err(|e| bad(e.to_string()))?.len(),
         };
-        let head_dim = u("llama.rope.dimension_count")
-            .ok()
-            .filter(|&d| d != hidden / heads);
-        let rope_scaling = match md
-            .get("llama.rope.scaling.type")
-            .and_then(|v| v.to_string().ok())
-        {
+        let head_dim = u("llama.rope.dimension_count").ok().filter(|&d| d != hidden / heads);
+        let rope_scaling = match md.get("llama.rope.scaling.type").and_then(|v| v.to_string().ok()) {
             Some(t) if t != "none" => Some(RopeScaling {
                 rope_type: t.clone(),
                 factor: f("llama.rope.scaling.factor").unwrap_or(1.0),
@@ -219,10 +200,7 @@ impl LlamaConfig {
             return Err("hidden_size must be a multiple of num_attention_heads".into());
         }
         if self.head_dim() % 2 != 0 {
-            return Err(format!(
-                "head_dim ({}) must be even for RoPE",
-                self.head_dim()
-            ));
+            return Err(format!("head_dim ({}) must be even for RoPE", self.head_dim()));
         }
         if self.attention_bias || self.mlp_bias {
             return Err("attention_bias / mlp_bias are not supported".into());
@@ -267,8 +245,7 @@ impl LlamaConfig {
 }
 
 fn get<'a>(md: &'a HashMap<String, gguf_file::Value>, key: &str) -> Result<&'a gguf_file::Value> {
-    md.get(key)
-        .ok_or_else(|| ModelError::Input(format!("metadata `{key}` is missing")))
+    md.get(key).ok_or_else(|| ModelError::Input(format!("metadata `{key}` is missing")))
 }
 
 #[cfg(test)]

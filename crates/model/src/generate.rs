@@ -31,24 +31,14 @@ pub struct SamplingOptions {
 
 impl Default for SamplingOptions {
     fn default() -> Self {
-        Self {
-            max_tokens: 128,
-            temperature: 0.0,
-            top_k: None,
-            top_p: None,
-            repetition_penalty: 1.0,
-            seed: 0,
-        }
+        Self { max_tokens: 128, temperature: 0.0, top_k: None, top_p: None, repetition_penalty: 1.0, seed: 0 }
     }
 }
 
 impl SamplingOptions {
     pub fn validate(&self) -> std::result::Result<(), String> {
         if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
-            return Err(format!(
-                "temperature must be >= 0, got {}",
-                self.temperature
-            ));
+            return Err(format!("temperature must be >= 0, got {}", self.temperature));
         }
         if let Some(p) = self.top_p
             && !(p > 0.0 && p <= 1.0)
@@ -56,10 +46,7 @@ impl SamplingOptions {
             return Err(format!("topP must be in (0, 1], got {p}"));
         }
         if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
-            return Err(format!(
-                "repetitionPenalty must be > 0, got {}",
-                self.repetition_penalty
-            ));
+            return Err(format!("repetitionPenalty must be > 0, got {}", self.repetition_penalty));
         }
         Ok(())
     }
@@ -88,22 +75,14 @@ impl Generation {
     /// Mean probability of every choice made (the generated tokens and the closing EOS), in
     /// (0, 1]; `None` when no choice was made (`max_tokens` 0).
     pub fn confidence(&self) -> Option<f64> {
-        let all: Vec<f64> = self
-            .probs
-            .iter()
-            .chain(&self.eos_prob)
-            .map(|&p| p as f64)
-            .collect();
+        let all: Vec<f64> = self.probs.iter().chain(&self.eos_prob).map(|&p| p as f64).collect();
         (!all.is_empty()).then(|| all.iter().sum::<f64>() / all.len() as f64)
     }
 }
 
 fn softmax(logits: &[f32], temperature: f64) -> Vec<f64> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let exps: Vec<f64> = logits
-        .iter()
-        .map(|&l| ((l as f64 - max) / temperature).exp())
-        .collect();
+    let exps: Vec<f64> = logits.iter().map(|&l| ((l as f64 - max) / temperature).exp()).collect();
     let sum: f64 = exps.iter().sum();
     exps.into_iter().map(|e| e / sum).collect()
 }
@@ -151,13 +130,7 @@ fn pick(logits: &[f32], opts: &SamplingOptions, rng: &mut StdRng) -> u32 {
 
 /// Generates after `prompt`. `eos` ends generation (not included in the output); `stop` gets
 /// the tokens generated so far after each step and returns true to end there.
-pub fn generate(
-    model: &Llama,
-    prompt: &[u32],
-    eos: &[u32],
-    opts: &SamplingOptions,
-    mut stop: impl FnMut(&[u32]) -> bool,
-) -> Result<Generation> {
+pub fn generate(model: &Llama, prompt: &[u32], eos: &[u32], opts: &SamplingOptions, mut stop: impl FnMut(&[u32]) -> bool) -> Result<Generation> {
     opts.validate().map_err(ModelError::Input)?;
     if prompt.is_empty() {
         return Err(ModelError::Input("the prompt has no tokens".into()));
@@ -166,12 +139,7 @@ pub fn generate(
     let mut rng = StdRng::seed_from_u64(opts.seed);
     let mut cache = model.new_cache();
     let mut seen: Vec<u32> = prompt.to_vec();
-    let mut out = Generation {
-        tokens: Vec::new(),
-        probs: Vec::new(),
-        eos_prob: None,
-        stop: StopReason::MaxTokens,
-    };
+    let mut out = Generation { tokens: Vec::new(), probs: Vec::new(), eos_prob: None, stop: StopReason::MaxTokens };
     let mut logits = model.forward_cached(prompt, &mut cache)?;
     while out.tokens.len() < opts.max_tokens && cache.len() < limit {
         let prob = softmax(&logits, 1.0);
@@ -180,11 +148,7 @@ pub fn generate(
             seen.dedup();
             for &t in &seen {
                 let l = &mut logits[t as usize];
-                *l = if *l > 0.0 {
-                    *l / opts.repetition_penalty as f32
-                } else {
-                    *l * opts.repetition_penalty as f32
-                };
+                *l = if *l > 0.0 { *l / opts.repetition_penalty as f32 } else { *l * opts.repetition_penalty as f32 };
             }
         }
         let next = pick(&logits, opts, &mut rng);
@@ -215,12 +179,7 @@ mod tests {
     use candle_core::{Device, Tensor};
 
     fn tiny() -> Llama {
-        let cfg: LlamaConfig = TinyOptions {
-            seed: 5,
-            ..Default::default()
-        }
-        .config()
-        .unwrap();
+        let cfg: LlamaConfig = TinyOptions { seed: 5, ..Default::default() }.config().unwrap();
         let w = random_weights(&cfg, 5).unwrap();
         Llama::new(cfg, &w).unwrap()
     }
@@ -229,33 +188,17 @@ mod tests {
     fn kv_cache_greedy_equals_full_recompute() {
         let m = tiny();
         let prompt = [1u32, 40, 300, 77, 12];
-        let opts = SamplingOptions {
-            max_tokens: 12,
-            ..Default::default()
-        };
+        let opts = SamplingOptions { max_tokens: 12, ..Default::default() };
         let g = generate(&m, &prompt, &[], &opts, |_| false).unwrap();
         assert_eq!(g.tokens.len(), 12);
         let mut ids = prompt.to_vec();
         for (step, &tok) in g.tokens.iter().enumerate() {
-            let input = Tensor::new(ids.as_slice(), &Device::Cpu)
-                .unwrap()
-                .unsqueeze(0)
-                .unwrap();
+            let input = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
             let logits = m.forward(&input, crate::ForwardMode::Eval).unwrap();
-            let last: Vec<f32> = logits
-                .narrow(1, ids.len() - 1, 1)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
+            let last: Vec<f32> = logits.narrow(1, ids.len() - 1, 1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
             assert_eq!(argmax(&last), tok, "step {step}");
             let p = softmax(&last, 1.0)[tok as usize] as f32;
-            assert!(
-                (p - g.probs[step]).abs() < 1e-4,
-                "step {step}: {p} vs {}",
-                g.probs[step]
-            );
+            assert!((p - g.probs[step]).abs() < 1e-4, "step {step}: {p} vs {}", g.probs[step]);
             ids.push(tok);
         }
     }
@@ -267,39 +210,18 @@ mod tests {
         m.forward_cached(&[1, 2, 3], &mut cache).unwrap();
         let chunked = m.forward_cached(&[4, 5, 6], &mut cache).unwrap();
         let full = m.last_logits(&[1, 2, 3, 4, 5, 6]).unwrap();
-        let d = chunked
-            .iter()
-            .zip(&full)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let d = chunked.iter().zip(&full).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(d < 1e-4, "{d}");
     }
 
     #[test]
     fn sampling_is_deterministic_per_seed_and_stops() {
         let m = tiny();
-        let opts = SamplingOptions {
-            max_tokens: 10,
-            temperature: 1.0,
-            top_k: Some(50),
-            top_p: Some(0.9),
-            repetition_penalty: 1.2,
-            seed: 7,
-        };
+        let opts = SamplingOptions { max_tokens: 10, temperature: 1.0, top_k: Some(50), top_p: Some(0.9), repetition_penalty: 1.2, seed: 7 };
         let a = generate(&m, &[1, 9], &[], &opts, |_| false).unwrap();
         let b = generate(&m, &[1, 9], &[], &opts, |_| false).unwrap();
         assert_eq!(a.tokens, b.tokens);
-        let c = generate(
-            &m,
-            &[1, 9],
-            &[],
-            &SamplingOptions {
-                seed: 8,
-                ..opts.clone()
-            },
-            |_| false,
-        )
-        .unwrap();
+        let c = generate(&m, &[1, 9], &[], &SamplingOptions { seed: 8, ..opts.clone() }, |_| false).unwrap();
         assert_ne!(a.tokens, c.tokens);
         let conf = a.confidence().unwrap();
         assert!(conf > 0.0 && conf <= 1.0);

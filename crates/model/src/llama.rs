@@ -98,26 +98,16 @@ struct WeightPath<'a> {
 
 impl<'a> WeightPath<'a> {
     fn pp(&self, part: impl std::fmt::Display) -> Self {
-        let prefix = if self.prefix.is_empty() {
-            part.to_string()
-        } else {
-            format!("{}.{part}", self.prefix)
-        };
-        Self {
-            weights: self.weights,
-            prefix,
-        }
+        let prefix = if self.prefix.is_empty() { part.to_string() } else { format!("{}.{part}", self.prefix) };
+        Self { weights: self.weights, prefix }
     }
 
     fn get(&self, shape: &[usize], name: &str) -> Result<Tensor> {
         let full = format!("{}.{name}", self.prefix);
-        let t = self
-            .weights
-            .get(&full)
-            .ok_or_else(|| ModelError::WeightsMissing {
-                name: full.clone(),
-                reason: "not in the checkpoint".into(),
-            })?;
+        let t = self.weights.get(&full).ok_or_else(|| ModelError::WeightsMissing {
+            name: full.clone(),
+            reason: "not in the checkpoint".into(),
+        })?;
         if t.dims() != shape {
             return Err(ModelError::WeightsMissing {
                 name: full,
@@ -128,9 +118,7 @@ impl<'a> WeightPath<'a> {
     }
 
     fn linear(&self, out: usize, inp: usize) -> Result<Arc<dyn Projection>> {
-        Ok(Arc::new(FrozenLinear::new(
-            self.get(&[out, inp], "weight")?,
-        )))
+        Ok(Arc::new(FrozenLinear::new(self.get(&[out, inp], "weight")?)))
     }
 }
 
@@ -144,9 +132,7 @@ impl RmsNorm {
     fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
         match mode {
             ForwardMode::Train => train_ops::rms_norm(x, &self.weight, self.eps as f32),
-            ForwardMode::Eval => {
-                candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32)
-            }
+            ForwardMode::Eval => candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32),
         }
     }
 }
@@ -154,19 +140,12 @@ impl RmsNorm {
 /// RoPE inverse frequencies with HF's scaling rules (`linear`, `llama3`).
 pub fn rope_inv_freq(cfg: &LlamaConfig) -> Vec<f32> {
     let d = cfg.head_dim();
-    let base: Vec<f64> = (0..d / 2)
-        .map(|i| 1.0 / cfg.rope_theta.powf((2 * i) as f64 / d as f64))
-        .collect();
-    let Some(s) = &cfg.rope_scaling else {
-        return base.iter().map(|&f| f as f32).collect();
-    };
+    let base: Vec<f64> = (0..d / 2).map(|i| 1.0 / cfg.rope_theta.powf((2 * i) as f64 / d as f64)).collect();
+    let Some(s) = &cfg.rope_scaling else { return base.iter().map(|&f| f as f32).collect() };
     let scaled: Vec<f64> = match s.rope_type.as_str() {
         "linear" => base.iter().map(|f| f / s.factor).collect(),
         "llama3" => {
-            let (lo, hi) = (
-                s.low_freq_factor.unwrap_or(1.0),
-                s.high_freq_factor.unwrap_or(4.0),
-            );
+            let (lo, hi) = (s.low_freq_factor.unwrap_or(1.0), s.high_freq_factor.unwrap_or(4.0));
             let old = s.original_max_position_embeddings.unwrap_or(8192) as f64;
             let (lo_wavelen, hi_wavelen) = (old / lo, old / hi);
             base.iter()
@@ -195,12 +174,7 @@ fn rope_tables(inv_freq: &Tensor, seq: usize) -> candle_core::Result<(Tensor, Te
     Ok((freqs.cos()?, freqs.sin()?))
 }
 
-fn apply_rope(
-    x: &Tensor,
-    cos: &Tensor,
-    sin: &Tensor,
-    mode: ForwardMode,
-) -> candle_core::Result<Tensor> {
+fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
     match mode {
         ForwardMode::Train => train_ops::rope(x, cos, sin),
         ForwardMode::Eval => candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin),
@@ -213,10 +187,7 @@ fn repeat_kv(x: &Tensor, rep: usize) -> candle_core::Result<Tensor> {
         return Ok(x.clone());
     }
     let (b, kv, s, d) = x.dims4()?;
-    x.unsqueeze(2)?
-        .broadcast_as((b, kv, rep, s, d))?
-        .contiguous()?
-        .reshape((b, kv * rep, s, d))
+    x.unsqueeze(2)?.broadcast_as((b, kv, rep, s, d))?.contiguous()?.reshape((b, kv * rep, s, d))
 }
 
 #[derive(Debug)]
@@ -245,19 +216,10 @@ impl Attention {
         })
     }
 
-    fn forward(
-        &self,
-        x: &Tensor,
-        rope: &(Tensor, Tensor),
-        mask: &Tensor,
-        mode: ForwardMode,
-    ) -> candle_core::Result<Tensor> {
+    fn forward(&self, x: &Tensor, rope: &(Tensor, Tensor), mask: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
         let (b, s, _) = x.dims3()?;
         let heads = |p: &Arc<dyn Projection>, n: usize| -> candle_core::Result<Tensor> {
-            p.forward(x)?
-                .reshape((b, s, n, self.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
+            p.forward(x)?.reshape((b, s, n, self.head_dim))?.transpose(1, 2)?.contiguous()
         };
         let q = apply_rope(&heads(&self.q_proj, self.n_head)?, &rope.0, &rope.1, mode)?;
         let k = apply_rope(&heads(&self.k_proj, self.n_kv)?, &rope.0, &rope.1, mode)?;
@@ -268,14 +230,9 @@ impl Attention {
         let probs = match mode {
             // Scale and causal mask inside one differentiable op.
             ForwardMode::Train => train_ops::causal_softmax(&q.matmul(&k.t()?)?, scale as f32)?,
-            ForwardMode::Eval => candle_nn::ops::softmax_last_dim(
-                &(q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?,
-            )?,
+            ForwardMode::Eval => candle_nn::ops::softmax_last_dim(&(q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?)?,
         };
-        let y = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((b, s, self.n_head * self.head_dim))?;
+        let y = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, self.n_head * self.head_dim))?;
         self.o_proj.forward(&y)
     }
 }
@@ -312,22 +269,9 @@ struct Block {
 }
 
 impl Block {
-    fn forward(
-        &self,
-        x: &Tensor,
-        rope: &(Tensor, Tensor),
-        mask: &Tensor,
-        mode: ForwardMode,
-    ) -> candle_core::Result<Tensor> {
-        let h = (x + self.self_attn.forward(
-            &self.input_layernorm.forward(x, mode)?,
-            rope,
-            mask,
-            mode,
-        )?)?;
-        &h + self
-            .mlp
-            .forward(&self.post_attention_layernorm.forward(&h, mode)?)?
+    fn forward(&self, x: &Tensor, rope: &(Tensor, Tensor), mask: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        let h = (x + self.self_attn.forward(&self.input_layernorm.forward(x, mode)?, rope, mask, mode)?)?;
+        &h + self.mlp.forward(&self.post_attention_layernorm.forward(&h, mode)?)?
     }
 }
 
@@ -345,21 +289,12 @@ pub struct Llama {
 impl Llama {
     /// Builds the model from HF-named f32 weights (see `weights.rs`).
     pub fn new(cfg: LlamaConfig, weights: &Weights) -> Result<Self> {
-        cfg.validate().map_err(|reason| ModelError::Config {
-            path: "config".into(),
-            reason,
-        })?;
-        let root = WeightPath {
-            weights,
-            prefix: String::new(),
-        };
+        cfg.validate().map_err(|reason| ModelError::Config { path: "config".into(), reason })?;
+        let root = WeightPath { weights, prefix: String::new() };
         let m = root.pp("model");
         let (h, v) = (cfg.hidden_size, cfg.vocab_size);
         let norm = |w: &WeightPath| -> Result<RmsNorm> {
-            Ok(RmsNorm {
-                weight: w.get(&[h], "weight")?,
-                eps: cfg.rms_norm_eps,
-            })
+            Ok(RmsNorm { weight: w.get(&[h], "weight")?, eps: cfg.rms_norm_eps })
         };
         let embed_tokens = m.pp("embed_tokens").get(&[v, h], "weight")?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
@@ -379,14 +314,7 @@ impl Llama {
             root.pp("lm_head").get(&[v, h], "weight")?
         };
         let inv_freq = Tensor::new(rope_inv_freq(&cfg), &Device::Cpu)?;
-        Ok(Self {
-            norm: norm(&m.pp("norm"))?,
-            cfg,
-            embed_tokens,
-            layers,
-            lm_head,
-            inv_freq,
-        })
+        Ok(Self { norm: norm(&m.pp("norm"))?, cfg, embed_tokens, layers, lm_head, inv_freq })
     }
 
     /// Loads an HF folder or a GGUF file.
@@ -405,20 +333,11 @@ impl Llama {
         if s == 0 {
             return Err(ModelError::Input("input_ids has no positions".into()));
         }
-        let max_id = input_ids
-            .max_all()?
-            .to_dtype(DType::U32)?
-            .to_scalar::<u32>()?;
+        let max_id = input_ids.max_all()?.to_dtype(DType::U32)?.to_scalar::<u32>()?;
         if max_id as usize >= self.cfg.vocab_size {
-            return Err(ModelError::Input(format!(
-                "token id {max_id} >= vocab_size {}",
-                self.cfg.vocab_size
-            )));
+            return Err(ModelError::Input(format!("token id {max_id} >= vocab_size {}", self.cfg.vocab_size)));
         }
-        let mut x = self
-            .embed_tokens
-            .index_select(&input_ids.flatten_all()?, 0)?
-            .reshape((b, s, self.cfg.hidden_size))?;
+        let mut x = self.embed_tokens.index_select(&input_ids.flatten_all()?, 0)?.reshape((b, s, self.cfg.hidden_size))?;
         let rope = rope_tables(&self.inv_freq, s)?;
         let mask = causal_mask(s, x.device())?;
         for layer in &self.layers {
@@ -486,25 +405,15 @@ impl Llama {
         let mut swap = |name: String, slot: &mut Tensor| -> Result<()> {
             let new = f(&name, slot)?;
             if new.dims() != slot.dims() {
-                return Err(ModelError::Input(format!(
-                    "{name}: replacement has shape {:?}, expected {:?}",
-                    new.dims(),
-                    slot.dims()
-                )));
+                return Err(ModelError::Input(format!("{name}: replacement has shape {:?}, expected {:?}", new.dims(), slot.dims())));
             }
             *slot = new;
             Ok(())
         };
         swap("model.embed_tokens.weight".into(), &mut self.embed_tokens)?;
         for (i, l) in self.layers.iter_mut().enumerate() {
-            swap(
-                format!("model.layers.{i}.input_layernorm.weight"),
-                &mut l.input_layernorm.weight,
-            )?;
-            swap(
-                format!("model.layers.{i}.post_attention_layernorm.weight"),
-                &mut l.post_attention_layernorm.weight,
-            )?;
+            swap(format!("model.layers.{i}.input_layernorm.weight"), &mut l.input_layernorm.weight)?;
+            swap(format!("model.layers.{i}.post_attention_layernorm.weight"), &mut l.post_attention_layernorm.weight)?;
         }
         swap("model.norm.weight".into(), &mut self.norm.weight)?;
         if self.cfg.tie_word_embeddings {
@@ -535,30 +444,13 @@ mod tests {
         let x = Var::randn(0f32, 1.0, (2, 3, 5), &dev).unwrap();
         let w = Tensor::randn(0f32, 1.0, (4, 5), &dev).unwrap();
         let loss = |y: Tensor| y.sqr().unwrap().sum_all().unwrap();
-        let (a, b) = (
-            frozen_linear(x.as_tensor(), &w).unwrap(),
-            linear(x.as_tensor(), &w).unwrap(),
-        );
+        let (a, b) = (frozen_linear(x.as_tensor(), &w).unwrap(), linear(x.as_tensor(), &w).unwrap());
         assert_eq!(a.dims(), &[2, 3, 4]);
-        let d = (&a - &b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = (&a - &b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(d < 1e-6, "{d}");
         let ga = loss(a).backward().unwrap().remove(x.as_tensor()).unwrap();
         let gb = loss(b).backward().unwrap().remove(x.as_tensor()).unwrap();
-        let d = (ga - gb)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = (ga - gb).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(d < 1e-5, "{d}");
     }
 
@@ -567,12 +459,7 @@ mod tests {
         let dev = Device::Cpu;
         let x = Var::randn(0f32, 1.0, (3, 5), &dev).unwrap();
         let w = Var::randn(0f32, 1.0, (4, 5), &dev).unwrap();
-        let grads = frozen_linear(x.as_tensor(), w.as_tensor())
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let grads = frozen_linear(x.as_tensor(), w.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
         assert!(grads.get(w.as_tensor()).is_some() && grads.get(x.as_tensor()).is_some());
     }
 }

@@ -11,10 +11,7 @@ use serde_json::json;
 use tokenizers::{
     AddedToken, Tokenizer,
     decoders::byte_level::ByteLevel as ByteLevelDecoder,
-    models::{
-        TrainerWrapper,
-        bpe::{BPE, BpeTrainer},
-    },
+    models::{TrainerWrapper, bpe::{BPE, BpeTrainer}},
     pre_tokenizers::{byte_level::ByteLevel, digits::Digits, sequence::Sequence},
     processors::byte_level::ByteLevel as ByteLevelProcessor,
 };
@@ -68,10 +65,7 @@ impl TinyOptions {
     pub fn config(&self) -> Result<LlamaConfig> {
         let bad = |m: String| Err(ModelError::Input(m));
         if self.vocab_size < 256 + SPECIAL_TOKENS.len() {
-            return bad(format!(
-                "vocab_size {} < 259 (256 bytes + 3 special tokens)",
-                self.vocab_size
-            ));
+            return bad(format!("vocab_size {} < 259 (256 bytes + 3 special tokens)", self.vocab_size));
         }
         let cfg = LlamaConfig {
             architectures: vec!["LlamaForCausalLM".into()],
@@ -108,30 +102,18 @@ pub struct TinyModel {
 
 pub fn create_tiny_model(out_dir: &Path, opts: &TinyOptions) -> Result<TinyModel> {
     let cfg = opts.config()?;
-    let write_err = |e: &dyn std::fmt::Display| ModelError::Write {
-        path: out_dir.to_path_buf(),
-        reason: e.to_string(),
-    };
+    let write_err = |e: &dyn std::fmt::Display| ModelError::Write { path: out_dir.to_path_buf(), reason: e.to_string() };
     std::fs::create_dir_all(out_dir).map_err(|e| write_err(&e))?;
 
-    let tokenizer = train_tokenizer(
-        opts.training_text.as_deref().unwrap_or(SAMPLE_TEXT),
-        opts.vocab_size,
-    )?;
-    tokenizer
-        .save(out_dir.join("tokenizer.json"), true)
-        .map_err(|e| write_err(&e))?;
+    let tokenizer = train_tokenizer(opts.training_text.as_deref().unwrap_or(SAMPLE_TEXT), opts.vocab_size)?;
+    tokenizer.save(out_dir.join("tokenizer.json"), true).map_err(|e| write_err(&e))?;
 
     let weights = random_weights(&cfg, opts.seed)?;
-    candle_core::safetensors::save(&weights, out_dir.join("model.safetensors"))
-        .map_err(|e| write_err(&e))?;
+    candle_core::safetensors::save(&weights, out_dir.join("model.safetensors")).map_err(|e| write_err(&e))?;
 
     let mut config_json = serde_json::to_value(&cfg).map_err(|e| write_err(&e))?;
     let extra = json!({ "hidden_act": "silu", "initializer_range": 0.02, "pretraining_tp": 1, "use_cache": true });
-    config_json
-        .as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
+    config_json.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     let added: serde_json::Map<String, serde_json::Value> = SPECIAL_TOKENS
         .iter()
         .enumerate()
@@ -162,20 +144,13 @@ pub fn create_tiny_model(out_dir: &Path, opts: &TinyOptions) -> Result<TinyModel
         let text = serde_json::to_string_pretty(value).map_err(|e| write_err(&e))? + "\n";
         std::fs::write(out_dir.join(name), text).map_err(|e| write_err(&e))?;
     }
-    Ok(TinyModel {
-        parameters: cfg.parameter_count(),
-        config: cfg,
-    })
+    Ok(TinyModel { parameters: cfg.parameter_count(), config: cfg })
 }
 
 /// Byte-level BPE with SmolLM2's pre-tokenizer, decoder and special tokens at ids 0..3.
 pub fn train_tokenizer(text: &str, vocab_size: usize) -> Result<Tokenizer> {
-    let err =
-        |e: &dyn std::fmt::Display| ModelError::Input(format!("tokenizer training failed: {e}"));
-    let specials: Vec<AddedToken> = SPECIAL_TOKENS
-        .iter()
-        .map(|t| AddedToken::from(*t, true))
-        .collect();
+    let err = |e: &dyn std::fmt::Display| ModelError::Input(format!("tokenizer training failed: {e}"));
+    let specials: Vec<AddedToken> = SPECIAL_TOKENS.iter().map(|t| AddedToken::from(*t, true)).collect();
     let mut trainer: TrainerWrapper = BpeTrainer::builder()
         .vocab_size(vocab_size)
         .min_frequency(2)
@@ -193,9 +168,7 @@ pub fn train_tokenizer(text: &str, vocab_size: usize) -> Result<Tokenizer> {
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
     tokenizer.with_post_processor(Some(ByteLevelProcessor::new(false, true, true)));
     // Train on lines so the (parallel) word counting sees many small sequences.
-    tokenizer
-        .train(&mut trainer, text.lines().filter(|l| !l.is_empty()))
-        .map_err(|e| err(&e))?;
+    tokenizer.train(&mut trainer, text.lines().filter(|l| !l.is_empty())).map_err(|e| err(&e))?;
     Ok(tokenizer)
 }
 

@@ -34,10 +34,7 @@ pub enum ModelFormat {
 }
 
 pub fn detect_format(path: &Path) -> Result<ModelFormat> {
-    let not_found = |reason: &str| ModelError::NotFound {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    };
+    let not_found = |reason: &str| ModelError::NotFound { path: path.to_path_buf(), reason: reason.into() };
     if path.is_dir() {
         if path.join("config.json").is_file() {
             return Ok(ModelFormat::HfFolder);
@@ -47,9 +44,7 @@ pub fn detect_format(path: &Path) -> Result<ModelFormat> {
     if path.is_file() {
         let mut magic = [0u8; 4];
         use std::io::Read;
-        let ok = std::fs::File::open(path)
-            .and_then(|mut f| f.read_exact(&mut magic))
-            .is_ok();
+        let ok = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok();
         if ok && &magic == b"GGUF" {
             return Ok(ModelFormat::Gguf);
         }
@@ -91,35 +86,22 @@ pub fn load_safetensors_dir(dir: &Path) -> Result<Weights> {
     let files: Vec<std::path::PathBuf> = if single.is_file() {
         vec![single]
     } else if index.is_file() {
-        let bad = |reason: String| ModelError::Weights {
-            path: index.clone(),
-            reason,
-        };
+        let bad = |reason: String| ModelError::Weights { path: index.clone(), reason };
         let text = std::fs::read_to_string(&index).map_err(|e| bad(e.to_string()))?;
-        let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        let map = json["weight_map"]
-            .as_object()
-            .ok_or_else(|| bad("no `weight_map` object".into()))?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let map = json["weight_map"].as_object().ok_or_else(|| bad("no `weight_map` object".into()))?;
         let shards: BTreeSet<&str> = map.values().filter_map(|v| v.as_str()).collect();
         shards.into_iter().map(|s| dir.join(s)).collect()
     } else {
         return Err(ModelError::WeightsMissing {
             name: "model.safetensors".into(),
-            reason: format!(
-                "neither model.safetensors nor model.safetensors.index.json in {}",
-                dir.display()
-            ),
+            reason: format!("neither model.safetensors nor model.safetensors.index.json in {}", dir.display()),
         });
     };
     let mut weights = Weights::new();
     for file in files {
-        let tensors = candle_core::safetensors::load(&file, &Device::Cpu).map_err(|e| {
-            ModelError::Weights {
-                path: file.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let tensors = candle_core::safetensors::load(&file, &Device::Cpu)
+            .map_err(|e| ModelError::Weights { path: file.clone(), reason: e.to_string() })?;
         for (name, t) in tensors {
             weights.insert(name, to_f32(t)?);
         }
@@ -128,22 +110,14 @@ pub fn load_safetensors_dir(dir: &Path) -> Result<Weights> {
 }
 
 fn to_f32(t: Tensor) -> Result<Tensor> {
-    Ok(if t.dtype() == DType::F32 {
-        t
-    } else {
-        t.to_dtype(DType::F32)?
-    })
+    Ok(if t.dtype() == DType::F32 { t } else { t.to_dtype(DType::F32)? })
 }
 
 fn read_gguf_header(path: &Path) -> Result<(gguf_file::Content, std::fs::File)> {
-    let mut file = std::fs::File::open(path).map_err(|e| ModelError::NotFound {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    let content = gguf_file::Content::read(&mut file).map_err(|e| ModelError::GgufInvalid {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| ModelError::NotFound { path: path.to_path_buf(), reason: e.to_string() })?;
+    let content = gguf_file::Content::read(&mut file)
+        .map_err(|e| ModelError::GgufInvalid { path: path.to_path_buf(), reason: e.to_string() })?;
     Ok((content, file))
 }
 
@@ -151,10 +125,7 @@ fn read_gguf_header(path: &Path) -> Result<(gguf_file::Content, std::fs::File)> 
 pub fn load_gguf(path: &Path) -> Result<Checkpoint> {
     let (content, mut file) = read_gguf_header(path)?;
     let config = LlamaConfig::from_gguf(&content, path)?;
-    let bad = |reason: String| ModelError::GgufInvalid {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let bad = |reason: String| ModelError::GgufInvalid { path: path.to_path_buf(), reason };
     let mut weights = Weights::new();
     for name in content.tensor_infos.keys() {
         // Llama 3 GGUFs carry precomputed RoPE factors; we recompute them from the config.
@@ -162,12 +133,8 @@ pub fn load_gguf(path: &Path) -> Result<Checkpoint> {
             continue;
         }
         let hf = gguf_to_hf_name(name).ok_or_else(|| bad(format!("unexpected tensor `{name}`")))?;
-        let q = content
-            .tensor(&mut file, name, &Device::Cpu)
-            .map_err(|e| bad(format!("{name}: {e}")))?;
-        let mut t = q
-            .dequantize(&Device::Cpu)
-            .map_err(|e| bad(format!("{name}: {e}")))?;
+        let q = content.tensor(&mut file, name, &Device::Cpu).map_err(|e| bad(format!("{name}: {e}")))?;
+        let mut t = q.dequantize(&Device::Cpu).map_err(|e| bad(format!("{name}: {e}")))?;
         if hf.ends_with("self_attn.q_proj.weight") {
             t = unpermute_rope_rows(&t, config.num_attention_heads)?;
         } else if hf.ends_with("self_attn.k_proj.weight") {
@@ -209,25 +176,17 @@ pub fn gguf_to_hf_name(name: &str) -> Option<String> {
 pub fn permute_rope_rows(w: &Tensor, n_head: usize) -> Result<Tensor> {
     let (out, inp) = w.dims2()?;
     let half = out / n_head / 2;
-    Ok(w.reshape((n_head, 2, half, inp))?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape((out, inp))?)
+    Ok(w.reshape((n_head, 2, half, inp))?.transpose(1, 2)?.contiguous()?.reshape((out, inp))?)
 }
 
 /// The inverse of `permute_rope_rows`: back to the Hugging Face row order.
 pub fn unpermute_rope_rows(w: &Tensor, n_head: usize) -> Result<Tensor> {
     let (out, inp) = w.dims2()?;
     if out % (2 * n_head) != 0 {
-        return Err(ModelError::Input(format!(
-            "cannot un-permute {out} rows over {n_head} heads"
-        )));
+        return Err(ModelError::Input(format!("cannot un-permute {out} rows over {n_head} heads")));
     }
     let half = out / n_head / 2;
-    Ok(w.reshape((n_head, half, 2, inp))?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape((out, inp))?)
+    Ok(w.reshape((n_head, half, 2, inp))?.transpose(1, 2)?.contiguous()?.reshape((out, inp))?)
 }
 
 #[cfg(test)]
@@ -237,42 +196,20 @@ mod tests {
     #[test]
     fn unpermute_inverts_llama_cpp_permute() {
         // 3 heads of dim 4 over 5 inputs; every row distinct so any reordering shows.
-        let w = Tensor::arange(0f32, 60., &Device::Cpu)
-            .unwrap()
-            .reshape((12, 5))
-            .unwrap();
+        let w = Tensor::arange(0f32, 60., &Device::Cpu).unwrap().reshape((12, 5)).unwrap();
         let p = permute_rope_rows(&w, 3).unwrap();
         // llama.cpp order inside head 0: rows [0, 2, 1, 3] (pairs of the rotate-half halves).
-        let first_col: Vec<f32> = p
-            .narrow(1, 0, 1)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let first_col: Vec<f32> = p.narrow(1, 0, 1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(&first_col[..4], &[0., 10., 5., 15.]);
         let back = unpermute_rope_rows(&p, 3).unwrap();
-        let diff = (back - &w)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = (back - &w).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert_eq!(diff, 0.0);
     }
 
     #[test]
     fn maps_gguf_names() {
-        assert_eq!(
-            gguf_to_hf_name("blk.12.attn_k.weight").unwrap(),
-            "model.layers.12.self_attn.k_proj.weight"
-        );
-        assert_eq!(
-            gguf_to_hf_name("blk.0.ffn_down.weight").unwrap(),
-            "model.layers.0.mlp.down_proj.weight"
-        );
+        assert_eq!(gguf_to_hf_name("blk.12.attn_k.weight").unwrap(), "model.layers.12.self_attn.k_proj.weight");
+        assert_eq!(gguf_to_hf_name("blk.0.ffn_down.weight").unwrap(), "model.layers.0.mlp.down_proj.weight");
         assert!(gguf_to_hf_name("blk.x.attn_q.weight").is_none());
     }
 }

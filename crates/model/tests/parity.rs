@@ -43,41 +43,20 @@ struct Encoding {
 /// bos/eos from tokenizer_config.json at SmolLM2's ids.
 #[test]
 fn tiny_tokenizer_matches_transformers() {
-    let r: TinyRef =
-        serde_json::from_slice(&std::fs::read(data().join("reference_tiny.json")).unwrap())
-            .unwrap();
+    let r: TinyRef = serde_json::from_slice(&std::fs::read(data().join("reference_tiny.json")).unwrap()).unwrap();
     let tok = tokenizers::Tokenizer::from_file(data().join("tiny/tokenizer.json")).unwrap();
     for e in &r.encodings {
-        assert_eq!(
-            tok.encode(e.text.as_str(), false).unwrap().get_ids(),
-            e.ids.as_slice(),
-            "{:?}",
-            e.text
-        );
+        assert_eq!(tok.encode(e.text.as_str(), false).unwrap().get_ids(), e.ids.as_slice(), "{:?}", e.text);
     }
     assert_eq!(r.special["bos_id"], 1);
     assert_eq!(r.special["eos_id"], 2);
 }
 
-fn max_diff(
-    model: &Llama,
-    prompts: &[Vec<u32>],
-    reference: &[Vec<Vec<f32>>],
-    mode: ForwardMode,
-) -> f32 {
+fn max_diff(model: &Llama, prompts: &[Vec<u32>], reference: &[Vec<Vec<f32>>], mode: ForwardMode) -> f32 {
     let mut worst = 0f32;
     for (ids, want) in prompts.iter().zip(reference) {
-        let input = Tensor::new(ids.as_slice(), &Device::Cpu)
-            .unwrap()
-            .unsqueeze(0)
-            .unwrap();
-        let got: Vec<Vec<f32>> = model
-            .forward(&input, mode)
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .to_vec2()
-            .unwrap();
+        let input = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        let got: Vec<Vec<f32>> = model.forward(&input, mode).unwrap().squeeze(0).unwrap().to_vec2().unwrap();
         assert_eq!(got.len(), want.len());
         for (g_row, w_row) in got.iter().zip(want) {
             for (g, w) in g_row.iter().zip(w_row) {
@@ -90,9 +69,7 @@ fn max_diff(
 
 #[test]
 fn tiny_model_matches_transformers() {
-    let r: TinyRef =
-        serde_json::from_slice(&std::fs::read(data().join("reference_tiny.json")).unwrap())
-            .unwrap();
+    let r: TinyRef = serde_json::from_slice(&std::fs::read(data().join("reference_tiny.json")).unwrap()).unwrap();
     let ckpt = load_checkpoint(&data().join("tiny")).unwrap();
     let model = Llama::new(ckpt.config.clone(), &ckpt.weights).unwrap();
     for mode in [ForwardMode::Eval, ForwardMode::Train] {
@@ -110,12 +87,7 @@ fn tiny_model_matches_transformers() {
         original_max_position_embeddings: None,
     });
     let scaled = Llama::new(cfg, &ckpt.weights).unwrap();
-    let d = max_diff(
-        &scaled,
-        &r.prompts,
-        &r.logits_linear_rope_x2,
-        ForwardMode::Eval,
-    );
+    let d = max_diff(&scaled, &r.prompts, &r.logits_linear_rope_x2, ForwardMode::Eval);
     println!("tiny linear RoPE x2: max diff = {d:e}");
     assert!(d < 1e-5, "linear rope scaling: {d}");
     // The scaled reference really differs from the unscaled one (else the check above is empty).
@@ -130,12 +102,7 @@ fn tiny_model_matches_transformers() {
         original_max_position_embeddings: Some(64),
     });
     let llama3 = Llama::new(cfg, &ckpt.weights).unwrap();
-    let d = max_diff(
-        &llama3,
-        &r.prompts,
-        &r.logits_llama3_rope,
-        ForwardMode::Train,
-    );
+    let d = max_diff(&llama3, &r.prompts, &r.logits_llama3_rope, ForwardMode::Train);
     println!("tiny llama3 RoPE: max diff = {d:e}");
     assert!(d < 1e-5, "llama3 rope scaling: {d}");
     assert!(max_diff(&llama3, &r.prompts, &r.logits, ForwardMode::Eval) > 1e-4);
@@ -158,9 +125,7 @@ struct SmolRef {
 pub fn smollm2_gguf() -> Option<PathBuf> {
     let p = std::env::var("TINYFORGE_SMOLLM2_GGUF")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            Path::new("/tmp/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").to_path_buf()
-        });
+        .unwrap_or_else(|_| Path::new("/tmp/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").to_path_buf());
     p.is_file().then_some(p)
 }
 
@@ -173,29 +138,19 @@ fn smollm2_gguf_matches_transformers() {
         eprintln!("SKIPPED: SmolLM2 GGUF not found (set TINYFORGE_SMOLLM2_GGUF)");
         return;
     };
-    let r: SmolRef =
-        serde_json::from_slice(&std::fs::read(data().join("reference_smollm2.json")).unwrap())
-            .unwrap();
+    let r: SmolRef = serde_json::from_slice(&std::fs::read(data().join("reference_smollm2.json")).unwrap()).unwrap();
     let model = Llama::load(&path).unwrap();
     assert!(model.config().tie_word_embeddings);
     for case in &r.cases {
         let logits = model.last_logits(&case.ids).unwrap();
-        let top1 = logits
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .unwrap()
-            .0 as u32;
+        let top1 = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u32;
         let worst = case
             .top_ids
             .iter()
             .zip(&case.top_logits)
             .map(|(&id, &want)| (logits[id as usize] - want).abs())
             .fold(0f32, f32::max);
-        println!(
-            "{:?}: top1 {top1} (ref {}), max diff over ref top-20 = {worst:e}",
-            case.text, case.top_ids[0]
-        );
+        println!("{:?}: top1 {top1} (ref {}), max diff over ref top-20 = {worst:e}", case.text, case.top_ids[0]);
         assert_eq!(top1, case.top_ids[0], "top-1 differs for {:?}", case.text);
         assert!(worst < 1e-3, "{:?}: {worst}", case.text);
     }

@@ -23,10 +23,8 @@ fn sharded_copy(name: &str, dtype: DType) -> PathBuf {
     let mut map = serde_json::Map::new();
     for (i, part) in names.chunks(names.len().div_ceil(2)).enumerate() {
         let file = format!("model-{:05}-of-00002.safetensors", i + 1);
-        let shard: HashMap<String, Tensor> = part
-            .iter()
-            .map(|n| ((*n).clone(), weights[*n].to_dtype(dtype).unwrap()))
-            .collect();
+        let shard: HashMap<String, Tensor> =
+            part.iter().map(|n| ((*n).clone(), weights[*n].to_dtype(dtype).unwrap())).collect();
         candle_core::safetensors::save(&shard, dir.join(&file)).unwrap();
         for n in part {
             map.insert((*n).clone(), file.clone().into());
@@ -47,20 +45,12 @@ fn sharded_f32_bf16_f16_load_as_f32() {
     let want = logits(&reference);
     // f32 shards: bit-identical. Half precision: weights are rounded to 8 (bf16) / 11 (f16)
     // mantissa bits, so logits of size ~0.3 move by at most a few 1e-3.
-    for (dtype, tol) in [
-        (DType::F32, 0.0f32),
-        (DType::BF16, 2e-2),
-        (DType::F16, 2e-3),
-    ] {
+    for (dtype, tol) in [(DType::F32, 0.0f32), (DType::BF16, 2e-2), (DType::F16, 2e-3)] {
         let dir = sharded_copy(&format!("{dtype:?}"), dtype);
         let ckpt = load_checkpoint(&dir).unwrap();
         assert!(ckpt.weights.values().all(|t| t.dtype() == DType::F32));
         let got = logits(&Llama::new(ckpt.config, &ckpt.weights).unwrap());
-        let diff = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(diff <= tol, "{dtype:?}: max diff {diff}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -72,17 +62,11 @@ fn missing_shard_and_missing_tensor_are_named() {
     std::fs::remove_file(dir.join("model-00002-of-00002.safetensors")).unwrap();
     let err = load_checkpoint(&dir).err().unwrap();
     assert_eq!(err.code(), "WEIGHTS_INVALID", "{err}");
-    assert!(
-        err.to_string().contains("model-00002-of-00002.safetensors"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("model-00002-of-00002.safetensors"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 
     let mut ckpt = load_checkpoint(&fixture()).unwrap();
     ckpt.weights.remove("model.layers.1.mlp.up_proj.weight");
     let err = Llama::new(ckpt.config, &ckpt.weights).unwrap_err();
-    assert!(
-        matches!(&err, ModelError::WeightsMissing { name, .. } if name == "model.layers.1.mlp.up_proj.weight"),
-        "{err}"
-    );
+    assert!(matches!(&err, ModelError::WeightsMissing { name, .. } if name == "model.layers.1.mlp.up_proj.weight"), "{err}");
 }

@@ -15,13 +15,7 @@ fn tmp(name: &str) -> PathBuf {
 fn writes_a_complete_hf_folder() {
     let dir = tmp("folder");
     let made = create_tiny_model(&dir, &TinyOptions::default()).unwrap();
-    for f in [
-        "config.json",
-        "model.safetensors",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "generation_config.json",
-    ] {
+    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
     let ckpt = load_checkpoint(&dir).unwrap();
@@ -29,31 +23,17 @@ fn writes_a_complete_hf_folder() {
     let n: usize = ckpt.weights.values().map(|t| t.elem_count()).sum();
     assert_eq!(n, made.parameters);
 
-    let tc: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("tokenizer_config.json")).unwrap()).unwrap();
-    assert!(
-        tc["chat_template"]
-            .as_str()
-            .unwrap()
-            .contains("<|im_start|>")
-    );
+    let tc: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("tokenizer_config.json")).unwrap()).unwrap();
+    assert!(tc["chat_template"].as_str().unwrap().contains("<|im_start|>"));
 
     let tok = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
-    for (id, t) in ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-        .iter()
-        .enumerate()
-    {
+    for (id, t) in ["<|endoftext|>", "<|im_start|>", "<|im_end|>"].iter().enumerate() {
         assert_eq!(tok.token_to_id(t), Some(id as u32));
     }
     assert!(tok.get_vocab_size(true) <= 512);
     // Digits are split one by one (SmolLM2's `Digits(individual_digits)` step).
     let enc = tok.encode("year 2024", false).unwrap();
-    assert!(
-        enc.get_tokens()
-            .ends_with(&["2".into(), "0".into(), "2".into(), "4".into()]),
-        "{:?}",
-        enc.get_tokens()
-    );
+    assert!(enc.get_tokens().ends_with(&["2".into(), "0".into(), "2".into(), "4".into()]), "{:?}", enc.get_tokens());
     let text = "Hello <|im_start|>user\nnaïve café 🙂 x=42;";
     let ids = tok.encode(text, false).unwrap().get_ids().to_vec();
     assert!(ids.contains(&1));
@@ -64,46 +44,13 @@ fn writes_a_complete_hf_folder() {
 #[test]
 fn same_seed_same_bytes_other_seed_other_weights() {
     let (a, b, c) = (tmp("seed-a"), tmp("seed-b"), tmp("seed-c"));
-    create_tiny_model(
-        &a,
-        &TinyOptions {
-            seed: 7,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    create_tiny_model(
-        &b,
-        &TinyOptions {
-            seed: 7,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    create_tiny_model(
-        &c,
-        &TinyOptions {
-            seed: 8,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    for f in [
-        "config.json",
-        "model.safetensors",
-        "tokenizer.json",
-        "tokenizer_config.json",
-    ] {
-        assert_eq!(
-            std::fs::read(a.join(f)).unwrap(),
-            std::fs::read(b.join(f)).unwrap(),
-            "{f} differs"
-        );
+    create_tiny_model(&a, &TinyOptions { seed: 7, ..Default::default() }).unwrap();
+    create_tiny_model(&b, &TinyOptions { seed: 7, ..Default::default() }).unwrap();
+    create_tiny_model(&c, &TinyOptions { seed: 8, ..Default::default() }).unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"] {
+        assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f} differs");
     }
-    assert_ne!(
-        std::fs::read(a.join("model.safetensors")).unwrap(),
-        std::fs::read(c.join("model.safetensors")).unwrap()
-    );
+    assert_ne!(std::fs::read(a.join("model.safetensors")).unwrap(), std::fs::read(c.join("model.safetensors")).unwrap());
     for d in [a, b, c] {
         std::fs::remove_dir_all(d).unwrap();
     }
@@ -112,34 +59,13 @@ fn same_seed_same_bytes_other_seed_other_weights() {
 #[test]
 fn train_and_eval_paths_agree_and_gradients_flow() {
     let dir = tmp("paths");
-    create_tiny_model(
-        &dir,
-        &TinyOptions {
-            seed: 3,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    create_tiny_model(&dir, &TinyOptions { seed: 3, ..Default::default() }).unwrap();
     let model = Llama::load(&dir).unwrap();
-    let ids = Tensor::new(
-        &[
-            [5u32, 300, 17, 42, 99, 1, 2, 260],
-            [7, 8, 9, 10, 11, 12, 13, 14],
-        ],
-        &Device::Cpu,
-    )
-    .unwrap();
+    let ids = Tensor::new(&[[5u32, 300, 17, 42, 99, 1, 2, 260], [7, 8, 9, 10, 11, 12, 13, 14]], &Device::Cpu).unwrap();
     let fast = model.forward(&ids, ForwardMode::Eval).unwrap();
     let slow = model.forward(&ids, ForwardMode::Train).unwrap();
     assert_eq!(fast.dims(), &[2, 8, 512]);
-    let diff = (fast - &slow)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let diff = (fast - &slow).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(diff < 1e-4, "max |fast - train| = {diff}");
 
     // Gradient to the input embeddings through every layer: a Var standing in for the embedding
@@ -164,45 +90,24 @@ fn train_and_eval_paths_agree_and_gradients_flow() {
     model
         .map_projections(|name, base| {
             Ok(if name == "model.layers.0.self_attn.q_proj" {
-                std::sync::Arc::new(Shifted {
-                    base,
-                    delta: d.clone(),
-                })
+                std::sync::Arc::new(Shifted { base, delta: d.clone() })
             } else {
                 base
             })
         })
         .unwrap();
     let logits = model.forward(&ids, ForwardMode::Train).unwrap();
-    let loss =
-        candle_nn::loss::cross_entropy(&logits.flatten_to(1).unwrap(), &ids.flatten_all().unwrap())
-            .unwrap();
+    let loss = candle_nn::loss::cross_entropy(&logits.flatten_to(1).unwrap(), &ids.flatten_all().unwrap()).unwrap();
     let grads = loss.backward().unwrap();
-    let g = grads
-        .get(delta.as_tensor())
-        .expect("q_proj delta got no gradient through the Train path");
-    let gnorm = g
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .sqrt()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let g = grads.get(delta.as_tensor()).expect("q_proj delta got no gradient through the Train path");
+    let gnorm = g.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap();
     assert!(gnorm > 0.0 && gnorm.is_finite(), "gradient norm {gnorm}");
 
     // The Eval path uses no-backward kernels: the same Var gets no gradient there. This is the
     // trap the Train path exists for; if candle ever adds backward passes this will tell us.
     let logits = model.forward(&ids, ForwardMode::Eval).unwrap();
-    let loss = candle_nn::ops::log_softmax(&logits, D::Minus1)
-        .unwrap()
-        .mean_all()
-        .unwrap();
+    let loss = candle_nn::ops::log_softmax(&logits, D::Minus1).unwrap().mean_all().unwrap();
     let grads = loss.backward().unwrap();
-    assert!(
-        grads.get(delta.as_tensor()).is_none(),
-        "fast kernels unexpectedly propagate gradients"
-    );
+    assert!(grads.get(delta.as_tensor()).is_none(), "fast kernels unexpectedly propagate gradients");
     std::fs::remove_dir_all(&dir).unwrap();
 }

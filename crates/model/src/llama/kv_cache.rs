@@ -32,29 +32,17 @@ impl KvCache {
 /// `[s, past + s]` additive mask: new position `i` sees every cached one and new ones `<= i`.
 fn offset_mask(s: usize, past: usize) -> candle_core::Result<Tensor> {
     let data: Vec<f32> = (0..s)
-        .flat_map(|i| {
-            (0..past + s).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 })
-        })
+        .flat_map(|i| (0..past + s).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
         .collect();
     Tensor::from_vec(data, (s, past + s), &Device::Cpu)
 }
 
 impl Attention {
-    fn forward_cached(
-        &self,
-        x: &Tensor,
-        rope: &(Tensor, Tensor),
-        mask: Option<&Tensor>,
-        slot: &mut Option<(Tensor, Tensor)>,
-    ) -> candle_core::Result<Tensor> {
+    fn forward_cached(&self, x: &Tensor, rope: &(Tensor, Tensor), mask: Option<&Tensor>, slot: &mut Option<(Tensor, Tensor)>) -> candle_core::Result<Tensor> {
         let (b, s, _) = x.dims3()?;
-        let heads =
-            |p: &std::sync::Arc<dyn super::Projection>, n: usize| -> candle_core::Result<Tensor> {
-                p.forward(x)?
-                    .reshape((b, s, n, self.head_dim))?
-                    .transpose(1, 2)?
-                    .contiguous()
-            };
+        let heads = |p: &std::sync::Arc<dyn super::Projection>, n: usize| -> candle_core::Result<Tensor> {
+            p.forward(x)?.reshape((b, s, n, self.head_dim))?.transpose(1, 2)?.contiguous()
+        };
         let q = apply_rope(&heads(&self.q_proj, self.n_head)?, &rope.0, &rope.1, MODE)?;
         let k = apply_rope(&heads(&self.k_proj, self.n_kv)?, &rope.0, &rope.1, MODE)?;
         let v = heads(&self.v_proj, self.n_kv)?;
@@ -69,40 +57,21 @@ impl Attention {
         if let Some(m) = mask {
             scores = scores.broadcast_add(m)?;
         }
-        let y = candle_nn::ops::softmax_last_dim(&scores)?
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((b, s, self.n_head * self.head_dim))?;
+        let y = candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?.transpose(1, 2)?.reshape((b, s, self.n_head * self.head_dim))?;
         self.o_proj.forward(&y)
     }
 }
 
 impl Block {
-    fn forward_cached(
-        &self,
-        x: &Tensor,
-        rope: &(Tensor, Tensor),
-        mask: Option<&Tensor>,
-        slot: &mut Option<(Tensor, Tensor)>,
-    ) -> candle_core::Result<Tensor> {
-        let h = (x + self.self_attn.forward_cached(
-            &self.input_layernorm.forward(x, MODE)?,
-            rope,
-            mask,
-            slot,
-        )?)?;
-        &h + self
-            .mlp
-            .forward(&self.post_attention_layernorm.forward(&h, MODE)?)?
+    fn forward_cached(&self, x: &Tensor, rope: &(Tensor, Tensor), mask: Option<&Tensor>, slot: &mut Option<(Tensor, Tensor)>) -> candle_core::Result<Tensor> {
+        let h = (x + self.self_attn.forward_cached(&self.input_layernorm.forward(x, MODE)?, rope, mask, slot)?)?;
+        &h + self.mlp.forward(&self.post_attention_layernorm.forward(&h, MODE)?)?
     }
 }
 
 impl Llama {
     pub fn new_cache(&self) -> KvCache {
-        KvCache {
-            layers: vec![None; self.layers.len()],
-            len: 0,
-        }
+        KvCache { layers: vec![None; self.layers.len()], len: 0 }
     }
 
     /// Appends `ids` (one sequence) after the cached positions and returns the logits at the
@@ -113,41 +82,22 @@ impl Llama {
             return Err(ModelError::Input("forward_cached: no token ids".into()));
         }
         if cache.layers.len() != self.layers.len() {
-            return Err(ModelError::Input(
-                "forward_cached: cache made for another model".into(),
-            ));
+            return Err(ModelError::Input("forward_cached: cache made for another model".into()));
         }
         if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.cfg.vocab_size) {
-            return Err(ModelError::Input(format!(
-                "token id {bad} >= vocab_size {}",
-                self.cfg.vocab_size
-            )));
+            return Err(ModelError::Input(format!("token id {bad} >= vocab_size {}", self.cfg.vocab_size)));
         }
         let input = Tensor::new(ids, &Device::Cpu)?;
-        let mut x =
-            self.embed_tokens
-                .index_select(&input, 0)?
-                .reshape((1, s, self.cfg.hidden_size))?;
+        let mut x = self.embed_tokens.index_select(&input, 0)?.reshape((1, s, self.cfg.hidden_size))?;
         let (cos, sin) = rope_tables(&self.inv_freq, past + s)?;
-        let rope = (
-            cos.narrow(0, past, s)?.contiguous()?,
-            sin.narrow(0, past, s)?.contiguous()?,
-        );
+        let rope = (cos.narrow(0, past, s)?.contiguous()?, sin.narrow(0, past, s)?.contiguous()?);
         // One new position attends to everything cached: no mask needed.
-        let mask = if s > 1 {
-            Some(offset_mask(s, past)?)
-        } else {
-            None
-        };
+        let mask = if s > 1 { Some(offset_mask(s, past)?) } else { None };
         for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
             x = layer.forward_cached(&x, &rope, mask.as_ref(), slot)?;
         }
         cache.len += s;
         let last = self.norm.forward(&x.narrow(1, s - 1, 1)?, MODE)?;
-        Ok(self
-            .lm_head(&last)?
-            .flatten_all()?
-            .to_dtype(DType::F32)?
-            .to_vec1()?)
+        Ok(self.lm_head(&last)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
     }
 }

@@ -30,8 +30,7 @@ const REDUCE_BLOCKS: usize = 32;
 
 /// `x [.., d] / rms(x) * w [d]`, differentiable in `x` and `w`.
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
-    x.contiguous()?
-        .apply_op2(&w.contiguous()?, RmsNormOp { eps })
+    x.contiguous()?.apply_op2(&w.contiguous()?, RmsNormOp { eps })
 }
 
 struct RmsNormOp {
@@ -48,51 +47,29 @@ impl CustomOp2 for RmsNormOp {
         "tf-rms-norm"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (x, w) = (
-            slice(s1, l1, "rms_norm input")?,
-            slice(s2, l2, "rms_norm weight")?,
-        );
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, w) = (slice(s1, l1, "rms_norm input")?, slice(s2, l2, "rms_norm weight")?);
         let d = w.len();
         if last_dim(l1) != d {
-            bail!(
-                "rms_norm: input last dim {} != weight size {d}",
-                last_dim(l1)
-            )
+            bail!("rms_norm: input last dim {} != weight size {d}", last_dim(l1))
         }
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(d * ROW_GRAIN)
-            .zip(x.par_chunks(d * ROW_GRAIN))
-            .for_each(|(ys, xs)| {
-                for (yr, xr) in ys.chunks_mut(d).zip(xs.chunks(d)) {
-                    let r = inv_rms(xr, self.eps);
-                    for ((yv, xv), wv) in yr.iter_mut().zip(xr).zip(w) {
-                        *yv = xv * r * wv;
-                    }
+        y.par_chunks_mut(d * ROW_GRAIN).zip(x.par_chunks(d * ROW_GRAIN)).for_each(|(ys, xs)| {
+            for (yr, xr) in ys.chunks_mut(d).zip(xs.chunks(d)) {
+                let r = inv_rms(xr, self.eps);
+                for ((yv, xv), wv) in yr.iter_mut().zip(xr).zip(w) {
+                    *yv = xv * r * wv;
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let d = w.elem_count();
         let (dx, dw) = with_data(x, "rms_norm input", |x| {
             with_data(w, "rms_norm weight", |w| {
-                with_data(grad, "rms_norm grad", |g| {
-                    Ok(rms_norm_bwd(x, w, g, d, self.eps))
-                })
+                with_data(grad, "rms_norm grad", |g| Ok(rms_norm_bwd(x, w, g, d, self.eps)))
             })
         })?;
         Ok((Some(from_vec(dx, x.dims())?), Some(from_vec(dw, w.dims())?)))
@@ -134,11 +111,7 @@ fn rms_norm_bwd(x: &[f32], w: &[f32], g: &[f32], d: usize, eps: f32) -> (Vec<f32
 
 /// Rotary embedding in HF's rotate-half layout on `x [b, h, s, d]` with `cos`/`sin [s, d/2]`.
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(RopeOp {
-        cos: cos.clone(),
-        sin: sin.clone(),
-        inverse: false,
-    })
+    x.contiguous()?.apply_op1(RopeOp { cos: cos.clone(), sin: sin.clone(), inverse: false })
 }
 
 struct RopeOp {
@@ -159,31 +132,23 @@ impl CustomOp1 for RopeOp {
         let (seq, d) = (dims[dims.len() - 2], dims[dims.len() - 1]);
         let half = d / 2;
         if self.cos.dims() != [seq, half] || self.sin.dims() != [seq, half] {
-            bail!(
-                "rope: tables {:?} do not match input {dims:?}",
-                self.cos.dims()
-            )
+            bail!("rope: tables {:?} do not match input {dims:?}", self.cos.dims())
         }
         let sign = if self.inverse { -1.0f32 } else { 1.0 };
         let mut y = vec![0f32; x.len()];
         with_data(&self.cos, "rope cos", |cos| {
             with_data(&self.sin, "rope sin", |sin| {
                 // One task per (batch, head): `seq` rows of `d`.
-                y.par_chunks_mut(seq * d)
-                    .zip(x.par_chunks(seq * d))
-                    .for_each(|(ys, xs)| {
-                        for (p, (yr, xr)) in ys.chunks_mut(d).zip(xs.chunks(d)).enumerate() {
-                            let (c, sn) = (
-                                &cos[p * half..(p + 1) * half],
-                                &sin[p * half..(p + 1) * half],
-                            );
-                            for i in 0..half {
-                                let (a, b, si) = (xr[i], xr[i + half], sign * sn[i]);
-                                yr[i] = a * c[i] - b * si;
-                                yr[i + half] = b * c[i] + a * si;
-                            }
+                y.par_chunks_mut(seq * d).zip(x.par_chunks(seq * d)).for_each(|(ys, xs)| {
+                    for (p, (yr, xr)) in ys.chunks_mut(d).zip(xs.chunks(d)).enumerate() {
+                        let (c, sn) = (&cos[p * half..(p + 1) * half], &sin[p * half..(p + 1) * half]);
+                        for i in 0..half {
+                            let (a, b, si) = (xr[i], xr[i + half], sign * sn[i]);
+                            yr[i] = a * c[i] - b * si;
+                            yr[i + half] = b * c[i] + a * si;
                         }
-                    });
+                    }
+                });
                 Ok(())
             })
         })?;
@@ -191,11 +156,7 @@ impl CustomOp1 for RopeOp {
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let inverse = RopeOp {
-            cos: self.cos.clone(),
-            sin: self.sin.clone(),
-            inverse: !self.inverse,
-        };
+        let inverse = RopeOp { cos: self.cos.clone(), sin: self.sin.clone(), inverse: !self.inverse };
         Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&inverse)?))
     }
 }
@@ -226,22 +187,20 @@ impl CustomOp1 for CausalSoftmaxOp {
         // Queries are the last `q` of `k` positions (k > q with a cache).
         let offset = k - q;
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(q * k)
-            .zip(x.par_chunks(q * k))
-            .for_each(|(ys, xs)| {
-                for (i, (yr, xr)) in ys.chunks_mut(k).zip(xs.chunks(k)).enumerate() {
-                    let n = i + offset + 1;
-                    let m = xr[..n].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * self.scale;
-                    let mut sum = 0.0;
-                    for j in 0..n {
-                        let e = (xr[j] * self.scale - m).exp();
-                        yr[j] = e;
-                        sum += e;
-                    }
-                    let inv = 1.0 / sum;
-                    yr[..n].iter_mut().for_each(|v| *v *= inv);
+        y.par_chunks_mut(q * k).zip(x.par_chunks(q * k)).for_each(|(ys, xs)| {
+            for (i, (yr, xr)) in ys.chunks_mut(k).zip(xs.chunks(k)).enumerate() {
+                let n = i + offset + 1;
+                let m = xr[..n].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * self.scale;
+                let mut sum = 0.0;
+                for j in 0..n {
+                    let e = (xr[j] * self.scale - m).exp();
+                    yr[j] = e;
+                    sum += e;
                 }
-            });
+                let inv = 1.0 / sum;
+                yr[..n].iter_mut().for_each(|v| *v *= inv);
+            }
+        });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -250,17 +209,16 @@ impl CustomOp1 for CausalSoftmaxOp {
         let dx = with_data(res, "softmax output", |p| {
             with_data(grad, "softmax grad", |g| {
                 let mut dx = vec![0f32; p.len()];
-                dx.par_chunks_mut(k * ROW_GRAIN)
-                    .zip(p.par_chunks(k * ROW_GRAIN))
-                    .zip(g.par_chunks(k * ROW_GRAIN))
-                    .for_each(|((ds, ps), gs)| {
+                dx.par_chunks_mut(k * ROW_GRAIN).zip(p.par_chunks(k * ROW_GRAIN)).zip(g.par_chunks(k * ROW_GRAIN)).for_each(
+                    |((ds, ps), gs)| {
                         for ((dr, pr), gr) in ds.chunks_mut(k).zip(ps.chunks(k)).zip(gs.chunks(k)) {
                             let dot: f32 = pr.iter().zip(gr).map(|(p, g)| p * g).sum();
                             for j in 0..k {
                                 dr[j] = self.scale * pr[j] * (gr[j] - dot);
                             }
                         }
-                    });
+                    },
+                );
                 Ok(dx)
             })
         })?;
@@ -291,44 +249,25 @@ impl CustomOp2 for SwigluOp {
         "tf-swiglu"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (a, b) = (slice(s1, l1, "swiglu gate")?, slice(s2, l2, "swiglu up")?);
         let mut y = vec![0f32; a.len()];
-        y.par_chunks_mut(ELEM_GRAIN)
-            .zip(a.par_chunks(ELEM_GRAIN))
-            .zip(b.par_chunks(ELEM_GRAIN))
-            .for_each(|((ys, as_), bs)| {
-                for ((y, &a), &b) in ys.iter_mut().zip(as_).zip(bs) {
-                    *y = a * sigmoid(a) * b;
-                }
-            });
+        y.par_chunks_mut(ELEM_GRAIN).zip(a.par_chunks(ELEM_GRAIN)).zip(b.par_chunks(ELEM_GRAIN)).for_each(|((ys, as_), bs)| {
+            for ((y, &a), &b) in ys.iter_mut().zip(as_).zip(bs) {
+                *y = a * sigmoid(a) * b;
+            }
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
-    fn bwd(
-        &self,
-        a: &Tensor,
-        b: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (da, db) = with_data(a, "swiglu gate", |a| {
             with_data(b, "swiglu up", |b| {
                 with_data(grad, "swiglu grad", |g| {
                     let (mut da, mut db) = (vec![0f32; a.len()], vec![0f32; a.len()]);
                     da.par_chunks_mut(ELEM_GRAIN)
                         .zip(db.par_chunks_mut(ELEM_GRAIN))
-                        .zip(
-                            a.par_chunks(ELEM_GRAIN)
-                                .zip(b.par_chunks(ELEM_GRAIN))
-                                .zip(g.par_chunks(ELEM_GRAIN)),
-                        )
+                        .zip(a.par_chunks(ELEM_GRAIN).zip(b.par_chunks(ELEM_GRAIN)).zip(g.par_chunks(ELEM_GRAIN)))
                         .for_each(|((das, dbs), ((as_, bs), gs))| {
                             for i in 0..as_.len() {
                                 let (a, b, g) = (as_[i], bs[i], gs[i]);
@@ -347,21 +286,17 @@ impl CustomOp2 for SwigluOp {
 
 #[cfg(test)]
 mod tests {
-    use crate::llama::frozen_matmul::frozen_matmul;
     use candle_core::{D, Device, Var};
 
     use super::*;
+    use crate::llama::frozen_matmul::frozen_matmul;
 
     fn rand(dims: &[usize], seed: u64) -> Tensor {
         let n: usize = dims.iter().product();
-        let mut state = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let v: Vec<f32> = (0..n)
             .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 ((state >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
             })
             .collect();
@@ -369,74 +304,41 @@ mod tests {
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
     }
 
     /// Value and gradients of `loss = Σ f(inputs)·probe` for the fused op and the reference.
-    fn check(
-        inputs: &[Tensor],
-        fused: impl Fn(&[Tensor]) -> Tensor,
-        reference: impl Fn(&[Tensor]) -> Tensor,
-    ) {
+    fn check(inputs: &[Tensor], fused: impl Fn(&[Tensor]) -> Tensor, reference: impl Fn(&[Tensor]) -> Tensor) {
         let run = |f: &dyn Fn(&[Tensor]) -> Tensor| {
-            let vars: Vec<Var> = inputs
-                .iter()
-                .map(|t| Var::from_tensor(t).unwrap())
-                .collect();
+            let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
             let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
             let y = f(&ts);
             let probe = rand(y.dims(), 99);
-            let grads = (&y * &probe)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let grads = (&y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
             let g: Vec<Tensor> = vars.iter().map(|v| grads.get(v).unwrap().clone()).collect();
             (y, g)
         };
         let (y1, g1) = run(&fused);
         let (y2, g2) = run(&reference);
-        assert!(
-            max_diff(&y1, &y2) < 1e-5,
-            "values differ by {}",
-            max_diff(&y1, &y2)
-        );
+        assert!(max_diff(&y1, &y2) < 1e-5, "values differ by {}", max_diff(&y1, &y2));
         for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
-            assert!(
-                max_diff(a, b) < 1e-4,
-                "gradient {i} differs by {}",
-                max_diff(a, b)
-            );
+            assert!(max_diff(a, b) < 1e-4, "gradient {i} differs by {}", max_diff(a, b));
         }
     }
 
     #[test]
     fn frozen_matmul_matches_matmul_and_gives_the_input_gradient() {
         let w = rand(&[7, 12], 11);
-        check(
-            &[rand(&[2, 5, 12], 12)],
-            |t| frozen_matmul(&t[0], &w).unwrap(),
-            |t| t[0].broadcast_matmul(&w.t().unwrap()).unwrap(),
-        );
+        check(&[rand(&[2, 5, 12], 12)], |t| frozen_matmul(&t[0], &w).unwrap(), |t| {
+            t[0].broadcast_matmul(&w.t().unwrap()).unwrap()
+        });
     }
 
     #[test]
     fn rms_norm_matches_the_primitive_form() {
-        check(
-            &[rand(&[3, 5, 40], 1), rand(&[40], 2)],
-            |t| rms_norm(&t[0], &t[1], 1e-5).unwrap(),
-            |t| candle_nn::ops::rms_norm_slow(&t[0], &t[1], 1e-5).unwrap(),
-        );
+        check(&[rand(&[3, 5, 40], 1), rand(&[40], 2)], |t| rms_norm(&t[0], &t[1], 1e-5).unwrap(), |t| {
+            candle_nn::ops::rms_norm_slow(&t[0], &t[1], 1e-5).unwrap()
+        });
     }
 
     #[test]
@@ -444,69 +346,34 @@ mod tests {
         let (s, d) = (7, 16);
         let freqs = rand(&[s, d / 2], 3);
         let (cos, sin) = (freqs.cos().unwrap(), freqs.sin().unwrap());
-        check(
-            &[rand(&[2, 3, s, d], 4)],
-            |t| rope(&t[0], &cos, &sin).unwrap(),
-            |t| candle_nn::rotary_emb::rope_slow(&t[0], &cos, &sin).unwrap(),
-        );
+        check(&[rand(&[2, 3, s, d], 4)], |t| rope(&t[0], &cos, &sin).unwrap(), |t| {
+            candle_nn::rotary_emb::rope_slow(&t[0], &cos, &sin).unwrap()
+        });
     }
 
     #[test]
     fn causal_softmax_matches_mask_plus_softmax() {
         let s = 9;
-        let mask: Vec<f32> = (0..s * s)
-            .map(|i| {
-                if i % s > i / s {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let mask: Vec<f32> = (0..s * s).map(|i| if i % s > i / s { f32::NEG_INFINITY } else { 0.0 }).collect();
         let mask = Tensor::from_vec(mask, (s, s), &Device::Cpu).unwrap();
-        check(
-            &[(rand(&[2, 3, s, s], 5) * 4.0).unwrap()],
-            |t| causal_softmax(&t[0], 0.25).unwrap(),
-            |t| {
-                candle_nn::ops::softmax(
-                    &(&t[0] * 0.25).unwrap().broadcast_add(&mask).unwrap(),
-                    D::Minus1,
-                )
-                .unwrap()
-            },
-        );
+        check(&[(rand(&[2, 3, s, s], 5) * 4.0).unwrap()], |t| causal_softmax(&t[0], 0.25).unwrap(), |t| {
+            candle_nn::ops::softmax(&(&t[0] * 0.25).unwrap().broadcast_add(&mask).unwrap(), D::Minus1).unwrap()
+        });
     }
 
     #[test]
     fn swiglu_matches_silu_times_up() {
-        check(
-            &[(rand(&[4, 6, 50], 6) * 3.0).unwrap(), rand(&[4, 6, 50], 7)],
-            |t| swiglu(&t[0], &t[1]).unwrap(),
-            |t| (t[0].silu().unwrap() * &t[1]).unwrap(),
-        );
+        check(&[(rand(&[4, 6, 50], 6) * 3.0).unwrap(), rand(&[4, 6, 50], 7)], |t| swiglu(&t[0], &t[1]).unwrap(), |t| {
+            (t[0].silu().unwrap() * &t[1]).unwrap()
+        });
     }
 
     #[test]
     fn rms_norm_weight_gradient_does_not_depend_on_thread_count() {
         let (x, w, g) = (rand(&[300, 64], 8), rand(&[64], 9), rand(&[300, 64], 10));
-        let run = || {
-            with_data(&x, "x", |x| {
-                with_data(&w, "w", |w| {
-                    with_data(&g, "g", |g| Ok(rms_norm_bwd(x, w, g, 64, 1e-5)))
-                })
-            })
-            .unwrap()
-        };
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap()
-            .install(run);
-        let three = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap()
-            .install(run);
+        let run = || with_data(&x, "x", |x| with_data(&w, "w", |w| with_data(&g, "g", |g| Ok(rms_norm_bwd(x, w, g, 64, 1e-5))))).unwrap();
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(run);
+        let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap().install(run);
         assert_eq!(one, three);
     }
 }
