@@ -351,6 +351,11 @@ impl Llama {
         Ok(frozen_linear(hidden, &self.lm_head)?)
     }
 
+    /// The output head's weight `[vocab, hidden]` (the embedding matrix when tied).
+    pub fn lm_head_weight(&self) -> &Tensor {
+        &self.lm_head
+    }
+
     /// Logits `[b, s, vocab]` for `input_ids [b, s]`.
     pub fn forward(&self, input_ids: &Tensor, mode: ForwardMode) -> Result<Tensor> {
         self.lm_head(&self.forward_hidden(input_ids, mode)?)

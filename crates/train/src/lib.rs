@@ -8,6 +8,7 @@ pub mod batches;
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod head_loss;
 pub mod lora;
 pub mod manifest;
 pub mod merge;

@@ -9,6 +9,7 @@ use tinyforge_model::{ForwardMode, Llama, Projection};
 use crate::{
     batches::{Batch, PURPOSE_INIT, derived_rng},
     error::Result,
+    head_loss::head_nll_sum,
     lora::{DropoutRng, FrozenProjection, LoraConfig, LoraLinear, TrainableLinear},
 };
 
@@ -127,8 +128,9 @@ impl TrainableLm for LlamaForTraining {
         let h = hidden.dim(2)?;
         // Only labelled positions go through the (vocab-sized) head: most of a chat is prompt.
         let picked = hidden.reshape(((), h))?.index_select(&batch.positions, 0)?;
-        let logits = self.model.lm_head(&picked)?;
-        Ok(nll_sum(&logits, &batch.targets)?)
+        // The head and the cross-entropy as one chunked op: no `[labelled, vocab]` logits tensor.
+        let targets = batch.targets.to_vec1::<u32>()?;
+        Ok(head_nll_sum(&picked, self.model.lm_head_weight(), &targets, train)?)
     }
 
     fn parameters(&self) -> &[(String, Var)] {
