@@ -10,6 +10,7 @@ pub mod data;
 pub mod error;
 pub mod head_loss;
 pub mod lora;
+pub mod lora_op;
 pub mod manifest;
 pub mod merge;
 pub mod model;
