@@ -17,11 +17,13 @@ use std::{
     time::Instant,
 };
 
+use candle_core::backprop::GradStore;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::{
-    batches::{PURPOSE_DROPOUT, epoch_batches, make_batch},
+    batches::{Batch, PURPOSE_DROPOUT, epoch_batches, make_batch},
     checkpoint::{self, RngState, TrainState},
     data::Example,
     error::{Result, TrainError},
@@ -143,6 +145,29 @@ pub struct LoopOutcome {
     pub resumed_from: Option<usize>,
 }
 
+/// Each micro-batch is split into this many lanes (groups of rows) that run forward and backward
+/// as independent graphs, in parallel when the model allows it (`TrainableLm::lanes_in_parallel`),
+/// their losses and gradients added in lane order. Within one graph, the GEMMs and fused kernels
+/// use both cores but candle's graph bookkeeping and elementwise ops run on one: two graphs side
+/// by side keep both cores busy through those parts too. The count is fixed (not the number of
+/// threads), so a run gives the same loss sequence on every machine.
+pub const LANES: usize = 2;
+
+/// The lanes of one micro-batch: its rows split in order into up to `LANES` padded batches.
+pub fn lane_batches(rows: &[&Example], pad_id: u32) -> candle_core::Result<Vec<Batch>> {
+    rows.chunks(rows.len().div_ceil(LANES).max(1)).map(|lane| make_batch(lane, pad_id)).collect()
+}
+
+/// Forward and backward of every lane: summed NLL and the gradients of `loss / denom`, in lane order.
+fn run_lanes(model: &dyn TrainableLm, lanes: &[Batch], denom: f64) -> Result<Vec<(f64, GradStore)>> {
+    let one = |batch: &Batch| -> Result<(f64, GradStore)> {
+        let loss = model.loss_sum(batch, true)?;
+        let sum = f64::from(loss.to_scalar::<f32>()?);
+        Ok((sum, (loss / denom)?.backward()?))
+    };
+    if model.lanes_in_parallel() { lanes.par_iter().map(one).collect() } else { lanes.iter().map(one).collect() }
+}
+
 /// Mean NLL and perplexity of `eval` (no dropout, fast forward path).
 pub fn evaluate(model: &dyn TrainableLm, eval: &[Example], batch_size: usize, pad_id: u32) -> Result<Option<EvalResult>> {
     if eval.is_empty() {
@@ -153,9 +178,12 @@ pub fn evaluate(model: &dyn TrainableLm, eval: &[Example], batch_size: usize, pa
     order.sort_by_key(|e| e.ids.len());
     let (mut sum, mut n) = (0f64, 0usize);
     for chunk in order.chunks(batch_size) {
-        let batch = make_batch(chunk, pad_id)?;
-        sum += f64::from(model.loss_sum(&batch, false)?.to_scalar::<f32>()?);
-        n += batch.label_tokens;
+        let lanes = lane_batches(chunk, pad_id)?;
+        let sums: Vec<Result<f32>> = lanes.par_iter().map(|b| Ok(model.loss_sum(b, false)?.to_scalar::<f32>()?)).collect();
+        for (lane, lane_sum) in lanes.iter().zip(sums) {
+            sum += f64::from(lane_sum?);
+            n += lane.label_tokens;
+        }
     }
     let loss = sum / n.max(1) as f64;
     Ok(Some(EvalResult { loss, perplexity: loss.exp() }))
@@ -223,21 +251,23 @@ pub fn run_loop(
             return Err(TrainError::Aborted { step: state.step, checkpoint: dir });
         }
         let end = (state.cursor + cfg.grad_accum).min(state.epoch_order.len());
-        let micro: Vec<_> = state.epoch_order[state.cursor..end]
+        let micro: Vec<Vec<Batch>> = state.epoch_order[state.cursor..end]
             .iter()
-            .map(|idx| make_batch(&idx.iter().map(|&i| &train[i]).collect::<Vec<_>>(), cfg.pad_id))
+            .map(|idx| lane_batches(&idx.iter().map(|&i| &train[i]).collect::<Vec<_>>(), cfg.pad_id))
             .collect::<candle_core::Result<_>>()?;
-        let step_tokens: usize = micro.iter().map(|b| b.label_tokens).sum();
+        let step_tokens: usize = micro.iter().flatten().map(|b| b.label_tokens).sum();
         let mut acc = GradAccumulator::new(vars.len());
         let mut loss_sum = 0f64;
-        for batch in &micro {
+        for lanes in &micro {
             model.set_dropout_seed(Some(crate::batches::derived_seed(cfg.seed, PURPOSE_DROPOUT, state.rng.dropout_draws)));
             state.rng.dropout_draws += 1;
-            let loss = model.loss_sum(batch, true)?;
-            loss_sum += f64::from(loss.to_scalar::<f32>()?);
-            acc.add(&vars, &(loss / step_tokens.max(1) as f64)?.backward()?)?;
-            state.tokens_seen += batch.input_tokens as u64;
-            session_tokens += batch.input_tokens as u64;
+            for (lane_loss, grads) in run_lanes(model, lanes, step_tokens.max(1) as f64)? {
+                loss_sum += lane_loss;
+                acc.add(&vars, &grads)?;
+            }
+            let input_tokens: usize = lanes.iter().map(|b| b.input_tokens).sum();
+            state.tokens_seen += input_tokens as u64;
+            session_tokens += input_tokens as u64;
         }
         let mut grads = acc.finish(&vars)?;
         let grad_norm = clip_grad_norm(&mut grads, cfg.max_grad_norm)?;

@@ -165,7 +165,7 @@ fn memorizes_twenty_examples_and_adapter_round_trips() {
     opts.lora.dropout = 0.0;
     opts.lora.target_modules = tinyforge_train::lora::ALL_TARGETS.map(String::from).to_vec();
     opts.training.batch_size = 4;
-    opts.training.epochs = 150;
+    opts.training.epochs = 200;
     opts.training.lr = 5e-3;
     opts.training.adamw.weight_decay = 0.0;
     let report = train(&opts, &mut |_| {}, &AtomicBool::new(false)).unwrap();
