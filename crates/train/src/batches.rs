@@ -44,6 +44,8 @@ pub const PURPOSE_ORDER: u64 = 1;
 pub const PURPOSE_SPLIT: u64 = 2;
 pub const PURPOSE_DROPOUT: u64 = 3;
 pub const PURPOSE_INIT: u64 = 4;
+/// Dropout streams of lanes 1.. of a micro-batch (lane 0 uses the micro-batch's own seed).
+pub const PURPOSE_LANE: u64 = 5;
 
 /// Batches of example indices for one epoch.
 pub fn epoch_batches(lengths: &[usize], batch_size: usize, seed: u64, epoch: usize) -> Vec<Vec<usize>> {

@@ -119,13 +119,35 @@ impl Projection for FrozenProjection {
     }
 }
 
-/// Shared dropout generator: `None` means no dropout (evaluation).
+/// Dropout generators, one per lane of a micro-batch (`trainer::LANES`), so lanes running
+/// side by side draw the same masks whatever the timing; empty means no dropout (evaluation).
 #[derive(Debug, Default)]
-pub struct DropoutRng(Mutex<Option<StdRng>>);
+pub struct DropoutRng(Mutex<Vec<StdRng>>);
+
+thread_local! {
+    /// The lane whose forward pass this thread is running (see `in_lane`).
+    static LANE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f` as lane `lane`: LoRA layers called inside draw dropout masks from that lane's
+/// generator. The previous lane is restored afterwards, which keeps this right when a rayon
+/// thread waiting inside one lane runs (a stolen part of) another: such nesting is strictly LIFO.
+pub fn in_lane<R>(lane: usize, f: impl FnOnce() -> R) -> R {
+    let previous = LANE.with(|l| l.replace(lane));
+    let out = f();
+    LANE.with(|l| l.set(previous));
+    out
+}
 
 impl DropoutRng {
+    /// Lane 0 draws from `seed` itself, lane `i` from a stream derived from `(seed, i)`.
     pub fn reseed(&self, seed: Option<u64>) {
-        *self.0.lock().unwrap() = seed.map(StdRng::seed_from_u64);
+        *self.0.lock().unwrap() = match seed {
+            Some(seed) => (0..crate::trainer::LANES as u64)
+                .map(|i| StdRng::seed_from_u64(if i == 0 { seed } else { crate::batches::derived_seed(seed, crate::batches::PURPOSE_LANE, i) }))
+                .collect(),
+            None => Vec::new(),
+        };
     }
 
     /// Inverted dropout mask values (`0` or `1/(1-p)`), `n` of them, or `None` when off.
@@ -134,7 +156,7 @@ impl DropoutRng {
             return None;
         }
         let mut guard = self.0.lock().unwrap();
-        let rng = guard.as_mut()?;
+        let rng = guard.get_mut(LANE.with(|l| l.get()))?;
         let keep = (1.0 / (1.0 - p)) as f32;
         Some(
             (0..n)
@@ -242,5 +264,28 @@ impl Projection for TrainableLinear {
 
     fn base_weight(&self) -> &Tensor {
         self.weight.as_tensor()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lanes run side by side in any order; each must still draw its own fixed mask sequence.
+    #[test]
+    fn lane_masks_do_not_depend_on_the_order_lanes_run_in() {
+        let rng = DropoutRng::default();
+        let draw = |first: usize| {
+            rng.reseed(Some(7));
+            let a = in_lane(first, || (rng.mask_values(64, 0.5), rng.mask_values(8, 0.5)));
+            let b = in_lane(1 - first, || (rng.mask_values(64, 0.5), rng.mask_values(8, 0.5)));
+            if first == 0 { (a, b) } else { (b, a) }
+        };
+        let (lane0, lane1) = draw(0);
+        assert_eq!((lane0.clone(), lane1.clone()), draw(1));
+        assert_ne!(lane0, lane1, "lanes draw from different streams");
+        assert!(lane0.0.unwrap().contains(&0.0));
+        rng.reseed(None);
+        assert_eq!(rng.mask_values(4, 0.5), None, "no dropout without a seed");
     }
 }

@@ -21,11 +21,6 @@ pub trait TrainableLm: Send + Sync {
     fn parameters(&self) -> &[(String, Var)];
     /// Reseeds dropout for the next forward pass; `None` turns it off.
     fn set_dropout_seed(&self, _seed: Option<u64>) {}
-    /// Whether the lanes of a micro-batch (`trainer::LANES`) may run concurrently: not while
-    /// dropout masks come from one shared stream, whose order would then depend on timing.
-    fn lanes_in_parallel(&self) -> bool {
-        true
-    }
 }
 
 /// `-Σ log softmax(logits)[target]` for logits `[n, vocab]`.
@@ -43,8 +38,6 @@ pub struct LlamaForTraining {
     model: Llama,
     params: Vec<(String, Var)>,
     dropout: Arc<DropoutRng>,
-    /// LoRA dropout probability > 0 (masks are drawn while training).
-    dropout_active: bool,
     /// LoRA layers by module path (empty for full fine-tuning), for merging.
     lora_layers: Vec<(String, Arc<LoraLinear>)>,
 }
@@ -65,7 +58,7 @@ impl LlamaForTraining {
             lora_layers.push((name.to_string(), layer.clone()));
             Ok(layer as Arc<dyn Projection>)
         })?;
-        Ok(Self { model, params, dropout, dropout_active: cfg.dropout > 0.0, lora_layers })
+        Ok(Self { model, params, dropout, lora_layers })
     }
 
     /// Makes every weight trainable: the q/k/v/o/gate/up/down projections, the token embeddings,
@@ -84,7 +77,7 @@ impl LlamaForTraining {
             params.push((name.to_string(), var.clone()));
             Ok(var.as_tensor().clone())
         })?;
-        Ok(Self { model, params, dropout: Arc::new(DropoutRng::default()), dropout_active: false, lora_layers: Vec::new() })
+        Ok(Self { model, params, dropout: Arc::new(DropoutRng::default()), lora_layers: Vec::new() })
     }
 
     pub fn llama(&self) -> &Llama {
@@ -146,10 +139,6 @@ impl TrainableLm for LlamaForTraining {
 
     fn set_dropout_seed(&self, seed: Option<u64>) {
         self.dropout.reseed(seed);
-    }
-
-    fn lanes_in_parallel(&self) -> bool {
-        !self.dropout_active
     }
 }
 

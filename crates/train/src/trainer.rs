@@ -146,8 +146,8 @@ pub struct LoopOutcome {
 }
 
 /// Each micro-batch is split into this many lanes (groups of rows) that run forward and backward
-/// as independent graphs, in parallel when the model allows it (`TrainableLm::lanes_in_parallel`),
-/// their losses and gradients added in lane order. Within one graph, the GEMMs and fused kernels
+/// as independent graphs in parallel (each lane draws dropout masks from its own stream), their
+/// losses and gradients added in lane order. Within one graph, the GEMMs and fused kernels
 /// use both cores but candle's graph bookkeeping and elementwise ops run on one: two graphs side
 /// by side keep both cores busy through those parts too. The count is fixed (not the number of
 /// threads), so a run gives the same loss sequence on every machine.
@@ -165,7 +165,7 @@ fn run_lanes(model: &dyn TrainableLm, lanes: &[Batch], denom: f64) -> Result<Vec
         let sum = f64::from(loss.to_scalar::<f32>()?);
         Ok((sum, (loss / denom)?.backward()?))
     };
-    if model.lanes_in_parallel() { lanes.par_iter().map(one).collect() } else { lanes.iter().map(one).collect() }
+    lanes.par_iter().enumerate().map(|(i, batch)| crate::lora::in_lane(i, || one(batch))).collect()
 }
 
 /// Mean NLL and perplexity of `eval` (no dropout, fast forward path).
