@@ -6,8 +6,9 @@
 //! causal mask, a SwiGLU MLP (Shazeer 2020), and tied or untied input/output embeddings.
 //!
 //! Two forward paths share every weight:
-//! * `ForwardMode::Train` uses only ops that have a backward pass (RMSNorm, RoPE, causal softmax
-//!   and SwiGLU are fused ops with hand-written backward passes in `train_ops`), because candle's
+//! * `ForwardMode::Train` uses only ops that have a backward pass (RMSNorm and SwiGLU are fused
+//!   ops with hand-written backward passes in `train_ops`, the whole attention with RoPE, GQA and
+//!   the causal softmax is one in `attention_op`), because candle's
 //!   fast kernels (`ops::rms_norm`, `RmsNorm::forward`,
 //!   `rotary_emb::rope`, `softmax_last_dim`, quantized matmul) are applied with `*_no_bwd` and
 //!   silently cut the graph: LoRA weights upstream would just get no gradient.
@@ -29,6 +30,7 @@ use crate::{
     weights::{Weights, load_checkpoint},
 };
 
+pub mod attention_op;
 pub mod frozen_matmul;
 pub mod kv_cache;
 pub mod train_ops;
@@ -217,6 +219,14 @@ impl Attention {
     }
 
     fn forward(&self, x: &Tensor, rope: &(Tensor, Tensor), mask: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        if mode == ForwardMode::Train {
+            // One fused differentiable op (RoPE, GQA, causal softmax) on the projections' layout.
+            let (q, k, v) = (self.q_proj.forward(x)?, self.k_proj.forward(x)?, self.v_proj.forward(x)?);
+            let (n, hd) = (self.n_head, self.head_dim);
+            let y = attention_op::causal_attention(&q, &k, &v, &rope.0, &rope.1, n, self.n_kv, hd, scale as f32)?;
+            return self.o_proj.forward(&y);
+        }
         let (b, s, _) = x.dims3()?;
         let heads = |p: &Arc<dyn Projection>, n: usize| -> candle_core::Result<Tensor> {
             p.forward(x)?.reshape((b, s, n, self.head_dim))?.transpose(1, 2)?.contiguous()
@@ -226,12 +236,7 @@ impl Attention {
         let v = heads(&self.v_proj, self.n_kv)?;
         let rep = self.n_head / self.n_kv;
         let (k, v) = (repeat_kv(&k, rep)?, repeat_kv(&v, rep)?);
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let probs = match mode {
-            // Scale and causal mask inside one differentiable op.
-            ForwardMode::Train => train_ops::causal_softmax(&q.matmul(&k.t()?)?, scale as f32)?,
-            ForwardMode::Eval => candle_nn::ops::softmax_last_dim(&(q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?)?,
-        };
+        let probs = candle_nn::ops::softmax_last_dim(&(q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?)?;
         let y = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, self.n_head * self.head_dim))?;
         self.o_proj.forward(&y)
     }

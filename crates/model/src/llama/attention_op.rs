@@ -1,0 +1,454 @@
+//! Fused causal self-attention for the training path: RoPE, grouped-query heads, scaled scores,
+//! causal softmax and the weighted sum of values in one differentiable op.
+//!
+//! Built from graph nodes (transpose, RoPE, `repeat_kv`, two batched matmuls, softmax, transpose
+//! back) every step allocated and zero-filled about ten activation-sized gradient tensors per
+//! layer, and `repeat_kv` copied K and V once per query head. Here each (batch, query head) is
+//! one rayon task that reads its Q/K/V head straight out of the projections' `[b, s, n·hd]`
+//! output through strided GEMM views (GQA heads share K/V without copies) and writes `[b, s,
+//! n_head·hd]`, the layout `o_proj` wants.
+//!
+//! Backward recomputes the probabilities `P` instead of storing them (a custom op returns one
+//! tensor; the scores are a few percent of a step's FLOPs). Per head, with `S = scale·Q·Kᵀ`:
+//! `dV = Pᵀ·dY`, `dP = dY·Vᵀ`, `dS = scale·P∘(dP − rowsum(dP∘P))`, `dQ = dS·K`, `dK = dSᵀ·Q`,
+//! then the inverse rotation undoes RoPE on `dQ` and `dK`. The query heads sharing a kv head
+//! add their `dK`/`dV` in head order after the parallel part, so gradients are bit-identical
+//! whatever the thread count or scheduling.
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
+
+use crate::kernels::{View, from_vec, gemm_view, slice, with_data};
+
+/// Query rows per causal block (see `AttentionOp::blocks`).
+const BLOCK: usize = 64;
+
+/// Causal attention over `q [b, s, n_head·hd]`, `k`/`v [b, s, n_kv·hd]` (projection outputs,
+/// heads side by side) with RoPE tables `cos`/`sin [s, hd/2]` (HF rotate-half layout).
+/// Returns `[b, s, n_head·hd]`. Differentiable in `q`, `k` and `v`.
+#[allow(clippy::too_many_arguments)]
+pub fn causal_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    n_head: usize,
+    n_kv: usize,
+    head_dim: usize,
+    scale: f32,
+) -> Result<Tensor> {
+    let (b, s, qw) = q.dims3()?;
+    let kv_dims = [b, s, n_kv * head_dim];
+    if qw != n_head * head_dim || k.dims() != kv_dims || v.dims() != kv_dims {
+        bail!(
+            "causal_attention: q {:?}, k {:?}, v {:?} do not fit {n_head} heads / {n_kv} kv heads of {head_dim}",
+            q.dims(),
+            k.dims(),
+            v.dims()
+        )
+    }
+    if n_kv == 0 || n_head % n_kv != 0 || head_dim % 2 != 0 {
+        bail!("causal_attention: {n_head} heads over {n_kv} kv heads of dim {head_dim}")
+    }
+    if cos.dims() != [s, head_dim / 2] || sin.dims() != [s, head_dim / 2] {
+        bail!(
+            "causal_attention: rope tables {:?} do not match {s} positions of dim {head_dim}",
+            cos.dims()
+        )
+    }
+    let op = AttentionOp {
+        cos: cos.flatten_all()?.to_vec1()?,
+        sin: sin.flatten_all()?.to_vec1()?,
+        b,
+        s,
+        n_head,
+        n_kv,
+        hd: head_dim,
+        scale,
+    };
+    q.contiguous()?
+        .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+}
+
+struct AttentionOp {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    b: usize,
+    s: usize,
+    n_head: usize,
+    n_kv: usize,
+    hd: usize,
+    scale: f32,
+}
+
+/// Roped query and key of one head and its causal attention probabilities.
+struct HeadProbs {
+    q: Vec<f32>,
+    k: Vec<f32>,
+    p: Vec<f32>,
+}
+
+impl AttentionOp {
+    fn qw(&self) -> usize {
+        self.n_head * self.hd
+    }
+
+    fn kvw(&self) -> usize {
+        self.n_kv * self.hd
+    }
+
+    /// Column of task `t = batch·n_head + head` in the kv tensors, and its batch offset in rows.
+    fn kv_col(&self, t: usize) -> (usize, usize) {
+        let (bi, h) = (t / self.n_head, t % self.n_head);
+        ((h / (self.n_head / self.n_kv)) * self.hd, bi * self.s)
+    }
+
+    /// `dst [s, hd]` = rows `x[p·w + col ..][..hd]` rotated by `sign·θ_p`.
+    fn rotate(&self, x: &[f32], w: usize, col: usize, sign: f32) -> Vec<f32> {
+        let (hd, half) = (self.hd, self.hd / 2);
+        let mut dst = vec![0f32; self.s * hd];
+        for (p, d) in dst.chunks_mut(hd).enumerate() {
+            let src = &x[p * w + col..p * w + col + hd];
+            let (c, sn) = (
+                &self.cos[p * half..(p + 1) * half],
+                &self.sin[p * half..(p + 1) * half],
+            );
+            for i in 0..half {
+                let (a, b, si) = (src[i], src[i + half], sign * sn[i]);
+                d[i] = a * c[i] - b * si;
+                d[i + half] = b * c[i] + a * si;
+            }
+        }
+        dst
+    }
+
+    /// Row blocks `r0..r1` of the `s` queries: block `r0..r1` sees keys `0..r1` only, so the
+    /// GEMMs skip most of the masked upper triangle (5/8 of the full products at 4 blocks).
+    fn blocks(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
+        let s = self.s;
+        (0..s)
+            .step_by(BLOCK)
+            .map(move |r0| (r0, (r0 + BLOCK).min(s)))
+    }
+
+    fn probs(&self, q: &[f32], k: &[f32], t: usize) -> HeadProbs {
+        let (s, hd) = (self.s, self.hd);
+        let (bi, h) = (t / self.n_head, t % self.n_head);
+        let (kcol, row0) = self.kv_col(t);
+        let qr = self.rotate(&q[bi * s * self.qw()..], self.qw(), h * hd, 1.0);
+        let kr = self.rotate(&k[row0 * self.kvw()..], self.kvw(), kcol, 1.0);
+        let mut p = vec![0f32; s * s];
+        let kv = View::rows(&kr, hd).t();
+        for (r0, r1) in self.blocks() {
+            let qb = View::rows(&qr[r0 * hd..], hd);
+            gemm_view(
+                &mut p[r0 * s..],
+                s,
+                r1 - r0,
+                r1,
+                hd,
+                qb,
+                kv,
+                self.scale,
+                false,
+                false,
+            );
+        }
+        for (i, row) in p.chunks_mut(s).enumerate() {
+            let (seen, masked) = row.split_at_mut(i + 1);
+            let m = seen.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let mut sum = 0.0;
+            for v in seen.iter_mut() {
+                *v = (*v - m).exp();
+                sum += *v;
+            }
+            let inv = 1.0 / sum;
+            seen.iter_mut().for_each(|v| *v *= inv);
+            masked.fill(0.0);
+        }
+        HeadProbs { q: qr, k: kr, p }
+    }
+
+    fn v_view<'a>(&self, v: &'a [f32], t: usize) -> View<'a> {
+        let (col, row0) = self.kv_col(t);
+        View::rows(&v[row0 * self.kvw() + col..], self.kvw())
+    }
+
+    fn forward_head(&self, q: &[f32], k: &[f32], v: &[f32], t: usize) -> Vec<f32> {
+        let (s, hd) = (self.s, self.hd);
+        let hp = self.probs(q, k, t);
+        let mut y = vec![0f32; s * hd];
+        for (r0, r1) in self.blocks() {
+            let pb = View::rows(&hp.p[r0 * s..], s);
+            let yb = &mut y[r0 * hd..];
+            gemm_view(
+                yb,
+                hd,
+                r1 - r0,
+                hd,
+                r1,
+                pb,
+                self.v_view(v, t),
+                1.0,
+                false,
+                false,
+            );
+        }
+        y
+    }
+
+    /// `(dQ, dK, dV)` of one (batch, query head), each `[s, hd]`, RoPE already undone.
+    fn backward_head(
+        &self,
+        (q, k, v, g): (&[f32], &[f32], &[f32], &[f32]),
+        t: usize,
+    ) -> [Vec<f32>; 3] {
+        let (s, hd, qw) = (self.s, self.hd, self.qw());
+        let (bi, h) = (t / self.n_head, t % self.n_head);
+        let hp = self.probs(q, k, t);
+        let vt = self.v_view(v, t).t();
+        let (kr, mut ds) = (View::rows(&hp.k, hd), vec![0f32; s * s]);
+        let (mut dq, mut dk, mut dv) = (vec![0f32; s * hd], vec![0f32; s * hd], vec![0f32; s * hd]);
+        for (r0, r1) in self.blocks() {
+            let m = r1 - r0;
+            let dy = View::rows(&g[(bi * s + r0) * qw + h * hd..], qw);
+            let pb = View::rows(&hp.p[r0 * s..], s);
+            gemm_view(&mut dv, hd, r1, hd, m, pb.t(), dy, 1.0, true, false);
+            let dsb = &mut ds[r0 * s..r1 * s];
+            gemm_view(dsb, s, m, r1, hd, dy, vt, 1.0, false, false);
+            for (dr, pr) in dsb.chunks_mut(s).zip(hp.p[r0 * s..].chunks(s)) {
+                // P is exactly zero above the diagonal, so dS is too.
+                let (dr, pr) = (&mut dr[..r1], &pr[..r1]);
+                let dot: f32 = dr.iter().zip(pr).map(|(d, p)| d * p).sum();
+                for (d, p) in dr.iter_mut().zip(pr) {
+                    *d = self.scale * p * (*d - dot);
+                }
+            }
+            let dsb = View::rows(&ds[r0 * s..], s);
+            gemm_view(
+                &mut dq[r0 * hd..],
+                hd,
+                m,
+                hd,
+                r1,
+                dsb,
+                kr,
+                1.0,
+                false,
+                false,
+            );
+            let qb = View::rows(&hp.q[r0 * hd..], hd);
+            gemm_view(&mut dk, hd, r1, hd, m, dsb.t(), qb, 1.0, true, false);
+        }
+        [
+            self.rotate(&dq, hd, 0, -1.0),
+            self.rotate(&dk, hd, 0, -1.0),
+            dv,
+        ]
+    }
+
+    /// Copies (or adds) task `t`'s `[s, hd]` block into `dst [b, s, w]` at column `col`.
+    fn scatter(&self, dst: &mut [f32], w: usize, col: usize, bi: usize, src: &[f32], add: bool) {
+        for (p, r) in src.chunks(self.hd).enumerate() {
+            let d = &mut dst[(bi * self.s + p) * w + col..][..self.hd];
+            if add {
+                d.iter_mut().zip(r).for_each(|(d, r)| *d += r);
+            } else {
+                d.copy_from_slice(r);
+            }
+        }
+    }
+}
+
+impl CustomOp3 for AttentionOp {
+    fn name(&self) -> &'static str {
+        "tf-causal-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let q = slice(s1, l1, "attention q")?;
+        let k = slice(s2, l2, "attention k")?;
+        let v = slice(s3, l3, "attention v")?;
+        let heads: Vec<Vec<f32>> = (0..self.b * self.n_head)
+            .into_par_iter()
+            .map(|t| self.forward_head(q, k, v, t))
+            .collect();
+        let mut y = vec![0f32; q.len()];
+        for (t, yh) in heads.iter().enumerate() {
+            let (bi, h) = (t / self.n_head, t % self.n_head);
+            self.scatter(&mut y, self.qw(), h * self.hd, bi, yh, false);
+        }
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let heads: Vec<[Vec<f32>; 3]> = with_data(q, "attention q", |q| {
+            with_data(k, "attention k", |k| {
+                with_data(v, "attention v", |v| {
+                    with_data(grad, "attention grad", |g| {
+                        Ok((0..self.b * self.n_head)
+                            .into_par_iter()
+                            .map(|t| self.backward_head((q, k, v, g), t))
+                            .collect())
+                    })
+                })
+            })
+        })?;
+        let (mut dq, mut dk) = (vec![0f32; q.elem_count()], vec![0f32; k.elem_count()]);
+        let mut dv = vec![0f32; v.elem_count()];
+        // Serial, in head order: the kv gradients are sums over query heads (see module doc).
+        for (t, [hq, hk, hv]) in heads.iter().enumerate() {
+            let (bi, h) = (t / self.n_head, t % self.n_head);
+            let (kcol, _) = self.kv_col(t);
+            self.scatter(&mut dq, self.qw(), h * self.hd, bi, hq, false);
+            self.scatter(&mut dk, self.kvw(), kcol, bi, hk, true);
+            self.scatter(&mut dv, self.kvw(), kcol, bi, hv, true);
+        }
+        Ok((
+            Some(from_vec(dq, q.dims())?),
+            Some(from_vec(dk, k.dims())?),
+            Some(from_vec(dv, v.dims())?),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Var};
+
+    use super::*;
+    use crate::llama::{repeat_kv, train_ops};
+
+    fn rand(dims: &[usize], seed: u64) -> Tensor {
+        let mut state = seed.wrapping_mul(6364136223846793005) | 1;
+        let v: Vec<f32> = (0..dims.iter().product::<usize>())
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
+    }
+
+    /// The unfused composition `Attention::forward` used before this op.
+    fn reference(t: &[Tensor], rope: &(Tensor, Tensor), nh: usize, nkv: usize) -> Tensor {
+        let (b, s, qw) = t[0].dims3().unwrap();
+        let hd = qw / nh;
+        let heads = |x: &Tensor, n: usize| {
+            x.reshape((b, s, n, hd))
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+        };
+        let q = train_ops::rope(&heads(&t[0], nh), &rope.0, &rope.1).unwrap();
+        let k = train_ops::rope(&heads(&t[1], nkv), &rope.0, &rope.1).unwrap();
+        let k = repeat_kv(&k, nh / nkv).unwrap();
+        let v = repeat_kv(&heads(&t[2], nkv), nh / nkv).unwrap();
+        let scores = q.matmul(&k.t().unwrap()).unwrap();
+        let p = train_ops::causal_softmax(&scores, (hd as f32).powf(-0.5)).unwrap();
+        p.matmul(&v)
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .reshape((b, s, qw))
+            .unwrap()
+    }
+
+    /// Output and the gradients of `Σ y·probe` wrt q, k and v.
+    fn run(
+        f: &dyn Fn(&[Tensor]) -> Tensor,
+        (b, s, nh, nkv, hd): (usize, usize, usize, usize, usize),
+    ) -> Vec<Vec<f32>> {
+        let dims = [[b, s, nh * hd], [b, s, nkv * hd], [b, s, nkv * hd]];
+        let vars: Vec<Var> = (0..3)
+            .map(|i| Var::from_tensor(&rand(&dims[i], i as u64 + 1)).unwrap())
+            .collect();
+        let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let y = f(&ts);
+        let loss = (&y * rand(y.dims(), 9)).unwrap().sum_all().unwrap();
+        let grads = loss.backward().unwrap();
+        let mut out = vec![y.flatten_all().unwrap().to_vec1().unwrap()];
+        for v in &vars {
+            out.push(
+                grads
+                    .get(v)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap(),
+            );
+        }
+        out
+    }
+
+    fn compare(shape: (usize, usize, usize, usize, usize)) {
+        let (_, s, nh, nkv, hd) = shape;
+        let freqs = (rand(&[s, hd / 2], 7) * 3.0).unwrap();
+        let rope = (freqs.cos().unwrap(), freqs.sin().unwrap());
+        let scale = (hd as f32).powf(-0.5);
+        let fused = |t: &[Tensor]| {
+            causal_attention(&t[0], &t[1], &t[2], &rope.0, &rope.1, nh, nkv, hd, scale).unwrap()
+        };
+        let got = run(&fused, shape);
+        let want = run(&|t| reference(t, &rope, nh, nkv), shape);
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            let diff = a
+                .iter()
+                .zip(b)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(diff < 1e-5, "output {i} (y, dq, dk, dv) differs by {diff}");
+        }
+        // Bit-identical whatever the thread count.
+        let pool = |n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+        };
+        let one = pool(1).install(|| run(&fused, shape));
+        let three = pool(3).install(|| run(&fused, shape));
+        assert_eq!(one, got);
+        assert_eq!(three, got);
+    }
+
+    #[test]
+    fn grouped_query_attention_matches_the_unfused_ops() {
+        compare((2, 7, 4, 2, 8));
+    }
+
+    #[test]
+    fn multi_head_attention_matches_the_unfused_ops() {
+        compare((2, 5, 3, 3, 6));
+    }
+
+    #[test]
+    fn one_kv_head_for_all_query_heads_matches_the_unfused_ops() {
+        compare((1, 9, 3, 1, 4));
+    }
+
+    #[test]
+    fn sequences_longer_than_a_causal_block_match_the_unfused_ops() {
+        compare((1, 2 * BLOCK + 5, 2, 1, 4));
+    }
+}
