@@ -296,7 +296,8 @@ try {
     load[name] = { before, after: loadavg() };
   };
   run('ours', () => runOurs(dir, gguf, trainFile, evalFile));
-  const python = findPython();
+  // BENCH_TRAIN_ONLY=ours: our row alone (while iterating on speed; ratios need the full run).
+  const python = process.env.BENCH_TRAIN_ONLY === 'ours' ? { why: 'BENCH_TRAIN_ONLY=ours' } : findPython();
   if (python.py) {
     console.log(`python: ${python.py} (${pythonReady(python.py)})`);
     run('pytorch fp32', () => runPytorch(python.py, dir, 'fp32'));

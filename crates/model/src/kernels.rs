@@ -47,7 +47,7 @@ pub fn gemm_rowmajor(
     } else {
         (1, n as isize)
     };
-    let threads = rayon::current_num_threads();
+    let threads = gemm_threads();
     let par = if threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
@@ -77,6 +77,27 @@ pub fn gemm_rowmajor(
             par,
         )
     }
+}
+
+thread_local! {
+    /// How many concurrent callers share the pool (see `sharing_pool`).
+    static SHARERS: std::cell::Cell<usize> = const { std::cell::Cell::new(1) };
+}
+
+/// Runs `f` as one of `sharers` computations running side by side on the current rayon pool
+/// (the training lanes): GEMMs called inside split over `threads / sharers` threads, serial on
+/// two cores. A serial GEMM does about 10% more work per CPU second than one split in two, and
+/// the other core is busy with the other lane anyway. Restored afterwards (nesting is LIFO).
+pub fn sharing_pool<R>(sharers: usize, f: impl FnOnce() -> R) -> R {
+    let previous = SHARERS.with(|s| s.replace(sharers.max(1)));
+    let out = f();
+    SHARERS.with(|s| s.set(previous));
+    out
+}
+
+/// Threads a GEMM issued on this thread may use.
+fn gemm_threads() -> usize {
+    (rayon::current_num_threads() / SHARERS.with(|s| s.get())).max(1)
 }
 
 /// A strided matrix over a slice: element `(i, j)` is `data[i·rs + j·cs]`. `t()` swaps the
@@ -134,7 +155,7 @@ pub fn gemm_view(
     if m == 0 || n == 0 {
         return;
     }
-    let threads = rayon::current_num_threads();
+    let threads = gemm_threads();
     let par = if parallel && threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {

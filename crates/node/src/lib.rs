@@ -30,4 +30,28 @@ fn init() {
         // SAFETY: runs while the addon is being loaded, before this library starts any thread.
         unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
     }
+    keep_freed_memory();
 }
+
+/// A training step allocates and frees gigabytes of activation-sized buffers (1-10 MB each).
+/// glibc's malloc serves blocks above its adaptive mmap threshold with fresh `mmap`s and gives
+/// freed heap tops back to the kernel, so the next step page-faults the same memory in again,
+/// zeroed by the kernel: profiles of a SmolLM2 LoRA step showed 15-20% of the CPU in
+/// `clear_page` and fault handling. A fixed 32 MiB threshold (glibc's maximum) and a 1 GiB trim
+/// threshold keep that memory in the process for reuse; the peak is unchanged.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    unsafe extern "C" {
+        fn mallopt(param: i32, value: i32) -> i32;
+    }
+    const M_TRIM_THRESHOLD: i32 = -1;
+    const M_MMAP_THRESHOLD: i32 = -3;
+    // SAFETY: mallopt only changes allocator tunables; both values are within glibc's ranges.
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}

@@ -19,6 +19,7 @@ use std::{
 
 use candle_core::backprop::GradStore;
 use rayon::prelude::*;
+use tinyforge_model::kernels::sharing_pool;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -165,7 +166,8 @@ fn run_lanes(model: &dyn TrainableLm, lanes: &[Batch], denom: f64) -> Result<Vec
         let sum = f64::from(loss.to_scalar::<f32>()?);
         Ok((sum, (loss / denom)?.backward()?))
     };
-    lanes.par_iter().enumerate().map(|(i, batch)| crate::lora::in_lane(i, || one(batch))).collect()
+    let n = lanes.len();
+    lanes.par_iter().enumerate().map(|(i, batch)| crate::lora::in_lane(i, || sharing_pool(n, || one(batch)))).collect()
 }
 
 /// Mean NLL and perplexity of `eval` (no dropout, fast forward path).
@@ -179,7 +181,9 @@ pub fn evaluate(model: &dyn TrainableLm, eval: &[Example], batch_size: usize, pa
     let (mut sum, mut n) = (0f64, 0usize);
     for chunk in order.chunks(batch_size) {
         let lanes = lane_batches(chunk, pad_id)?;
-        let sums: Vec<Result<f32>> = lanes.par_iter().map(|b| Ok(model.loss_sum(b, false)?.to_scalar::<f32>()?)).collect();
+        let n_lanes = lanes.len();
+        let sums: Vec<Result<f32>> =
+            lanes.par_iter().map(|b| sharing_pool(n_lanes, || Ok(model.loss_sum(b, false)?.to_scalar::<f32>()?))).collect();
         for (lane, lane_sum) in lanes.iter().zip(sums) {
             sum += f64::from(lane_sum?);
             n += lane.label_tokens;

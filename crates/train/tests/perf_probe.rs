@@ -72,3 +72,31 @@ fn gemm_shapes() {
         eprintln!("x·wᵀ {m}x{k}x{n}: {:.1} GFLOP/s wall, {:.1} GFLOP per CPU s", gflop / wall, gflop / cpu);
     }
 }
+
+/// Single-thread GEMM throughput of `x·wᵀ` through `kernels::gemm_view` in both orientations
+/// (`y = x·wᵀ` and `yᵀ = w·xᵀ`), and split over the pool, in GFLOP per CPU second.
+#[test]
+#[ignore]
+fn gemm_orientation() {
+    use tinyforge_model::kernels::{View, gemm_view};
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    for (m, k, n) in [(1024, 576, 576), (1024, 576, 1536), (1024, 1536, 576), (512, 576, 192)] {
+        let x: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 * 0.1).collect();
+        let w: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32 * 0.1).collect();
+        let mut y = vec![0f32; m * n];
+        let reps = 10;
+        let gflop = 2.0 * (m * k * n * reps) as f64 / 1e9;
+        let mut time = |label: &str, f: &mut dyn FnMut(&mut [f32])| {
+            f(&mut y);
+            let (t, cpu) = (Instant::now(), cpu_seconds());
+            for _ in 0..reps {
+                f(&mut y);
+            }
+            let (wall, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+            eprintln!("{m}x{k}x{n} {label}: {:.1} GFLOP/s wall, {:.1} GFLOP per CPU s", gflop / wall, gflop / cpu);
+        };
+        time("x·wᵀ serial", &mut |y| gemm_view(y, n, m, n, k, View::rows(&x, k), View::rows(&w, k).t(), 1.0, false, false));
+        time("w·xᵀ serial", &mut |y| gemm_view(y, m, n, m, k, View::rows(&w, k), View::rows(&x, k).t(), 1.0, false, false));
+        time("x·wᵀ 2 threads", &mut |y| pool.install(|| gemm_view(y, n, m, n, k, View::rows(&x, k), View::rows(&w, k).t(), 1.0, false, true)));
+    }
+}
