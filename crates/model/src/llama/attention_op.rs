@@ -81,11 +81,10 @@ struct AttentionOp {
     scale: f32,
 }
 
-/// Roped query and key of one head and its causal attention probabilities.
-struct HeadProbs {
+/// Roped query and key `[s, hd]` of one head.
+struct Roped {
     q: Vec<f32>,
     k: Vec<f32>,
-    p: Vec<f32>,
 }
 
 impl AttentionOp {
@@ -108,15 +107,15 @@ impl AttentionOp {
         let (hd, half) = (self.hd, self.hd / 2);
         let mut dst = vec![0f32; self.s * hd];
         for (p, d) in dst.chunks_mut(hd).enumerate() {
-            let src = &x[p * w + col..p * w + col + hd];
-            let (c, sn) = (
-                &self.cos[p * half..(p + 1) * half],
-                &self.sin[p * half..(p + 1) * half],
-            );
-            for i in 0..half {
-                let (a, b, si) = (src[i], src[i + half], sign * sn[i]);
-                d[i] = a * c[i] - b * si;
-                d[i + half] = b * c[i] + a * si;
+            // Zipped equal-length halves: no bounds checks, so the loop vectorises.
+            let (a, b) = x[p * w + col..][..hd].split_at(half);
+            let (da, db) = d.split_at_mut(half);
+            let (c, sn) = (&self.cos[p * half..][..half], &self.sin[p * half..][..half]);
+            let pairs = da.iter_mut().zip(db.iter_mut()).zip(a.iter().zip(b));
+            for (((da, db), (&a, &b)), (&c, &sn)) in pairs.zip(c.iter().zip(sn)) {
+                let sn = sign * sn;
+                *da = a * c - b * sn;
+                *db = b * c + a * sn;
             }
         }
         dst
@@ -131,13 +130,15 @@ impl AttentionOp {
             .map(move |r0| (r0, (r0 + BLOCK).min(s)))
     }
 
-    fn probs(&self, q: &[f32], k: &[f32], t: usize) -> HeadProbs {
+    /// Fills `p [s, s]` with the causal attention probabilities of task `t`. `p` is scratch
+    /// reused across tasks (fresh `s²` buffers cost page faults); every element is written.
+    fn probs(&self, q: &[f32], k: &[f32], t: usize, p: &mut Vec<f32>) -> Roped {
         let (s, hd) = (self.s, self.hd);
         let (bi, h) = (t / self.n_head, t % self.n_head);
         let (kcol, row0) = self.kv_col(t);
         let qr = self.rotate(&q[bi * s * self.qw()..], self.qw(), h * hd, 1.0);
         let kr = self.rotate(&k[row0 * self.kvw()..], self.kvw(), kcol, 1.0);
-        let mut p = vec![0f32; s * s];
+        p.resize(s * s, 0.0);
         let kv = View::rows(&kr, hd).t();
         for (r0, r1) in self.blocks() {
             let qb = View::rows(&qr[r0 * hd..], hd);
@@ -166,7 +167,7 @@ impl AttentionOp {
             seen.iter_mut().for_each(|v| *v *= inv);
             masked.fill(0.0);
         }
-        HeadProbs { q: qr, k: kr, p }
+        Roped { q: qr, k: kr }
     }
 
     fn v_view<'a>(&self, v: &'a [f32], t: usize) -> View<'a> {
@@ -174,12 +175,17 @@ impl AttentionOp {
         View::rows(&v[row0 * self.kvw() + col..], self.kvw())
     }
 
-    fn forward_head(&self, q: &[f32], k: &[f32], v: &[f32], t: usize) -> Vec<f32> {
+    fn forward_head(
+        &self,
+        (q, k, v): (&[f32], &[f32], &[f32]),
+        t: usize,
+        p: &mut Vec<f32>,
+    ) -> Vec<f32> {
         let (s, hd) = (self.s, self.hd);
-        let hp = self.probs(q, k, t);
+        self.probs(q, k, t, p);
         let mut y = vec![0f32; s * hd];
         for (r0, r1) in self.blocks() {
-            let pb = View::rows(&hp.p[r0 * s..], s);
+            let pb = View::rows(&p[r0 * s..], s);
             let yb = &mut y[r0 * hd..];
             gemm_view(
                 yb,
@@ -202,21 +208,24 @@ impl AttentionOp {
         &self,
         (q, k, v, g): (&[f32], &[f32], &[f32], &[f32]),
         t: usize,
+        (p, ds): &mut (Vec<f32>, Vec<f32>),
     ) -> [Vec<f32>; 3] {
         let (s, hd, qw) = (self.s, self.hd, self.qw());
         let (bi, h) = (t / self.n_head, t % self.n_head);
-        let hp = self.probs(q, k, t);
+        let hp = self.probs(q, k, t, p);
+        // Rows r0..r1 of dS are written (cols 0..r1) before they are read, so no zeroing.
+        ds.resize(s * s, 0.0);
         let vt = self.v_view(v, t).t();
-        let (kr, mut ds) = (View::rows(&hp.k, hd), vec![0f32; s * s]);
+        let kr = View::rows(&hp.k, hd);
         let (mut dq, mut dk, mut dv) = (vec![0f32; s * hd], vec![0f32; s * hd], vec![0f32; s * hd]);
         for (r0, r1) in self.blocks() {
             let m = r1 - r0;
             let dy = View::rows(&g[(bi * s + r0) * qw + h * hd..], qw);
-            let pb = View::rows(&hp.p[r0 * s..], s);
+            let pb = View::rows(&p[r0 * s..], s);
             gemm_view(&mut dv, hd, r1, hd, m, pb.t(), dy, 1.0, true, false);
             let dsb = &mut ds[r0 * s..r1 * s];
             gemm_view(dsb, s, m, r1, hd, dy, vt, 1.0, false, false);
-            for (dr, pr) in dsb.chunks_mut(s).zip(hp.p[r0 * s..].chunks(s)) {
+            for (dr, pr) in dsb.chunks_mut(s).zip(p[r0 * s..].chunks(s)) {
                 // P is exactly zero above the diagonal, so dS is too.
                 let (dr, pr) = (&mut dr[..r1], &pr[..r1]);
                 let dot: f32 = dr.iter().zip(pr).map(|(d, p)| d * p).sum();
@@ -279,7 +288,7 @@ impl CustomOp3 for AttentionOp {
         let v = slice(s3, l3, "attention v")?;
         let heads: Vec<Vec<f32>> = (0..self.b * self.n_head)
             .into_par_iter()
-            .map(|t| self.forward_head(q, k, v, t))
+            .map_init(Vec::new, |p, t| self.forward_head((q, k, v), t, p))
             .collect();
         let mut y = vec![0f32; q.len()];
         for (t, yh) in heads.iter().enumerate() {
@@ -303,7 +312,9 @@ impl CustomOp3 for AttentionOp {
                     with_data(grad, "attention grad", |g| {
                         Ok((0..self.b * self.n_head)
                             .into_par_iter()
-                            .map(|t| self.backward_head((q, k, v, g), t))
+                            .map_init(Default::default, |scratch, t| {
+                                self.backward_head((q, k, v, g), t, scratch)
+                            })
                             .collect())
                     })
                 })
