@@ -51,18 +51,22 @@ struct HeadNll {
     saved: Mutex<Option<Saved>>,
 }
 
-/// One chunk's summed loss, and (training) its `dlogits` in place of the logits.
+/// One chunk's summed loss, and (training) its `dlogits` in place of the logits. One `exp` per
+/// logit: the shifted exponentials are kept and normalised for the gradient.
 fn chunk_loss(logits: &mut [f32], targets: &[u32], vocab: usize, grad: bool) -> f64 {
     let mut loss = 0f64;
     for (row, &t) in logits.chunks_mut(vocab).zip(targets) {
+        let target_logit = row[t as usize];
         let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let sum: f32 = row.iter().map(|&v| (v - m).exp()).sum();
-        let lse = m + sum.ln();
-        loss += (lse - row[t as usize]) as f64;
+        let mut sum = 0f32;
+        for v in row.iter_mut() {
+            *v = (*v - m).exp();
+            sum += *v;
+        }
+        loss += (m + sum.ln() - target_logit) as f64;
         if grad {
-            for v in row.iter_mut() {
-                *v = (*v - lse).exp();
-            }
+            let inv = 1.0 / sum;
+            row.iter_mut().for_each(|v| *v *= inv);
             row[t as usize] -= 1.0;
         }
     }
