@@ -343,7 +343,7 @@ mod tests {
     use candle_core::{Device, Var};
 
     use super::*;
-    use crate::llama::{repeat_kv, train_ops};
+    use crate::llama::{blocks::repeat_kv, train_ops};
 
     fn rand(dims: &[usize], seed: u64) -> Tensor {
         let mut state = seed.wrapping_mul(6364136223846793005) | 1;

@@ -6,7 +6,11 @@
 //! widening their visibility.
 use candle_core::{DType, Device, Tensor};
 
-use super::{Attention, Block, ForwardMode, Llama, apply_rope, repeat_kv, rope_tables};
+use super::{
+    Attention, Block, ForwardMode, Llama,
+    blocks::{apply_rope, repeat_kv},
+    rope_tables,
+};
 use crate::error::{ModelError, Result};
 
 const MODE: ForwardMode = ForwardMode::Eval;
@@ -43,8 +47,8 @@ impl Attention {
         let heads = |p: &std::sync::Arc<dyn super::Projection>, n: usize| -> candle_core::Result<Tensor> {
             p.forward(x)?.reshape((b, s, n, self.head_dim))?.transpose(1, 2)?.contiguous()
         };
-        let q = apply_rope(&heads(&self.q_proj, self.n_head)?, &rope.0, &rope.1, MODE)?;
-        let k = apply_rope(&heads(&self.k_proj, self.n_kv)?, &rope.0, &rope.1, MODE)?;
+        let q = apply_rope(&heads(&self.q_proj, self.n_head)?, &rope.0, &rope.1)?;
+        let k = apply_rope(&heads(&self.k_proj, self.n_kv)?, &rope.0, &rope.1)?;
         let v = heads(&self.v_proj, self.n_kv)?;
         let (k, v) = match slot.take() {
             Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
