@@ -42,41 +42,8 @@ pub fn gemm_rowmajor(
     rhs_t: bool,
 ) {
     debug_assert!(dst.len() == m * n && lhs.len() == m * k && rhs.len() == k * n);
-    let (rhs_cs, rhs_rs) = if rhs_t {
-        (k as isize, 1)
-    } else {
-        (1, n as isize)
-    };
-    let threads = gemm_threads();
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the slices hold exactly the m·n, m·k and k·n elements the strides address.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.as_ptr(),
-            1,
-            k as isize,
-            rhs.as_ptr(),
-            rhs_cs,
-            rhs_rs,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        )
-    }
+    let rhs = if rhs_t { View::rows(rhs, k).t() } else { View::rows(rhs, n) };
+    gemm_view(dst, n, m, n, k, View::rows(lhs, k), rhs, 1.0, false, true);
 }
 
 thread_local! {

@@ -83,14 +83,15 @@ impl CustomOp2 for HeadNll {
         let (n, h) = l1.shape().dims2()?;
         let vocab = w.len() / h;
         let mut dh = if self.grad { vec![0f32; n * h] } else { Vec::new() };
-        let chunks: Vec<usize> = (0..n.div_ceil(CHUNK_ROWS)).collect();
-        let dh_parts: Vec<&mut [f32]> = if self.grad { dh.chunks_mut(CHUNK_ROWS * h).collect() } else { Vec::new() };
-        let mut dh_parts = dh_parts.into_iter().map(Some).collect::<Vec<_>>();
-        dh_parts.resize_with(chunks.len(), || None);
+        // Each chunk's slice of dh (none when only the loss is wanted).
+        let dh_parts: Vec<Option<&mut [f32]>> = match self.grad {
+            true => dh.chunks_mut(CHUNK_ROWS * h).map(Some).collect(),
+            false => (0..n.div_ceil(CHUNK_ROWS)).map(|_| None).collect(),
+        };
         let wt = View::rows(w, h).t(); // [h, vocab]
-        let results: Vec<(f64, Option<Vec<f32>>)> = chunks
+        let results: Vec<(f64, Option<Vec<f32>>)> = dh_parts
             .into_par_iter()
-            .zip(dh_parts.into_par_iter())
+            .enumerate()
             .map(|(c, dh_part)| {
                 let (r0, r1) = (c * CHUNK_ROWS, ((c + 1) * CHUNK_ROWS).min(n));
                 let m = r1 - r0;
