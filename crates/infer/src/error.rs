@@ -9,9 +9,7 @@ pub enum InferError {
     LibraryNotFound { path: PathBuf, reason: String },
     #[error("cannot load ONNX Runtime from {}: {reason}", path.display())]
     LibraryLoad { path: PathBuf, reason: String },
-    #[error(
-        "ONNX Runtime is not loaded yet: call init_runtime(<absolute path of libonnxruntime.so.1>) first"
-    )]
+    #[error("ONNX Runtime is not loaded yet: call init_runtime(<absolute path of libonnxruntime.so.1>) first")]
     RuntimeNotInitialized,
     #[error("ONNX model not found: {}", path.display())]
     ModelNotFound { path: PathBuf },
@@ -23,9 +21,7 @@ pub enum InferError {
     InvalidInput { name: String, reason: String },
     #[error("ONNX Runtime run failed: {reason}")]
     Run { reason: String },
-    #[error(
-        "output `{name}` has element type {elem_type}, which cannot be returned (supported: float32, int64, int32)"
-    )]
+    #[error("output `{name}` has element type {elem_type}, which cannot be returned (supported: float32, int64, int32)")]
     UnsupportedOutput { name: String, elem_type: String },
 }
 

@@ -7,6 +7,4 @@ pub mod session;
 
 pub use error::InferError;
 pub use runtime::{RuntimeInfo, active_runtime, init_runtime, precheck_library};
-pub use session::{
-    HostTensor, OnnxSession, OptimizationLevel, SessionOptions, TensorData, TensorInfo,
-};
+pub use session::{HostTensor, OnnxSession, OptimizationLevel, SessionOptions, TensorData, TensorInfo};

@@ -38,9 +38,7 @@ pub fn init_runtime(lib_path: &Path) -> Result<RuntimeInfo, InferError> {
     if let Some(done) = RUNTIME.get() {
         return done.clone();
     }
-    let _guard = INIT_LOCK
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _guard = INIT_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(done) = RUNTIME.get() {
         return done.clone();
     }
@@ -49,20 +47,10 @@ pub fn init_runtime(lib_path: &Path) -> Result<RuntimeInfo, InferError> {
         Ok(builder) => {
             // `commit` is false only if an environment already exists, which cannot happen
             // here: nothing reaches ort before this call succeeds.
-            let _ = builder
-                .with_name("tinyforge")
-                .with_telemetry(false)
-                .commit();
-            Ok(RuntimeInfo {
-                version,
-                library_path: lib_path.to_path_buf(),
-                api_version: ort::MINOR_VERSION,
-            })
+            let _ = builder.with_name("tinyforge").with_telemetry(false).commit();
+            Ok(RuntimeInfo { version, library_path: lib_path.to_path_buf(), api_version: ort::MINOR_VERSION })
         }
-        Err(e) => Err(InferError::LibraryLoad {
-            path: lib_path.to_path_buf(),
-            reason: e.to_string(),
-        }),
+        Err(e) => Err(InferError::LibraryLoad { path: lib_path.to_path_buf(), reason: e.to_string() }),
     };
     RUNTIME.get_or_init(|| outcome).clone()
 }
@@ -79,14 +67,8 @@ pub fn active_runtime() -> Result<RuntimeInfo, InferError> {
 /// Checks that `lib_path` is a loadable ONNX Runtime new enough for `ort`, without touching ort.
 /// Returns the library's version string; on success the library stays loaded (see below).
 pub fn precheck_library(lib_path: &Path) -> Result<String, InferError> {
-    let not_found = |reason: &str| InferError::LibraryNotFound {
-        path: lib_path.to_path_buf(),
-        reason: reason.to_string(),
-    };
-    let load_err = |reason: String| InferError::LibraryLoad {
-        path: lib_path.to_path_buf(),
-        reason,
-    };
+    let not_found = |reason: &str| InferError::LibraryNotFound { path: lib_path.to_path_buf(), reason: reason.to_string() };
+    let load_err = |reason: String| InferError::LibraryLoad { path: lib_path.to_path_buf(), reason };
     if !lib_path.is_absolute() {
         // ort resolves relative paths against the executable's folder (node's, here): never
         // what the caller meant.
@@ -97,31 +79,22 @@ pub fn precheck_library(lib_path: &Path) -> Result<String, InferError> {
         return Err(not_found("not a regular file"));
     }
     let mut magic = [0u8; 4];
-    std::fs::File::open(lib_path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .map_err(|e| load_err(format!("cannot read the file: {e}")))?;
+    std::fs::File::open(lib_path).and_then(|mut f| f.read_exact(&mut magic)).map_err(|e| load_err(format!("cannot read the file: {e}")))?;
     if magic != *b"\x7fELF" {
-        return Err(load_err(
-            "not an ELF shared library (bad magic bytes)".into(),
-        ));
+        return Err(load_err("not an ELF shared library (bad magic bytes)".into()));
     }
     // SAFETY: loading a shared library runs its initialisers; this is the library the caller
     // asked us to run, and ORT's initialisers have no preconditions.
-    let lib = unsafe { libloading::Library::new(lib_path) }
-        .map_err(|e| load_err(format!("dlopen failed: {e}")))?;
+    let lib = unsafe { libloading::Library::new(lib_path) }.map_err(|e| load_err(format!("dlopen failed: {e}")))?;
     // SAFETY: `OrtGetApiBase` is ORT's documented C entry point with exactly this signature.
-    let get_base = unsafe {
-        lib.get::<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase>(b"OrtGetApiBase")
-    }
-    .map_err(|_| load_err("no `OrtGetApiBase` symbol: not an ONNX Runtime library".into()))?;
+    let get_base = unsafe { lib.get::<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase>(b"OrtGetApiBase") }
+        .map_err(|_| load_err("no `OrtGetApiBase` symbol: not an ONNX Runtime library".into()))?;
     // SAFETY: the base struct is static inside the library, valid while `lib` is loaded.
     let base = unsafe { get_base() };
     if base.is_null() {
         return Err(load_err("`OrtGetApiBase` returned null".into()));
     }
-    let version = unsafe { CStr::from_ptr(((*base).GetVersionString)()) }
-        .to_string_lossy()
-        .into_owned();
+    let version = unsafe { CStr::from_ptr(((*base).GetVersionString)()) }.to_string_lossy().into_owned();
     let api = unsafe { ((*base).GetApi)(ort::MINOR_VERSION) };
     if api.is_null() {
         return Err(load_err(format!(
@@ -146,18 +119,9 @@ mod tests {
     fn precheck_rejects_missing_relative_and_non_elf_files() {
         let e = precheck_library(Path::new("/nonexistent/libonnxruntime.so.1")).unwrap_err();
         assert_eq!(e.code(), "ORT_LIBRARY_NOT_FOUND");
-        assert_eq!(
-            precheck_library(Path::new("libonnxruntime.so.1"))
-                .unwrap_err()
-                .code(),
-            "ORT_LIBRARY_NOT_FOUND"
-        );
-        assert_eq!(
-            precheck_library(Path::new("/")).unwrap_err().code(),
-            "ORT_LIBRARY_NOT_FOUND"
-        );
-        let junk =
-            std::env::temp_dir().join(format!("tinyforge-not-elf-{}.so", std::process::id()));
+        assert_eq!(precheck_library(Path::new("libonnxruntime.so.1")).unwrap_err().code(), "ORT_LIBRARY_NOT_FOUND");
+        assert_eq!(precheck_library(Path::new("/")).unwrap_err().code(), "ORT_LIBRARY_NOT_FOUND");
+        let junk = std::env::temp_dir().join(format!("tinyforge-not-elf-{}.so", std::process::id()));
         std::fs::write(&junk, b"this is not a library").unwrap();
         let e = precheck_library(&junk).unwrap_err();
         std::fs::remove_file(&junk).unwrap();
@@ -168,13 +132,8 @@ mod tests {
     #[test]
     fn precheck_rejects_an_elf_file_that_is_not_onnx_runtime() {
         // libc is ELF and loadable but exports no `OrtGetApiBase`.
-        let libc = [
-            "/lib/x86_64-linux-gnu/libc.so.6",
-            "/usr/lib/x86_64-linux-gnu/libc.so.6",
-        ]
-        .map(Path::new)
-        .into_iter()
-        .find(|p| p.exists());
+        let libc =
+            ["/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6"].map(Path::new).into_iter().find(|p| p.exists());
         let Some(libc) = libc else { return };
         let e = precheck_library(libc).unwrap_err();
         assert_eq!(e.code(), "ORT_LIBRARY_LOAD");

@@ -88,51 +88,26 @@ impl OnnxSession {
     pub fn load(path: &Path, options: &SessionOptions) -> Result<Self, InferError> {
         active_runtime()?;
         if !path.is_file() {
-            return Err(InferError::ModelNotFound {
-                path: path.to_path_buf(),
-            });
+            return Err(InferError::ModelNotFound { path: path.to_path_buf() });
         }
-        let load_err = |e: ort::Error| InferError::ModelLoad {
-            path: path.to_path_buf(),
-            reason: e.message().to_string(),
-        };
+        let load_err = |e: ort::Error| InferError::ModelLoad { path: path.to_path_buf(), reason: e.message().to_string() };
         let level = match options.optimization {
             OptimizationLevel::Disable => GraphOptimizationLevel::Disable,
             OptimizationLevel::Basic => GraphOptimizationLevel::Level1,
             OptimizationLevel::Extended => GraphOptimizationLevel::Level2,
             OptimizationLevel::All => GraphOptimizationLevel::All,
         };
-        let mut builder = Session::builder()
-            .map_err(load_err)?
-            .with_optimization_level(level)
-            .map_err(|e| load_err(e.into()))?;
+        let mut builder = Session::builder().map_err(load_err)?.with_optimization_level(level).map_err(|e| load_err(e.into()))?;
         if let Some(n) = options.intra_threads {
             if n == 0 {
-                return Err(InferError::InvalidOption {
-                    option: "threads".into(),
-                    reason: "must be at least 1".into(),
-                });
+                return Err(InferError::InvalidOption { option: "threads".into(), reason: "must be at least 1".into() });
             }
-            builder = builder
-                .with_intra_threads(n)
-                .map_err(|e| load_err(e.into()))?;
+            builder = builder.with_intra_threads(n).map_err(|e| load_err(e.into()))?;
         }
         let session = builder.commit_from_file(path).map_err(load_err)?;
-        let inputs = session
-            .inputs()
-            .iter()
-            .map(|o| tensor_info(o.name(), o.dtype()))
-            .collect();
-        let outputs = session
-            .outputs()
-            .iter()
-            .map(|o| tensor_info(o.name(), o.dtype()))
-            .collect();
-        Ok(Self {
-            session,
-            inputs,
-            outputs,
-        })
+        let inputs = session.inputs().iter().map(|o| tensor_info(o.name(), o.dtype())).collect();
+        let outputs = session.outputs().iter().map(|o| tensor_info(o.name(), o.dtype())).collect();
+        Ok(Self { session, inputs, outputs })
     }
 
     #[must_use]
@@ -147,29 +122,16 @@ impl OnnxSession {
 
     /// Runs the model on named inputs and returns every output, in the model's output order.
     /// Inputs are checked against the model first so errors name the input, not an ORT internal.
-    pub fn run(
-        &mut self,
-        feeds: Vec<(String, HostTensor)>,
-    ) -> Result<Vec<(String, HostTensor)>, InferError> {
+    pub fn run(&mut self, feeds: Vec<(String, HostTensor)>) -> Result<Vec<(String, HostTensor)>, InferError> {
         let mut values: Vec<(String, DynValue)> = Vec::with_capacity(feeds.len());
         for (name, tensor) in feeds {
-            let invalid = |reason: String| InferError::InvalidInput {
-                name: name.clone(),
-                reason,
-            };
+            let invalid = |reason: String| InferError::InvalidInput { name: name.clone(), reason };
             let Some(info) = self.inputs.iter().find(|i| i.name == name) else {
                 let known: Vec<&str> = self.inputs.iter().map(|i| i.name.as_str()).collect();
-                return Err(invalid(format!(
-                    "the model has no such input (inputs: {})",
-                    known.join(", ")
-                )));
+                return Err(invalid(format!("the model has no such input (inputs: {})", known.join(", "))));
             };
             if info.elem_type != tensor.data.elem_type() {
-                return Err(invalid(format!(
-                    "expected {} data, got {}",
-                    info.elem_type,
-                    tensor.data.elem_type()
-                )));
+                return Err(invalid(format!("expected {} data, got {}", info.elem_type, tensor.data.elem_type())));
             }
             check_dims(info, &tensor).map_err(invalid)?;
             let shape: Vec<i64> = tensor.dims;
@@ -181,19 +143,10 @@ impl OnnxSession {
             .map_err(|e| invalid(e.message().to_string()))?;
             values.push((name, value));
         }
-        if let Some(missing) = self
-            .inputs
-            .iter()
-            .find(|i| !values.iter().any(|(n, _)| *n == i.name))
-        {
-            return Err(InferError::InvalidInput {
-                name: missing.name.clone(),
-                reason: "missing: the model requires this input".into(),
-            });
+        if let Some(missing) = self.inputs.iter().find(|i| !values.iter().any(|(n, _)| *n == i.name)) {
+            return Err(InferError::InvalidInput { name: missing.name.clone(), reason: "missing: the model requires this input".into() });
         }
-        let outputs = self.session.run(values).map_err(|e| InferError::Run {
-            reason: e.message().to_string(),
-        })?;
+        let outputs = self.session.run(values).map_err(|e| InferError::Run { reason: e.message().to_string() })?;
         let mut result = Vec::with_capacity(outputs.len());
         for (name, value) in &outputs {
             result.push((name.to_string(), host_tensor(name, &value)?));
@@ -204,47 +157,24 @@ impl OnnxSession {
 
 fn check_dims(info: &TensorInfo, tensor: &HostTensor) -> Result<(), String> {
     if tensor.dims.len() != info.dims.len() {
-        return Err(format!(
-            "expected rank {} {:?}, got dims {:?}",
-            info.dims.len(),
-            info.dims,
-            tensor.dims
-        ));
+        return Err(format!("expected rank {} {:?}, got dims {:?}", info.dims.len(), info.dims, tensor.dims));
     }
-    if let Some((i, (want, got))) = info
-        .dims
-        .iter()
-        .zip(&tensor.dims)
-        .enumerate()
-        .find(|(_, (w, g))| **w >= 0 && w != g)
-    {
-        return Err(format!(
-            "dimension {i} must be {want}, got {got} (dims {:?})",
-            tensor.dims
-        ));
+    if let Some((i, (want, got))) = info.dims.iter().zip(&tensor.dims).enumerate().find(|(_, (w, g))| **w >= 0 && w != g) {
+        return Err(format!("dimension {i} must be {want}, got {got} (dims {:?})", tensor.dims));
     }
     if tensor.dims.iter().any(|&d| d < 0) {
         return Err(format!("negative dimension in {:?}", tensor.dims));
     }
     let n: i64 = tensor.dims.iter().product();
     if usize::try_from(n).ok() != Some(tensor.data.len()) {
-        return Err(format!(
-            "dims {:?} hold {n} elements, data has {}",
-            tensor.dims,
-            tensor.data.len()
-        ));
+        return Err(format!("dims {:?} hold {n} elements, data has {}", tensor.dims, tensor.data.len()));
     }
     Ok(())
 }
 
 fn host_tensor(name: &str, value: &DynValue) -> Result<HostTensor, InferError> {
-    let unsupported = || InferError::UnsupportedOutput {
-        name: name.to_string(),
-        elem_type: type_name(value.dtype()),
-    };
-    let run_err = |e: ort::Error| InferError::Run {
-        reason: format!("reading output `{name}`: {}", e.message()),
-    };
+    let unsupported = || InferError::UnsupportedOutput { name: name.to_string(), elem_type: type_name(value.dtype()) };
+    let run_err = |e: ort::Error| InferError::Run { reason: format!("reading output `{name}`: {}", e.message()) };
     let (dims, data) = match value.dtype().tensor_type().ok_or_else(unsupported)? {
         TensorElementType::Float32 => {
             let (shape, data) = value.try_extract_tensor::<f32>().map_err(run_err)?;
@@ -265,19 +195,10 @@ fn host_tensor(name: &str, value: &DynValue) -> Result<HostTensor, InferError> {
 
 fn tensor_info(name: &str, dtype: &ValueType) -> TensorInfo {
     let (dims, dim_names) = match dtype {
-        ValueType::Tensor {
-            shape,
-            dimension_symbols,
-            ..
-        } => (shape.to_vec(), dimension_symbols.to_vec()),
+        ValueType::Tensor { shape, dimension_symbols, .. } => (shape.to_vec(), dimension_symbols.to_vec()),
         _ => (Vec::new(), Vec::new()),
     };
-    TensorInfo {
-        name: name.to_string(),
-        elem_type: type_name(dtype),
-        dims,
-        dim_names,
-    }
+    TensorInfo { name: name.to_string(), elem_type: type_name(dtype), dims, dim_names }
 }
 
 fn type_name(dtype: &ValueType) -> String {

@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use tinyforge_infer::{HostTensor, OnnxSession, SessionOptions, TensorData, init_runtime};
-use tinyforge_model::{
-    ForwardMode, Llama, LlamaConfig, TinyOptions, Weights, tiny::random_weights,
-};
+use tinyforge_model::{ForwardMode, Llama, LlamaConfig, TinyOptions, Weights, tiny::random_weights};
 use tinyforge_onnx::{ExportOptions, Quantization, export_llama};
 
 fn ort_library() -> Option<PathBuf> {
@@ -20,8 +18,7 @@ fn ort_library() -> Option<PathBuf> {
             return Some(PathBuf::from(p));
         }
     }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1");
     p.canonicalize().ok()
 }
 
@@ -44,60 +41,27 @@ fn temp_dir(tag: &str) -> PathBuf {
 /// The default tiny model (2 layers, 4 heads over 2 KV heads = GQA, hidden 64, vocab 512),
 /// with a short RoPE table so the file sizes measure the weights.
 fn tiny(tied: bool, seed: u64) -> (LlamaConfig, Weights, Llama) {
-    let mut cfg = TinyOptions {
-        tie_embeddings: tied,
-        ..Default::default()
-    }
-    .config()
-    .unwrap();
+    let mut cfg = TinyOptions { tie_embeddings: tied, ..Default::default() }.config().unwrap();
     cfg.max_position_embeddings = 128;
     let weights = random_weights(&cfg, seed).unwrap();
     let model = Llama::new(cfg.clone(), &weights).unwrap();
     (cfg, weights, model)
 }
 
-fn export(
-    cfg: &LlamaConfig,
-    w: &Weights,
-    dir: &Path,
-    quantize: Option<Quantization>,
-) -> OnnxSession {
-    let path = dir.join(if quantize.is_some() {
-        "model.int8.onnx"
-    } else {
-        "model.onnx"
-    });
+fn export(cfg: &LlamaConfig, w: &Weights, dir: &Path, quantize: Option<Quantization>) -> OnnxSession {
+    let path = dir.join(if quantize.is_some() { "model.int8.onnx" } else { "model.onnx" });
     export_llama(cfg, w, &path, &ExportOptions { quantize }).unwrap();
-    OnnxSession::load(
-        &path,
-        &SessionOptions {
-            intra_threads: Some(1),
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    OnnxSession::load(&path, &SessionOptions { intra_threads: Some(1), ..Default::default() }).unwrap()
 }
 
 /// candle logits `[len, vocab]` of one unpadded sequence, flattened.
 fn candle_logits(model: &Llama, ids: &[u32]) -> Vec<f32> {
-    let input = Tensor::new(ids, &Device::Cpu)
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap();
-    model
-        .forward(&input, ForwardMode::Eval)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
+    let input = Tensor::new(ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    model.forward(&input, ForwardMode::Eval).unwrap().flatten_all().unwrap().to_vec1().unwrap()
 }
 
 fn i64s(dims: &[usize], v: Vec<i64>) -> HostTensor {
-    HostTensor {
-        dims: dims.iter().map(|&d| d as i64).collect(),
-        data: TensorData::I64(v),
-    }
+    HostTensor { dims: dims.iter().map(|&d| d as i64).collect(), data: TensorData::I64(v) }
 }
 
 fn f32s(t: &HostTensor) -> &[f32] {
@@ -120,20 +84,11 @@ fn step(
     let (b, seq, total) = (ids.len(), ids[0].len(), mask[0].len());
     let mut feeds = vec![
         ("input_ids".to_string(), i64s(&[b, seq], ids.concat())),
-        (
-            "attention_mask".to_string(),
-            i64s(&[b, total], mask.concat()),
-        ),
-        (
-            "position_ids".to_string(),
-            i64s(&[b, seq], positions.concat()),
-        ),
+        ("attention_mask".to_string(), i64s(&[b, total], mask.concat())),
+        ("position_ids".to_string(), i64s(&[b, seq], positions.concat())),
     ];
     let (kv, hd) = (cfg.num_kv_heads() as i64, cfg.head_dim() as i64);
-    let empty = || HostTensor {
-        dims: vec![b as i64, kv, 0, hd],
-        data: TensorData::F32(Vec::new()),
-    };
+    let empty = || HostTensor { dims: vec![b as i64, kv, 0, hd], data: TensorData::F32(Vec::new()) };
     let mut past = past.map(Vec::into_iter);
     for i in 0..cfg.num_hidden_layers {
         for kind in ["key", "value"] {
@@ -143,10 +98,7 @@ fn step(
     }
     let mut out = s.run(feeds).unwrap();
     assert_eq!(out[0].0, "logits");
-    assert_eq!(
-        out[0].1.dims,
-        vec![b as i64, seq as i64, cfg.vocab_size as i64]
-    );
+    assert_eq!(out[0].1.dims, vec![b as i64, seq as i64, cfg.vocab_size as i64]);
     assert_eq!(out[1].0, "present.0.key");
     assert_eq!(out[1].1.dims, vec![b as i64, kv, total as i64, hd]);
     let logits = f32s(&out[0].1).to_vec();
@@ -155,16 +107,11 @@ fn step(
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
+    v.iter().enumerate().fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
 }
 
 const PROMPT: [u32; 9] = [1, 72, 101, 300, 7, 511, 42, 260, 2];
@@ -183,14 +130,7 @@ fn full_sequence_logits_match_candle_tied_and_untied() {
         let dir = temp_dir(&format!("full-{tied}"));
         let mut s = export(&cfg, &w, &dir, None);
         let n = PROMPT.len();
-        let (logits, _) = step(
-            &mut s,
-            &cfg,
-            &[row(&PROMPT)],
-            &[vec![1; n]],
-            &[(0..n as i64).collect()],
-            None,
-        );
+        let (logits, _) = step(&mut s, &cfg, &[row(&PROMPT)], &[vec![1; n]], &[(0..n as i64).collect()], None);
         let want = candle_logits(&model, &PROMPT);
         let d = max_diff(&logits, &want);
         let range = want.iter().fold(0f32, |m, x| m.max(x.abs()));
@@ -211,24 +151,10 @@ fn incremental_decoding_through_the_cache_matches_the_full_sequence() {
     let (n, v) = (PROMPT.len(), cfg.vocab_size);
     let want = candle_logits(&model, &PROMPT);
     let first = n - 3;
-    let (logits, mut past) = step(
-        &mut s,
-        &cfg,
-        &[row(&PROMPT[..first])],
-        &[vec![1; first]],
-        &[(0..first as i64).collect()],
-        None,
-    );
+    let (logits, mut past) = step(&mut s, &cfg, &[row(&PROMPT[..first])], &[vec![1; first]], &[(0..first as i64).collect()], None);
     assert!(max_diff(&logits, &want[..first * v]) < 1e-4);
     for pos in first..n {
-        let (logits, present) = step(
-            &mut s,
-            &cfg,
-            &[row(&PROMPT[pos..=pos])],
-            &[vec![1; pos + 1]],
-            &[vec![pos as i64]],
-            Some(past),
-        );
+        let (logits, present) = step(&mut s, &cfg, &[row(&PROMPT[pos..=pos])], &[vec![1; pos + 1]], &[vec![pos as i64]], Some(past));
         let d = max_diff(&logits, &want[pos * v..(pos + 1) * v]);
         eprintln!("position {pos}: max |cached ORT - full candle| = {d:.2e}");
         assert!(d < 1e-4, "position {pos}: {d}");
@@ -251,25 +177,17 @@ fn left_padding_via_attention_mask_gives_the_unpadded_logits() {
     // positions counting real tokens only (as HF's `cumsum(mask) - 1`).
     let ids = [row(&PROMPT), [vec![0; pad], row(short)].concat()];
     let mask = [vec![1; n], [vec![0; pad], vec![1; n - pad]].concat()];
-    let positions = [
-        (0..n as i64).collect(),
-        [vec![0; pad], (0..(n - pad) as i64).collect()].concat(),
-    ];
+    let positions = [(0..n as i64).collect(), [vec![0; pad], (0..(n - pad) as i64).collect()].concat()];
     let (logits, past) = step(&mut s, &cfg, &ids, &mask, &positions, None);
     let d0 = max_diff(&logits[..n * v], &candle_logits(&model, &PROMPT));
     let d1 = max_diff(&logits[(n + pad) * v..], &candle_logits(&model, short));
-    eprintln!(
-        "batch 2, left padding {pad}: row 0 diff {d0:.2e}, row 1 (real tokens) diff {d1:.2e}"
-    );
+    eprintln!("batch 2, left padding {pad}: row 0 diff {d0:.2e}, row 1 (real tokens) diff {d1:.2e}");
     assert!(d0 < 1e-4 && d1 < 1e-4, "{d0} {d1}");
 
     // One cached step for both rows: each continues its own sequence.
     let next = [7u32, 9u32];
     let ids = [vec![i64::from(next[0])], vec![i64::from(next[1])]];
-    let mask = [
-        vec![1; n + 1],
-        [vec![0; pad], vec![1; n - pad + 1]].concat(),
-    ];
+    let mask = [vec![1; n + 1], [vec![0; pad], vec![1; n - pad + 1]].concat()];
     let positions = [vec![n as i64], vec![(n - pad) as i64]];
     let (logits, _) = step(&mut s, &cfg, &ids, &mask, &positions, Some(past));
     let full0 = [PROMPT.as_slice(), &next[..1]].concat();
@@ -296,24 +214,11 @@ fn int8_export_is_close_to_f32_and_about_a_quarter_of_its_size() {
         let size = |name: &str| std::fs::metadata(dir.join(name)).unwrap().len();
         let (f_bytes, q_bytes) = (size("model.onnx"), size("model.int8.onnx"));
         let (n, v) = (PROMPT.len(), cfg.vocab_size);
-        let run = |s: &mut OnnxSession| {
-            step(
-                s,
-                &cfg,
-                &[row(&PROMPT)],
-                &[vec![1; n]],
-                &[(0..n as i64).collect()],
-                None,
-            )
-            .0
-        };
+        let run = |s: &mut OnnxSession| step(s, &cfg, &[row(&PROMPT)], &[vec![1; n]], &[(0..n as i64).collect()], None).0;
         let (lf, lq) = (run(&mut f), run(&mut q));
-        let spread =
-            lf.iter().fold(f32::MIN, |m, x| m.max(*x)) - lf.iter().fold(f32::MAX, |m, x| m.min(*x));
+        let spread = lf.iter().fold(f32::MIN, |m, x| m.max(*x)) - lf.iter().fold(f32::MAX, |m, x| m.min(*x));
         let d = max_diff(&lf, &lq);
-        let same_top1 = (0..n)
-            .filter(|&p| argmax(&lf[p * v..(p + 1) * v]) == argmax(&lq[p * v..(p + 1) * v]))
-            .count();
+        let same_top1 = (0..n).filter(|&p| argmax(&lf[p * v..(p + 1) * v]) == argmax(&lq[p * v..(p + 1) * v])).count();
         eprintln!(
             "tied={tied}: f32 {f_bytes} B, int8 {q_bytes} B (ratio {:.3}); max |int8 - f32| = {d:.4} = {:.2}% of the logit range {spread:.3}; top-1 same at {same_top1}/{n} positions",
             q_bytes as f64 / f_bytes as f64,
@@ -324,10 +229,7 @@ fn int8_export_is_close_to_f32_and_about_a_quarter_of_its_size() {
         assert!(d < 0.03 * spread, "tied={tied}: {d} vs range {spread}");
         assert_eq!(same_top1, n, "tied={tied}");
         // Per-channel scales weigh more at hidden 64 than at SmolLM2's 576: 0.32 here.
-        assert!(
-            (q_bytes as f64) < 0.35 * f_bytes as f64,
-            "tied={tied}: {q_bytes} vs {f_bytes}"
-        );
+        assert!((q_bytes as f64) < 0.35 * f_bytes as f64, "tied={tied}: {q_bytes} vs {f_bytes}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

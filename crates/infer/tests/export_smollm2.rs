@@ -38,36 +38,18 @@ fn step(
     past: Option<Vec<HostTensor>>,
 ) -> (Vec<f32>, Vec<HostTensor>) {
     let (n, total) = (ids.len() as i64, (past_len + ids.len()) as i64);
-    let i64t = |dims: Vec<i64>, v: Vec<i64>| HostTensor {
-        dims,
-        data: TensorData::I64(v),
-    };
+    let i64t = |dims: Vec<i64>, v: Vec<i64>| HostTensor { dims, data: TensorData::I64(v) };
     let mut feeds = vec![
-        (
-            "input_ids".to_string(),
-            i64t(vec![1, n], ids.iter().map(|&x| i64::from(x)).collect()),
-        ),
-        (
-            "attention_mask".to_string(),
-            i64t(vec![1, total], vec![1; total as usize]),
-        ),
-        (
-            "position_ids".to_string(),
-            i64t(vec![1, n], (past_len as i64..total).collect()),
-        ),
+        ("input_ids".to_string(), i64t(vec![1, n], ids.iter().map(|&x| i64::from(x)).collect())),
+        ("attention_mask".to_string(), i64t(vec![1, total], vec![1; total as usize])),
+        ("position_ids".to_string(), i64t(vec![1, n], (past_len as i64..total).collect())),
     ];
     let (kv, hd) = (cfg.num_kv_heads() as i64, cfg.head_dim() as i64);
     let mut past = past.map(Vec::into_iter);
     for i in 0..cfg.num_hidden_layers {
         for kind in ["key", "value"] {
-            let empty = || HostTensor {
-                dims: vec![1, kv, 0, hd],
-                data: TensorData::F32(Vec::new()),
-            };
-            feeds.push((
-                format!("past_key_values.{i}.{kind}"),
-                past.as_mut().map_or_else(empty, |p| p.next().unwrap()),
-            ));
+            let empty = || HostTensor { dims: vec![1, kv, 0, hd], data: TensorData::F32(Vec::new()) };
+            feeds.push((format!("past_key_values.{i}.{kind}"), past.as_mut().map_or_else(empty, |p| p.next().unwrap())));
         }
     }
     let mut out = s.run(feeds).unwrap();
@@ -76,24 +58,14 @@ fn step(
 }
 
 fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
+    v.iter().enumerate().fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
 }
 
 /// (max |a - b|, positions with the same top-1, positions).
 fn compare(a: &[f32], b: &[f32], vocab: usize) -> (f32, usize, usize) {
-    let d = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max);
+    let d = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
     let n = a.len() / vocab;
-    let same = (0..n)
-        .filter(|&p| {
-            argmax(&a[p * vocab..(p + 1) * vocab]) == argmax(&b[p * vocab..(p + 1) * vocab])
-        })
-        .count();
+    let same = (0..n).filter(|&p| argmax(&a[p * vocab..(p + 1) * vocab]) == argmax(&b[p * vocab..(p + 1) * vocab])).count();
     (d, same, n)
 }
 
@@ -119,81 +91,33 @@ fn smollm2_export_parity_and_sizes() {
 
     let dir = std::env::temp_dir().join(format!("tinyforge-export-smollm2-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let opts = SessionOptions {
-        intra_threads: Some(2),
-        ..Default::default()
-    };
+    let opts = SessionOptions { intra_threads: Some(2), ..Default::default() };
     let mut sessions = Vec::new();
-    for (file, quantize) in [
-        ("model.onnx", None),
-        ("model.int8.onnx", Some(Quantization::Int8)),
-    ] {
+    for (file, quantize) in [("model.onnx", None), ("model.int8.onnx", Some(Quantization::Int8))] {
         let t = std::time::Instant::now();
-        let r = export_llama(
-            &cfg,
-            &ckpt.weights,
-            &dir.join(file),
-            &ExportOptions { quantize },
-        )
-        .unwrap();
-        eprintln!(
-            "{file}: {} bytes ({:.1} MB), exported in {:.1}s",
-            r.bytes,
-            r.bytes as f64 / 1e6,
-            t.elapsed().as_secs_f64()
-        );
+        let r = export_llama(&cfg, &ckpt.weights, &dir.join(file), &ExportOptions { quantize }).unwrap();
+        eprintln!("{file}: {} bytes ({:.1} MB), exported in {:.1}s", r.bytes, r.bytes as f64 / 1e6, t.elapsed().as_secs_f64());
         sessions.push(OnnxSession::load(&dir.join(file), &opts).unwrap());
     }
-    let input = Tensor::new(ids.as_slice(), &Device::Cpu)
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap();
-    let want: Vec<f32> = model
-        .forward(&input, ForwardMode::Eval)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let input = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let want: Vec<f32> = model.forward(&input, ForwardMode::Eval).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     let (f32_logits, _) = step(&mut sessions[0], &cfg, &ids, 0, None);
     let (q_logits, _) = step(&mut sessions[1], &cfg, &ids, 0, None);
-    let spread =
-        want.iter().fold(f32::MIN, |m, x| m.max(*x)) - want.iter().fold(f32::MAX, |m, x| m.min(*x));
+    let spread = want.iter().fold(f32::MIN, |m, x| m.max(*x)) - want.iter().fold(f32::MAX, |m, x| m.min(*x));
     let (d, same, n) = compare(&f32_logits, &want, v);
-    eprintln!(
-        "f32 ONNX vs candle over {n} prompt positions: max diff {d:.2e} (logit range {spread:.1}), top-1 same {same}/{n}"
-    );
-    assert!(
-        d < 1e-2 && same == n,
-        "f32 export drifted from candle: {d}, {same}/{n}"
-    );
+    eprintln!("f32 ONNX vs candle over {n} prompt positions: max diff {d:.2e} (logit range {spread:.1}), top-1 same {same}/{n}");
+    assert!(d < 1e-2 && same == n, "f32 export drifted from candle: {d}, {same}/{n}");
     let (dq, same_q, _) = compare(&q_logits, &f32_logits, v);
-    eprintln!(
-        "INT8 vs f32 ONNX: max diff {dq:.3} ({:.1}% of range), top-1 same {same_q}/{n}",
-        100.0 * dq / spread
-    );
+    eprintln!("INT8 vs f32 ONNX: max diff {dq:.3} ({:.1}% of range), top-1 same {same_q}/{n}", 100.0 * dq / spread);
 
     let per_pos: Vec<String> = (0..n)
         .map(|p| {
-            let (a, b) = (
-                &q_logits[p * v..(p + 1) * v],
-                &f32_logits[p * v..(p + 1) * v],
-            );
-            let d = a
-                .iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0, f32::max);
-            format!(
-                "{p}:{d:.2}{}",
-                if argmax(a) == argmax(b) { "" } else { "*" }
-            )
+            let (a, b) = (&q_logits[p * v..(p + 1) * v], &f32_logits[p * v..(p + 1) * v]);
+            let d = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+            format!("{p}:{d:.2}{}", if argmax(a) == argmax(b) { "" } else { "*" })
         })
         .collect();
-    eprintln!(
-        "INT8 vs f32 per position (max diff, * = top-1 differs): {}",
-        per_pos.join(" ")
-    );
+    eprintln!("INT8 vs f32 per position (max diff, * = top-1 differs): {}", per_pos.join(" "));
     // The same INT8 logits fed one token at a time (as in decoding: activations quantized per token).
     let mut past = None;
     let mut inc = Vec::new();
@@ -217,18 +141,10 @@ fn smollm2_export_parity_and_sizes() {
             next = argmax(&logits) as u32;
             out.push(next);
         }
-        eprintln!(
-            "{name} greedy (16 tokens, {:.2}s incl. prefill): {:?}",
-            t.elapsed().as_secs_f64(),
-            tok.decode(&out, false).unwrap()
-        );
+        eprintln!("{name} greedy (16 tokens, {:.2}s incl. prefill): {:?}", t.elapsed().as_secs_f64(), tok.decode(&out, false).unwrap());
         greedy.push(out);
     }
     // Measured: the 16 greedy tokens are identical ("The capital of France is Paris.<|im_end|>...").
-    assert_eq!(
-        greedy[0][..8],
-        greedy[1][..8],
-        "INT8 greedy continuation differs from f32"
-    );
+    assert_eq!(greedy[0][..8], greedy[1][..8], "INT8 greedy continuation differs from f32");
     std::fs::remove_dir_all(dir).unwrap();
 }

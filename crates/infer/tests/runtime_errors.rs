@@ -10,17 +10,12 @@ use tinyforge_infer::{OnnxSession, SessionOptions, active_runtime, init_runtime}
 #[test]
 fn failures_are_errors_and_a_corrected_path_still_loads() {
     assert_eq!(active_runtime().unwrap_err().code(), "ORT_NOT_INITIALIZED");
-    let err = OnnxSession::load(Path::new("/tmp/any.onnx"), &SessionOptions::default())
-        .err()
-        .unwrap();
+    let err = OnnxSession::load(Path::new("/tmp/any.onnx"), &SessionOptions::default()).err().unwrap();
     assert_eq!(err.code(), "ORT_NOT_INITIALIZED");
 
     let err = init_runtime(Path::new("/nonexistent/libonnxruntime.so.1")).unwrap_err();
     assert_eq!(err.code(), "ORT_LIBRARY_NOT_FOUND");
-    assert!(
-        err.to_string().contains("/nonexistent/libonnxruntime.so.1"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("/nonexistent/libonnxruntime.so.1"), "{err}");
 
     let dir = common::temp_dir("runtime-errors");
     let junk = dir.join("libonnxruntime.so.1");

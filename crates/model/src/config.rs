@@ -95,14 +95,9 @@ impl LlamaConfig {
     /// Reads and validates `<dir>/config.json`.
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| ModelError::Config {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        let cfg: Self = serde_json::from_str(&text).map_err(|e| ModelError::Config {
-            path: path.clone(),
-            reason: format!("line {} column {}: {e}", e.line(), e.column()),
-        })?;
+        let text = std::fs::read_to_string(&path).map_err(|e| ModelError::Config { path: path.clone(), reason: e.to_string() })?;
+        let cfg: Self = serde_json::from_str(&text)
+            .map_err(|e| ModelError::Config { path: path.clone(), reason: format!("line {} column {}: {e}", e.line(), e.column()) })?;
         cfg.validate().map_err(|reason| ModelError::Config { path, reason })?;
         Ok(cfg)
     }
@@ -117,16 +112,11 @@ impl LlamaConfig {
         }
         let u = |key: &str| -> Result<usize> {
             let v = get(md, key).map_err(|_| bad(format!("metadata `{key}` is missing")))?;
-            v.to_u32()
-                .map(|x| x as usize)
-                .or_else(|_| v.to_u64().map(|x| x as usize))
-                .map_err(|e| bad(format!("metadata `{key}`: {e}")))
+            v.to_u32().map(|x| x as usize).or_else(|_| v.to_u64().map(|x| x as usize)).map_err(|e| bad(format!("metadata `{key}`: {e}")))
         };
         // GGUF stores these as f32; going through the shortest decimal gives back HF's `1e-05`
         // instead of 9.99999974e-06.
-        let f = |key: &str| {
-            md.get(key).and_then(|v| v.to_f32().ok()).and_then(|x| x.to_string().parse::<f64>().ok())
-        };
+        let f = |key: &str| md.get(key).and_then(|v| v.to_f32().ok()).and_then(|x| x.to_string().parse::<f64>().ok());
         let id = |key: &str| md.get(key).and_then(|v| v.to_u32().ok());
         let heads = u("llama.attention.head_count")?;
         let hidden = u("llama.embedding_length")?;
@@ -191,10 +181,7 @@ impl LlamaConfig {
         }
         let kv = self.num_kv_heads();
         if kv == 0 || self.num_attention_heads % kv != 0 {
-            return Err(format!(
-                "num_attention_heads ({}) must be a multiple of num_key_value_heads ({kv})",
-                self.num_attention_heads
-            ));
+            return Err(format!("num_attention_heads ({}) must be a multiple of num_key_value_heads ({kv})", self.num_attention_heads));
         }
         if self.head_dim.is_none() && self.hidden_size % self.num_attention_heads != 0 {
             return Err("hidden_size must be a multiple of num_attention_heads".into());
@@ -209,14 +196,10 @@ impl LlamaConfig {
             match s.rope_type.as_str() {
                 "default" => {}
                 "linear" if s.factor > 0.0 => {}
-                "llama3"
-                    if s.low_freq_factor.is_some()
-                        && s.high_freq_factor.is_some()
-                        && s.original_max_position_embeddings.is_some() => {}
+                "llama3" if s.low_freq_factor.is_some() && s.high_freq_factor.is_some() && s.original_max_position_embeddings.is_some() => {
+                }
                 other => {
-                    return Err(format!(
-                        "rope_scaling type `{other}` is not supported (supported: linear, llama3 with its factors)"
-                    ));
+                    return Err(format!("rope_scaling type `{other}` is not supported (supported: linear, llama3 with its factors)"));
                 }
             }
         }

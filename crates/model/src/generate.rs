@@ -130,7 +130,13 @@ fn pick(logits: &[f32], opts: &SamplingOptions, rng: &mut StdRng) -> u32 {
 
 /// Generates after `prompt`. `eos` ends generation (not included in the output); `stop` gets
 /// the tokens generated so far after each step and returns true to end there.
-pub fn generate(model: &Llama, prompt: &[u32], eos: &[u32], opts: &SamplingOptions, mut stop: impl FnMut(&[u32]) -> bool) -> Result<Generation> {
+pub fn generate(
+    model: &Llama,
+    prompt: &[u32],
+    eos: &[u32],
+    opts: &SamplingOptions,
+    mut stop: impl FnMut(&[u32]) -> bool,
+) -> Result<Generation> {
     opts.validate().map_err(ModelError::Input)?;
     if prompt.is_empty() {
         return Err(ModelError::Input("the prompt has no tokens".into()));
@@ -217,7 +223,8 @@ mod tests {
     #[test]
     fn sampling_is_deterministic_per_seed_and_stops() {
         let m = tiny();
-        let opts = SamplingOptions { max_tokens: 10, temperature: 1.0, top_k: Some(50), top_p: Some(0.9), repetition_penalty: 1.2, seed: 7 };
+        let opts =
+            SamplingOptions { max_tokens: 10, temperature: 1.0, top_k: Some(50), top_p: Some(0.9), repetition_penalty: 1.2, seed: 7 };
         let a = generate(&m, &[1, 9], &[], &opts, |_| false).unwrap();
         let b = generate(&m, &[1, 9], &[], &opts, |_| false).unwrap();
         assert_eq!(a.tokens, b.tokens);

@@ -4,9 +4,7 @@
 use candle_core::{CpuStorage, Layout, Result, Storage, Tensor, backend::BackendStorage, bail};
 
 pub fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = s else {
-        bail!("{what}: f32 tensor expected, got {:?}", s.dtype())
-    };
+    let CpuStorage::F32(data) = s else { bail!("{what}: f32 tensor expected, got {:?}", s.dtype()) };
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&data[a..b]),
         None => bail!("{what}: tensor must be contiguous"),
@@ -17,9 +15,7 @@ pub fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]>
 pub fn with_data<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        bail!("{what}: CPU tensor expected")
-    };
+    let Storage::Cpu(cpu) = &*storage else { bail!("{what}: CPU tensor expected") };
     f(slice(cpu, layout, what)?)
 }
 
@@ -32,15 +28,7 @@ pub fn last_dim(l: &Layout) -> usize {
 }
 
 /// `dst [m, n] = lhs [m, k] · rhs`, all row-major; `rhs_t` reads `rhs` as `[n, k]` transposed.
-pub fn gemm_rowmajor(
-    dst: &mut [f32],
-    lhs: &[f32],
-    rhs: &[f32],
-    m: usize,
-    n: usize,
-    k: usize,
-    rhs_t: bool,
-) {
+pub fn gemm_rowmajor(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, n: usize, k: usize, rhs_t: bool) {
     debug_assert!(dst.len() == m * n && lhs.len() == m * k && rhs.len() == k * n);
     let rhs = if rhs_t { View::rows(rhs, k).t() } else { View::rows(rhs, n) };
     gemm_view(dst, n, m, n, k, View::rows(lhs, k), rhs, 1.0, false, true);
@@ -83,11 +71,7 @@ impl<'a> View<'a> {
     }
 
     pub fn t(self) -> Self {
-        Self {
-            data: self.data,
-            rs: self.cs,
-            cs: self.rs,
-        }
+        Self { data: self.data, rs: self.cs, cs: self.rs }
     }
 
     fn fits(&self, rows: usize, cols: usize) -> bool {
@@ -111,23 +95,13 @@ pub fn gemm_view(
     accumulate: bool,
     parallel: bool,
 ) {
-    assert!(
-        lhs.fits(m, k) && rhs.fits(k, n),
-        "gemm_view: operand views too small for {m}x{k}x{n}"
-    );
-    assert!(
-        m == 0 || n == 0 || (m - 1) * dst_rs + n <= dst.len(),
-        "gemm_view: destination too small"
-    );
+    assert!(lhs.fits(m, k) && rhs.fits(k, n), "gemm_view: operand views too small for {m}x{k}x{n}");
+    assert!(m == 0 || n == 0 || (m - 1) * dst_rs + n <= dst.len(), "gemm_view: destination too small");
     if m == 0 || n == 0 {
         return;
     }
     let threads = gemm_threads();
-    let par = if parallel && threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
+    let par = if parallel && threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     let beta = if accumulate { 1.0 } else { 0.0 };
     // SAFETY: `fits` checked above that every addressed element lies inside its slice.
     unsafe {
@@ -165,18 +139,7 @@ mod tests {
         let a: Vec<f32> = (0..m * k).map(|i| i as f32 * 0.5 - 2.0).collect();
         let bt: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32 - 3.0).collect(); // [n, k]
         let mut dst = vec![1f32; m * n];
-        gemm_view(
-            &mut dst,
-            n,
-            m,
-            n,
-            k,
-            View::rows(&a, k),
-            View::rows(&bt, k).t(),
-            2.0,
-            true,
-            false,
-        );
+        gemm_view(&mut dst, n, m, n, k, View::rows(&a, k), View::rows(&bt, k).t(), 2.0, true, false);
         for i in 0..m {
             for j in 0..n {
                 let dot: f32 = (0..k).map(|p| a[i * k + p] * bt[j * k + p]).sum();

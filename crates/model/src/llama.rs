@@ -108,15 +108,12 @@ impl<'a> WeightPath<'a> {
 
     fn get(&self, shape: &[usize], name: &str) -> Result<Tensor> {
         let full = format!("{}.{name}", self.prefix);
-        let t = self.weights.get(&full).ok_or_else(|| ModelError::WeightsMissing {
-            name: full.clone(),
-            reason: "not in the checkpoint".into(),
-        })?;
+        let t = self
+            .weights
+            .get(&full)
+            .ok_or_else(|| ModelError::WeightsMissing { name: full.clone(), reason: "not in the checkpoint".into() })?;
         if t.dims() != shape {
-            return Err(ModelError::WeightsMissing {
-                name: full,
-                reason: format!("shape {:?}, config implies {shape:?}", t.dims()),
-            });
+            return Err(ModelError::WeightsMissing { name: full, reason: format!("shape {:?}, config implies {shape:?}", t.dims()) });
         }
         Ok(t.to_dtype(DType::F32)?)
     }
@@ -174,9 +171,7 @@ impl Llama {
         let root = WeightPath { weights, prefix: String::new() };
         let m = root.pp("model");
         let (h, v) = (cfg.hidden_size, cfg.vocab_size);
-        let norm = |w: &WeightPath| -> Result<RmsNorm> {
-            Ok(RmsNorm { weight: w.get(&[h], "weight")?, eps: cfg.rms_norm_eps })
-        };
+        let norm = |w: &WeightPath| -> Result<RmsNorm> { Ok(RmsNorm { weight: w.get(&[h], "weight")?, eps: cfg.rms_norm_eps }) };
         let embed_tokens = m.pp("embed_tokens").get(&[v, h], "weight")?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
@@ -189,11 +184,7 @@ impl Llama {
             });
         }
         // Tied: HF ignores a stored lm_head.weight and re-ties it to the embeddings; so do we.
-        let lm_head = if cfg.tie_word_embeddings {
-            embed_tokens.clone()
-        } else {
-            root.pp("lm_head").get(&[v, h], "weight")?
-        };
+        let lm_head = if cfg.tie_word_embeddings { embed_tokens.clone() } else { root.pp("lm_head").get(&[v, h], "weight")? };
         let inv_freq = Tensor::new(rope_inv_freq(&cfg), &Device::Cpu)?;
         Ok(Self { norm: norm(&m.pp("norm"))?, cfg, embed_tokens, layers, lm_head, inv_freq })
     }
@@ -313,9 +304,7 @@ impl Llama {
 
 /// `[s, s]` additive mask: 0 on and below the diagonal, -inf above.
 fn causal_mask(s: usize, device: &Device) -> candle_core::Result<Tensor> {
-    let data: Vec<f32> = (0..s)
-        .flat_map(|i| (0..s).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
+    let data: Vec<f32> = (0..s).flat_map(|i| (0..s).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 })).collect();
     Tensor::from_vec(data, (s, s), device)
 }
 

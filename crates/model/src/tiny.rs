@@ -11,7 +11,10 @@ use serde_json::json;
 use tokenizers::{
     AddedToken, Tokenizer,
     decoders::byte_level::ByteLevel as ByteLevelDecoder,
-    models::{TrainerWrapper, bpe::{BPE, BpeTrainer}},
+    models::{
+        TrainerWrapper,
+        bpe::{BPE, BpeTrainer},
+    },
     pre_tokenizers::{byte_level::ByteLevel, digits::Digits, sequence::Sequence},
     processors::byte_level::ByteLevel as ByteLevelProcessor,
 };
@@ -136,11 +139,9 @@ pub fn create_tiny_model(out_dir: &Path, opts: &TinyOptions) -> Result<TinyModel
         "tokenizer_class": "GPT2Tokenizer",
     });
     let generation_config = json!({ "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 2 });
-    for (name, value) in [
-        ("config.json", &config_json),
-        ("tokenizer_config.json", &tokenizer_config),
-        ("generation_config.json", &generation_config),
-    ] {
+    for (name, value) in
+        [("config.json", &config_json), ("tokenizer_config.json", &tokenizer_config), ("generation_config.json", &generation_config)]
+    {
         let text = serde_json::to_string_pretty(value).map_err(|e| write_err(&e))? + "\n";
         std::fs::write(out_dir.join(name), text).map_err(|e| write_err(&e))?;
     }
@@ -161,10 +162,7 @@ pub fn train_tokenizer(text: &str, vocab_size: usize) -> Result<Tokenizer> {
         .build()
         .into();
     let mut tokenizer = Tokenizer::new(BPE::default());
-    tokenizer.with_pre_tokenizer(Some(Sequence::new(vec![
-        Digits::new(true).into(),
-        ByteLevel::new(false, true, true).into(),
-    ])));
+    tokenizer.with_pre_tokenizer(Some(Sequence::new(vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()])));
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
     tokenizer.with_post_processor(Some(ByteLevelProcessor::new(false, true, true)));
     // Train on lines so the (parallel) word counting sees many small sequences.
@@ -178,10 +176,8 @@ pub fn random_weights(cfg: &LlamaConfig, seed: u64) -> Result<HashMap<String, Te
     let (h, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
     let hd = cfg.head_dim();
     let (q, kv) = (cfg.num_attention_heads * hd, cfg.num_kv_heads() * hd);
-    let mut shapes: Vec<(String, Vec<usize>, bool)> = vec![
-        ("model.embed_tokens.weight".into(), vec![v, h], false),
-        ("model.norm.weight".into(), vec![h], true),
-    ];
+    let mut shapes: Vec<(String, Vec<usize>, bool)> =
+        vec![("model.embed_tokens.weight".into(), vec![v, h], false), ("model.norm.weight".into(), vec![h], true)];
     for l in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{l}");
         for (name, shape, norm) in [

@@ -114,10 +114,9 @@ fn to_f32(t: Tensor) -> Result<Tensor> {
 }
 
 fn read_gguf_header(path: &Path) -> Result<(gguf_file::Content, std::fs::File)> {
-    let mut file = std::fs::File::open(path)
-        .map_err(|e| ModelError::NotFound { path: path.to_path_buf(), reason: e.to_string() })?;
-    let content = gguf_file::Content::read(&mut file)
-        .map_err(|e| ModelError::GgufInvalid { path: path.to_path_buf(), reason: e.to_string() })?;
+    let mut file = std::fs::File::open(path).map_err(|e| ModelError::NotFound { path: path.to_path_buf(), reason: e.to_string() })?;
+    let content =
+        gguf_file::Content::read(&mut file).map_err(|e| ModelError::GgufInvalid { path: path.to_path_buf(), reason: e.to_string() })?;
     Ok((content, file))
 }
 

@@ -144,12 +144,7 @@ fn smollm2_gguf_matches_transformers() {
     for case in &r.cases {
         let logits = model.last_logits(&case.ids).unwrap();
         let top1 = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u32;
-        let worst = case
-            .top_ids
-            .iter()
-            .zip(&case.top_logits)
-            .map(|(&id, &want)| (logits[id as usize] - want).abs())
-            .fold(0f32, f32::max);
+        let worst = case.top_ids.iter().zip(&case.top_logits).map(|(&id, &want)| (logits[id as usize] - want).abs()).fold(0f32, f32::max);
         println!("{:?}: top1 {top1} (ref {}), max diff over ref top-20 = {worst:e}", case.text, case.top_ids[0]);
         assert_eq!(top1, case.top_ids[0], "top-1 differs for {:?}", case.text);
         assert!(worst < 1e-3, "{:?}: {worst}", case.text);

@@ -23,8 +23,7 @@ fn sharded_copy(name: &str, dtype: DType) -> PathBuf {
     let mut map = serde_json::Map::new();
     for (i, part) in names.chunks(names.len().div_ceil(2)).enumerate() {
         let file = format!("model-{:05}-of-00002.safetensors", i + 1);
-        let shard: HashMap<String, Tensor> =
-            part.iter().map(|n| ((*n).clone(), weights[*n].to_dtype(dtype).unwrap())).collect();
+        let shard: HashMap<String, Tensor> = part.iter().map(|n| ((*n).clone(), weights[*n].to_dtype(dtype).unwrap())).collect();
         candle_core::safetensors::save(&shard, dir.join(&file)).unwrap();
         for n in part {
             map.insert((*n).clone(), file.clone().into());

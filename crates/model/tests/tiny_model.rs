@@ -89,11 +89,7 @@ fn train_and_eval_paths_agree_and_gradients_flow() {
     let d = delta.as_tensor().clone();
     model
         .map_projections(|name, base| {
-            Ok(if name == "model.layers.0.self_attn.q_proj" {
-                std::sync::Arc::new(Shifted { base, delta: d.clone() })
-            } else {
-                base
-            })
+            Ok(if name == "model.layers.0.self_attn.q_proj" { std::sync::Arc::new(Shifted { base, delta: d.clone() }) } else { base })
         })
         .unwrap();
     let logits = model.forward(&ids, ForwardMode::Train).unwrap();

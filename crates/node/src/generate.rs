@@ -60,7 +60,8 @@ impl Engine {
 
     fn run(&self, req: &Request) -> napi::Result<JsGeneration> {
         let fail = |e: &dyn std::fmt::Display| js_error("GENERATION_FAILED", e);
-        let use_template = req.chat_template.unwrap_or(matches!(req.prompt, Prompt::Messages(_)) || self.tokenizer.chat_template().is_some());
+        let use_template =
+            req.chat_template.unwrap_or(matches!(req.prompt, Prompt::Messages(_)) || self.tokenizer.chat_template().is_some());
         let ids = if use_template {
             let messages = match &req.prompt {
                 Prompt::Messages(m) => m.clone(),
@@ -166,8 +167,15 @@ pub struct JsGeneration {
 
 fn request(prompt: Either<String, Vec<JsChatMessage>>, o: Option<JsGenerateOptions>) -> napi::Result<(Request, Option<String>)> {
     let o = o.unwrap_or(JsGenerateOptions {
-        adapter: None, max_tokens: None, temperature: None, top_k: None, top_p: None,
-        repetition_penalty: None, seed: None, stop: None, chat_template: None,
+        adapter: None,
+        max_tokens: None,
+        temperature: None,
+        top_k: None,
+        top_p: None,
+        repetition_penalty: None,
+        seed: None,
+        stop: None,
+        chat_template: None,
     });
     let prompt = match prompt {
         Either::A(t) => Prompt::Text(t),
@@ -222,7 +230,11 @@ impl Task for GenerateTask {
 /// CHAT_TEMPLATE_MISSING (messages for a tokenizer without a template),
 /// INVALID_ARGUMENT or GENERATION_FAILED. Use `Generator` to ask several questions.
 #[napi(catch_unwind, ts_return_type = "Promise<Generation>")]
-pub fn generate(model_path: String, prompt: Either<String, Vec<JsChatMessage>>, options: Option<JsGenerateOptions>) -> AsyncTask<GenerateTask> {
+pub fn generate(
+    model_path: String,
+    prompt: Either<String, Vec<JsChatMessage>>,
+    options: Option<JsGenerateOptions>,
+) -> AsyncTask<GenerateTask> {
     let (request, adapter) = match request(prompt, options) {
         Ok((r, a)) => (Ok(r), a),
         Err(e) => (Err(e), None),

@@ -2,12 +2,12 @@
 //! One file per core module; each function converts types, calls the core and maps errors once
 //! (see `error.rs`). Every export is `catch_unwind` so a Rust panic becomes a JS error.
 mod error;
+mod generate;
 mod model;
 mod onnx;
 mod runtime;
-mod train;
 mod tokenizer;
-mod generate;
+mod train;
 
 use napi_derive::napi;
 

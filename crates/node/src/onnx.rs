@@ -4,9 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::{
-    AsyncTask, BigInt64Array, Either3, Either5, Float32Array, Int8Array, Int32Array, Uint8Array,
-};
+use napi::bindgen_prelude::{AsyncTask, BigInt64Array, Either3, Either5, Float32Array, Int8Array, Int32Array, Uint8Array};
 use napi::{Env, Task};
 use napi_derive::napi;
 use tinyforge_infer as inf;
@@ -94,12 +92,8 @@ fn tensor_proto(t: &JsTensorSpec) -> ox::proto::TensorProto {
 }
 
 fn value_spec(v: &JsValueSpec) -> napi::Result<ox::proto::ValueInfoProto> {
-    let elem = ox::DataType::from_js_name(&v.elem_type).ok_or_else(|| {
-        spec_error(format!(
-            "value `{}`: unknown elemType `{}` (e.g. float32, int64, int32)",
-            v.name, v.elem_type
-        ))
-    })?;
+    let elem = ox::DataType::from_js_name(&v.elem_type)
+        .ok_or_else(|| spec_error(format!("value `{}`: unknown elemType `{}` (e.g. float32, int64, int32)", v.name, v.elem_type)))?;
     let dims: Vec<ox::Dim> = v
         .dims
         .iter()
@@ -124,10 +118,7 @@ fn attribute(node: &str, a: &JsAttributeSpec) -> napi::Result<ox::proto::Attribu
         found.push(ox::Attr::string(&a.name, s));
     }
     if let Some(fs) = &a.floats {
-        found.push(ox::Attr::floats(
-            &a.name,
-            &fs.iter().map(|&f| f as f32).collect::<Vec<_>>(),
-        ));
+        found.push(ox::Attr::floats(&a.name, &fs.iter().map(|&f| f as f32).collect::<Vec<_>>()));
     }
     if let Some(is) = &a.ints {
         found.push(ox::Attr::ints(&a.name, is));
@@ -161,16 +152,8 @@ pub fn write_onnx_model(spec: JsModelSpec, path: String) -> napi::Result<()> {
         g.initializer(tensor_proto(t));
     }
     for (i, n) in spec.nodes.iter().enumerate() {
-        let name = n
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{}_{i}", n.op_type));
-        let attribute = n
-            .attributes
-            .iter()
-            .flatten()
-            .map(|a| attribute(&name, a))
-            .collect::<napi::Result<Vec<_>>>()?;
+        let name = n.name.clone().unwrap_or_else(|| format!("{}_{i}", n.op_type));
+        let attribute = n.attributes.iter().flatten().map(|a| attribute(&name, a)).collect::<napi::Result<Vec<_>>>()?;
         g.add_node(ox::proto::NodeProto {
             input: n.inputs.clone(),
             output: n.outputs.clone(),
@@ -208,12 +191,7 @@ pub struct JsTensorInfo {
 
 impl From<&inf::TensorInfo> for JsTensorInfo {
     fn from(t: &inf::TensorInfo) -> Self {
-        Self {
-            name: t.name.clone(),
-            elem_type: t.elem_type.clone(),
-            dims: t.dims.clone(),
-            dim_names: t.dim_names.clone(),
-        }
+        Self { name: t.name.clone(), elem_type: t.elem_type.clone(), dims: t.dims.clone(), dim_names: t.dim_names.clone() }
     }
 }
 
@@ -254,16 +232,10 @@ impl LoadTask {
             Some("basic") => inf::OptimizationLevel::Basic,
             Some("disable") => inf::OptimizationLevel::Disable,
             Some(other) => {
-                return Err(js_error(
-                    "INVALID_OPTION",
-                    format!("optimization `{other}`: use disable, basic, extended or all"),
-                ));
+                return Err(js_error("INVALID_OPTION", format!("optimization `{other}`: use disable, basic, extended or all")));
             }
         };
-        Ok(inf::SessionOptions {
-            intra_threads: self.threads.map(|n| n as usize),
-            optimization,
-        })
+        Ok(inf::SessionOptions { intra_threads: self.threads.map(|n| n as usize), optimization })
     }
 }
 
@@ -301,13 +273,8 @@ impl Task for RunTask {
         no_panic("running an ONNX model", || {
             // A poisoned lock only means an earlier run panicked mid-way; the ORT session itself
             // holds no Rust invariants that a panic could break.
-            let mut session = self
-                .session
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            session
-                .run(std::mem::take(&mut self.feeds))
-                .map_err(|e| infer_error(&e))
+            let mut session = self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            session.run(std::mem::take(&mut self.feeds)).map_err(|e| infer_error(&e))
         })
     }
 
@@ -341,22 +308,10 @@ impl JsOnnxModel {
     /// Loads a model file. Needs the runtime (`index.cjs` loads it first). Rejects with
     /// `ONNX_MODEL_NOT_FOUND`, `ONNX_MODEL_LOAD`, `INVALID_OPTION` or `ORT_NOT_INITIALIZED`.
     // writable/configurable: index.cjs wraps this static (error codes, loading the runtime first).
-    #[napi(
-        catch_unwind,
-        writable = true,
-        configurable = true,
-        ts_return_type = "Promise<OnnxModel>"
-    )]
+    #[napi(catch_unwind, writable = true, configurable = true, ts_return_type = "Promise<OnnxModel>")]
     pub fn load(path: String, options: Option<JsLoadOptions>) -> AsyncTask<LoadTask> {
-        let options = options.unwrap_or(JsLoadOptions {
-            threads: None,
-            optimization: None,
-        });
-        AsyncTask::new(LoadTask {
-            path: PathBuf::from(path),
-            threads: options.threads,
-            optimization: options.optimization,
-        })
+        let options = options.unwrap_or(JsLoadOptions { threads: None, optimization: None });
+        AsyncTask::new(LoadTask { path: PathBuf::from(path), threads: options.threads, optimization: options.optimization })
     }
 
     #[napi(getter)]
@@ -391,10 +346,7 @@ impl JsOnnxModel {
                 (name, inf::HostTensor { dims: t.dims, data })
             })
             .collect();
-        AsyncTask::new(RunTask {
-            session: Arc::clone(&self.session),
-            feeds,
-        })
+        AsyncTask::new(RunTask { session: Arc::clone(&self.session), feeds })
     }
 }
 

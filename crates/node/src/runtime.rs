@@ -20,11 +20,7 @@ pub struct JsRuntimeInfo {
 
 impl From<inf::RuntimeInfo> for JsRuntimeInfo {
     fn from(info: inf::RuntimeInfo) -> Self {
-        Self {
-            version: info.version,
-            library_path: info.library_path.display().to_string(),
-            api_version: info.api_version,
-        }
+        Self { version: info.version, library_path: info.library_path.display().to_string(), api_version: info.api_version }
     }
 }
 
@@ -37,9 +33,7 @@ pub(crate) fn infer_error(e: &inf::InferError) -> napi::Error {
 /// (no file there) or `ORT_LIBRARY_LOAD` (not a loadable ONNX Runtime >= 1.27).
 #[napi(catch_unwind)]
 pub fn init_runtime(library_path: String) -> napi::Result<JsRuntimeInfo> {
-    inf::init_runtime(Path::new(&library_path))
-        .map(Into::into)
-        .map_err(|e| infer_error(&e))
+    inf::init_runtime(Path::new(&library_path)).map(Into::into).map_err(|e| infer_error(&e))
 }
 
 /// The loaded runtime, or null when `initRuntime` has not succeeded yet.

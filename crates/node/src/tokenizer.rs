@@ -110,7 +110,12 @@ impl JsTokenizer {
 
     /// Encodes many texts on all cores (synchronous: about 25 MB/s per core).
     #[napi(catch_unwind)]
-    pub fn encode_batch<'env>(&self, env: &'env Env, texts: Vec<String>, options: Option<JsEncodeOptions>) -> napi::Result<Vec<Uint32ArraySlice<'env>>> {
+    pub fn encode_batch<'env>(
+        &self,
+        env: &'env Env,
+        texts: Vec<String>,
+        options: Option<JsEncodeOptions>,
+    ) -> napi::Result<Vec<Uint32ArraySlice<'env>>> {
         let ids = self.inner.encode_batch(&texts, add_special(options.as_ref())).map_err(tok_error)?;
         ids.into_iter().map(|v| Uint32ArraySlice::copy_from(env, v)).collect()
     }
@@ -135,10 +140,8 @@ impl JsTokenizer {
     #[napi(catch_unwind)]
     pub fn apply_chat_template(&self, messages: Vec<JsChatMessage>, options: Option<JsChatTemplateOptions>) -> napi::Result<String> {
         let messages: Vec<tk::ChatMessage> = messages.into_iter().map(|m| tk::ChatMessage::new(m.role, m.content)).collect();
-        let options = tk::ChatOptions {
-            add_generation_prompt: options.and_then(|o| o.add_generation_prompt).unwrap_or(false),
-            tools: None,
-        };
+        let options =
+            tk::ChatOptions { add_generation_prompt: options.and_then(|o| o.add_generation_prompt).unwrap_or(false), tools: None };
         self.inner.apply_chat_template(&messages, &options).map_err(tok_error)
     }
 

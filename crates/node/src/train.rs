@@ -216,7 +216,11 @@ fn result(r: tt::TrainReport) -> JsTrainResult {
         dry_run: r.dry_run,
         data: stats(&r.data),
         eval_data: r.eval_data.as_ref().map(stats),
-        issues: r.issues.iter().map(|i| JsRecordIssue { file: i.file.display().to_string(), line: i.line as u32, reason: i.reason.clone() }).collect(),
+        issues: r
+            .issues
+            .iter()
+            .map(|i| JsRecordIssue { file: i.file.display().to_string(), line: i.line as u32, reason: i.reason.clone() })
+            .collect(),
         train_examples: r.train_examples as u32,
         eval_examples: r.eval_examples as u32,
         steps_per_epoch: r.steps_per_epoch as u32,
@@ -233,7 +237,13 @@ fn result(r: tt::TrainReport) -> JsTrainResult {
             .map(|o| {
                 o.history
                     .iter()
-                    .map(|h| JsStepMetrics { step: h.step as u32, loss: h.loss, lr: h.lr, eval_loss: h.eval_loss, perplexity: h.perplexity })
+                    .map(|h| JsStepMetrics {
+                        step: h.step as u32,
+                        loss: h.loss,
+                        lr: h.lr,
+                        eval_loss: h.eval_loss,
+                        perplexity: h.perplexity,
+                    })
                     .collect()
             })
             .unwrap_or_default(),

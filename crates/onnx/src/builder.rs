@@ -11,9 +11,8 @@ use prost::Message;
 
 use crate::error::OnnxError;
 use crate::proto::{
-    AttributeProto, DataType, Dimension, DimensionValue, GraphProto, ModelProto, NodeProto,
-    OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto,
-    TypeProtoTensor, ValueInfoProto,
+    AttributeProto, DataType, Dimension, DimensionValue, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
+    TensorProto, TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto,
 };
 use crate::tensor::{tensor_f32, tensor_i8, tensor_i32, tensor_i64, tensor_u8};
 
@@ -63,16 +62,10 @@ pub fn value_info(name: &str, elem: DataType, dims: &[Dim]) -> ValueInfoProto {
             denotation: String::new(),
         })
         .collect();
-    let tensor = TypeProtoTensor {
-        elem_type: elem as i32,
-        shape: Some(TensorShapeProto { dim }),
-    };
+    let tensor = TypeProtoTensor { elem_type: elem as i32, shape: Some(TensorShapeProto { dim }) };
     ValueInfoProto {
         name: name.to_string(),
-        r#type: Some(TypeProto {
-            tensor_type: Some(tensor),
-            ..Default::default()
-        }),
+        r#type: Some(TypeProto { tensor_type: Some(tensor), ..Default::default() }),
         ..Default::default()
     }
 }
@@ -87,16 +80,10 @@ impl GraphBuilder {
     pub fn new(graph_name: &str) -> Self {
         let model = ModelProto {
             ir_version: DEFAULT_IR_VERSION,
-            opset_import: vec![OperatorSetIdProto {
-                domain: String::new(),
-                version: DEFAULT_OPSET,
-            }],
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: DEFAULT_OPSET }],
             producer_name: "tinyforge".into(),
             producer_version: env!("CARGO_PKG_VERSION").into(),
-            graph: Some(GraphProto {
-                name: graph_name.to_string(),
-                ..Default::default()
-            }),
+            graph: Some(GraphProto { name: graph_name.to_string(), ..Default::default() }),
             ..Default::default()
         };
         Self { model }
@@ -154,25 +141,12 @@ impl GraphBuilder {
     }
 
     /// Adds a node of the default `ai.onnx` domain, named `<op>_<index>`.
-    pub fn node(
-        &mut self,
-        op: &str,
-        inputs: &[&str],
-        outputs: &[&str],
-        attrs: Vec<AttributeProto>,
-    ) -> &mut Self {
+    pub fn node(&mut self, op: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<AttributeProto>) -> &mut Self {
         self.node_in("", op, inputs, outputs, attrs)
     }
 
     /// Adds a node of another domain (e.g. `com.microsoft`); import it with [`Self::opset`].
-    pub fn node_in(
-        &mut self,
-        domain: &str,
-        op: &str,
-        inputs: &[&str],
-        outputs: &[&str],
-        attrs: Vec<AttributeProto>,
-    ) -> &mut Self {
+    pub fn node_in(&mut self, domain: &str, op: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<AttributeProto>) -> &mut Self {
         let name = format!("{op}_{}", self.graph().node.len());
         self.add_node(NodeProto {
             input: inputs.iter().map(|s| (*s).to_string()).collect(),
@@ -194,10 +168,7 @@ impl GraphBuilder {
     /// Imports operator set `domain` ("" = `ai.onnx`) at `version`, replacing an earlier import.
     pub fn opset(&mut self, domain: &str, version: i64) -> &mut Self {
         self.model.opset_import.retain(|o| o.domain != domain);
-        self.model.opset_import.push(OperatorSetIdProto {
-            domain: domain.to_string(),
-            version,
-        });
+        self.model.opset_import.push(OperatorSetIdProto { domain: domain.to_string(), version });
         self
     }
 
@@ -215,10 +186,7 @@ impl GraphBuilder {
     /// Sets a `metadata_props` entry (ORT exposes these as custom metadata), replacing the key.
     pub fn metadata(&mut self, key: &str, value: &str) -> &mut Self {
         self.model.metadata_props.retain(|e| e.key != key);
-        self.model.metadata_props.push(StringStringEntryProto {
-            key: key.to_string(),
-            value: value.to_string(),
-        });
+        self.model.metadata_props.push(StringStringEntryProto { key: key.to_string(), value: value.to_string() });
         self
     }
 
@@ -253,18 +221,9 @@ impl GraphBuilder {
 }
 
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OnnxError> {
-    let err = |source| OnnxError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| err(std::io::Error::other("path has no file name")))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp-{}",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
+    let err = |source| OnnxError::Write { path: path.to_path_buf(), source };
+    let file_name = path.file_name().ok_or_else(|| err(std::io::Error::other("path has no file name")))?;
+    let tmp = path.with_file_name(format!(".{}.tmp-{}", file_name.to_string_lossy(), std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -281,48 +240,27 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OnnxError> {
 fn validate(model: &ModelProto) -> Result<(), OnnxError> {
     let graph = model.graph.as_ref();
     let graph_name = graph.map(|g| g.name.clone()).unwrap_or_default();
-    let fail = |reason: String| {
-        Err(OnnxError::InvalidGraph {
-            graph: graph_name.clone(),
-            reason,
-        })
-    };
+    let fail = |reason: String| Err(OnnxError::InvalidGraph { graph: graph_name.clone(), reason });
     let Some(graph) = graph else {
         return fail("model has no graph".into());
     };
-    if !model
-        .opset_import
-        .iter()
-        .any(|o| o.domain.is_empty() || o.domain == "ai.onnx")
-    {
+    if !model.opset_import.iter().any(|o| o.domain.is_empty() || o.domain == "ai.onnx") {
         return fail("no opset import for the default domain (ai.onnx)".into());
     }
     let mut defined: HashSet<&str> = HashSet::new();
     for vi in &graph.input {
         if vi.name.is_empty() || !defined.insert(&vi.name) {
-            return fail(format!(
-                "graph input `{}` is empty or defined twice",
-                vi.name
-            ));
+            return fail(format!("graph input `{}` is empty or defined twice", vi.name));
         }
     }
     for t in &graph.initializer {
         let Some(elem) = t.elem_type() else {
-            return fail(format!(
-                "initializer `{}` has unknown data_type {}",
-                t.name, t.data_type
-            ));
+            return fail(format!("initializer `{}` has unknown data_type {}", t.name, t.data_type));
         };
         if t.dims.iter().any(|&d| d < 0) {
-            return fail(format!(
-                "initializer `{}` has a negative dimension {:?}",
-                t.name, t.dims
-            ));
+            return fail(format!("initializer `{}` has a negative dimension {:?}", t.name, t.dims));
         }
-        if let Some(size) = elem
-            .byte_size()
-            .filter(|_| !t.raw_data.is_empty() || t.num_elements() == 0)
-        {
+        if let Some(size) = elem.byte_size().filter(|_| !t.raw_data.is_empty() || t.num_elements() == 0) {
             let want = t.num_elements() * size;
             if t.raw_data.len() != want {
                 return fail(format!(
@@ -338,26 +276,11 @@ fn validate(model: &ModelProto) -> Result<(), OnnxError> {
         defined.insert(&t.name);
     }
     for (i, node) in graph.node.iter().enumerate() {
-        let domain = if node.domain == "ai.onnx" {
-            ""
-        } else {
-            node.domain.as_str()
-        };
-        if !model
-            .opset_import
-            .iter()
-            .any(|o| o.domain == domain || (domain.is_empty() && o.domain == "ai.onnx"))
-        {
-            return fail(format!(
-                "node #{i} `{}` ({}) uses domain `{domain}` with no opset import",
-                node.name, node.op_type
-            ));
+        let domain = if node.domain == "ai.onnx" { "" } else { node.domain.as_str() };
+        if !model.opset_import.iter().any(|o| o.domain == domain || (domain.is_empty() && o.domain == "ai.onnx")) {
+            return fail(format!("node #{i} `{}` ({}) uses domain `{domain}` with no opset import", node.name, node.op_type));
         }
-        if let Some(missing) = node
-            .input
-            .iter()
-            .find(|n| !n.is_empty() && !defined.contains(n.as_str()))
-        {
+        if let Some(missing) = node.input.iter().find(|n| !n.is_empty() && !defined.contains(n.as_str())) {
             return fail(format!(
                 "node #{i} `{}` ({}) reads `{missing}`, which no input, initializer or earlier node defines",
                 node.name, node.op_type
@@ -365,18 +288,11 @@ fn validate(model: &ModelProto) -> Result<(), OnnxError> {
         }
         for out in node.output.iter().filter(|n| !n.is_empty()) {
             if !defined.insert(out) {
-                return fail(format!(
-                    "node #{i} `{}` ({}) writes `{out}`, which is already defined",
-                    node.name, node.op_type
-                ));
+                return fail(format!("node #{i} `{}` ({}) writes `{out}`, which is already defined", node.name, node.op_type));
             }
         }
     }
-    if let Some(out) = graph
-        .output
-        .iter()
-        .find(|o| !defined.contains(o.name.as_str()))
-    {
+    if let Some(out) = graph.output.iter().find(|o| !defined.contains(o.name.as_str())) {
         return fail(format!("graph output `{}` is never produced", out.name));
     }
     Ok(())
@@ -389,12 +305,6 @@ pub fn decode(bytes: &[u8]) -> Result<ModelProto, OnnxError> {
 
 /// Reads and decodes an `.onnx` file.
 pub fn load(path: &Path) -> Result<ModelProto, OnnxError> {
-    let bytes = std::fs::read(path).map_err(|source| OnnxError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    ModelProto::decode(bytes.as_slice()).map_err(|source| OnnxError::Decode {
-        path: Some(path.to_path_buf()),
-        source,
-    })
+    let bytes = std::fs::read(path).map_err(|source| OnnxError::Read { path: path.to_path_buf(), source })?;
+    ModelProto::decode(bytes.as_slice()).map_err(|source| OnnxError::Decode { path: Some(path.to_path_buf()), source })
 }

@@ -12,23 +12,14 @@ pub enum OnnxError {
     #[error("ONNX model is {bytes} bytes, over the 2 GiB protobuf limit")]
     TooLarge { bytes: usize },
     #[error("cannot write ONNX model {}: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("cannot read ONNX model {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     /// Loading or reading the model to export failed (its own code is kept).
     #[error(transparent)]
     Model(#[from] tinyforge_model::ModelError),
     #[error("not a valid ONNX model{}: {source}", path.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default())]
-    Decode {
-        path: Option<PathBuf>,
-        source: prost::DecodeError,
-    },
+    Decode { path: Option<PathBuf>, source: prost::DecodeError },
 }
 
 impl OnnxError {

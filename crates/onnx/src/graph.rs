@@ -14,11 +14,7 @@ pub struct Graph {
 impl Graph {
     #[must_use]
     pub fn new(name: &str) -> Self {
-        Self {
-            b: GraphBuilder::new(name),
-            next: 0,
-            consts: HashMap::new(),
-        }
+        Self { b: GraphBuilder::new(name), next: 0, consts: HashMap::new() }
     }
 
     /// A value name not used before: `<hint>_<n>`.

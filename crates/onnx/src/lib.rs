@@ -11,6 +11,6 @@ pub mod tensor;
 
 pub use builder::{DEFAULT_IR_VERSION, DEFAULT_OPSET, Dim, GraphBuilder, decode, load, value_info};
 pub use error::OnnxError;
+pub use llama_export::{ExportOptions, ExportReport, Quantization, export_llama, export_llama_path};
 pub use proto::{DataType, ModelProto};
 pub use tensor::{Attr, tensor_f32, tensor_i8, tensor_i32, tensor_i64, tensor_raw, tensor_u8};
-pub use llama_export::{ExportOptions, ExportReport, Quantization, export_llama, export_llama_path};

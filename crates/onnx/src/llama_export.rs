@@ -51,60 +51,29 @@ pub struct ExportReport {
 }
 
 /// Loads an HF folder or GGUF file (f32, HF naming) and exports it.
-pub fn export_llama_path(
-    model: &Path,
-    out: &Path,
-    opts: &ExportOptions,
-) -> Result<ExportReport, OnnxError> {
+pub fn export_llama_path(model: &Path, out: &Path, opts: &ExportOptions) -> Result<ExportReport, OnnxError> {
     let ckpt = load_checkpoint(model)?;
     export_llama(&ckpt.config, &ckpt.weights, out, opts)
 }
 
 /// Writes `out` (e.g. `model.onnx`) for the model `cfg` + HF-named `weights` (a LoRA-merged
 /// model is the base weights after `tinyforge_train::merge_into`).
-pub fn export_llama(
-    cfg: &LlamaConfig,
-    weights: &Weights,
-    out: &Path,
-    opts: &ExportOptions,
-) -> Result<ExportReport, OnnxError> {
-    cfg.validate()
-        .map_err(|reason| tinyforge_model::ModelError::Config {
-            path: "config".into(),
-            reason,
-        })?;
+pub fn export_llama(cfg: &LlamaConfig, weights: &Weights, out: &Path, opts: &ExportOptions) -> Result<ExportReport, OnnxError> {
+    cfg.validate().map_err(|reason| tinyforge_model::ModelError::Config { path: "config".into(), reason })?;
     let g = build(cfg, weights, opts)?;
     g.b.save(out)?;
-    let bytes = std::fs::metadata(out)
-        .map_err(|source| OnnxError::Read {
-            path: out.to_path_buf(),
-            source,
-        })?
-        .len();
-    Ok(ExportReport {
-        path: out.to_path_buf(),
-        bytes,
-        layers: cfg.num_hidden_layers,
-        quantization: opts.quantize,
-    })
+    let bytes = std::fs::metadata(out).map_err(|source| OnnxError::Read { path: out.to_path_buf(), source })?.len();
+    Ok(ExportReport { path: out.to_path_buf(), bytes, layers: cfg.num_hidden_layers, quantization: opts.quantize })
 }
 
 /// `[rows, cols]` f32 values of an HF tensor, with its shape checked.
 fn tensor(weights: &Weights, name: &str, shape: &[usize]) -> Result<Vec<f32>, OnnxError> {
-    let missing = |reason: String| tinyforge_model::ModelError::WeightsMissing {
-        name: name.to_string(),
-        reason,
-    };
-    let t = weights
-        .get(name)
-        .ok_or_else(|| missing("not in the checkpoint".into()))?;
+    let missing = |reason: String| tinyforge_model::ModelError::WeightsMissing { name: name.to_string(), reason };
+    let t = weights.get(name).ok_or_else(|| missing("not in the checkpoint".into()))?;
     if t.dims() != shape {
         return Err(missing(format!("shape {:?}, config implies {shape:?}", t.dims())).into());
     }
-    let v = t
-        .to_dtype(DType::F32)
-        .and_then(|t| t.flatten_all())
-        .and_then(|t| t.to_vec1::<f32>());
+    let v = t.to_dtype(DType::F32).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1::<f32>());
     Ok(v.map_err(tinyforge_model::ModelError::from)?)
 }
 
@@ -123,28 +92,11 @@ fn build(cfg: &LlamaConfig, weights: &Weights, opts: &ExportOptions) -> Result<G
     let mut g = Graph::new("llama_decoder");
     declare_io(&mut g, cfg);
     g.b.metadata("tinyforge.export", "llama-decoder-kv-cache")
-        .metadata(
-            "tinyforge.quantization",
-            opts.quantize.map_or("none", Quantization::name),
-        )
-        .metadata(
-            "tinyforge.config",
-            &serde_json::to_string(cfg).unwrap_or_default(),
-        );
+        .metadata("tinyforge.quantization", opts.quantize.map_or("none", Quantization::name))
+        .metadata("tinyforge.config", &serde_json::to_string(cfg).unwrap_or_default());
 
-    let head_name = if cfg.tie_word_embeddings {
-        "model.embed_tokens.weight"
-    } else {
-        "lm_head.weight"
-    };
-    let head = WeightRef::add(
-        &mut g,
-        head_name.trim_end_matches(".weight"),
-        &tensor(weights, head_name, &[v, h])?,
-        v,
-        h,
-        int8,
-    );
+    let head_name = if cfg.tie_word_embeddings { "model.embed_tokens.weight" } else { "lm_head.weight" };
+    let head = WeightRef::add(&mut g, head_name.trim_end_matches(".weight"), &tensor(weights, head_name, &[v, h])?, v, h, int8);
     let embed = if cfg.tie_word_embeddings {
         head.clone()
     } else {
@@ -158,18 +110,10 @@ fn build(cfg: &LlamaConfig, weights: &Weights, opts: &ExportOptions) -> Result<G
     let mut x = embed.gather_rows(&mut g, "input_ids", 2);
     for i in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{i}");
-        let lin =
-            |g: &mut Graph, name: &str, out: usize, inp: usize| -> Result<WeightRef, OnnxError> {
-                let w = tensor(weights, &format!("{p}.{name}.weight"), &[out, inp])?;
-                Ok(WeightRef::add(
-                    g,
-                    &format!("{p}.{name}"),
-                    &w,
-                    out,
-                    inp,
-                    int8,
-                ))
-            };
+        let lin = |g: &mut Graph, name: &str, out: usize, inp: usize| -> Result<WeightRef, OnnxError> {
+            let w = tensor(weights, &format!("{p}.{name}.weight"), &[out, inp])?;
+            Ok(WeightRef::add(g, &format!("{p}.{name}"), &w, out, inp, int8))
+        };
         let ln1 = norm_weight(&mut g, weights, &format!("{p}.input_layernorm.weight"), h)?;
         let xn = rms_norm(&mut g, &x, &ln1, cfg.rms_norm_eps);
         let q = lin(&mut g, "self_attn.q_proj", nh * hd, h)?;
@@ -179,12 +123,7 @@ fn build(cfg: &LlamaConfig, weights: &Weights, opts: &ExportOptions) -> Result<G
         let attn = attention(&mut g, cfg, i, &xn, [&q, &k, &vv, &o], &shared);
         x = g.op("Add", &[&x, &attn], vec![]);
 
-        let ln2 = norm_weight(
-            &mut g,
-            weights,
-            &format!("{p}.post_attention_layernorm.weight"),
-            h,
-        )?;
+        let ln2 = norm_weight(&mut g, weights, &format!("{p}.post_attention_layernorm.weight"), h)?;
         let xn = rms_norm(&mut g, &x, &ln2, cfg.rms_norm_eps);
         let gate = lin(&mut g, "mlp.gate_proj", inter, h)?.matmul(&mut g, &xn, None);
         let up = lin(&mut g, "mlp.up_proj", inter, h)?.matmul(&mut g, &xn, None);
@@ -202,50 +141,26 @@ fn build(cfg: &LlamaConfig, weights: &Weights, opts: &ExportOptions) -> Result<G
 }
 
 fn declare_io(g: &mut Graph, cfg: &LlamaConfig) {
-    let (b, s, p) = (
-        Dim::sym("batch_size"),
-        Dim::sym("sequence_length"),
-        Dim::sym("past_sequence_length"),
-    );
+    let (b, s, p) = (Dim::sym("batch_size"), Dim::sym("sequence_length"), Dim::sym("past_sequence_length"));
     let t = Dim::sym("past_sequence_length + sequence_length");
-    let (kv, hd) = (
-        Dim::Fixed(cfg.num_kv_heads() as i64),
-        Dim::Fixed(cfg.head_dim() as i64),
-    );
+    let (kv, hd) = (Dim::Fixed(cfg.num_kv_heads() as i64), Dim::Fixed(cfg.head_dim() as i64));
     g.b.input("input_ids", DataType::Int64, &[b.clone(), s.clone()])
         .input("attention_mask", DataType::Int64, &[b.clone(), t.clone()])
         .input("position_ids", DataType::Int64, &[b.clone(), s.clone()]);
     for i in 0..cfg.num_hidden_layers {
         for kind in ["key", "value"] {
-            g.b.input(
-                &format!("past_key_values.{i}.{kind}"),
-                DataType::Float,
-                &[b.clone(), kv.clone(), p.clone(), hd.clone()],
-            );
+            g.b.input(&format!("past_key_values.{i}.{kind}"), DataType::Float, &[b.clone(), kv.clone(), p.clone(), hd.clone()]);
         }
     }
-    g.b.output(
-        "logits",
-        DataType::Float,
-        &[b.clone(), s, Dim::Fixed(cfg.vocab_size as i64)],
-    );
+    g.b.output("logits", DataType::Float, &[b.clone(), s, Dim::Fixed(cfg.vocab_size as i64)]);
     for i in 0..cfg.num_hidden_layers {
         for kind in ["key", "value"] {
-            g.b.output(
-                &format!("present.{i}.{kind}"),
-                DataType::Float,
-                &[b.clone(), kv.clone(), t.clone(), hd.clone()],
-            );
+            g.b.output(&format!("present.{i}.{kind}"), DataType::Float, &[b.clone(), kv.clone(), t.clone(), hd.clone()]);
         }
     }
 }
 
-fn norm_weight(
-    g: &mut Graph,
-    weights: &Weights,
-    name: &str,
-    h: usize,
-) -> Result<String, OnnxError> {
+fn norm_weight(g: &mut Graph, weights: &Weights, name: &str, h: usize) -> Result<String, OnnxError> {
     g.b.initializer_f32(name, &[h as i64], &tensor(weights, name, &[h])?);
     Ok(name.to_string())
 }
@@ -281,11 +196,7 @@ fn attention_mask(g: &mut Graph) -> String {
     let q_col = g.op("Unsqueeze", &[&q_abs, &axis1], vec![]);
     let k_idx = g.op("Range", &[&zero, &total, &one], vec![]);
     let causal = g.op("LessOrEqual", &[&k_idx, &q_col], vec![]);
-    let pad = g.op(
-        "Cast",
-        &["attention_mask"],
-        vec![Attr::int("to", DataType::Bool as i64)],
-    );
+    let pad = g.op("Cast", &["attention_mask"], vec![Attr::int("to", DataType::Bool as i64)]);
     let axes12 = g.const_i64(&[2], &[1, 2]);
     let pad = g.op("Unsqueeze", &[&pad, &axes12], vec![]);
     let visible = g.op("And", &[&causal, &pad], vec![]);
@@ -298,10 +209,7 @@ fn attention_mask(g: &mut Graph) -> String {
 fn rope(g: &mut Graph, cfg: &LlamaConfig) -> (String, String) {
     let inv_freq = rope_inv_freq(cfg);
     let max_pos = cfg.max_position_embeddings;
-    let (mut cos, mut sin) = (
-        Vec::with_capacity(max_pos * inv_freq.len()),
-        Vec::with_capacity(max_pos * inv_freq.len()),
-    );
+    let (mut cos, mut sin) = (Vec::with_capacity(max_pos * inv_freq.len()), Vec::with_capacity(max_pos * inv_freq.len()));
     for p in 0..max_pos {
         for f in &inv_freq {
             let a = p as f32 * f;
@@ -310,15 +218,10 @@ fn rope(g: &mut Graph, cfg: &LlamaConfig) -> (String, String) {
         }
     }
     let dims = [max_pos as i64, inv_freq.len() as i64];
-    g.b.initializer_f32("rope.cos_cache", &dims, &cos)
-        .initializer_f32("rope.sin_cache", &dims, &sin);
+    g.b.initializer_f32("rope.cos_cache", &dims, &cos).initializer_f32("rope.sin_cache", &dims, &sin);
     let axis1 = g.const_i64(&[1], &[1]);
     let mut widen = |table: &str| {
-        let half = g.op(
-            "Gather",
-            &[table, "position_ids"],
-            vec![Attr::int("axis", 0)],
-        );
+        let half = g.op("Gather", &[table, "position_ids"], vec![Attr::int("axis", 0)]);
         let full = g.op("Concat", &[&half, &half], vec![Attr::int("axis", -1)]);
         g.op("Unsqueeze", &[&full, &axis1], vec![])
     };
@@ -329,12 +232,7 @@ fn rope(g: &mut Graph, cfg: &LlamaConfig) -> (String, String) {
 fn apply_rope(g: &mut Graph, x: &str, hd: usize, sh: &Shared) -> String {
     let halves = g.const_i64(&[2], &[hd as i64 / 2, hd as i64 / 2]);
     let (a, b) = (g.fresh("rope_a"), g.fresh("rope_b"));
-    g.b.node(
-        "Split",
-        &[x, &halves],
-        &[&a, &b],
-        vec![Attr::int("axis", -1)],
-    );
+    g.b.node("Split", &[x, &halves], &[&a, &b], vec![Attr::int("axis", -1)]);
     let neg_b = g.op("Neg", &[&b], vec![]);
     let rot = g.op("Concat", &[&neg_b, &a], vec![Attr::int("axis", -1)]);
     let xc = g.op("Mul", &[x, &sh.cos], vec![]);
@@ -344,19 +242,8 @@ fn apply_rope(g: &mut Graph, x: &str, hd: usize, sh: &Shared) -> String {
 
 /// Self-attention of layer `i` on normed `x [b, s, hidden]`: writes `present.{i}.*` and
 /// returns the `o_proj` output.
-fn attention(
-    g: &mut Graph,
-    cfg: &LlamaConfig,
-    i: usize,
-    x: &str,
-    w: [&WeightRef; 4],
-    sh: &Shared,
-) -> String {
-    let (nh, nkv, hd) = (
-        cfg.num_attention_heads as i64,
-        cfg.num_kv_heads() as i64,
-        cfg.head_dim() as i64,
-    );
+fn attention(g: &mut Graph, cfg: &LlamaConfig, i: usize, x: &str, w: [&WeightRef; 4], sh: &Shared) -> String {
+    let (nh, nkv, hd) = (cfg.num_attention_heads as i64, cfg.num_kv_heads() as i64, cfg.head_dim() as i64);
     let perm_heads = Attr::ints("perm", &[0, 2, 1, 3]);
     let heads = |g: &mut Graph, wr: &WeightRef, n: i64| {
         let y = wr.matmul(g, x, None);
@@ -370,18 +257,8 @@ fn attention(
     let q = apply_rope(g, &q, hd as usize, sh);
     let k = apply_rope(g, &k, hd as usize, sh);
     let (pk, pv) = (format!("present.{i}.key"), format!("present.{i}.value"));
-    g.op_to(
-        "Concat",
-        &[&format!("past_key_values.{i}.key"), &k],
-        &pk,
-        vec![Attr::int("axis", 2)],
-    );
-    g.op_to(
-        "Concat",
-        &[&format!("past_key_values.{i}.value"), &v],
-        &pv,
-        vec![Attr::int("axis", 2)],
-    );
+    g.op_to("Concat", &[&format!("past_key_values.{i}.key"), &k], &pk, vec![Attr::int("axis", 2)]);
+    g.op_to("Concat", &[&format!("past_key_values.{i}.value"), &v], &pv, vec![Attr::int("axis", 2)]);
     // GQA: each KV head serves `rep` query heads; [b, kv, t, d] → [b, kv, rep, t, d] → [b, h, t, d].
     let rep = nh / nkv;
     let repeat = |g: &mut Graph, t: &str| {

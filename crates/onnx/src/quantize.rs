@@ -53,14 +53,8 @@ pub fn quantize_rows_transposed(w: &[f32], rows: usize, cols: usize) -> (Vec<i8>
 /// A weight `[out, in]` stored in the graph as `B [in, out]`, ready for [`WeightRef::matmul`].
 #[derive(Clone, Debug)]
 pub enum WeightRef {
-    F32 {
-        b: String,
-    },
-    Int8 {
-        b: String,
-        scale: String,
-        zero_point: String,
-    },
+    F32 { b: String },
+    Int8 { b: String, scale: String, zero_point: String },
 }
 
 impl WeightRef {
@@ -76,14 +70,12 @@ impl WeightRef {
         let b = format!("{name}.weight_quantized");
         let scale = format!("{name}.weight_scale");
         let zero_point = format!("{name}.weight_zero_point");
-        g.b.initializer_i8(&b, &dims, &q)
-            .initializer_f32(&scale, &[out as i64], &scales)
-            .initializer_i8(&zero_point, &[out as i64], &vec![0; out]);
-        Self::Int8 {
-            b,
-            scale,
-            zero_point,
-        }
+        g.b.initializer_i8(&b, &dims, &q).initializer_f32(&scale, &[out as i64], &scales).initializer_i8(
+            &zero_point,
+            &[out as i64],
+            &vec![0; out],
+        );
+        Self::Int8 { b, scale, zero_point }
     }
 
     /// `x [.., in] · B` → `[.., out]`, written to `out` if given.
@@ -93,23 +85,11 @@ impl WeightRef {
             Self::F32 { b } => {
                 g.b.node("MatMul", &[x, b], &[&y], vec![]);
             }
-            Self::Int8 {
-                b,
-                scale,
-                zero_point,
-            } => {
-                let (xq, xs, xz) = (
-                    g.fresh("x_quantized"),
-                    g.fresh("x_scale"),
-                    g.fresh("x_zero_point"),
-                );
+            Self::Int8 { b, scale, zero_point } => {
+                let (xq, xs, xz) = (g.fresh("x_quantized"), g.fresh("x_scale"), g.fresh("x_zero_point"));
                 g.b.node("DynamicQuantizeLinear", &[x], &[&xq, &xs, &xz], vec![]);
                 let acc = g.op("MatMulInteger", &[&xq, b, &xz, zero_point], vec![]);
-                let acc_f = g.op(
-                    "Cast",
-                    &[&acc],
-                    vec![Attr::int("to", DataType::Float as i64)],
-                );
+                let acc_f = g.op("Cast", &[&acc], vec![Attr::int("to", DataType::Float as i64)]);
                 let scales = g.op("Mul", &[&xs, scale], vec![]);
                 g.b.node("Mul", &[&acc_f, &scales], &[&y], vec![]);
             }
@@ -130,11 +110,7 @@ impl WeightRef {
         match self {
             Self::F32 { .. } => rows,
             Self::Int8 { scale, .. } => {
-                let rows_f = g.op(
-                    "Cast",
-                    &[&rows],
-                    vec![Attr::int("to", DataType::Float as i64)],
-                );
+                let rows_f = g.op("Cast", &[&rows], vec![Attr::int("to", DataType::Float as i64)]);
                 let s = g.op("Gather", &[scale, ids], vec![Attr::int("axis", 0)]);
                 let last = g.const_i64(&[1], &[-1]);
                 let s = g.op("Unsqueeze", &[&s, &last], vec![]);
@@ -150,10 +126,7 @@ mod tests {
 
     #[test]
     fn transpose_moves_rows_to_columns() {
-        assert_eq!(
-            transpose(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3),
-            vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
-        );
+        assert_eq!(transpose(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3), vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
     }
 
     #[test]

@@ -45,10 +45,7 @@ impl DataType {
     /// Inverse of [`DataType::js_name`].
     #[must_use]
     pub fn from_js_name(name: &str) -> Option<Self> {
-        ALL_TYPES
-            .iter()
-            .copied()
-            .find(|t| t.js_name() == name && *t != Self::Undefined)
+        ALL_TYPES.iter().copied().find(|t| t.js_name() == name && *t != Self::Undefined)
     }
 }
 
@@ -75,13 +72,7 @@ const ALL_TYPES: [DataType; 17] = [
 /// A tensor from already little-endian bytes (e.g. packed int4 weights, f16 bits).
 #[must_use]
 pub fn tensor_raw(name: &str, data_type: DataType, dims: &[i64], raw: Vec<u8>) -> TensorProto {
-    TensorProto {
-        name: name.to_string(),
-        dims: dims.to_vec(),
-        data_type: data_type as i32,
-        raw_data: raw,
-        ..Default::default()
-    }
+    TensorProto { name: name.to_string(), dims: dims.to_vec(), data_type: data_type as i32, raw_data: raw, ..Default::default() }
 }
 
 macro_rules! tensor_ctor {
@@ -107,10 +98,7 @@ impl TensorProto {
     /// Number of elements the dims describe (1 for a scalar).
     #[must_use]
     pub fn num_elements(&self) -> usize {
-        self.dims
-            .iter()
-            .map(|&d| usize::try_from(d).unwrap_or(0))
-            .product()
+        self.dims.iter().map(|&d| usize::try_from(d).unwrap_or(0)).product()
     }
 
     /// The element type, if `data_type` is a known `DataType`.
@@ -128,12 +116,7 @@ impl TensorProto {
         if self.raw_data.is_empty() {
             return Some(self.float_data.clone());
         }
-        Some(
-            self.raw_data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        )
+        Some(self.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 
     /// The values as i64, if this is an int64 tensor (raw or `int64_data`).
@@ -145,12 +128,7 @@ impl TensorProto {
         if self.raw_data.is_empty() {
             return Some(self.int64_data.clone());
         }
-        Some(
-            self.raw_data
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                .collect(),
-        )
+        Some(self.raw_data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect())
     }
 }
 
@@ -159,53 +137,31 @@ pub struct Attr;
 
 impl Attr {
     fn base(name: &str, ty: AttributeType) -> AttributeProto {
-        AttributeProto {
-            name: name.to_string(),
-            r#type: ty as i32,
-            ..Default::default()
-        }
+        AttributeProto { name: name.to_string(), r#type: ty as i32, ..Default::default() }
     }
     #[must_use]
     pub fn float(name: &str, f: f32) -> AttributeProto {
-        AttributeProto {
-            f,
-            ..Self::base(name, AttributeType::Float)
-        }
+        AttributeProto { f, ..Self::base(name, AttributeType::Float) }
     }
     #[must_use]
     pub fn int(name: &str, i: i64) -> AttributeProto {
-        AttributeProto {
-            i,
-            ..Self::base(name, AttributeType::Int)
-        }
+        AttributeProto { i, ..Self::base(name, AttributeType::Int) }
     }
     #[must_use]
     pub fn string(name: &str, s: &str) -> AttributeProto {
-        AttributeProto {
-            s: s.as_bytes().to_vec(),
-            ..Self::base(name, AttributeType::String)
-        }
+        AttributeProto { s: s.as_bytes().to_vec(), ..Self::base(name, AttributeType::String) }
     }
     #[must_use]
     pub fn tensor(name: &str, t: TensorProto) -> AttributeProto {
-        AttributeProto {
-            t: Some(t),
-            ..Self::base(name, AttributeType::Tensor)
-        }
+        AttributeProto { t: Some(t), ..Self::base(name, AttributeType::Tensor) }
     }
     #[must_use]
     pub fn floats(name: &str, floats: &[f32]) -> AttributeProto {
-        AttributeProto {
-            floats: floats.to_vec(),
-            ..Self::base(name, AttributeType::Floats)
-        }
+        AttributeProto { floats: floats.to_vec(), ..Self::base(name, AttributeType::Floats) }
     }
     #[must_use]
     pub fn ints(name: &str, ints: &[i64]) -> AttributeProto {
-        AttributeProto {
-            ints: ints.to_vec(),
-            ..Self::base(name, AttributeType::Ints)
-        }
+        AttributeProto { ints: ints.to_vec(), ..Self::base(name, AttributeType::Ints) }
     }
 }
 
@@ -216,10 +172,7 @@ mod tests {
     #[test]
     fn raw_data_is_little_endian_and_reads_back() {
         let t = tensor_f32("w", &[2], &[1.0, -2.5]);
-        assert_eq!(
-            t.raw_data,
-            [1.0f32.to_le_bytes(), (-2.5f32).to_le_bytes()].concat()
-        );
+        assert_eq!(t.raw_data, [1.0f32.to_le_bytes(), (-2.5f32).to_le_bytes()].concat());
         assert_eq!(t.to_f32_vec().unwrap(), vec![1.0, -2.5]);
         assert_eq!(tensor_i64("i", &[1], &[-7]).to_i64_vec().unwrap(), vec![-7]);
         assert!(t.to_i64_vec().is_none());

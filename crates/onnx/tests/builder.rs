@@ -23,28 +23,9 @@ fn round_trip_keeps_every_field() {
         .initializer_u8("zp", &[], &[128])
         .opset("com.microsoft", 1)
         .node("Gather", &["W", "idx"], &["G"], vec![Attr::int("axis", 0)])
-        .node(
-            "LeakyRelu",
-            &["G"],
-            &["L"],
-            vec![Attr::float("alpha", 0.125)],
-        )
-        .node(
-            "Transpose",
-            &["L"],
-            &["T"],
-            vec![Attr::ints("perm", &[1, 0])],
-        )
-        .node_in(
-            "com.microsoft",
-            "Gelu",
-            &["T"],
-            &["U"],
-            vec![
-                Attr::string("approximate", "none"),
-                Attr::floats("f", &[1.5, 2.5]),
-            ],
-        );
+        .node("LeakyRelu", &["G"], &["L"], vec![Attr::float("alpha", 0.125)])
+        .node("Transpose", &["L"], &["T"], vec![Attr::ints("perm", &[1, 0])])
+        .node_in("com.microsoft", "Gelu", &["T"], &["U"], vec![Attr::string("approximate", "none"), Attr::floats("f", &[1.5, 2.5])]);
     let bytes = g.to_bytes().unwrap();
     let back = decode(&bytes).unwrap();
     assert_eq!(&back, g.model());
@@ -53,41 +34,18 @@ fn round_trip_keeps_every_field() {
     assert_eq!(graph.node.len(), 7);
     assert_eq!(graph.node[6].domain, "com.microsoft");
     let alpha = &graph.node[4].attribute[0];
-    assert_eq!(
-        (alpha.r#type, alpha.f),
-        (AttributeType::Float as i32, 0.125)
-    );
+    assert_eq!((alpha.r#type, alpha.f), (AttributeType::Float as i32, 0.125));
     assert_eq!(graph.node[5].attribute[0].ints, vec![1, 0]);
     assert_eq!(graph.node[6].attribute[0].s, b"none");
-    let dims = &graph.input[0]
-        .r#type
-        .as_ref()
-        .unwrap()
-        .tensor_type
-        .as_ref()
-        .unwrap()
-        .shape
-        .as_ref()
-        .unwrap()
-        .dim;
-    assert_eq!(
-        dims[0].value,
-        Some(DimensionValue::DimParam("batch".into()))
-    );
+    let dims = &graph.input[0].r#type.as_ref().unwrap().tensor_type.as_ref().unwrap().shape.as_ref().unwrap().dim;
+    assert_eq!(dims[0].value, Some(DimensionValue::DimParam("batch".into())));
     assert_eq!(dims[1].value, Some(DimensionValue::DimValue(3)));
     let w = graph.initializer.iter().find(|t| t.name == "W").unwrap();
-    assert_eq!(
-        w.to_f32_vec().unwrap(),
-        vec![0.5, -1.0, 2.0, 0.25, -0.75, 1.5]
-    );
+    assert_eq!(w.to_f32_vec().unwrap(), vec![0.5, -1.0, 2.0, 0.25, -0.75, 1.5]);
     assert_eq!(graph.initializer[2].to_i64_vec().unwrap(), vec![0, -3]);
     assert_eq!(graph.initializer[3].raw_data, vec![0x80, 0x7f, 0, 1]);
     assert_eq!(back.metadata_props[0].key, "tinyforge.kind");
-    assert!(
-        back.opset_import
-            .iter()
-            .any(|o| o.domain == "com.microsoft" && o.version == 1)
-    );
+    assert!(back.opset_import.iter().any(|o| o.domain == "com.microsoft" && o.version == 1));
 }
 
 /// Bytes for a fixed tiny model written by hand from the protobuf wire format, so the encoding is
@@ -117,30 +75,15 @@ fn rejects_undefined_values_and_bad_initializers() {
 
     let mut g = mlp();
     g.node("Relu", &["X"], &["Y"], vec![]);
-    assert!(
-        g.to_bytes()
-            .unwrap_err()
-            .to_string()
-            .contains("already defined")
-    );
+    assert!(g.to_bytes().unwrap_err().to_string().contains("already defined"));
 
     let mut g = mlp();
     g.output("missing", DataType::Float, &[]);
-    assert!(
-        g.to_bytes()
-            .unwrap_err()
-            .to_string()
-            .contains("never produced")
-    );
+    assert!(g.to_bytes().unwrap_err().to_string().contains("never produced"));
 
     let mut g = mlp();
     g.node_in("com.microsoft", "Gelu", &["Y"], &["G"], vec![]);
-    assert!(
-        g.to_bytes()
-            .unwrap_err()
-            .to_string()
-            .contains("no opset import")
-    );
+    assert!(g.to_bytes().unwrap_err().to_string().contains("no opset import"));
 }
 
 #[test]
@@ -152,22 +95,13 @@ fn save_is_atomic_and_loads_back() {
     let back = load(&path).unwrap();
     assert_eq!(&back, mlp().model());
     // No temp file left behind.
-    let names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names.len(), 1, "{names:?}");
     // A failed save (directory missing) reports ONNX_WRITE and leaves nothing.
     let err = mlp().save(&dir.join("no/such/dir/m.onnx")).unwrap_err();
     assert_eq!(err.code(), "ONNX_WRITE");
-    assert_eq!(
-        load(&dir.join("absent.onnx")).unwrap_err().code(),
-        "ONNX_READ"
-    );
+    assert_eq!(load(&dir.join("absent.onnx")).unwrap_err().code(), "ONNX_READ");
     std::fs::write(dir.join("junk.onnx"), b"\xff\xff\xff").unwrap();
-    assert_eq!(
-        load(&dir.join("junk.onnx")).unwrap_err().code(),
-        "ONNX_DECODE"
-    );
+    assert_eq!(load(&dir.join("junk.onnx")).unwrap_err().code(), "ONNX_DECODE");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -43,12 +43,7 @@ pub(crate) struct TemplateTokens {
     pub pad: Option<String>,
 }
 
-pub(crate) fn render(
-    source: &str,
-    messages: &[ChatMessage],
-    options: &ChatOptions,
-    tokens: &TemplateTokens,
-) -> Result<String> {
+pub(crate) fn render(source: &str, messages: &[ChatMessage], options: &ChatOptions, tokens: &TemplateTokens) -> Result<String> {
     let mut env = Environment::new();
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);

@@ -119,17 +119,13 @@ impl AddedTokens {
 
 /// `Some(split_digits)` for the two layouts we reproduce.
 fn pre_tokenizer_layout(pre: &Value) -> Option<bool> {
-    let is_byte_level = |v: &Value| {
-        v["type"] == "ByteLevel" && v["add_prefix_space"] == false && v["use_regex"] != false
-    };
+    let is_byte_level = |v: &Value| v["type"] == "ByteLevel" && v["add_prefix_space"] == false && v["use_regex"] != false;
     if is_byte_level(pre) {
         return Some(false);
     }
     let steps = pre["pretokenizers"].as_array().filter(|_| pre["type"] == "Sequence")?;
     match steps.as_slice() {
-        [digits, bl] if digits["type"] == "Digits" && digits["individual_digits"] == true && is_byte_level(bl) => {
-            Some(true)
-        }
+        [digits, bl] if digits["type"] == "Digits" && digits["individual_digits"] == true && is_byte_level(bl) => Some(true),
         [bl] if is_byte_level(bl) => Some(false),
         _ => None,
     }
@@ -145,11 +141,8 @@ fn bpe_model(model: &Value) -> Option<ByteBpe> {
     {
         return None;
     }
-    let vocab: FxHashMap<&str, u32> = model["vocab"]
-        .as_object()?
-        .iter()
-        .map(|(k, v)| Some((k.as_str(), u32::try_from(v.as_u64()?).ok()?)))
-        .collect::<Option<_>>()?;
+    let vocab: FxHashMap<&str, u32> =
+        model["vocab"].as_object()?.iter().map(|(k, v)| Some((k.as_str(), u32::try_from(v.as_u64()?).ok()?))).collect::<Option<_>>()?;
     let chars = byte_chars();
     let mut byte_ids = [MISSING; 256];
     for (b, c) in chars.iter().enumerate() {
@@ -234,8 +227,7 @@ fn post_processor_wrap(post: &Value) -> Option<Wrap> {
                 if let Some(special) = piece.get("SpecialToken") {
                     let name = special["id"].as_str()?;
                     let ids = post["special_tokens"][name]["ids"].as_array()?;
-                    let ids: Vec<u32> =
-                        ids.iter().map(|v| u32::try_from(v.as_u64()?).ok()).collect::<Option<_>>()?;
+                    let ids: Vec<u32> = ids.iter().map(|v| u32::try_from(v.as_u64()?).ok()).collect::<Option<_>>()?;
                     if seen_sequence { &mut wrap.suffix } else { &mut wrap.prefix }.extend(ids);
                 } else if piece["Sequence"]["id"] == "A" && !seen_sequence {
                     seen_sequence = true;

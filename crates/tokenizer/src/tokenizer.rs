@@ -63,7 +63,12 @@ impl Tokenizer {
         if let Ok(source) = std::fs::read_to_string(&jinja) {
             chat_template = Some(source);
         }
-        let mut tok = Self::build(inner, SpecialTokens::default(), chat_template, format!("{} and {}", jinja.display(), dir.join("tokenizer_config.json").display()));
+        let mut tok = Self::build(
+            inner,
+            SpecialTokens::default(),
+            chat_template,
+            format!("{} and {}", jinja.display(), dir.join("tokenizer_config.json").display()),
+        );
         if let Some(config) = &config {
             tok.special = tok.special_from_config(config);
         }
@@ -146,13 +151,8 @@ impl Tokenizer {
 
     /// The added tokens marked special, as (id, content), sorted by id.
     pub fn special_added_tokens(&self) -> Vec<(u32, String)> {
-        let mut out: Vec<(u32, String)> = self
-            .inner
-            .get_added_tokens_decoder()
-            .into_iter()
-            .filter(|(_, t)| t.special)
-            .map(|(id, t)| (id, t.content))
-            .collect();
+        let mut out: Vec<(u32, String)> =
+            self.inner.get_added_tokens_decoder().into_iter().filter(|(_, t)| t.special).map(|(id, t)| (id, t.content)).collect();
         out.sort();
         out
     }
@@ -163,10 +163,8 @@ impl Tokenizer {
 
     /// Renders the model's chat template for `messages`, as transformers does.
     pub fn apply_chat_template(&self, messages: &[ChatMessage], options: &ChatOptions) -> Result<String> {
-        let source = self
-            .chat_template
-            .as_deref()
-            .ok_or_else(|| TokenizerError::NoChatTemplate { looked_in: self.template_sources.clone() })?;
+        let source =
+            self.chat_template.as_deref().ok_or_else(|| TokenizerError::NoChatTemplate { looked_in: self.template_sources.clone() })?;
         let name = |id: Option<u32>| id.and_then(|i| self.id_to_token(i));
         let tokens = TemplateTokens {
             bos: name(self.special.bos),
@@ -235,12 +233,9 @@ fn read_config(path: &Path) -> Result<Option<Value>> {
 fn template_from_config(config: &Value) -> Option<String> {
     match &config["chat_template"] {
         Value::String(s) => Some(s.clone()),
-        Value::Array(list) => list
-            .iter()
-            .find(|t| t["name"] == "default")
-            .or_else(|| list.first())
-            .and_then(|t| t["template"].as_str())
-            .map(str::to_string),
+        Value::Array(list) => {
+            list.iter().find(|t| t["name"] == "default").or_else(|| list.first()).and_then(|t| t["template"].as_str()).map(str::to_string)
+        }
         _ => None,
     }
 }

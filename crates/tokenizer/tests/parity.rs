@@ -75,12 +75,8 @@ fn chat_template_matches_transformers() {
 #[test]
 fn real_text_matches_tokenizers_crate() {
     let tok = smollm2();
-    let mut files: Vec<PathBuf> = std::fs::read_dir("/usr/share/common-licenses")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir("/usr/share/common-licenses").into_iter().flatten().flatten().map(|e| e.path()).collect();
     for dir in std::fs::read_dir("/usr/share/doc").into_iter().flatten().flatten() {
         files.push(dir.path().join("copyright"));
     }
@@ -112,10 +108,72 @@ fn real_text_matches_tokenizers_crate() {
 fn random_unicode_matches_tokenizers_crate() {
     let tok = smollm2();
     let pieces: &[&str] = &[
-        "a", "Z", "é", "ß", "Ω", "я", "中", "ア", "한", "ا", "ה", "0", "7", "٣", "½", "²", "Ⅻ", "①", " ", "  ", "\t", "\n",
-        "\r\n", "\u{a0}", "\u{2003}", "\u{3000}", "\u{85}", "\u{feff}", "\u{200b}", "\u{b}", "\u{c}", "'", "'s", "'re", "'ll",
-        "'d", "'T", "!", "?", ".", ",", "-", "_", "(", ")", "{", "$", "%", "\\", "\"", "😀", "👍🏽", "👨‍👩‍👧", "🇫🇷", "\u{301}",
-        "\u{0}", "\u{7f}", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|im", "the", " the", "ing", "\u{10ffff}", "\u{e000}",
+        "a",
+        "Z",
+        "é",
+        "ß",
+        "Ω",
+        "я",
+        "中",
+        "ア",
+        "한",
+        "ا",
+        "ה",
+        "0",
+        "7",
+        "٣",
+        "½",
+        "²",
+        "Ⅻ",
+        "①",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\r\n",
+        "\u{a0}",
+        "\u{2003}",
+        "\u{3000}",
+        "\u{85}",
+        "\u{feff}",
+        "\u{200b}",
+        "\u{b}",
+        "\u{c}",
+        "'",
+        "'s",
+        "'re",
+        "'ll",
+        "'d",
+        "'T",
+        "!",
+        "?",
+        ".",
+        ",",
+        "-",
+        "_",
+        "(",
+        ")",
+        "{",
+        "$",
+        "%",
+        "\\",
+        "\"",
+        "😀",
+        "👍🏽",
+        "👨‍👩‍👧",
+        "🇫🇷",
+        "\u{301}",
+        "\u{0}",
+        "\u{7f}",
+        "<|im_start|>",
+        "<|im_end|>",
+        "<|endoftext|>",
+        "<|im",
+        "the",
+        " the",
+        "ing",
+        "\u{10ffff}",
+        "\u{e000}",
     ];
     let mut rng = StdRng::seed_from_u64(0x7f0e);
     for _ in 0..20_000 {

@@ -212,7 +212,9 @@ fn encode_chat(messages: &[ChatMessage], tok: &Tokenizer) -> std::result::Result
         let prompt = render(&messages[..k], true)?;
         let upto = render(&messages[..=k], false)?;
         if !full.starts_with(&prompt) || !full.starts_with(&upto) || upto.len() < prompt.len() {
-            return Err(format!("the chat template does not render message {k} as a prefix of the conversation, so the reply cannot be located"));
+            return Err(format!(
+                "the chat template does not render message {k} as a prefix of the conversation, so the reply cannot be located"
+            ));
         }
         spans.push(prompt.len()..upto.len());
     }

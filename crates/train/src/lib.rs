@@ -21,5 +21,5 @@ pub mod trainer;
 
 pub use error::{RecordIssue, Result, TrainError};
 pub use lora::LoraConfig;
-pub use trainer::{EvalResult, LoopConfig, LoopOutcome, Progress};
 pub use run::{TrainOptions, TrainReport, train};
+pub use trainer::{EvalResult, LoopConfig, LoopOutcome, Progress};

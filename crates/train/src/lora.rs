@@ -27,15 +27,7 @@ pub struct LoraConfig {
     pub target_modules: Vec<String>,
 }
 
-pub const ALL_TARGETS: [&str; 7] = [
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "gate_proj",
-    "up_proj",
-    "down_proj",
-];
+pub const ALL_TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
 impl Default for LoraConfig {
     fn default() -> Self {
@@ -44,20 +36,14 @@ impl Default for LoraConfig {
             alpha: 16.0,
             dropout: 0.05,
             use_rslora: false,
-            target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"]
-                .map(String::from)
-                .to_vec(),
+            target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
         }
     }
 }
 
 impl LoraConfig {
     pub fn scale(&self) -> f64 {
-        if self.use_rslora {
-            self.alpha / (self.r as f64).sqrt()
-        } else {
-            self.alpha / self.r as f64
-        }
+        if self.use_rslora { self.alpha / (self.r as f64).sqrt() } else { self.alpha / self.r as f64 }
     }
 
     /// True when the projection `model.layers.{i}.self_attn.q_proj` is a target.
@@ -75,20 +61,14 @@ impl LoraConfig {
             return bad("loraAlpha", format!("must be positive, got {}", self.alpha));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return bad(
-                "loraDropout",
-                format!("must be in [0, 1), got {}", self.dropout),
-            );
+            return bad("loraDropout", format!("must be in [0, 1), got {}", self.dropout));
         }
         if self.target_modules.is_empty() {
             return bad("targetModules", "names no module".into());
         }
         for t in &self.target_modules {
             if !ALL_TARGETS.contains(&t.as_str()) {
-                return bad(
-                    "targetModules",
-                    format!("unknown module `{t}` (known: {})", ALL_TARGETS.join(", ")),
-                );
+                return bad("targetModules", format!("unknown module `{t}` (known: {})", ALL_TARGETS.join(", ")));
             }
         }
         Ok(())
@@ -103,9 +83,7 @@ pub struct FrozenProjection {
 
 impl FrozenProjection {
     pub fn new(base: &Arc<dyn Projection>) -> Self {
-        Self {
-            w: base.base_weight().clone(),
-        }
+        Self { w: base.base_weight().clone() }
     }
 }
 
@@ -144,7 +122,9 @@ impl DropoutRng {
     pub fn reseed(&self, seed: Option<u64>) {
         *self.0.lock().unwrap() = match seed {
             Some(seed) => (0..crate::trainer::LANES as u64)
-                .map(|i| StdRng::seed_from_u64(if i == 0 { seed } else { crate::batches::derived_seed(seed, crate::batches::PURPOSE_LANE, i) }))
+                .map(|i| {
+                    StdRng::seed_from_u64(if i == 0 { seed } else { crate::batches::derived_seed(seed, crate::batches::PURPOSE_LANE, i) })
+                })
                 .collect(),
             None => Vec::new(),
         };
@@ -158,18 +138,12 @@ impl DropoutRng {
         let mut guard = self.0.lock().unwrap();
         let rng = guard.get_mut(LANE.with(|l| l.get()))?;
         let keep = (1.0 / (1.0 - p)) as f32;
-        Some(
-            (0..n)
-                .map(|_| if rng.random::<f64>() < p { 0.0 } else { keep })
-                .collect(),
-        )
+        Some((0..n).map(|_| if rng.random::<f64>() < p { 0.0 } else { keep }).collect())
     }
 
     /// The mask of `mask_values` shaped like `x`.
     fn mask(&self, x: &Tensor, p: f64) -> candle_core::Result<Option<Tensor>> {
-        self.mask_values(x.elem_count(), p)
-            .map(|m| Tensor::from_vec(m, x.shape(), x.device()))
-            .transpose()
+        self.mask_values(x.elem_count(), p).map(|m| Tensor::from_vec(m, x.shape(), x.device())).transpose()
     }
 }
 
@@ -186,28 +160,14 @@ pub struct LoraLinear {
 
 impl LoraLinear {
     /// Fresh adapter: A ~ U(±1/√in) from `init`, B = 0 (so training starts at the base model).
-    pub fn new(
-        base: Arc<dyn Projection>,
-        cfg: &LoraConfig,
-        init: &mut StdRng,
-        rng: Arc<DropoutRng>,
-    ) -> candle_core::Result<Self> {
+    pub fn new(base: Arc<dyn Projection>, cfg: &LoraConfig, init: &mut StdRng, rng: Arc<DropoutRng>) -> candle_core::Result<Self> {
         let (out, inp) = base.base_weight().dims2()?;
         let bound = 1.0 / (inp as f64).sqrt();
-        let a: Vec<f32> = (0..cfg.r * inp)
-            .map(|_| ((init.random::<f64>() * 2.0 - 1.0) * bound) as f32)
-            .collect();
+        let a: Vec<f32> = (0..cfg.r * inp).map(|_| ((init.random::<f64>() * 2.0 - 1.0) * bound) as f32).collect();
         let a = Var::from_vec(a, (cfg.r, inp), &Device::Cpu)?;
         let b = Var::zeros((out, cfg.r), DType::F32, &Device::Cpu)?;
         let base: Arc<dyn Projection> = Arc::new(FrozenProjection::new(&base));
-        Ok(Self {
-            base,
-            a,
-            b,
-            scale: cfg.scale(),
-            dropout: cfg.dropout,
-            rng,
-        })
+        Ok(Self { base, a, b, scale: cfg.scale(), dropout: cfg.dropout, rng })
     }
 
     /// `W + s·B·A`, the weight a merged model carries.
@@ -218,11 +178,7 @@ impl LoraLinear {
 
 impl Projection for LoraLinear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (w, a, b) = (
-            self.base.base_weight(),
-            self.a.as_tensor(),
-            self.b.as_tensor(),
-        );
+        let (w, a, b) = (self.base.base_weight(), self.a.as_tensor(), self.b.as_tensor());
         // The fused op (one graph node, see `lora_op`) covers f32 on the CPU; anything else
         // takes the composition below, which computes the same function.
         if x.device().is_cpu() && [x, w, a, b].iter().all(|t| t.dtype() == DType::F32) {
@@ -251,9 +207,7 @@ pub struct TrainableLinear {
 
 impl TrainableLinear {
     pub fn new(base: &Arc<dyn Projection>) -> candle_core::Result<Self> {
-        Ok(Self {
-            weight: Var::from_tensor(&base.base_weight().copy()?)?,
-        })
+        Ok(Self { weight: Var::from_tensor(&base.base_weight().copy()?)? })
     }
 }
 

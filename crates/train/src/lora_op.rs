@@ -14,45 +14,21 @@
 //! reduction dimension across threads, so results are bit-identical run to run.
 use std::borrow::Cow;
 
-use candle_core::{
-    CpuStorage, CustomOp3, Layout, Result, Shape, Storage, StorageRef, Tensor, bail,
-};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, StorageRef, Tensor, bail};
 use tinyforge_model::kernels::{View, from_vec, gemm_view, last_dim, slice};
 
 /// `x [.., in]`, `a [r, in]`, `b [out, r]`, frozen `w [out, in]`; `mask` (inverted-dropout
 /// values, one per element of `x`) multiplies the input of the low-rank branch only.
-pub fn lora_linear(
-    x: &Tensor,
-    a: &Tensor,
-    b: &Tensor,
-    w: &Tensor,
-    scale: f32,
-    mask: Option<Vec<f32>>,
-) -> Result<Tensor> {
+pub fn lora_linear(x: &Tensor, a: &Tensor, b: &Tensor, w: &Tensor, scale: f32, mask: Option<Vec<f32>>) -> Result<Tensor> {
     let ((out, inp), (r, a_in), (b_out, b_r)) = (w.dims2()?, a.dims2()?, b.dims2()?);
     if last_dim(x.layout()) != inp || a_in != inp || b_out != out || b_r != r {
-        bail!(
-            "lora linear: shapes x {:?}, A {:?}, B {:?}, W {:?} do not chain",
-            x.dims(),
-            a.dims(),
-            b.dims(),
-            w.dims()
-        )
+        bail!("lora linear: shapes x {:?}, A {:?}, B {:?}, W {:?} do not chain", x.dims(), a.dims(), b.dims(), w.dims())
     }
     if mask.as_ref().is_some_and(|m| m.len() != x.elem_count()) {
-        bail!(
-            "lora linear: dropout mask has {} values for {} inputs",
-            mask.map_or(0, |m| m.len()),
-            x.elem_count()
-        )
+        bail!("lora linear: dropout mask has {} values for {} inputs", mask.map_or(0, |m| m.len()), x.elem_count())
     }
-    let op = LoraOp {
-        w: w.contiguous()?,
-        scale,
-        mask,
-    };
-    x.contiguous()?
-        .apply_op3(&a.contiguous()?, &b.contiguous()?, op)
+    let op = LoraOp { w: w.contiguous()?, scale, mask };
+    x.contiguous()?.apply_op3(&a.contiguous()?, &b.contiguous()?, op)
 }
 
 struct LoraOp {
@@ -73,27 +49,13 @@ impl LoraOp {
     /// `u = xd·Aᵀ` `[rows, r]`.
     fn low_rank(xd: &[f32], a: &[f32], rows: usize, r: usize, inp: usize) -> Vec<f32> {
         let mut u = vec![0f32; rows * r];
-        mm(
-            &mut u,
-            (rows, r, inp),
-            View::rows(xd, inp),
-            View::rows(a, inp).t(),
-            1.0,
-            false,
-        );
+        mm(&mut u, (rows, r, inp), View::rows(xd, inp), View::rows(a, inp).t(), 1.0, false);
         u
     }
 }
 
 /// `dst [m, n] = alpha·lhs·rhs` (`+=` when `acc`), `dst` dense, split over the rayon pool.
-fn mm(
-    dst: &mut [f32],
-    (m, n, k): (usize, usize, usize),
-    lhs: View,
-    rhs: View,
-    alpha: f32,
-    acc: bool,
-) {
+fn mm(dst: &mut [f32], (m, n, k): (usize, usize, usize), lhs: View, rhs: View, alpha: f32, acc: bool) {
     gemm_view(dst, n, m, n, k, lhs, rhs, alpha, acc, true);
 }
 
@@ -103,9 +65,7 @@ fn guards(ts: &[Tensor]) -> Vec<(StorageRef<'_>, &Layout)> {
 }
 
 fn cpu<'a>(g: &'a (StorageRef<'_>, &Layout), what: &str) -> Result<&'a [f32]> {
-    let Storage::Cpu(s) = &*g.0 else {
-        bail!("{what}: CPU tensor expected")
-    };
+    let Storage::Cpu(s) = &*g.0 else { bail!("{what}: CPU tensor expected") };
     slice(s, g.1, what)
 }
 
@@ -123,33 +83,15 @@ impl CustomOp3 for LoraOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, a, b) = (
-            slice(s1, l1, "lora input")?,
-            slice(s2, l2, "lora A")?,
-            slice(s3, l3, "lora B")?,
-        );
+        let (x, a, b) = (slice(s1, l1, "lora input")?, slice(s2, l2, "lora A")?, slice(s3, l3, "lora B")?);
         let (out, inp) = self.w.dims2()?;
         let (r, rows) = (a.len() / inp, x.len() / inp);
         let u = Self::low_rank(&self.dropped(x), a, rows, r, inp);
         let mut y = vec![0f32; rows * out];
         let w = guards(std::slice::from_ref(&self.w));
         let w = cpu(&w[0], "lora base weight")?;
-        mm(
-            &mut y,
-            (rows, out, inp),
-            View::rows(x, inp),
-            View::rows(w, inp).t(),
-            1.0,
-            false,
-        );
-        mm(
-            &mut y,
-            (rows, out, r),
-            View::rows(&u, r),
-            View::rows(b, r).t(),
-            self.scale,
-            true,
-        );
+        mm(&mut y, (rows, out, inp), View::rows(x, inp), View::rows(w, inp).t(), 1.0, false);
+        mm(&mut y, (rows, out, r), View::rows(&u, r), View::rows(b, r).t(), self.scale, true);
         let mut dims = l1.dims().to_vec();
         *dims.last_mut().unwrap() = out;
         Ok((CpuStorage::F32(y), Shape::from(dims)))
@@ -165,13 +107,7 @@ impl CustomOp3 for LoraOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (out, inp) = self.w.dims2()?;
         let (r, s) = (at.dims2()?.0, self.scale);
-        let held = [
-            xt.clone(),
-            at.clone(),
-            bt.clone(),
-            self.w.clone(),
-            grad.contiguous()?,
-        ];
+        let held = [xt.clone(), at.clone(), bt.clone(), self.w.clone(), grad.contiguous()?];
         let gs = guards(&held);
         let (x, a, b, w, g) = (
             cpu(&gs[0], "lora input")?,
@@ -182,23 +118,11 @@ impl CustomOp3 for LoraOp {
         );
         let rows = g.len() / out;
         let mut gb = vec![0f32; rows * r];
-        mm(
-            &mut gb,
-            (rows, r, out),
-            View::rows(g, out),
-            View::rows(b, r),
-            1.0,
-            false,
-        );
+        mm(&mut gb, (rows, r, out), View::rows(g, out), View::rows(b, r), 1.0, false);
         // No input gradient for an input outside the graph (layer 0's normed embeddings).
         let dx = if xt.track_op() {
             let mut dx = vec![0f32; rows * inp];
-            let (gb_v, a_v, g_v, w_v) = (
-                View::rows(&gb, r),
-                View::rows(a, inp),
-                View::rows(g, out),
-                View::rows(w, inp),
-            );
+            let (gb_v, a_v, g_v, w_v) = (View::rows(&gb, r), View::rows(a, inp), View::rows(g, out), View::rows(w, inp));
             if let Some(m) = &self.mask {
                 mm(&mut dx, (rows, inp, r), gb_v, a_v, s, false);
                 dx.iter_mut().zip(m).for_each(|(d, k)| *d *= k);
@@ -214,14 +138,7 @@ impl CustomOp3 for LoraOp {
         let xd = self.dropped(x);
         let da = if at.track_op() {
             let mut da = vec![0f32; r * inp];
-            mm(
-                &mut da,
-                (r, inp, rows),
-                View::rows(&gb, r).t(),
-                View::rows(&xd, inp),
-                s,
-                false,
-            );
+            mm(&mut da, (r, inp, rows), View::rows(&gb, r).t(), View::rows(&xd, inp), s, false);
             Some(from_vec(da, &[r, inp])?)
         } else {
             None
@@ -229,14 +146,7 @@ impl CustomOp3 for LoraOp {
         let db = if bt.track_op() {
             let u = Self::low_rank(&xd, a, rows, r, inp);
             let mut db = vec![0f32; out * r];
-            mm(
-                &mut db,
-                (out, r, rows),
-                View::rows(g, out).t(),
-                View::rows(&u, r),
-                s,
-                false,
-            );
+            mm(&mut db, (out, r, rows), View::rows(g, out).t(), View::rows(&u, r), s, false);
             Some(from_vec(db, &[out, r])?)
         } else {
             None
@@ -256,14 +166,7 @@ mod tests {
 
     fn rand(rng: &mut StdRng, dims: &[usize]) -> Tensor {
         let n = dims.iter().product();
-        Tensor::from_vec(
-            (0..n)
-                .map(|_| rng.random::<f32>() * 2.0 - 1.0)
-                .collect::<Vec<_>>(),
-            dims,
-            &Device::Cpu,
-        )
-        .unwrap()
+        Tensor::from_vec((0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect::<Vec<_>>(), dims, &Device::Cpu).unwrap()
     }
 
     /// (y, dx, dA, dB) of `sum(y·R)`, fused or composed from candle primitives.
@@ -271,72 +174,34 @@ mod tests {
         let (rows, inp, out, r) = ([2, 7], 48, 40, 4);
         let mut rng = StdRng::seed_from_u64(5);
         let x = Var::from_tensor(&rand(&mut rng, &[rows[0], rows[1], inp])).unwrap();
-        let (a, b) = (
-            Var::from_tensor(&rand(&mut rng, &[r, inp])).unwrap(),
-            Var::from_tensor(&rand(&mut rng, &[out, r])).unwrap(),
-        );
+        let (a, b) = (Var::from_tensor(&rand(&mut rng, &[r, inp])).unwrap(), Var::from_tensor(&rand(&mut rng, &[out, r])).unwrap());
         let w = rand(&mut rng, &[out, inp]);
         let weights = rand(&mut rng, &[rows[0], rows[1], out]);
-        let mask: Option<Vec<f32>> = masked.then(|| {
-            (0..x.elem_count())
-                .map(|_| {
-                    if rng.random::<f32>() < 0.3 {
-                        0.0
-                    } else {
-                        1.0 / 0.7
-                    }
-                })
-                .collect()
-        });
+        let mask: Option<Vec<f32>> =
+            masked.then(|| (0..x.elem_count()).map(|_| if rng.random::<f32>() < 0.3 { 0.0 } else { 1.0 / 0.7 }).collect());
         let y = if fused {
             lora_linear(&x, &a, &b, &w, S, mask).unwrap()
         } else {
             let xd = match mask {
-                Some(m) => {
-                    (x.as_tensor() * Tensor::from_vec(m, x.shape(), &Device::Cpu).unwrap()).unwrap()
-                }
+                Some(m) => (x.as_tensor() * Tensor::from_vec(m, x.shape(), &Device::Cpu).unwrap()).unwrap(),
                 None => x.as_tensor().clone(),
             };
             let base = x.broadcast_matmul(&w.t().unwrap()).unwrap();
-            let delta = xd
-                .broadcast_matmul(&a.t().unwrap())
-                .unwrap()
-                .broadcast_matmul(&b.t().unwrap())
-                .unwrap();
+            let delta = xd.broadcast_matmul(&a.t().unwrap()).unwrap().broadcast_matmul(&b.t().unwrap()).unwrap();
             (base + (delta * f64::from(S)).unwrap()).unwrap()
         };
-        let grads = (&y * &weights)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let grads = (&y * &weights).unwrap().sum_all().unwrap().backward().unwrap();
         let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        [
-            flat(&y),
-            flat(grads.get(&x).unwrap()),
-            flat(grads.get(&a).unwrap()),
-            flat(grads.get(&b).unwrap()),
-        ]
+        [flat(&y), flat(grads.get(&x).unwrap()), flat(grads.get(&a).unwrap()), flat(grads.get(&b).unwrap())]
     }
 
     #[test]
     fn output_and_gradients_match_the_composed_layer() {
         for masked in [false, true] {
             let (fused, reference) = (run(true, masked), run(false, masked));
-            for (what, (f, r)) in ["y", "dx", "dA", "dB"]
-                .iter()
-                .zip(fused.iter().zip(&reference))
-            {
-                let err = f
-                    .iter()
-                    .zip(r)
-                    .map(|(p, q)| (p - q).abs() / (1.0 + q.abs()))
-                    .fold(0f32, f32::max);
-                assert!(
-                    err < 1e-5,
-                    "{what} (masked {masked}): max relative error {err}"
-                );
+            for (what, (f, r)) in ["y", "dx", "dA", "dB"].iter().zip(fused.iter().zip(&reference)) {
+                let err = f.iter().zip(r).map(|(p, q)| (p - q).abs() / (1.0 + q.abs())).fold(0f32, f32::max);
+                assert!(err < 1e-5, "{what} (masked {masked}): max relative error {err}");
             }
         }
     }
@@ -350,16 +215,8 @@ mod tests {
     fn an_input_outside_the_graph_gets_no_gradient() {
         let mut rng = StdRng::seed_from_u64(9);
         let (x, w) = (rand(&mut rng, &[3, 8]), rand(&mut rng, &[5, 8]));
-        let (a, b) = (
-            Var::from_tensor(&rand(&mut rng, &[2, 8])).unwrap(),
-            Var::from_tensor(&rand(&mut rng, &[5, 2])).unwrap(),
-        );
-        let grads = lora_linear(&x, &a, &b, &w, S, None)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let (a, b) = (Var::from_tensor(&rand(&mut rng, &[2, 8])).unwrap(), Var::from_tensor(&rand(&mut rng, &[5, 2])).unwrap());
+        let grads = lora_linear(&x, &a, &b, &w, S, None).unwrap().sum_all().unwrap().backward().unwrap();
         assert!(grads.get(&x).is_none() && grads.get(&a).is_some() && grads.get(&b).is_some());
     }
 }

@@ -43,7 +43,8 @@ pub fn base_sha256(path: &Path, format: ModelFormat) -> Result<String> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            name.ends_with(".safetensors") || matches!(name, "config.json" | "tokenizer.json" | "tokenizer_config.json" | "model.safetensors.index.json")
+            name.ends_with(".safetensors")
+                || matches!(name, "config.json" | "tokenizer.json" | "tokenizer_config.json" | "model.safetensors.index.json")
         })
         .collect();
     files.sort();

@@ -34,7 +34,12 @@ pub fn merge_into(weights: &mut Weights, config: &LlamaConfig, adapter: &PeftAda
             let module = module_path(layer, target);
             let key = format!("{module}.weight");
             let (ka, kb) = (peft_key(&module, 'A'), peft_key(&module, 'B'));
-            let get = |k: &str| adapter.tensors.get(k).ok_or_else(|| bad(format!("{WEIGHTS_FILE}: tensor `{k}` is missing (target_modules lists `{target}`)")));
+            let get = |k: &str| {
+                adapter
+                    .tensors
+                    .get(k)
+                    .ok_or_else(|| bad(format!("{WEIGHTS_FILE}: tensor `{k}` is missing (target_modules lists `{target}`)")))
+            };
             let (a, b) = (get(&ka)?, get(&kb)?);
             let w = weights.get(&key).ok_or_else(|| bad(format!("base model has no `{key}`")))?;
             let (out, inp) = w.dims2()?;
@@ -96,7 +101,8 @@ pub fn merge_adapter(base: &Path, adapter_dir: &Path, out_dir: &Path) -> Result<
     std::fs::write(out_dir.join("config.json"), cfg_text).map_err(|e| TrainError::write(out_dir.join("config.json"), e))?;
     match format {
         ModelFormat::HfFolder => {
-            let files = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja"];
+            let files =
+                ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja"];
             for name in files.iter().filter(|n| base.join(n).is_file()) {
                 std::fs::copy(base.join(name), out_dir.join(name)).map_err(|e| TrainError::write(out_dir.join(name), e))?;
             }
@@ -141,7 +147,13 @@ mod tests {
             let cfg = TinyOptions { seed: 2, ..Default::default() }.config().unwrap();
             let mut w = random_weights(&cfg, 2).unwrap();
             let dir = tmp(if rs { "rs" } else { "plain" });
-            let lora = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, use_rslora: rs, target_modules: targets.iter().map(|s| s.to_string()).collect() };
+            let lora = LoraConfig {
+                r: 4,
+                alpha: 8.0,
+                dropout: 0.0,
+                use_rslora: rs,
+                target_modules: targets.iter().map(|s| s.to_string()).collect(),
+            };
             let with_lora = adapter(&cfg, &w, &lora, &dir);
             let ids = Tensor::new(&[[1u32, 50, 300, 7, 99, 2]], &Device::Cpu).unwrap();
             let base = Llama::new(cfg.clone(), &w).unwrap().forward(&ids, ForwardMode::Eval).unwrap();
@@ -197,7 +209,8 @@ mod tests {
         tinyforge_model::create_tiny_model(&base, &TinyOptions { seed: 4, ..Default::default() }).unwrap();
         let ckpt = load_checkpoint(&base).unwrap();
         let dir = tmp("ad");
-        let lora = LoraConfig { r: 2, alpha: 16.0, dropout: 0.0, use_rslora: false, target_modules: vec!["k_proj".into(), "up_proj".into()] };
+        let lora =
+            LoraConfig { r: 2, alpha: 16.0, dropout: 0.0, use_rslora: false, target_modules: vec!["k_proj".into(), "up_proj".into()] };
         let want = adapter(&ckpt.config, &ckpt.weights, &lora, &dir);
         let out = tmp("out");
         merge_adapter(&base, &dir, &out).unwrap();

@@ -156,14 +156,20 @@ pub fn train(opts: &TrainOptions, on_progress: &mut (dyn FnMut(&Progress) + Send
     }
     let ckpt_root = opts.out.join("checkpoints");
     if !opts.resume && !checkpoint::list(&ckpt_root)?.is_empty() {
-        return Err(TrainError::options("out", format!("{} already holds a run with checkpoints; resume it or choose another folder", opts.out.display())));
+        return Err(TrainError::options(
+            "out",
+            format!("{} already holds a run with checkpoints; resume it or choose another folder", opts.out.display()),
+        ));
     }
 
     let base_sha = manifest::base_sha256(&opts.base, format)?;
     let ckpt = load_checkpoint(&opts.base)?;
     let llama = Llama::new(ckpt.config.clone(), &ckpt.weights)?;
     if tok.vocab_size() > ckpt.config.vocab_size {
-        return Err(TrainError::options("base", format!("tokenizer has {} tokens, the model {}", tok.vocab_size(), ckpt.config.vocab_size)));
+        return Err(TrainError::options(
+            "base",
+            format!("tokenizer has {} tokens, the model {}", tok.vocab_size(), ckpt.config.vocab_size),
+        ));
     }
     let model = if opts.full { LlamaForTraining::full(llama)? } else { LlamaForTraining::lora(llama, &opts.lora, opts.training.seed)? };
 
@@ -188,7 +194,8 @@ pub fn train(opts: &TrainOptions, on_progress: &mut (dyn FnMut(&Progress) + Send
     // The loop runs on a worker of the pool the GEMMs and fused kernels use: called from any other
     // thread, each parallel op hands its job over and sleeps until it is done (a futex round trip
     // per op, thousands per step); on a worker the caller takes its share itself. 15-20% faster.
-    let outcome = compute_pool()?.install(|| run_loop(&model, &train_ex, &eval_ex, &loop_cfg, &opts.out, fingerprint, opts.resume, on_progress, cancel))?;
+    let outcome = compute_pool()?
+        .install(|| run_loop(&model, &train_ex, &eval_ex, &loop_cfg, &opts.out, fingerprint, opts.resume, on_progress, cancel))?;
 
     let output_dir = if opts.full {
         let dir = opts.out.join("model");
@@ -213,18 +220,21 @@ pub fn train(opts: &TrainOptions, on_progress: &mut (dyn FnMut(&Progress) + Send
         "stoppedEarly": outcome.stopped_early,
         "resumedFrom": outcome.resumed_from,
     });
-    let manifest_path = manifest::write(&opts.out, &ManifestInput {
-        base: &opts.base,
-        base_sha256: &base_sha,
-        base_format: format,
-        data: &opts.data,
-        data_sha256: &data.sha256,
-        data_stats: &stats,
-        eval_data: eval_file.as_ref().map(|e| (e.path.as_path(), e.sha256.as_str())),
-        hyperparameters,
-        metrics,
-        outputs: json!({ if opts.full { "model" } else { "adapter" }: output_dir.file_name().map(|n| n.to_string_lossy().into_owned()), "metrics": "metrics.jsonl", "checkpoints": "checkpoints" }),
-    })?;
+    let manifest_path = manifest::write(
+        &opts.out,
+        &ManifestInput {
+            base: &opts.base,
+            base_sha256: &base_sha,
+            base_format: format,
+            data: &opts.data,
+            data_sha256: &data.sha256,
+            data_stats: &stats,
+            eval_data: eval_file.as_ref().map(|e| (e.path.as_path(), e.sha256.as_str())),
+            hyperparameters,
+            metrics,
+            outputs: json!({ if opts.full { "model" } else { "adapter" }: output_dir.file_name().map(|n| n.to_string_lossy().into_owned()), "metrics": "metrics.jsonl", "checkpoints": "checkpoints" }),
+        },
+    )?;
     report.output_dir = Some(output_dir);
     report.manifest = Some(manifest_path);
     report.outcome = Some(outcome);
@@ -234,9 +244,11 @@ pub fn train(opts: &TrainOptions, on_progress: &mut (dyn FnMut(&Progress) + Send
 /// One rayon pool for training, sized like rayon's global one (`RAYON_NUM_THREADS`, else one thread per core).
 fn compute_pool() -> Result<&'static rayon::ThreadPool> {
     static POOL: std::sync::OnceLock<std::result::Result<rayon::ThreadPool, String>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| rayon::ThreadPoolBuilder::new().thread_name(|i| format!("tinyforge-compute-{i}")).build().map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(|e| TrainError::options("threads", format!("cannot start the compute threads: {e}")))
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new().thread_name(|i| format!("tinyforge-compute-{i}")).build().map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| TrainError::options("threads", format!("cannot start the compute threads: {e}")))
 }
 
 /// A full fine-tune's output: an HF folder with every trained weight in place of the base's, the

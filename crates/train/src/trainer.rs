@@ -19,9 +19,9 @@ use std::{
 
 use candle_core::backprop::GradStore;
 use rayon::prelude::*;
-use tinyforge_model::kernels::sharing_pool;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tinyforge_model::kernels::sharing_pool;
 
 use crate::{
     batches::{Batch, PURPOSE_DROPOUT, epoch_batches, make_batch},
@@ -243,7 +243,8 @@ pub fn run_loop(
     }
     std::fs::create_dir_all(run_dir).map_err(|e| TrainError::write(run_dir, e))?;
     rewrite_history(&metrics_path, &history)?;
-    let mut metrics = std::fs::OpenOptions::new().append(true).create(true).open(&metrics_path).map_err(|e| TrainError::write(&metrics_path, e))?;
+    let mut metrics =
+        std::fs::OpenOptions::new().append(true).create(true).open(&metrics_path).map_err(|e| TrainError::write(&metrics_path, e))?;
 
     let started = Instant::now();
     let (mut session_tokens, mut session_steps) = (0u64, 0usize);
@@ -312,7 +313,8 @@ pub fn run_loop(
             eval_loss: eval_result.map(|e| e.loss),
             perplexity: eval_result.map(|e| e.perplexity),
         };
-        writeln!(metrics, "{}", serde_json::to_string(&record).expect("record serializes")).map_err(|e| TrainError::write(&metrics_path, e))?;
+        writeln!(metrics, "{}", serde_json::to_string(&record).expect("record serializes"))
+            .map_err(|e| TrainError::write(&metrics_path, e))?;
         history.push(record);
         let elapsed = started.elapsed().as_secs_f64();
         on_progress(&Progress {
@@ -352,11 +354,7 @@ pub fn run_loop(
 /// The metrics lines of steps `..=upto` (a resumed run drops what came after its checkpoint).
 fn read_history(path: &Path, upto: usize) -> Result<Vec<StepRecord>> {
     let Ok(text) = std::fs::read_to_string(path) else { return Ok(Vec::new()) };
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<StepRecord>(l).ok())
-        .filter(|r| r.step <= upto)
-        .collect())
+    Ok(text.lines().filter_map(|l| serde_json::from_str::<StepRecord>(l).ok()).filter(|r| r.step <= upto).collect())
 }
 
 fn rewrite_history(path: &Path, history: &[StepRecord]) -> Result<()> {

@@ -178,7 +178,11 @@ fn untied_full_run_writes_trained_embeddings_norms_and_head() {
     let out = report.output_dir.unwrap();
     let before = load_checkpoint(&base).unwrap();
     let after = load_checkpoint(&out).unwrap();
-    assert_eq!(std::fs::read(out.join("config.json")).unwrap(), std::fs::read(base.join("config.json")).unwrap(), "config.json must be the base's");
+    assert_eq!(
+        std::fs::read(out.join("config.json")).unwrap(),
+        std::fs::read(base.join("config.json")).unwrap(),
+        "config.json must be the base's"
+    );
     assert_eq!(after.weights.keys().collect::<HashSet<_>>(), before.weights.keys().collect::<HashSet<_>>());
     for name in [
         "model.embed_tokens.weight",
@@ -265,14 +269,26 @@ fn full_resume_is_bit_exact() {
     };
     let straight = train(&opts("straight"), &mut |_| {}, &AtomicBool::new(false)).unwrap();
     let cancel = AtomicBool::new(false);
-    let err = train(&opts("cut"), &mut |p| if p.step == 3 { cancel.store(true, Ordering::Relaxed) }, &cancel).unwrap_err();
+    let err = train(
+        &opts("cut"),
+        &mut |p| {
+            if p.step == 3 {
+                cancel.store(true, Ordering::Relaxed)
+            }
+        },
+        &cancel,
+    )
+    .unwrap_err();
     assert_eq!(err.code(), "ABORTED");
     let ckpt = tinyforge_train::checkpoint::list(&dir.join("cut/checkpoints")).unwrap().pop().unwrap().1;
     let saved = candle_core::safetensors::load(ckpt.join("params.safetensors"), &Device::Cpu).unwrap();
     let moments = candle_core::safetensors::load(ckpt.join("optimizer.safetensors"), &Device::Cpu).unwrap();
     for name in ["model.embed_tokens.weight", "lm_head.weight", "model.norm.weight", "model.layers.0.input_layernorm.weight"] {
         assert!(saved.contains_key(name), "checkpoint lacks {name}");
-        assert!(moments.contains_key(&format!("{name}::m")) && moments.contains_key(&format!("{name}::v")), "checkpoint lacks moments of {name}");
+        assert!(
+            moments.contains_key(&format!("{name}::m")) && moments.contains_key(&format!("{name}::v")),
+            "checkpoint lacks moments of {name}"
+        );
     }
     let mut again = opts("cut");
     again.resume = true;

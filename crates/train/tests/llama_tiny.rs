@@ -208,7 +208,16 @@ fn resume_after_cancel_matches_an_uninterrupted_run_with_dropout() {
     };
     let straight = train(&opts("straight"), &mut |_| {}, &AtomicBool::new(false)).unwrap().outcome.unwrap();
     let cancel = AtomicBool::new(false);
-    let err = train(&opts("cut"), &mut |p| if p.step == 3 { cancel.store(true, Ordering::Relaxed) }, &cancel).unwrap_err();
+    let err = train(
+        &opts("cut"),
+        &mut |p| {
+            if p.step == 3 {
+                cancel.store(true, Ordering::Relaxed)
+            }
+        },
+        &cancel,
+    )
+    .unwrap_err();
     assert_eq!(err.code(), "ABORTED");
     let mut again = opts("cut");
     again.resume = true;
@@ -239,4 +248,3 @@ fn full_fine_tune_writes_a_loadable_model_folder() {
     let tok = Tokenizer::from_file(out.join("tokenizer.json")).unwrap();
     assert!(model.last_logits(&tok.encode("hello", false).unwrap()).unwrap().iter().all(|x| x.is_finite()));
 }
-

@@ -35,10 +35,24 @@ fn examples(n: usize) -> Vec<Example> {
 }
 
 fn cfg(max_steps: usize) -> LoopConfig {
-    LoopConfig { batch_size: 2, grad_accum: 2, max_steps: Some(max_steps), lr: 0.05, warmup_ratio: 0.2, eval_every: 2, ..LoopConfig::default() }
+    LoopConfig {
+        batch_size: 2,
+        grad_accum: 2,
+        max_steps: Some(max_steps),
+        lr: 0.05,
+        warmup_ratio: 0.2,
+        eval_every: 2,
+        ..LoopConfig::default()
+    }
 }
 
-fn losses(model: &dyn TrainableLm, dir: &std::path::Path, cfg: &LoopConfig, resume: bool, cancel_after: Option<usize>) -> Result<Vec<f64>, TrainError> {
+fn losses(
+    model: &dyn TrainableLm,
+    dir: &std::path::Path,
+    cfg: &LoopConfig,
+    resume: bool,
+    cancel_after: Option<usize>,
+) -> Result<Vec<f64>, TrainError> {
     let data = examples(24);
     let (train, eval) = data.split_at(20);
     let cancel = AtomicBool::new(false);
@@ -86,7 +100,8 @@ fn periodic_checkpoints_keep_the_newest_two() {
     let dir = temp_dir("periodic");
     let c = LoopConfig { checkpoint_every: 2, ..cfg(9) };
     losses(&BigramLm::new(17, 8, 3).unwrap(), &dir, &c, false, None).unwrap();
-    let names: Vec<String> = tinyforge_train::checkpoint::list(&dir.join("checkpoints")).unwrap().iter().map(|(s, _)| s.to_string()).collect();
+    let names: Vec<String> =
+        tinyforge_train::checkpoint::list(&dir.join("checkpoints")).unwrap().iter().map(|(s, _)| s.to_string()).collect();
     assert_eq!(names, ["6", "8"]);
 }
 
@@ -130,7 +145,9 @@ fn early_stopping_ends_the_run_when_eval_stops_improving() {
         })
         .collect();
     let c = LoopConfig { eval_every: 1, early_stopping_patience: Some(3), lr: 0.1, warmup_ratio: 0.0, ..cfg(200) };
-    let out = run_loop(&BigramLm::new(17, 8, 5).unwrap(), &train, &eval, &c, &dir, BTreeMap::new(), false, &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    let out =
+        run_loop(&BigramLm::new(17, 8, 5).unwrap(), &train, &eval, &c, &dir, BTreeMap::new(), false, &mut |_| {}, &AtomicBool::new(false))
+            .unwrap();
     assert!(out.stopped_early);
     assert!(out.steps < 200, "{}", out.steps);
     let evals: Vec<f64> = out.history.iter().filter_map(|h| h.eval_loss).collect();

@@ -20,7 +20,13 @@ fn lora_gradients_match_finite_differences() {
     let opts = TinyOptions { layers: 2, hidden: 32, heads: 4, kv_heads: 2, intermediate: 64, ..TinyOptions::default() };
     let cfg = opts.config().unwrap();
     let llama = Llama::new(cfg, &random_weights(&opts.config().unwrap(), 7).unwrap()).unwrap();
-    let lora = LoraConfig { r: 2, alpha: 4.0, dropout: 0.0, use_rslora: false, target_modules: ["q_proj", "v_proj", "o_proj", "down_proj"].map(String::from).to_vec() };
+    let lora = LoraConfig {
+        r: 2,
+        alpha: 4.0,
+        dropout: 0.0,
+        use_rslora: false,
+        target_modules: ["q_proj", "v_proj", "o_proj", "down_proj"].map(String::from).to_vec(),
+    };
     let model = LlamaForTraining::lora(llama, &lora, 3).unwrap();
     // B starts at zero (so A's gradient would be zero): give every B random values first.
     let mut rng = StdRng::seed_from_u64(11);

@@ -11,7 +11,12 @@ fn cpu_seconds() -> f64 {
 }
 
 use tinyforge_model::{ForwardMode, Llama};
-use tinyforge_train::{LoraConfig, batches::make_batch, data::Example, model::{LlamaForTraining, TrainableLm}};
+use tinyforge_train::{
+    LoraConfig,
+    batches::make_batch,
+    data::Example,
+    model::{LlamaForTraining, TrainableLm},
+};
 
 #[test]
 #[ignore]
@@ -21,7 +26,13 @@ fn step_breakdown() {
     let model = LlamaForTraining::lora(llama, &LoraConfig { dropout: 0.0, ..LoraConfig::default() }, 1).unwrap();
     // PROBE_SEQ: tokens per sequence (the train bench uses 256); half of each is labelled.
     let seq: usize = std::env::var("PROBE_SEQ").ok().and_then(|s| s.parse().ok()).unwrap_or(128);
-    let exs: Vec<Example> = (0..4).map(|i| Example { ids: (0..seq).map(|j| ((j * 31 + i * 7) % 4000 + 10) as u32).collect(), labels: (0..seq).map(|j| j > seq / 2).collect(), line: 1 }).collect();
+    let exs: Vec<Example> = (0..4)
+        .map(|i| Example {
+            ids: (0..seq).map(|j| ((j * 31 + i * 7) % 4000 + 10) as u32).collect(),
+            labels: (0..seq).map(|j| j > seq / 2).collect(),
+            line: 1,
+        })
+        .collect();
     let refs: Vec<&Example> = exs.iter().collect();
     let batch = make_batch(&refs, 0).unwrap();
     // PROBE_INSTALL=1: run the step on a rayon worker (the GEMMs' pool) instead of a foreign thread.
@@ -97,6 +108,8 @@ fn gemm_orientation() {
         };
         time("x·wᵀ serial", &mut |y| gemm_view(y, n, m, n, k, View::rows(&x, k), View::rows(&w, k).t(), 1.0, false, false));
         time("w·xᵀ serial", &mut |y| gemm_view(y, m, n, m, k, View::rows(&w, k), View::rows(&x, k).t(), 1.0, false, false));
-        time("x·wᵀ 2 threads", &mut |y| pool.install(|| gemm_view(y, n, m, n, k, View::rows(&x, k), View::rows(&w, k).t(), 1.0, false, true)));
+        time("x·wᵀ 2 threads", &mut |y| {
+            pool.install(|| gemm_view(y, n, m, n, k, View::rows(&x, k), View::rows(&w, k).t(), 1.0, false, true))
+        });
     }
 }

@@ -8,9 +8,10 @@ pub fn ort_library() -> PathBuf {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1");
-    p.canonicalize().unwrap_or_else(|_| panic!("ONNX Runtime library not found at {} (run `npm install` at the repo root or set ORT_DYLIB_PATH)", p.display()))
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1");
+    p.canonicalize().unwrap_or_else(|_| {
+        panic!("ONNX Runtime library not found at {} (run `npm install` at the repo root or set ORT_DYLIB_PATH)", p.display())
+    })
 }
 
 pub fn init() -> tinyforge_infer::RuntimeInfo {

@@ -51,23 +51,11 @@ pub fn causal_attention(
         bail!("causal_attention: {n_head} heads over {n_kv} kv heads of dim {head_dim}")
     }
     if cos.dims() != [s, head_dim / 2] || sin.dims() != [s, head_dim / 2] {
-        bail!(
-            "causal_attention: rope tables {:?} do not match {s} positions of dim {head_dim}",
-            cos.dims()
-        )
+        bail!("causal_attention: rope tables {:?} do not match {s} positions of dim {head_dim}", cos.dims())
     }
-    let op = AttentionOp {
-        cos: cos.flatten_all()?.to_vec1()?,
-        sin: sin.flatten_all()?.to_vec1()?,
-        b,
-        s,
-        n_head,
-        n_kv,
-        hd: head_dim,
-        scale,
-    };
-    q.contiguous()?
-        .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+    let op =
+        AttentionOp { cos: cos.flatten_all()?.to_vec1()?, sin: sin.flatten_all()?.to_vec1()?, b, s, n_head, n_kv, hd: head_dim, scale };
+    q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }
 
 struct AttentionOp {
@@ -125,9 +113,7 @@ impl AttentionOp {
     /// GEMMs skip most of the masked upper triangle (9/16 of the full products at s = 256).
     fn blocks(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
         let s = self.s;
-        (0..s)
-            .step_by(BLOCK)
-            .map(move |r0| (r0, (r0 + BLOCK).min(s)))
+        (0..s).step_by(BLOCK).map(move |r0| (r0, (r0 + BLOCK).min(s)))
     }
 
     /// Fills `p [s, s]` with the causal attention probabilities of task `t`. `p` is scratch
@@ -142,18 +128,7 @@ impl AttentionOp {
         let kv = View::rows(&kr, hd).t();
         for (r0, r1) in self.blocks() {
             let qb = View::rows(&qr[r0 * hd..], hd);
-            gemm_view(
-                &mut p[r0 * s..],
-                s,
-                r1 - r0,
-                r1,
-                hd,
-                qb,
-                kv,
-                self.scale,
-                false,
-                false,
-            );
+            gemm_view(&mut p[r0 * s..], s, r1 - r0, r1, hd, qb, kv, self.scale, false, false);
         }
         for (i, row) in p.chunks_mut(s).enumerate() {
             let (seen, masked) = row.split_at_mut(i + 1);
@@ -175,41 +150,20 @@ impl AttentionOp {
         View::rows(&v[row0 * self.kvw() + col..], self.kvw())
     }
 
-    fn forward_head(
-        &self,
-        (q, k, v): (&[f32], &[f32], &[f32]),
-        t: usize,
-        p: &mut Vec<f32>,
-    ) -> Vec<f32> {
+    fn forward_head(&self, (q, k, v): (&[f32], &[f32], &[f32]), t: usize, p: &mut Vec<f32>) -> Vec<f32> {
         let (s, hd) = (self.s, self.hd);
         self.probs(q, k, t, p);
         let mut y = vec![0f32; s * hd];
         for (r0, r1) in self.blocks() {
             let pb = View::rows(&p[r0 * s..], s);
             let yb = &mut y[r0 * hd..];
-            gemm_view(
-                yb,
-                hd,
-                r1 - r0,
-                hd,
-                r1,
-                pb,
-                self.v_view(v, t),
-                1.0,
-                false,
-                false,
-            );
+            gemm_view(yb, hd, r1 - r0, hd, r1, pb, self.v_view(v, t), 1.0, false, false);
         }
         y
     }
 
     /// `(dQ, dK, dV)` of one (batch, query head), each `[s, hd]`, RoPE already undone.
-    fn backward_head(
-        &self,
-        (q, k, v, g): (&[f32], &[f32], &[f32], &[f32]),
-        t: usize,
-        (p, ds): &mut (Vec<f32>, Vec<f32>),
-    ) -> [Vec<f32>; 3] {
+    fn backward_head(&self, (q, k, v, g): (&[f32], &[f32], &[f32], &[f32]), t: usize, (p, ds): &mut (Vec<f32>, Vec<f32>)) -> [Vec<f32>; 3] {
         let (s, hd, qw) = (self.s, self.hd, self.qw());
         let (bi, h) = (t / self.n_head, t % self.n_head);
         let hp = self.probs(q, k, t, p);
@@ -234,26 +188,11 @@ impl AttentionOp {
                 }
             }
             let dsb = View::rows(&ds[r0 * s..], s);
-            gemm_view(
-                &mut dq[r0 * hd..],
-                hd,
-                m,
-                hd,
-                r1,
-                dsb,
-                kr,
-                1.0,
-                false,
-                false,
-            );
+            gemm_view(&mut dq[r0 * hd..], hd, m, hd, r1, dsb, kr, 1.0, false, false);
             let qb = View::rows(&hp.q[r0 * hd..], hd);
             gemm_view(&mut dk, hd, r1, hd, m, dsb.t(), qb, 1.0, true, false);
         }
-        [
-            self.rotate(&dq, hd, 0, -1.0),
-            self.rotate(&dk, hd, 0, -1.0),
-            dv,
-        ]
+        [self.rotate(&dq, hd, 0, -1.0), self.rotate(&dk, hd, 0, -1.0), dv]
     }
 
     /// Copies (or adds) task `t`'s `[s, hd]` block into `dst [b, s, w]` at column `col`.
@@ -286,10 +225,8 @@ impl CustomOp3 for AttentionOp {
         let q = slice(s1, l1, "attention q")?;
         let k = slice(s2, l2, "attention k")?;
         let v = slice(s3, l3, "attention v")?;
-        let heads: Vec<Vec<f32>> = (0..self.b * self.n_head)
-            .into_par_iter()
-            .map_init(Vec::new, |p, t| self.forward_head((q, k, v), t, p))
-            .collect();
+        let heads: Vec<Vec<f32>> =
+            (0..self.b * self.n_head).into_par_iter().map_init(Vec::new, |p, t| self.forward_head((q, k, v), t, p)).collect();
         let mut y = vec![0f32; q.len()];
         for (t, yh) in heads.iter().enumerate() {
             let (bi, h) = (t / self.n_head, t % self.n_head);
@@ -312,9 +249,7 @@ impl CustomOp3 for AttentionOp {
                     with_data(grad, "attention grad", |g| {
                         Ok((0..self.b * self.n_head)
                             .into_par_iter()
-                            .map_init(Default::default, |scratch, t| {
-                                self.backward_head((q, k, v, g), t, scratch)
-                            })
+                            .map_init(Default::default, |scratch, t| self.backward_head((q, k, v, g), t, scratch))
                             .collect())
                     })
                 })
@@ -330,11 +265,7 @@ impl CustomOp3 for AttentionOp {
             self.scatter(&mut dk, self.kvw(), kcol, bi, hk, true);
             self.scatter(&mut dv, self.kvw(), kcol, bi, hv, true);
         }
-        Ok((
-            Some(from_vec(dq, q.dims())?),
-            Some(from_vec(dk, k.dims())?),
-            Some(from_vec(dv, v.dims())?),
-        ))
+        Ok((Some(from_vec(dq, q.dims())?), Some(from_vec(dk, k.dims())?), Some(from_vec(dv, v.dims())?)))
     }
 }
 

@@ -131,4 +131,3 @@ impl Block {
         &h + self.mlp.forward(&self.post_attention_layernorm.forward(&h, mode)?)?
     }
 }
-

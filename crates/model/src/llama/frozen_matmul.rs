@@ -10,14 +10,9 @@ use crate::kernels::{from_vec, gemm_rowmajor, last_dim, slice, with_data};
 pub fn frozen_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (out, inp) = w.dims2()?;
     if last_dim(x.layout()) != inp {
-        bail!(
-            "frozen matmul: input last dim {} != weight in-features {inp}",
-            last_dim(x.layout())
-        )
+        bail!("frozen matmul: input last dim {} != weight in-features {inp}", last_dim(x.layout()))
     }
-    let y = x
-        .contiguous()?
-        .apply_op1(FrozenMatmulOp { w: w.contiguous()? })?;
+    let y = x.contiguous()?.apply_op1(FrozenMatmulOp { w: w.contiguous()? })?;
     debug_assert_eq!(y.dims().last(), Some(&out));
     Ok(y)
 }

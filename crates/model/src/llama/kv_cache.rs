@@ -35,14 +35,18 @@ impl KvCache {
 
 /// `[s, past + s]` additive mask: new position `i` sees every cached one and new ones `<= i`.
 fn offset_mask(s: usize, past: usize) -> candle_core::Result<Tensor> {
-    let data: Vec<f32> = (0..s)
-        .flat_map(|i| (0..past + s).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
+    let data: Vec<f32> = (0..s).flat_map(|i| (0..past + s).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 })).collect();
     Tensor::from_vec(data, (s, past + s), &Device::Cpu)
 }
 
 impl Attention {
-    fn forward_cached(&self, x: &Tensor, rope: &(Tensor, Tensor), mask: Option<&Tensor>, slot: &mut Option<(Tensor, Tensor)>) -> candle_core::Result<Tensor> {
+    fn forward_cached(
+        &self,
+        x: &Tensor,
+        rope: &(Tensor, Tensor),
+        mask: Option<&Tensor>,
+        slot: &mut Option<(Tensor, Tensor)>,
+    ) -> candle_core::Result<Tensor> {
         let (b, s, _) = x.dims3()?;
         let heads = |p: &std::sync::Arc<dyn super::Projection>, n: usize| -> candle_core::Result<Tensor> {
             p.forward(x)?.reshape((b, s, n, self.head_dim))?.transpose(1, 2)?.contiguous()
@@ -67,7 +71,13 @@ impl Attention {
 }
 
 impl Block {
-    fn forward_cached(&self, x: &Tensor, rope: &(Tensor, Tensor), mask: Option<&Tensor>, slot: &mut Option<(Tensor, Tensor)>) -> candle_core::Result<Tensor> {
+    fn forward_cached(
+        &self,
+        x: &Tensor,
+        rope: &(Tensor, Tensor),
+        mask: Option<&Tensor>,
+        slot: &mut Option<(Tensor, Tensor)>,
+    ) -> candle_core::Result<Tensor> {
         let h = (x + self.self_attn.forward_cached(&self.input_layernorm.forward(x, MODE)?, rope, mask, slot)?)?;
         &h + self.mlp.forward(&self.post_attention_layernorm.forward(&h, MODE)?)?
     }

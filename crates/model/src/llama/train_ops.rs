@@ -68,9 +68,7 @@ impl CustomOp2 for RmsNormOp {
     fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let d = w.elem_count();
         let (dx, dw) = with_data(x, "rms_norm input", |x| {
-            with_data(w, "rms_norm weight", |w| {
-                with_data(grad, "rms_norm grad", |g| Ok(rms_norm_bwd(x, w, g, d, self.eps)))
-            })
+            with_data(w, "rms_norm weight", |w| with_data(grad, "rms_norm grad", |g| Ok(rms_norm_bwd(x, w, g, d, self.eps))))
         })?;
         Ok((Some(from_vec(dx, x.dims())?), Some(from_vec(dw, w.dims())?)))
     }
@@ -329,16 +327,16 @@ mod tests {
     #[test]
     fn frozen_matmul_matches_matmul_and_gives_the_input_gradient() {
         let w = rand(&[7, 12], 11);
-        check(&[rand(&[2, 5, 12], 12)], |t| frozen_matmul(&t[0], &w).unwrap(), |t| {
-            t[0].broadcast_matmul(&w.t().unwrap()).unwrap()
-        });
+        check(&[rand(&[2, 5, 12], 12)], |t| frozen_matmul(&t[0], &w).unwrap(), |t| t[0].broadcast_matmul(&w.t().unwrap()).unwrap());
     }
 
     #[test]
     fn rms_norm_matches_the_primitive_form() {
-        check(&[rand(&[3, 5, 40], 1), rand(&[40], 2)], |t| rms_norm(&t[0], &t[1], 1e-5).unwrap(), |t| {
-            candle_nn::ops::rms_norm_slow(&t[0], &t[1], 1e-5).unwrap()
-        });
+        check(
+            &[rand(&[3, 5, 40], 1), rand(&[40], 2)],
+            |t| rms_norm(&t[0], &t[1], 1e-5).unwrap(),
+            |t| candle_nn::ops::rms_norm_slow(&t[0], &t[1], 1e-5).unwrap(),
+        );
     }
 
     #[test]
@@ -346,9 +344,11 @@ mod tests {
         let (s, d) = (7, 16);
         let freqs = rand(&[s, d / 2], 3);
         let (cos, sin) = (freqs.cos().unwrap(), freqs.sin().unwrap());
-        check(&[rand(&[2, 3, s, d], 4)], |t| rope(&t[0], &cos, &sin).unwrap(), |t| {
-            candle_nn::rotary_emb::rope_slow(&t[0], &cos, &sin).unwrap()
-        });
+        check(
+            &[rand(&[2, 3, s, d], 4)],
+            |t| rope(&t[0], &cos, &sin).unwrap(),
+            |t| candle_nn::rotary_emb::rope_slow(&t[0], &cos, &sin).unwrap(),
+        );
     }
 
     #[test]
@@ -356,16 +356,20 @@ mod tests {
         let s = 9;
         let mask: Vec<f32> = (0..s * s).map(|i| if i % s > i / s { f32::NEG_INFINITY } else { 0.0 }).collect();
         let mask = Tensor::from_vec(mask, (s, s), &Device::Cpu).unwrap();
-        check(&[(rand(&[2, 3, s, s], 5) * 4.0).unwrap()], |t| causal_softmax(&t[0], 0.25).unwrap(), |t| {
-            candle_nn::ops::softmax(&(&t[0] * 0.25).unwrap().broadcast_add(&mask).unwrap(), D::Minus1).unwrap()
-        });
+        check(
+            &[(rand(&[2, 3, s, s], 5) * 4.0).unwrap()],
+            |t| causal_softmax(&t[0], 0.25).unwrap(),
+            |t| candle_nn::ops::softmax(&(&t[0] * 0.25).unwrap().broadcast_add(&mask).unwrap(), D::Minus1).unwrap(),
+        );
     }
 
     #[test]
     fn swiglu_matches_silu_times_up() {
-        check(&[(rand(&[4, 6, 50], 6) * 3.0).unwrap(), rand(&[4, 6, 50], 7)], |t| swiglu(&t[0], &t[1]).unwrap(), |t| {
-            (t[0].silu().unwrap() * &t[1]).unwrap()
-        });
+        check(
+            &[(rand(&[4, 6, 50], 6) * 3.0).unwrap(), rand(&[4, 6, 50], 7)],
+            |t| swiglu(&t[0], &t[1]).unwrap(),
+            |t| (t[0].silu().unwrap() * &t[1]).unwrap(),
+        );
     }
 
     #[test]
