@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { handleError } from './errors.js';
 import { baseCommand } from './commands/base.js';
 import { demoCommand } from './commands/demo.js';
+import { exportCommand } from './commands/export.js';
 import { dataCommand } from './commands/data.js';
 import { ingestCommand } from './commands/ingest.js';
 import { initCommand } from './commands/init.js';
@@ -27,6 +28,7 @@ const program = new Command()
 program.addCommand(baseCommand);
 program.addCommand(dataCommand);
 program.addCommand(demoCommand);
+program.addCommand(exportCommand);
 program.addCommand(ingestCommand);
 program.addCommand(initCommand);
 program.addCommand(modelsCommand);

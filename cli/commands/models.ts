@@ -86,8 +86,9 @@ const show = new Command('show')
   .action((ref: string, flags: { json?: boolean }) =>
     withRegistry((registry) => {
       const a = registry.get(ref);
-      if (flags.json) printJson(a);
-      else process.stdout.write(describe(a));
+      const chain = registry.lineage(a.id);
+      if (flags.json) printJson({ ...a, lineage: chain.map((c) => ({ id: c.id, kind: c.kind, name: c.name })) });
+      else process.stdout.write(`lineage: ${chain.map((c) => `${c.kind === 'base_model' ? 'base' : c.kind} ${c.name} (${c.id})`).join(' → ')}\n${describe(a)}`);
     }),
   );
 

@@ -203,6 +203,30 @@ export class Registry {
   }
 
   /**
+   * Where an artifact comes from, oldest first and ending with it: its parents (export → run →
+   * resumed-from run ...) and, above the top one, the base model row with the base SHA-256 it
+   * records (runs point at their base by hash, not by parent). `models show` prints it.
+   */
+  lineage(ref: string): Artifact[] {
+    const byId = this.db.prepare('SELECT * FROM artifacts WHERE id = ?');
+    const chain: Artifact[] = [];
+    let cur: Artifact | undefined = this.get(ref);
+    while (cur && !chain.some((a) => a.id === cur!.id)) {
+      chain.unshift(cur);
+      const parent: Row | undefined = cur.parentId ? (byId.get(cur.parentId) as Row | undefined) : undefined;
+      cur = parent ? this.toArtifact(parent, false) : undefined;
+    }
+    const top = chain[0]!;
+    if (top.kind !== 'base_model' && top.baseSha256) {
+      const base = this.db
+        .prepare("SELECT * FROM artifacts WHERE kind = 'base_model' AND base_sha256 = ? ORDER BY created_at, id LIMIT 1")
+        .get(top.baseSha256) as Row | undefined;
+      if (base) chain.unshift(this.toArtifact(base, false));
+    }
+    return chain;
+  }
+
+  /**
    * Removes the row (children keep existing, with no parent). With deleteFiles, also deletes the
    * artifact's path when TinyForge owns it; a user's own files are never deleted.
    */
