@@ -11,7 +11,9 @@ import { dataCommand } from './commands/data.js';
 import { ingestCommand } from './commands/ingest.js';
 import { initCommand } from './commands/init.js';
 import { modelsCommand } from './commands/models.js';
+import { predictCommand } from './commands/predict.js';
 import { pullCommand } from './commands/pull.js';
+import { serveCommand } from './commands/serve.js';
 import { trainCommand } from './commands/train.js';
 
 const require = createRequire(import.meta.url);
@@ -32,7 +34,9 @@ program.addCommand(exportCommand);
 program.addCommand(ingestCommand);
 program.addCommand(initCommand);
 program.addCommand(modelsCommand);
+program.addCommand(predictCommand);
 program.addCommand(pullCommand);
+program.addCommand(serveCommand);
 program.addCommand(trainCommand);
 
 // Sub-commands added with addCommand do not inherit exitOverride; without it a usage error would

@@ -1,0 +1,77 @@
+// What `--dir` points at, and which engine serves it. This is the one place to change when the
+// ONNX Runtime engine lands: an export folder (model.onnx + tinyforge.json) will load
+// `InferenceSession` here, and model/run folders keep the candle engine for evaluation use.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { ForgeError } from '../errors.js';
+import type { Engine } from './engine.js';
+
+export type ServeTarget =
+  | { kind: 'model'; model: string; id: string }
+  | { kind: 'run'; model: string; adapter?: string; id: string }
+  | { kind: 'export'; dir: string; id: string };
+
+interface RunManifest {
+  kind?: unknown;
+  name?: unknown;
+  base?: { path?: unknown };
+  outputs?: { adapter?: unknown; model?: unknown };
+}
+
+function readManifest(file: string): RunManifest {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as RunManifest;
+  } catch (err) {
+    throw new ForgeError('INVALID_ARGUMENT', `${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Classifies `dir`: a GGUF file, an HF model folder, a training run folder or an export folder. */
+export function resolveServeTarget(dir: string): ServeTarget {
+  const abs = path.resolve(dir);
+  if (!existsSync(abs)) throw new ForgeError('MODEL_NOT_FOUND', `--dir ${dir} does not exist`);
+  const id = path.basename(abs).replace(/\.gguf$/i, '');
+  if (statSync(abs).isFile()) return { kind: 'model', model: abs, id };
+  const manifestFile = path.join(abs, 'tinyforge.json');
+  if (existsSync(path.join(abs, 'config.json')) && !existsSync(manifestFile)) return { kind: 'model', model: abs, id };
+  if (!existsSync(manifestFile)) {
+    throw new ForgeError('INVALID_ARGUMENT', `--dir ${dir} is neither a model (config.json or .gguf) nor a TinyForge folder (tinyforge.json)`, {
+      suggestion: 'point --dir at a base model, a `foremforge train` run folder or a `foremforge export` folder',
+    });
+  }
+  const manifest = readManifest(manifestFile);
+  const name = typeof manifest.name === 'string' && manifest.name !== '' ? manifest.name : id;
+  if (manifest.kind !== 'tinyforge.run') return { kind: 'export', dir: abs, id: name };
+  const outputs = manifest.outputs ?? {};
+  if (typeof outputs.model === 'string') return { kind: 'run', model: path.join(abs, outputs.model), id: name };
+  const base = manifest.base?.path;
+  if (typeof base !== 'string') throw new ForgeError('INVALID_ARGUMENT', `${manifestFile}: base.path is missing`);
+  const adapter = typeof outputs.adapter === 'string' ? path.join(abs, outputs.adapter) : undefined;
+  if (adapter !== undefined && !existsSync(adapter)) {
+    throw new ForgeError('INVALID_ARGUMENT', `${manifestFile}: outputs.adapter ${adapter} does not exist (the run did not finish?)`);
+  }
+  return { kind: 'run', model: path.resolve(abs, base), ...(adapter === undefined ? {} : { adapter }), id: name };
+}
+
+export interface LoadEngineOptions {
+  /** Compute threads (the ORT engine's intra-op threads; candle uses its own pool). */
+  threads?: number;
+  /** Largest number of sequences decoded together (the ORT engine's batch). */
+  maxBatch?: number;
+}
+
+export async function loadEngine(target: ServeTarget, _options: LoadEngineOptions = {}): Promise<Engine> {
+  switch (target.kind) {
+    case 'model':
+    case 'run': {
+      const { CandleEngine } = await import('./engines/candle.js');
+      return CandleEngine.load({ model: target.model, ...(target.kind === 'run' && target.adapter ? { adapter: target.adapter } : {}), id: target.id });
+    }
+    case 'export':
+      // Switch here: `InferenceSession.load(target.dir, { threads, maxBatch })` behind the Engine
+      // interface once the native ORT engine exists.
+      throw new ForgeError('ENGINE_UNAVAILABLE', `${target.dir} is an export folder, which needs the ONNX Runtime engine (not built yet)`, {
+        suggestion: 'serve the training run folder or the base model with --dir for now',
+      });
+  }
+}
