@@ -2,7 +2,7 @@
 // scripts can rely on: 1 = the operation failed, 2 = bad usage or bad input, 130 = interrupted.
 import { ForgeError, hasCode } from '../ts/errors.js';
 
-const USAGE_CODES = new Set(['INVALID_ARGUMENT', 'USAGE', 'INVALID_CONFIG', 'INVALID_DATA', 'FILE_EXISTS', 'CONFIRMATION_REQUIRED']);
+const USAGE_CODES = new Set(['INVALID_ARGUMENT', 'USAGE', 'INVALID_CONFIG', 'INVALID_DATA', 'FILE_EXISTS', 'CONFIRMATION_REQUIRED', 'UNSAFE_PATH', 'BASE_MISMATCH']);
 
 export function exitCodeFor(err: unknown): number {
   if (hasCode(err)) {
