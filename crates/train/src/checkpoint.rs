@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     data::hex,
     error::{Result, TrainError},
-    model::set_vars,
+    trainable::set_vars,
     optim::AdamW,
 };
 

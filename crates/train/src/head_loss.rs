@@ -141,7 +141,7 @@ mod tests {
     use candle_core::{Device, Var};
 
     use super::*;
-    use crate::model::nll_sum;
+    use crate::trainable::nll_sum;
 
     fn rand(dims: &[usize], seed: u64) -> Tensor {
         let n: usize = dims.iter().product();

@@ -1,5 +1,5 @@
 //! TinyForge train: JSONL records → chat-formatted token batches (`data`, `batches`), LoRA layers
-//! (`lora`) on the Llama of tinyforge-model (`model`), AdamW + warmup/cosine schedule (`optim`,
+//! (`lora`) on the Llama of tinyforge-model (`trainable`), AdamW + warmup/cosine schedule (`optim`,
 //! `schedule`), the training loop with accumulation, eval and early stopping (`trainer`),
 //! atomic resumable checkpoints (`checkpoint`), PEFT adapter I/O (`adapter`), and the run that
 //! ties them into a run folder (`run`). Pure Rust, no napi.
@@ -13,10 +13,10 @@ pub mod lora;
 pub mod lora_op;
 pub mod manifest;
 pub mod merge;
-pub mod model;
 pub mod optim;
 pub mod run;
 pub mod schedule;
+pub mod trainable;
 pub mod trainer;
 
 pub use error::{RecordIssue, Result, TrainError};

@@ -11,7 +11,7 @@ use crate::{
     adapter::{PeftAdapter, WEIGHTS_FILE, load_peft},
     error::{Result, TrainError},
     lora::ALL_TARGETS,
-    model::peft_key,
+    trainable::peft_key,
 };
 
 /// HF module path of a projection: `model.layers.{i}.self_attn.q_proj` or `...mlp.up_proj`.
@@ -115,7 +115,7 @@ pub fn merge_adapter(base: &Path, adapter_dir: &Path, out_dir: &Path) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{LoraConfig, adapter::save_peft, model::LlamaForTraining};
+    use crate::{LoraConfig, adapter::save_peft, trainable::LlamaForTraining};
     use candle_core::{Device, Tensor};
     use tinyforge_model::{ForwardMode, TinyOptions, tiny::random_weights};
 
@@ -126,7 +126,7 @@ mod tests {
     /// A LoRA model on the tiny Llama with random non-zero B, saved as a PEFT adapter.
     fn adapter(cfg: &LlamaConfig, weights: &Weights, lora: &LoraConfig, dir: &Path) -> Tensor {
         let model = LlamaForTraining::lora(Llama::new(cfg.clone(), weights).unwrap(), lora, 1).unwrap();
-        use crate::model::TrainableLm;
+        use crate::trainable::TrainableLm;
         for (name, var) in model.parameters() {
             if name.contains("lora_B") {
                 var.set(&Tensor::randn(0f32, 0.3, var.dims(), &Device::Cpu).unwrap()).unwrap();
@@ -239,7 +239,7 @@ mod tests {
         let dir = tmp("gguf-ad");
         let lora = LoraConfig { r: 2, alpha: 4.0, dropout: 0.0, use_rslora: false, target_modules: vec!["v_proj".into()] };
         let model = LlamaForTraining::lora(Llama::new(ckpt.config.clone(), &ckpt.weights).unwrap(), &lora, 1).unwrap();
-        use crate::model::TrainableLm;
+        use crate::trainable::TrainableLm;
         for (_, var) in model.parameters().iter().filter(|(n, _)| n.contains("lora_B")) {
             var.set(&Tensor::randn(0f32, 0.05, var.dims(), &Device::Cpu).unwrap()).unwrap();
         }

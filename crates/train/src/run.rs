@@ -21,7 +21,7 @@ use crate::{
     error::{RecordIssue, Result, TrainError},
     lora::LoraConfig,
     manifest::{self, ManifestInput},
-    model::{LlamaForTraining, TrainableLm},
+    trainable::{LlamaForTraining, TrainableLm},
     trainer::{LoopConfig, LoopOutcome, Progress, run_loop},
 };
 

@@ -28,7 +28,7 @@ use crate::{
     checkpoint::{self, RngState, TrainState},
     data::Example,
     error::{Result, TrainError},
-    model::TrainableLm,
+    trainable::TrainableLm,
     optim::{AdamW, AdamWParams, GradAccumulator, clip_grad_norm},
     schedule::CosineSchedule,
 };

@@ -19,7 +19,7 @@ use tinyforge_train::{
     LoopConfig, TrainOptions,
     batches::make_batch,
     data::{Example, load_jsonl},
-    model::{LlamaForTraining, TrainableLm},
+    trainable::{LlamaForTraining, TrainableLm},
     run::write_full_model,
     train,
     trainer::run_loop,

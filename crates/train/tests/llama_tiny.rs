@@ -8,7 +8,7 @@ use std::{
 
 use tinyforge_model::{Llama, TinyOptions, create_tiny_model, load_checkpoint, tiny::random_weights};
 use tinyforge_tokenizer::Tokenizer;
-use tinyforge_train::{TrainOptions, adapter, data::encode_line, model::LlamaForTraining, train};
+use tinyforge_train::{TrainOptions, adapter, data::encode_line, trainable::LlamaForTraining, train};
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("tf-llama-{name}-{}", std::process::id()));

@@ -9,7 +9,7 @@ use std::{
 use tinyforge_train::{
     LoopConfig, TrainError,
     data::Example,
-    model::{TrainableLm, toy::BigramLm},
+    trainable::{TrainableLm, toy::BigramLm},
     trainer::run_loop,
 };
 

@@ -12,7 +12,7 @@ use tinyforge_train::{
     LoraConfig,
     batches::make_batch,
     data::Example,
-    model::{LlamaForTraining, TrainableLm},
+    trainable::{LlamaForTraining, TrainableLm},
 };
 
 #[test]

@@ -30,7 +30,7 @@ use std::{
 use candle_core::{Device, Tensor};
 use serde::Deserialize;
 use tinyforge_model::{ForwardMode, Llama, TinyOptions, create_tiny_model, load_checkpoint};
-use tinyforge_train::{TrainOptions, adapter, merge::load_merged, model::LlamaForTraining, train};
+use tinyforge_train::{TrainOptions, adapter, merge::load_merged, trainable::LlamaForTraining, train};
 
 const TOL: f32 = 1e-5;
 /// Fixed token-id prompts (ids < the tiny vocabulary of 320).

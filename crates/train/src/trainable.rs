@@ -1,6 +1,7 @@
-//! What the training loop needs from a model (`TrainableLm`), implemented by the Llama decoder
-//! with LoRA adapters or with every weight trainable (`LlamaForTraining`), and by a toy
-//! bigram model (`toy::BigramLm`) that tests the loop without a transformer.
+//! The trainable language model: what the training loop needs from a model (`TrainableLm`),
+//! implemented by the Llama decoder with LoRA adapters or with every weight trainable
+//! (`LlamaForTraining`), and by a toy bigram model (`toy::BigramLm`) that tests the loop without
+//! a transformer. Named `trainable` so it never reads as the `tinyforge_model` crate.
 use std::{collections::HashMap, sync::Arc};
 
 use candle_core::{D, Tensor, Var};
