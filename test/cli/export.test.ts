@@ -31,7 +31,13 @@ beforeAll(async () => {
   writeFileSync(data, QA.map((r) => JSON.stringify(r)).join('\n') + '\n');
   const home = path.join(dir, 'home');
   const run = path.join(dir, 'run');
-  const r = await runCli(['train', '--data', data, '--out', run, '--base', base, '--max-steps', '8', '--batch-size', '2', '--lr', '1e-2', '--lora-dropout', '0'], { env: { TINYFORGE_HOME: home } });
+  // Long enough (200 steps, ~2 s) that the adapter changes the answers and greedy decoding says
+  // something ("Item 1 has code 100."): a random tiny model alone repeats one token, which would
+  // make the runtime comparisons below trivially equal.
+  const r = await runCli(
+    ['train', '--data', data, '--out', run, '--base', base, '--max-steps', '200', '--batch-size', '4', '--lr', '2e-2', '--lora-r', '16', '--lora-dropout', '0', '--eval-split', '0', '--target-modules', 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj'],
+    { env: { TINYFORGE_HOME: home } },
+  );
   expect(r.code, r.stderr).toBe(0);
   fx = { dir, home, base, run, data };
 }, 120_000);
@@ -87,7 +93,7 @@ describe('foremforge export', () => {
     expect(m.base).toMatchObject({ path: fx.base, format: 'hf', sha256: runManifest.base.sha256 });
     expect(m.data.sha256).toBe(runManifest.data.sha256);
     expect(m.adapter.sha256).toBe(sha256(path.join(fx.run, 'adapter/adapter_model.safetensors')));
-    expect(m.adapter.config).toMatchObject({ r: 8, peft_type: 'LORA' });
+    expect(m.adapter.config).toMatchObject({ r: 16, peft_type: 'LORA' });
     expect(m.quantization.scheme).toBe('int8');
     expect(m.transformersJs).toEqual({ dtype: 'q8', file: 'onnx/model_quantized.onnx' });
     expect(m.versions).toMatchObject({ tinyforge: expect.any(String), onnxruntime: expect.stringMatching(/^1\./) });
@@ -327,11 +333,16 @@ describe('transformers.js on the exported folder', () => {
     const eos = [json(path.join(int8, 'generation_config.json')).eos_token_id].flat() as number[];
     const strip = (ids: number[]) => (ids.length > 0 && eos.includes(ids[ids.length - 1]!) ? ids.slice(0, -1) : ids);
     const gen = await Generator.load(fx.base, { adapter: path.join(fx.run, 'adapter') });
+    const plain = await Generator.load(fx.base);
     const tok = Tokenizer.fromFile(fp32);
+    const seen = new Set<number>();
+    let changedByAdapter = 0;
     for (const question of [QA[1]!.input, QA[7]!.input, 'Say something.']) {
       const prompt = chatIds(fp32, question);
       // fp32: the folder through transformers.js = the candle model with the adapter applied.
       const candle = await gen.generate(question, { maxTokens: 16 });
+      candle.tokens.forEach((t) => seen.add(t));
+      if (JSON.stringify((await plain.generate(question, { maxTokens: 16 })).tokens) !== JSON.stringify(candle.tokens)) changedByAdapter++;
       const ours = strip(await transformersJsGreedy(tjs, fp32, prompt, 16));
       expect(ours, question).toEqual(candle.tokens);
       expect(tok.decode(ours, { skipSpecialTokens: true })).toBe(candle.text);
@@ -340,5 +351,8 @@ describe('transformers.js on the exported folder', () => {
       const ort = await (await OnnxDecoder.load(path.join(int8, 'onnx/model_quantized.onnx'))).greedy(prompt, 16, eos);
       expect(strip(await transformersJsGreedy(tjs, int8, prompt, 16)), question).toEqual(ort);
     }
+    // The comparison means something: varied tokens, and the adapter's effect is in them.
+    expect(seen.size).toBeGreaterThanOrEqual(5);
+    expect(changedByAdapter).toBeGreaterThan(0);
   }, 300_000);
 });
