@@ -274,7 +274,8 @@ export class InferenceServer {
       ...(stats.queueMs === undefined ? {} : { queueMs: Math.round(stats.queueMs) }),
       ...(stats.ttftMs === undefined ? {} : { ttftMs: Math.round(stats.ttftMs) }),
       ...(stats.finishReason === undefined ? {} : { finishReason: stats.finishReason }),
-      ...(stats.cancelled === undefined ? {} : { cancelled: stats.cancelled }),
+      // onAborted runs before the route learns of the abort, so the client case is known here.
+      ...(stats.cancelled === undefined && !reply.aborted ? {} : { cancelled: stats.cancelled ?? 'client' }),
       ...(stats.prompt === undefined ? {} : { prompt: stats.prompt }),
     });
   }

@@ -1,0 +1,136 @@
+// `foremforge serve` and `foremforge predict` as a user runs them (the built CLI in a child
+// process): SIGTERM during a generation lets it finish, refuses new work and exits 0; predict
+// answers from a model or a training run folder; bad --dir values fail with a coded error.
+import { type ChildProcess, spawn } from 'node:child_process';
+import http from 'node:http';
+import { connect } from 'node:net';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Generator } from '@tinyforge/native';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, runCli } from '../helpers/cli.js';
+import { SLOW_MODEL, tinyModel, waitFor } from './helpers.js';
+
+let model: { path: string; cleanup: () => void };
+
+beforeAll(async () => {
+  model = await tinyModel(SLOW_MODEL, 'slow');
+});
+
+afterAll(() => model?.cleanup());
+
+interface Child {
+  proc: ChildProcess;
+  lines: Array<Record<string, unknown>>;
+  exit: Promise<number | null>;
+}
+
+function startServe(args: string[]): Child {
+  const proc = spawn(process.execPath, [CLI, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } });
+  const lines: Array<Record<string, unknown>> = [];
+  let buffered = '';
+  proc.stdout?.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    const parts = buffered.split('\n');
+    buffered = parts.pop() ?? '';
+    for (const p of parts) if (p.trim()) lines.push(JSON.parse(p) as Record<string, unknown>);
+  });
+  proc.stderr?.resume();
+  const exit = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  return { proc, lines, exit };
+}
+
+/** One request over an explicit keep-alive agent, so a later request can reuse its connection. */
+function request(agent: http.Agent, port: number, method: string, route: string, body?: unknown): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: route, agent, headers: { 'Content-Type': 'application/json' } }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+describe('foremforge serve', () => {
+  it('SIGTERM: the running generation completes, new work is refused, exit code 0', async () => {
+    const child = startServe(['--dir', model.path, '--port', '0', '--max-batch', '1']);
+    try {
+      await waitFor('ready', () => child.lines.some((l) => l.msg === 'ready'), 60_000);
+      const port = Number(child.lines.find((l) => l.msg === 'listening')?.port);
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const idle = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      expect((await request(idle, port, 'GET', '/ready')).status).toBe(200);
+
+      const running = request(agent, port, 'POST', '/v1/completions', { prompt: 'hello', max_tokens: 2000, temperature: 0 });
+      await waitFor('generation running', async () => (await request(idle, port, 'GET', '/metrics')).body.includes('tinyforge_active_batch_size 1'));
+      child.proc.kill('SIGTERM');
+      await waitFor('draining', () => child.lines.some((l) => l.msg === 'draining'), 5000);
+
+      // New connections are refused (the listen socket is closed)...
+      const refused = await new Promise<string>((resolve) => {
+        const sock = connect(port, '127.0.0.1', () => {
+          sock.destroy();
+          resolve('connected');
+        });
+        sock.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+      });
+      expect(refused).toBe('ECONNREFUSED');
+      // ...and a kept-alive connection gets 503 for a new generation while /ready says so too.
+      const late = await request(idle, port, 'POST', '/predict', { text: 'too late' });
+      expect(late.status).toBe(503);
+      expect(JSON.parse(late.body)).toMatchObject({ error: { code: 'shutting_down' } });
+
+      const done = await running;
+      expect(done.status).toBe(200);
+      const body = JSON.parse(done.body) as { choices: Array<{ finish_reason: string }>; usage: { completion_tokens: number } };
+      expect(body.choices[0]?.finish_reason).toBe('length');
+      expect(body.usage.completion_tokens).toBe(2000);
+      agent.destroy();
+      idle.destroy();
+      expect(await child.exit).toBe(0);
+      expect(child.lines.some((l) => l.msg === 'stopped')).toBe(true);
+    } finally {
+      child.proc.kill('SIGKILL');
+    }
+  });
+
+  it('refuses a --dir that is not a model, run or export folder', async () => {
+    const r = await runCli(['serve', '--dir', path.join(model.path, 'nope'), '--port', '0'], { timeoutMs: 60_000 });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('error[MODEL_NOT_FOUND]');
+    const bad = await runCli(['serve', '--dir', model.path, '--port', 'abc'], { timeoutMs: 60_000 });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--port');
+  });
+});
+
+describe('foremforge predict', () => {
+  it('answers like the Generator, from a model and from a run folder (base + tinyforge.json)', async () => {
+    const r = await runCli(['predict', '--dir', model.path, '--json', '--max-tokens', '6', 'What is 2+2?'], { timeoutMs: 120_000 });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { output: string; confidence: number; usage: { completion_tokens: number } };
+    const direct = await (await Generator.load(model.path)).generate('What is 2+2?', { maxTokens: 6, temperature: 0 });
+    expect(out.output).toBe(direct.text);
+    expect(out.usage.completion_tokens).toBe(direct.completionTokens);
+    expect(out.confidence).toBeGreaterThan(0);
+
+    // A finished full-fine-tune run points at its model folder; a LoRA run at base + adapter.
+    const run = path.join(path.dirname(model.path), 'run');
+    mkdirSync(run);
+    writeFileSync(path.join(run, 'tinyforge.json'), JSON.stringify({ kind: 'tinyforge.run', base: { path: model.path }, outputs: {} }));
+    const fromRun = await runCli(['predict', '--dir', run, '--json', '--max-tokens', '6', 'What is 2+2?'], { timeoutMs: 120_000 });
+    expect(fromRun.code).toBe(0);
+    expect((JSON.parse(fromRun.stdout) as { output: string }).output).toBe(direct.text);
+
+    // An export folder needs the ONNX Runtime engine, which is not built yet: a clear error.
+    const exported = path.join(path.dirname(model.path), 'export');
+    mkdirSync(exported);
+    writeFileSync(path.join(exported, 'tinyforge.json'), JSON.stringify({ kind: 'tinyforge.export' }));
+    const fromExport = await runCli(['predict', '--dir', exported, 'hi'], { timeoutMs: 60_000 });
+    expect(fromExport.code).toBe(1);
+    expect(fromExport.stderr).toContain('error[ENGINE_UNAVAILABLE]');
+  });
+});
