@@ -4,9 +4,8 @@ import { Command } from 'commander';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ForgeError } from '../../ts/errors.js';
+import { native } from '../../ts/native.js';
 
-// The native core loads on use, not at every CLI start.
-const native = () => import('@tinyforge/native');
 
 interface CreateTinyFlags {
   out: string;
@@ -78,7 +77,7 @@ const createTiny = new Command('create-tiny')
     }
     const out = path.resolve(flags.out);
     checkOut(out, flags.overwrite === true);
-    const { createTinyModel } = await native();
+    const { createTinyModel } = native();
     const made = await createTinyModel(out, options);
     if (flags.json) process.stdout.write(`${JSON.stringify(made, null, 2)}\n`);
     else process.stdout.write(`created tiny model (${made.parameters.toLocaleString('en-US')} parameters)\n  path: ${made.path}\n`);
@@ -90,7 +89,7 @@ const info = new Command('info')
   .option('--json', 'print the config as JSON')
   .exitOverride()
   .action(async (modelPath: string, flags: { json?: boolean }) => {
-    const { modelInfo } = await native();
+    const { modelInfo } = native();
     const c = modelInfo(path.resolve(modelPath));
     if (flags.json) {
       process.stdout.write(`${JSON.stringify(c, null, 2)}\n`);

@@ -2,9 +2,9 @@
 // chat template (as training will format it) and encoded. The tokenizer comes from
 // @tinyforge/native, loaded lazily so the dataset tools work without the native build.
 import { existsSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { ForgeError, hasCode } from '../errors.js';
+import { native } from '../native.js';
 import { type ChatMessage, type DataRecord, recordMessages } from './record.js';
 
 /** The part of @tinyforge/native's Tokenizer the dataset tools use. */
@@ -19,16 +19,8 @@ interface NativeModule {
   Tokenizer?: { fromFile(path: string): NativeTokenizer; fromGguf(path: string): NativeTokenizer };
 }
 
-function nativeModule(): NativeModule {
-  try {
-    return createRequire(import.meta.url)('@tinyforge/native') as NativeModule;
-  } catch (err) {
-    throw new ForgeError('NATIVE_UNAVAILABLE', `the native core could not be loaded: ${(err as Error).message}`, {
-      suggestion: 'build it with `npm run build:native`',
-      cause: err,
-    });
-  }
-}
+// Typed by the part used, so a build without a Tokenizer gets a coded error below, not a TypeError.
+const nativeModule = (): NativeModule => native();
 
 /**
  * Loads the tokenizer of `base`: a tokenizer.json file, a Hugging Face model folder (its

@@ -5,10 +5,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Generator, type Generation } from '@tinyforge/native';
+import type { Generation } from '@tinyforge/native';
 import { assertUsable } from '../dataset/validate.js';
 import { DEFAULT_MODEL } from '../models/catalog.js';
 import { pullModel } from '../models/pull.js';
+import { native } from '../native.js';
 import { type TrainProgress, type TrainResult, runTraining } from './train.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -79,9 +80,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   log(`4/4 ask: "${heldOut.input}"`);
   const messages = [{ role: 'user', content: heldOut.input }];
   const params = { maxTokens: 64, temperature: 0 };
-  const baseGen = await Generator.load(pulled.path);
+  const baseGen = await native().Generator.load(pulled.path);
   const base = await baseGen.generate(messages, params);
-  const tunedGen = await Generator.load(pulled.path, { adapter: training.outputDir ?? path.join(training.runDir, 'adapter') });
+  const tunedGen = await native().Generator.load(pulled.path, { adapter: training.outputDir ?? path.join(training.runDir, 'adapter') });
   const tuned = await tunedGen.generate(messages, params);
   return { basePath: pulled.path, training, question: heldOut.input, ...(heldOut.output ? { expected: heldOut.output } : {}), base, tuned };
 }

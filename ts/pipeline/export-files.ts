@@ -5,10 +5,8 @@
 // from its metadata by the native core.
 import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { ForgeError } from '../errors.js';
-
-const native = () => createRequire(import.meta.url)('@tinyforge/native') as typeof import('@tinyforge/native');
+import { native } from '../native.js';
 
 type Json = Record<string, unknown>;
 

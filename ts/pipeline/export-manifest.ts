@@ -4,15 +4,13 @@
 // (registerExportFromFolder) and the serving command reads it to describe the model.
 import { readdirSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import type { OnnxExport } from '@tinyforge/native';
 import { packageVersion } from '../config/project.js';
+import { native } from '../native.js';
 import { MANIFEST_FILE } from '../registry/lineage.js';
 import type { ExportCheck } from './export-check.js';
 import type { Lineage } from './export-register.js';
 import type { ExportSource } from './export-source.js';
-
-const native = () => createRequire(import.meta.url)('@tinyforge/native') as typeof import('@tinyforge/native');
 
 export interface ExportManifestInput {
   source: ExportSource;

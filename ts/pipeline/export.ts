@@ -10,10 +10,10 @@
 // the serving command only adds files next to these. The CLI and the API call this, not the binding.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import type { OnnxExport } from '@tinyforge/native';
 import { tinyforgeHome } from '../config/project.js';
 import { ForgeError } from '../errors.js';
+import { native } from '../native.js';
 import { Registry } from '../registry/registry.js';
 import { type ExportCheck, checkExport } from './export-check.js';
 import { type TransformersJsDtype, TRANSFORMERS_JS_FILES, writeHfFiles } from './export-files.js';
@@ -21,8 +21,6 @@ import { StagingFolder, checkOut, removeStaleStaging } from './export-folder.js'
 import { type ExportManifestInput, writeExportManifest } from './export-manifest.js';
 import { type Lineage, ensureLineage, registerExport } from './export-register.js';
 import { type ExportSource, resolveExportSource } from './export-source.js';
-
-const native = () => createRequire(import.meta.url)('@tinyforge/native') as typeof import('@tinyforge/native');
 
 export type Quantize = 'int8' | 'int4' | 'none';
 export const QUANTIZE_CHOICES: readonly Quantize[] = ['int8', 'int4', 'none'];
@@ -156,7 +154,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
 
       start('check', 'check in ONNX Runtime');
       check = await checkExport(path.join(staging.dir, modelFile), checkPrompt(staging.dir), quantize !== 'none', fp32 ? path.join(onnxDir, TRANSFORMERS_JS_FILES.fp32) : undefined);
-      done('check', 'check in ONNX Runtime', `ok, KV cache max diff ${check.kvCacheMaxDiff.toExponential(1)}`);
+      done('check', 'check in ONNX Runtime', `ok, cached step vs recompute: cosine ${check.kvCache.cosine.toFixed(4)}`);
 
       start('finish', 'write tinyforge.json, move into place, register');
       // Registered only now: a failed export must not leave rows for a broken base behind.

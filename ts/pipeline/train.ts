@@ -4,16 +4,12 @@
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import type { JsTrainOptions, JsTrainProgress, JsTrainResult } from '@tinyforge/native';
 import { ForgeError, hasCode } from '../errors.js';
 import { DEFAULT_MODEL } from '../models/catalog.js';
 import { pullModel } from '../models/pull.js';
+import { native } from '../native.js';
 import { lossCurveSvg } from './loss-curve.js';
-
-// @tinyforge/native is CommonJS whose exports are assigned in a loop, which Node's ESM named-export
-// detection cannot see (`import { train }` fails at load time outside vitest): require it.
-const { train } = createRequire(import.meta.url)('@tinyforge/native') as typeof import('@tinyforge/native');
 
 export type TrainProgress = JsTrainProgress;
 export type TrainResult = JsTrainResult & { lossCurve?: string };
@@ -41,10 +37,10 @@ export async function runTraining(options: TrainRunOptions): Promise<TrainResult
   const resolved = await resolveBase(base, signal);
   // An already-aborted signal never fires `abort` again, so the native side would not see it.
   if (signal?.aborted) throw new ForgeError('ABORTED', 'training was aborted before it started');
-  const native: JsTrainOptions = { ...rest, base: resolved };
+  const jsOptions: JsTrainOptions = { ...rest, base: resolved };
   let result: JsTrainResult;
   try {
-    result = await train(native, onProgress, signal);
+    result = await native().train(jsOptions, onProgress, signal);
   } catch (err) {
     if (hasCode(err) && err.code === 'ABORTED') {
       throw new ForgeError('ABORTED', err.message, {

@@ -8,8 +8,9 @@
 //   - no top_logprobs (the Generator reports only the chosen token's probability), no min_p and
 //     no frequency/presence penalties (`info.samplers` says so; the server answers 400).
 // Each request runs on a libuv thread; concurrent requests run in parallel, not batched.
-import { Generator, Tokenizer, modelInfo } from '@tinyforge/native';
+import type { Generator, Tokenizer } from '@tinyforge/native';
 import { ForgeError } from '../../errors.js';
+import { native } from '../../native.js';
 import type { Engine, EngineEvent, EngineInfo, EnginePrompt, GenerateRequest, GeneratedToken } from '../engine.js';
 
 export interface CandleEngineOptions {
@@ -39,10 +40,10 @@ export class CandleEngine implements Engine {
   static async load(options: CandleEngineOptions): Promise<CandleEngine> {
     const started = performance.now();
     // Reads only the config header; throws MODEL_NOT_FOUND with the path for a bad --dir.
-    const config = modelInfo(options.model);
-    const generator = await Generator.load(options.model, options.adapter === undefined ? {} : { adapter: options.adapter });
+    const config = native().modelInfo(options.model);
+    const generator = await native().Generator.load(options.model, options.adapter === undefined ? {} : { adapter: options.adapter });
     // The same tokenizer the Generator builds for itself, so countTokens matches promptTokens.
-    const tokenizer = config.format === 'gguf' ? Tokenizer.fromGguf(options.model) : Tokenizer.fromFile(options.model);
+    const tokenizer = config.format === 'gguf' ? native().Tokenizer.fromGguf(options.model) : native().Tokenizer.fromFile(options.model);
     const info: EngineInfo = {
       id: options.id,
       engine: 'candle',
