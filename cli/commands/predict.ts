@@ -17,7 +17,10 @@ interface PredictFlags {
 function numberFlag(flag: string, value: string, min: number, max: number, integer: boolean): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
-    throw new ForgeError('INVALID_ARGUMENT', `${flag} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got "${value}"`);
+    throw new ForgeError(
+      'INVALID_ARGUMENT',
+      `${flag} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got "${value}"`
+    );
   }
   return n;
 }
@@ -34,15 +37,23 @@ export const predictCommand = new Command('predict')
   .action(async (text: string, flags: PredictFlags) => {
     const started = performance.now();
     const engine = await loadEngine(resolveServeTarget(flags.dir));
-    const prompt: EnginePrompt = engine.info.chatTemplate ? { kind: 'messages', messages: [{ role: 'user', content: text }] } : { kind: 'text', text };
+    const prompt: EnginePrompt = engine.info.chatTemplate
+      ? { kind: 'messages', messages: [{ role: 'user', content: text }] }
+      : { kind: 'text', text };
     const room = engine.info.contextLength - engine.countTokens(prompt);
     if (room < 1) throw new ForgeError('INVALID_ARGUMENT', `the prompt fills the model's ${engine.info.contextLength}-token context`);
     const params = {
       maxTokens: Math.min(room, numberFlag('--max-tokens', flags.maxTokens, 1, 1_000_000, true)),
       temperature: numberFlag('--temperature', flags.temperature, 0, 2, false),
-      topP: 1, topK: 0, minP: 0, repetitionPenalty: 1, frequencyPenalty: 0, presencePenalty: 0,
+      topP: 1,
+      topK: 0,
+      minP: 0,
+      repetitionPenalty: 1,
+      frequencyPenalty: 0,
+      presencePenalty: 0,
       seed: numberFlag('--seed', flags.seed, 0, 0xffff_ffff, true),
-      stop: [], topLogprobs: 0,
+      stop: [],
+      topLogprobs: 0,
     };
     let output = '';
     let result: { finish_reason: string; confidence: number; usage: object } | undefined;
@@ -52,7 +63,11 @@ export const predictCommand = new Command('predict')
         if (!flags.json) process.stdout.write(event.text);
       } else {
         const { promptTokens, completionTokens } = event.usage;
-        result = { finish_reason: event.finishReason, confidence: event.confidence, usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens } };
+        result = {
+          finish_reason: event.finishReason,
+          confidence: event.confidence,
+          usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+        };
       }
     }
     await engine.close();

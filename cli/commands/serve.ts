@@ -23,7 +23,8 @@ interface ServeFlags {
 
 function intFlag(flag: string, value: string, min: number, max = 0xffff_ffff): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || n < min || n > max) throw new ForgeError('INVALID_ARGUMENT', `${flag} must be an integer from ${min} to ${max}, got "${value}"`);
+  if (!/^\d+$/.test(value.trim()) || n < min || n > max)
+    throw new ForgeError('INVALID_ARGUMENT', `${flag} must be an integer from ${min} to ${max}, got "${value}"`);
   return n;
 }
 
@@ -43,7 +44,9 @@ function apiKey(file: string | undefined): string | undefined {
 }
 
 export const serveCommand = new Command('serve')
-  .description('Serve a model over HTTP: OpenAI-compatible /v1/chat/completions, /v1/completions and /v1/models, plus /predict, /health, /ready and /metrics.')
+  .description(
+    'Serve a model over HTTP: OpenAI-compatible /v1/chat/completions, /v1/completions and /v1/models, plus /predict, /health, /ready and /metrics.'
+  )
   .requiredOption('--dir <path>', 'model (HF folder or .gguf), training run folder (base + adapter) or export folder')
   .option('--port <n>', 'TCP port (0 = any free port)', '8001')
   .option('--host <addr>', 'address to bind; 0.0.0.0 exposes the service to the network', '127.0.0.1')
@@ -74,7 +77,8 @@ export const serveCommand = new Command('serve')
     };
     const key = apiKey(flags.apiKeyFile);
     // The candle engine computes on rayon's pool, sized from this variable when first used.
-    if (options.threads !== undefined && process.env.RAYON_NUM_THREADS === undefined) process.env.RAYON_NUM_THREADS = String(options.threads);
+    if (options.threads !== undefined && process.env.RAYON_NUM_THREADS === undefined)
+      process.env.RAYON_NUM_THREADS = String(options.threads);
     const service = await startService({ ...options, ...(key === undefined ? {} : { apiKey: key }) });
     await service.stopped;
     process.exit(0);

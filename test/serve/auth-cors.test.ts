@@ -26,7 +26,14 @@ afterAll(async () => {
 describe('API key', () => {
   it('guards every route except /health', async () => {
     expect((await fetch(`${secured.url}/health`)).status).toBe(200);
-    for (const [method, route] of [['GET', '/ready'], ['GET', '/metrics'], ['GET', '/v1/models'], ['POST', '/predict'], ['POST', '/v1/chat/completions'], ['POST', '/v1/completions']] as const) {
+    for (const [method, route] of [
+      ['GET', '/ready'],
+      ['GET', '/metrics'],
+      ['GET', '/v1/models'],
+      ['POST', '/predict'],
+      ['POST', '/v1/chat/completions'],
+      ['POST', '/v1/completions'],
+    ] as const) {
       const res = await fetch(`${secured.url}${route}`, { method, ...(method === 'POST' ? { body: '{}' } : {}) });
       expect(res.status, route).toBe(401);
       expect(res.headers.get('www-authenticate')).toBe('Bearer');
@@ -45,7 +52,9 @@ describe('API key', () => {
     const chat = await good.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 });
     expect(chat.choices[0]?.message.role).toBe('assistant');
     const bad = new OpenAI({ baseURL: `${secured.url}/v1`, apiKey: 'wrong', maxRetries: 0 });
-    await expect(bad.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }] })).rejects.toBeInstanceOf(AuthenticationError);
+    await expect(bad.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }] })).rejects.toBeInstanceOf(
+      AuthenticationError
+    );
   });
 });
 
@@ -53,12 +62,18 @@ describe('CORS', () => {
   it('is off by default: no Allow-Origin header, preflight refused', async () => {
     const res = await fetch(`${secured.url}/health`, { headers: { Origin: 'https://evil.example' } });
     expect(res.headers.get('access-control-allow-origin')).toBeNull();
-    const pre = await fetch(`${secured.url}/v1/chat/completions`, { method: 'OPTIONS', headers: { Origin: 'https://evil.example', 'Access-Control-Request-Method': 'POST' } });
+    const pre = await fetch(`${secured.url}/v1/chat/completions`, {
+      method: 'OPTIONS',
+      headers: { Origin: 'https://evil.example', 'Access-Control-Request-Method': 'POST' },
+    });
     expect(pre.status).toBe(405);
   });
 
   it('when enabled, answers preflight and marks responses (errors included)', async () => {
-    const pre = await fetch(`${open.url}/v1/chat/completions`, { method: 'OPTIONS', headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'POST' } });
+    const pre = await fetch(`${open.url}/v1/chat/completions`, {
+      method: 'OPTIONS',
+      headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'POST' },
+    });
     expect(pre.status).toBe(204);
     expect(pre.headers.get('access-control-allow-origin')).toBe('https://app.example');
     expect(pre.headers.get('access-control-allow-headers')).toContain('Authorization');

@@ -3,7 +3,7 @@
 // client leaves never reaches the engine; a running one stops being waited for at once and its
 // tokens are never counted; the per-request timeout answers 504.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CandleEngine } from '../../ts/serve/engines/candle.js';
+import type { CandleEngine } from '../../ts/serve/engines/candle.js';
 import { SLOW_MODEL, type TestServer, apiError, metric, post, startTestServer, tinyModel, waitFor } from './helpers.js';
 
 let model: { path: string; cleanup: () => void };
@@ -78,7 +78,11 @@ describe('cancellation', () => {
     await waitFor('A running', async () => (await gauge('tinyforge_active_batch_size')) === 1);
     controller.abort();
     // The request is logged as 499 (client closed) right away, not when the compute ends.
-    await waitFor('A logged as cancelled', () => srv.logs.some((l) => l.msg === 'request' && l.status === 499 && l.cancelled === 'client'), 2000);
+    await waitFor(
+      'A logged as cancelled',
+      () => srv.logs.some((l) => l.msg === 'request' && l.status === 499 && l.cancelled === 'client'),
+      2000
+    );
     // The interim candle engine cannot stop a native call: the slot frees when it ends (the ORT
     // engine frees it at the next step). Either way nothing of it reaches the counters.
     await waitFor('slot free', async () => (await gauge('tinyforge_active_batch_size')) === 0, 60_000);
@@ -90,7 +94,19 @@ describe('cancellation', () => {
 
   it('the engine honours an aborted signal: nothing is yielded', async () => {
     const engine = srv.engine as CandleEngine;
-    const params = { maxTokens: 50, temperature: 0, topP: 1, topK: 0, minP: 0, repetitionPenalty: 1, frequencyPenalty: 0, presencePenalty: 0, seed: 0, stop: [], topLogprobs: 0 };
+    const params = {
+      maxTokens: 50,
+      temperature: 0,
+      topP: 1,
+      topK: 0,
+      minP: 0,
+      repetitionPenalty: 1,
+      frequencyPenalty: 0,
+      presencePenalty: 0,
+      seed: 0,
+      stop: [],
+      topLogprobs: 0,
+    };
     const drain = async (signal: AbortSignal) => {
       const events = [];
       for await (const e of engine.generate({ prompt: { kind: 'text', text: 'x' }, params }, signal)) events.push(e);

@@ -26,7 +26,10 @@ interface Child {
 }
 
 function startServe(args: string[]): Child {
-  const proc = spawn(process.execPath, [CLI, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } });
+  const proc = spawn(process.execPath, [CLI, 'serve', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, LOG_LEVEL: 'info' },
+  });
   const lines: Array<Record<string, unknown>> = [];
   let buffered = '';
   proc.stdout?.on('data', (d: Buffer) => {
@@ -41,13 +44,22 @@ function startServe(args: string[]): Child {
 }
 
 /** One request over an explicit keep-alive agent, so a later request can reuse its connection. */
-function request(agent: http.Agent, port: number, method: string, route: string, body?: unknown): Promise<{ status: number; body: string }> {
+function request(
+  agent: http.Agent,
+  port: number,
+  method: string,
+  route: string,
+  body?: unknown
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: route, agent, headers: { 'Content-Type': 'application/json' } }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, method, path: route, agent, headers: { 'Content-Type': 'application/json' } },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      }
+    );
     req.on('error', reject);
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });
@@ -64,7 +76,9 @@ describe('foremforge serve', () => {
       expect((await request(idle, port, 'GET', '/ready')).status).toBe(200);
 
       const running = request(agent, port, 'POST', '/v1/completions', { prompt: 'hello', max_tokens: 2000, temperature: 0 });
-      await waitFor('generation running', async () => (await request(idle, port, 'GET', '/metrics')).body.includes('tinyforge_active_batch_size 1'));
+      await waitFor('generation running', async () =>
+        (await request(idle, port, 'GET', '/metrics')).body.includes('tinyforge_active_batch_size 1')
+      );
       child.proc.kill('SIGTERM');
       await waitFor('draining', () => child.lines.some((l) => l.msg === 'draining'), 5000);
 

@@ -32,26 +32,43 @@ const messages = [
 
 describe('openai client: chat completions', () => {
   it('answers like the native Generator, with usage and logprobs', async () => {
-    const chat: ChatCompletion = await client.chat.completions.create({ model: 'tiny', messages, max_tokens: 12, temperature: 0, logprobs: true });
+    const chat: ChatCompletion = await client.chat.completions.create({
+      model: 'tiny',
+      messages,
+      max_tokens: 12,
+      temperature: 0,
+      logprobs: true,
+    });
     const direct = await generator.generate(messages, { maxTokens: 12, temperature: 0 });
     expect(chat.object).toBe('chat.completion');
     expect(chat.model).toBe('tiny');
     expect(chat.choices).toHaveLength(1);
-    const choice = chat.choices[0]!;
+    const choice = chat.choices[0] as ChatCompletion.Choice;
     expect(choice.message.role).toBe('assistant');
     expect(choice.message.content).toBe(direct.text);
     expect(choice.finish_reason).toBe(direct.finishReason === 'length' ? 'length' : 'stop');
-    expect(chat.usage).toEqual({ prompt_tokens: direct.promptTokens, completion_tokens: direct.completionTokens, total_tokens: direct.promptTokens + direct.completionTokens });
+    expect(chat.usage).toEqual({
+      prompt_tokens: direct.promptTokens,
+      completion_tokens: direct.completionTokens,
+      total_tokens: direct.promptTokens + direct.completionTokens,
+    });
     // The server's own prompt count (used for the context check) agrees with the engine's.
     expect(srv.engine.countTokens({ kind: 'messages', messages })).toBe(direct.promptTokens);
     const lp = choice.logprobs?.content ?? [];
     expect(lp).toHaveLength(direct.tokens.length);
-    lp.forEach((t, i) => expect(t.logprob).toBeCloseTo(Math.log(direct.tokenProbs[i]!), 6));
+    for (const [i, t] of lp.entries()) expect(t.logprob).toBeCloseTo(Math.log(direct.tokenProbs[i] ?? 0), 6);
   });
 
   it('streams chunks that add up to the plain answer, ending with usage', async () => {
     const plain = await client.chat.completions.create({ model: 'tiny', messages, max_tokens: 10, temperature: 0 });
-    const stream = await client.chat.completions.create({ model: 'tiny', messages, max_tokens: 10, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const stream = await client.chat.completions.create({
+      model: 'tiny',
+      messages,
+      max_tokens: 10,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     const chunks: ChatCompletionChunk[] = [];
     for await (const chunk of stream) chunks.push(chunk);
     expect(chunks[0]?.choices[0]?.delta.role).toBe('assistant');
@@ -59,7 +76,7 @@ describe('openai client: chat completions', () => {
     expect(text).toBe(plain.choices[0]?.message.content);
     const finish = chunks.find((c) => c.choices[0]?.finish_reason);
     expect(finish?.choices[0]?.finish_reason).toBe(plain.choices[0]?.finish_reason);
-    const last = chunks.at(-1)!;
+    const last = chunks.at(-1) as ChatCompletionChunk;
     expect(last.choices).toEqual([]);
     expect(last.usage).toEqual(plain.usage);
     expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
@@ -69,7 +86,8 @@ describe('openai client: chat completions', () => {
     const ask = (seed: number) => client.chat.completions.create({ model: 'tiny', messages, max_tokens: 16, temperature: 0.9, seed });
     const [a, b] = await Promise.all([ask(7), ask(7)]);
     expect(b.choices[0]?.message.content).toBe(a.choices[0]?.message.content);
-    const full = (await client.chat.completions.create({ model: 'tiny', messages, max_tokens: 16, temperature: 0 })).choices[0]?.message.content ?? '';
+    const full =
+      (await client.chat.completions.create({ model: 'tiny', messages, max_tokens: 16, temperature: 0 })).choices[0]?.message.content ?? '';
     const stop = full.slice(3, 5);
     expect(stop.length).toBe(2);
     const cut = await client.chat.completions.create({ model: 'tiny', messages, max_tokens: 16, temperature: 0, stop: [stop] });
@@ -86,7 +104,10 @@ describe('openai client: chat completions', () => {
     await expect(twoChoices).rejects.toMatchObject({ status: 400, param: 'n', code: 'unsupported_parameter' });
     // The candle engine only knows the chosen token's probability: asking for alternatives is a
     // clear 400, not an empty list.
-    await expect(client.chat.completions.create({ model: 'tiny', messages, logprobs: true, top_logprobs: 2 })).rejects.toMatchObject({ status: 400, param: 'top_logprobs' });
+    await expect(client.chat.completions.create({ model: 'tiny', messages, logprobs: true, top_logprobs: 2 })).rejects.toMatchObject({
+      status: 400,
+      param: 'top_logprobs',
+    });
   });
 
   it('lists the served model', async () => {
@@ -109,7 +130,14 @@ describe('openai client: completions', () => {
     expect(srv.engine.countTokens({ kind: 'text', text: prompt })).toBe(direct.promptTokens);
     expect(plain.choices[0]?.logprobs?.token_logprobs).toHaveLength(direct.tokens.length);
 
-    const stream = await client.completions.create({ model: 'tiny', prompt, max_tokens: 10, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const stream = await client.completions.create({
+      model: 'tiny',
+      prompt,
+      max_tokens: 10,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = '';
     let usage: Completion['usage'];
     for await (const chunk of stream) {

@@ -21,7 +21,7 @@ export class ApiError extends Error {
   constructor(
     status: number,
     message: string,
-    options: { type?: ApiErrorType; param?: string | null; code?: string | null; headers?: Record<string, string> } = {},
+    options: { type?: ApiErrorType; param?: string | null; code?: string | null; headers?: Record<string, string> } = {}
   ) {
     super(message);
     this.name = 'ApiError';
@@ -52,7 +52,10 @@ export function toApiError(err: unknown): ApiError {
   if (hasCode(err)) {
     if (err.code === 'INVALID_ARGUMENT') return new ApiError(400, err.message, { code: 'invalid_value' });
     if (err.code === 'CHAT_TEMPLATE_MISSING') {
-      return new ApiError(400, 'this model has no chat template; use /v1/completions with a text prompt', { param: 'messages', code: 'chat_template_missing' });
+      return new ApiError(400, 'this model has no chat template; use /v1/completions with a text prompt', {
+        param: 'messages',
+        code: 'chat_template_missing',
+      });
     }
   }
   return new ApiError(500, 'internal error while generating', { code: 'internal_error' });

@@ -24,7 +24,7 @@ export function parseJsonObject(body: Buffer): Json {
 export class Fields {
   constructor(
     readonly body: Json,
-    known: readonly string[],
+    known: readonly string[]
   ) {
     const allowed = new Set([...known, ...IGNORED]);
     for (const key of Object.keys(body)) {

@@ -34,7 +34,7 @@ export async function runGeneration(
   reply: Reply,
   stats: GenerationStats,
   request: GenerateRequest,
-  onDelta: (delta: DeltaEvent) => void,
+  onDelta: (delta: DeltaEvent) => void
 ): Promise<DoneEvent> {
   const { metrics, engine } = ctx;
   const timeout = AbortSignal.timeout(ctx.timeoutMs);
@@ -67,9 +67,13 @@ export async function runGeneration(
     stats.cancelled = reason;
     metrics.cancelled.inc({ reason });
     if (reason === 'timeout') {
-      return new ApiError(504, `generation did not finish within the ${ctx.timeoutMs / 1000} s request timeout`, { type: 'timeout_error', code: 'timeout' });
+      return new ApiError(504, `generation did not finish within the ${ctx.timeoutMs / 1000} s request timeout`, {
+        type: 'timeout_error',
+        code: 'timeout',
+      });
     }
-    if (reason === 'shutdown') return new ApiError(503, 'the server is shutting down', { type: 'unavailable_error', code: 'shutting_down' });
+    if (reason === 'shutdown')
+      return new ApiError(503, 'the server is shutting down', { type: 'unavailable_error', code: 'shutting_down' });
     return new ApiError(499, 'client closed the connection', { code: 'client_closed' });
   };
   try {

@@ -35,9 +35,13 @@ export function resolveServeTarget(dir: string): ServeTarget {
   const manifestFile = path.join(abs, 'tinyforge.json');
   if (existsSync(path.join(abs, 'config.json')) && !existsSync(manifestFile)) return { kind: 'model', model: abs, id };
   if (!existsSync(manifestFile)) {
-    throw new ForgeError('INVALID_ARGUMENT', `--dir ${dir} is neither a model (config.json or .gguf) nor a TinyForge folder (tinyforge.json)`, {
-      suggestion: 'point --dir at a base model, a `foremforge train` run folder or a `foremforge export` folder',
-    });
+    throw new ForgeError(
+      'INVALID_ARGUMENT',
+      `--dir ${dir} is neither a model (config.json or .gguf) nor a TinyForge folder (tinyforge.json)`,
+      {
+        suggestion: 'point --dir at a base model, a `foremforge train` run folder or a `foremforge export` folder',
+      }
+    );
   }
   const manifest = readManifest(manifestFile);
   const name = typeof manifest.name === 'string' && manifest.name !== '' ? manifest.name : id;
@@ -65,7 +69,11 @@ export async function loadEngine(target: ServeTarget, _options: LoadEngineOption
     case 'model':
     case 'run': {
       const { CandleEngine } = await import('./engines/candle.js');
-      return CandleEngine.load({ model: target.model, ...(target.kind === 'run' && target.adapter ? { adapter: target.adapter } : {}), id: target.id });
+      return CandleEngine.load({
+        model: target.model,
+        ...(target.kind === 'run' && target.adapter ? { adapter: target.adapter } : {}),
+        id: target.id,
+      });
     }
     case 'export':
       // Switch here: `InferenceSession.load(target.dir, { threads, maxBatch })` behind the Engine

@@ -17,11 +17,16 @@ export function parseLogLevel(value: string | undefined): LogLevel {
   return v in LEVELS ? (v as LogLevel) : 'info';
 }
 
-export function createLogger(level: LogLevel = parseLogLevel(process.env.LOG_LEVEL), write: (line: string) => void = (l) => process.stdout.write(l)): Logger {
+export function createLogger(
+  level: LogLevel = parseLogLevel(process.env.LOG_LEVEL),
+  write: (line: string) => void = (l) => process.stdout.write(l)
+): Logger {
   const threshold = LEVELS[level];
-  const emit = (lvl: Exclude<LogLevel, 'silent'>) => (msg: string, fields: LogFields = {}) => {
-    if (LEVELS[lvl] < threshold) return;
-    write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...fields })}\n`);
-  };
+  const emit =
+    (lvl: Exclude<LogLevel, 'silent'>) =>
+    (msg: string, fields: LogFields = {}) => {
+      if (LEVELS[lvl] < threshold) return;
+      write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...fields })}\n`);
+    };
   return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
 }

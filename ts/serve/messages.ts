@@ -24,7 +24,11 @@ function contentText(content: unknown, at: string): string {
     .map((part: unknown, j) => {
       const p = part as Json | null;
       if (typeof p !== 'object' || p === null || p.type !== 'text' || typeof p.text !== 'string') {
-        throw badParam(`${at}.content[${j}]`, `${at}.content[${j}]: only {"type":"text","text":...} parts are supported`, 'unsupported_content');
+        throw badParam(
+          `${at}.content[${j}]`,
+          `${at}.content[${j}]: only {"type":"text","text":...} parts are supported`,
+          'unsupported_content'
+        );
       }
       return p.text;
     })

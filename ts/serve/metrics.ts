@@ -25,16 +25,59 @@ export class ServerMetrics {
 
   constructor() {
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'tinyforge_http_requests_total', help: 'HTTP requests answered, by route, method and status.', labelNames: ['route', 'method', 'status'], registers });
-    this.latency = new Histogram({ name: 'tinyforge_http_request_duration_seconds', help: 'Time from request to the end of its response.', labelNames: ['route', 'status'], buckets: LATENCY_BUCKETS, registers });
-    this.timeToFirstToken = new Histogram({ name: 'tinyforge_time_to_first_token_seconds', help: 'Time from request to the first generated text (queue wait included).', labelNames: ['route'], buckets: TTFT_BUCKETS, registers });
-    this.promptTokens = new Counter({ name: 'tinyforge_prompt_tokens_total', help: 'Prompt tokens of generations that started.', labelNames: ['route'], registers });
-    this.generatedTokens = new Counter({ name: 'tinyforge_generated_tokens_total', help: 'Tokens generated (counted as the engine reports them).', labelNames: ['route'], registers });
-    this.tokensPerSecond = new Histogram({ name: 'tinyforge_generation_tokens_per_second', help: 'Generated tokens per second of engine time, per finished request.', labelNames: ['route'], buckets: TOKENS_PER_SECOND_BUCKETS, registers });
+    this.requests = new Counter({
+      name: 'tinyforge_http_requests_total',
+      help: 'HTTP requests answered, by route, method and status.',
+      labelNames: ['route', 'method', 'status'],
+      registers,
+    });
+    this.latency = new Histogram({
+      name: 'tinyforge_http_request_duration_seconds',
+      help: 'Time from request to the end of its response.',
+      labelNames: ['route', 'status'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.timeToFirstToken = new Histogram({
+      name: 'tinyforge_time_to_first_token_seconds',
+      help: 'Time from request to the first generated text (queue wait included).',
+      labelNames: ['route'],
+      buckets: TTFT_BUCKETS,
+      registers,
+    });
+    this.promptTokens = new Counter({
+      name: 'tinyforge_prompt_tokens_total',
+      help: 'Prompt tokens of generations that started.',
+      labelNames: ['route'],
+      registers,
+    });
+    this.generatedTokens = new Counter({
+      name: 'tinyforge_generated_tokens_total',
+      help: 'Tokens generated (counted as the engine reports them).',
+      labelNames: ['route'],
+      registers,
+    });
+    this.tokensPerSecond = new Histogram({
+      name: 'tinyforge_generation_tokens_per_second',
+      help: 'Generated tokens per second of engine time, per finished request.',
+      labelNames: ['route'],
+      buckets: TOKENS_PER_SECOND_BUCKETS,
+      registers,
+    });
     this.queueDepth = new Gauge({ name: 'tinyforge_queue_depth', help: 'Requests waiting for a generation slot.', registers });
     this.activeBatch = new Gauge({ name: 'tinyforge_active_batch_size', help: 'Generations running in the engine now.', registers });
-    this.cancelled = new Counter({ name: 'tinyforge_generations_cancelled_total', help: 'Generations abandoned: client disconnected, timeout or shutdown.', labelNames: ['reason'], registers });
-    this.rejected = new Counter({ name: 'tinyforge_requests_rejected_total', help: 'Generation requests refused before queueing (queue_full, shutting_down).', labelNames: ['reason'], registers });
+    this.cancelled = new Counter({
+      name: 'tinyforge_generations_cancelled_total',
+      help: 'Generations abandoned: client disconnected, timeout or shutdown.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.rejected = new Counter({
+      name: 'tinyforge_requests_rejected_total',
+      help: 'Generation requests refused before queueing (queue_full, shutting_down).',
+      labelNames: ['reason'],
+      registers,
+    });
     this.loadSeconds = new Gauge({ name: 'tinyforge_model_load_seconds', help: 'Seconds the engine took to load the model.', registers });
     this.ready = new Gauge({ name: 'tinyforge_ready', help: '1 when the model is loaded and the server accepts generations.', registers });
     collectDefaultMetrics({ register: this.registry, prefix: 'tinyforge_' });

@@ -6,8 +6,16 @@ import type { EngineInfo, EnginePrompt, SamplingParams } from './engine.js';
 import type { Fields } from './fields.js';
 
 export const SAMPLING_FIELDS = [
-  'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'repetition_penalty',
-  'frequency_penalty', 'presence_penalty', 'seed', 'stop',
+  'max_tokens',
+  'temperature',
+  'top_p',
+  'top_k',
+  'min_p',
+  'repetition_penalty',
+  'frequency_penalty',
+  'presence_penalty',
+  'seed',
+  'stop',
 ] as const;
 
 export interface SamplingDefaults {
@@ -15,7 +23,9 @@ export interface SamplingDefaults {
   temperature: number;
 }
 
-const UNSUPPORTED: Array<[field: string, sampler: 'topK' | 'minP' | 'repetitionPenalty' | 'frequencyPenalty' | 'presencePenalty', off: number]> = [
+const UNSUPPORTED: Array<
+  [field: string, sampler: 'topK' | 'minP' | 'repetitionPenalty' | 'frequencyPenalty' | 'presencePenalty', off: number]
+> = [
   ['top_k', 'topK', 0],
   ['min_p', 'minP', 0],
   ['repetition_penalty', 'repetitionPenalty', 1],
@@ -51,7 +61,11 @@ export function readSampling(f: Fields, info: EngineInfo, defaults: SamplingDefa
 /** Checks top_logprobs against the engine's limit. */
 export function checkTopLogprobs(param: string, n: number, info: EngineInfo): number {
   if (n > info.maxTopLogprobs) {
-    throw badParam(param, `${param} = ${n} is more than the ${info.engine} engine reports (at most ${info.maxTopLogprobs})`, 'unsupported_parameter');
+    throw badParam(
+      param,
+      `${param} = ${n} is more than the ${info.engine} engine reports (at most ${info.maxTopLogprobs})`,
+      'unsupported_parameter'
+    );
   }
   return n;
 }
@@ -60,14 +74,20 @@ export function checkTopLogprobs(param: string, n: number, info: EngineInfo): nu
  * Counts the prompt and caps maxTokens to the room left in the context window. Throws 400
  * `context_length_exceeded` when the prompt alone fills it.
  */
-export function fitContext(params: SamplingParams, prompt: EnginePrompt, promptTokens: number, info: EngineInfo, param: string): SamplingParams {
+export function fitContext(
+  params: SamplingParams,
+  prompt: EnginePrompt,
+  promptTokens: number,
+  info: EngineInfo,
+  param: string
+): SamplingParams {
   const room = info.contextLength - promptTokens;
   if (room < 1) {
     throw new ApiError(
       400,
       `This model's maximum context length is ${info.contextLength} tokens; your ${prompt.kind === 'messages' ? 'messages' : 'prompt'} ` +
         `take ${promptTokens} tokens, leaving no room for a completion. Shorten the ${param}.`,
-      { param, code: 'context_length_exceeded' },
+      { param, code: 'context_length_exceeded' }
     );
   }
   return { ...params, maxTokens: Math.min(params.maxTokens, room) };

@@ -22,7 +22,7 @@ export class Scheduler {
   constructor(
     private readonly maxActive: number,
     private readonly maxQueue: number,
-    private readonly metrics: ServerMetrics,
+    private readonly metrics: ServerMetrics
   ) {}
 
   get activeCount(): number {
@@ -59,7 +59,7 @@ export class Scheduler {
           type: 'unavailable_error',
           code: 'queue_full',
           headers: { 'Retry-After': String(retry) },
-        }),
+        })
       );
     }
     return new Promise<T>((resolve, reject) => {

@@ -57,7 +57,8 @@ export class InferenceServer {
   readonly transport: 'native' | 'fallback';
   private readonly uws: ReturnType<typeof loadUws>['uws'];
   private readonly app: TemplatedApp;
-  private readonly options: Required<Omit<ServerOptions, 'apiKey' | 'corsOrigin' | 'logger'>> & Pick<ServerOptions, 'apiKey' | 'corsOrigin'>;
+  private readonly options: Required<Omit<ServerOptions, 'apiKey' | 'corsOrigin' | 'logger'>> &
+    Pick<ServerOptions, 'apiKey' | 'corsOrigin'>;
   private readonly log: Logger;
   private readonly checkKey: ((authorization: string) => boolean) | undefined;
   private readonly shutdownController = new AbortController();
@@ -127,7 +128,14 @@ export class InferenceServer {
     this.scheduler = new Scheduler(maxActive, this.options.maxQueue, this.metrics);
     this.metrics.loadSeconds.set(engine.info.loadSeconds);
     this.metrics.ready.set(1);
-    this.log.info('ready', { model: engine.info.id, engine: engine.info.engine, contextLength: engine.info.contextLength, loadSeconds: engine.info.loadSeconds, maxActive, maxQueue: this.options.maxQueue });
+    this.log.info('ready', {
+      model: engine.info.id,
+      engine: engine.info.engine,
+      contextLength: engine.info.contextLength,
+      loadSeconds: engine.info.loadSeconds,
+      maxActive,
+      maxQueue: this.options.maxQueue,
+    });
   }
 
   /**
@@ -145,7 +153,9 @@ export class InferenceServer {
       const deadline = performance.now() + this.options.drainTimeoutMs;
       while ((this.inflight.size > 0 || this.scheduler.activeCount > 0) && performance.now() < deadline) await sleep(20);
       if (this.inflight.size > 0) {
-        this.shutdownController.abort(new ApiError(503, 'the server is shutting down', { type: 'unavailable_error', code: 'shutting_down' }));
+        this.shutdownController.abort(
+          new ApiError(503, 'the server is shutting down', { type: 'unavailable_error', code: 'shutting_down' })
+        );
         // Cancelled requests answer within a tick; bounded anyway.
         for (let i = 0; i < 50 && this.inflight.size > 0; i++) await sleep(20);
       }
@@ -157,37 +167,70 @@ export class InferenceServer {
   }
 
   private generationContext(engine: Engine): GenerationContext {
-    return { engine, scheduler: this.scheduler, metrics: this.metrics, timeoutMs: this.options.timeoutMs, shutdownSignal: this.shutdownController.signal };
+    return {
+      engine,
+      scheduler: this.scheduler,
+      metrics: this.metrics,
+      timeoutMs: this.options.timeoutMs,
+      shutdownSignal: this.shutdownController.signal,
+    };
   }
 
   private routes(): void {
     const app = this.app;
-    app.get('/health', this.route('/health', { public: true }, async ({ reply }) => reply.json(200, { status: 'ok', transport: this.transport })));
-    app.get('/ready', this.route('/ready', {}, async ({ reply }) => this.readyRoute(reply)));
-    app.get('/metrics', this.route('/metrics', {}, async ({ reply }) => {
-      const text = await this.metrics.registry.metrics();
-      reply.send(200, text, { 'Content-Type': this.metrics.registry.contentType });
-    }));
-    app.get('/v1/models', this.route('/v1/models', { engine: true }, async ({ reply, engine }) => reply.json(200, { object: 'list', data: [modelCard(engine)] })));
-    app.get('/v1/models/:id', this.route('/v1/models/:id', { engine: true }, async ({ reply, engine, stats }) => {
-      const id = decodeURIComponent((stats as { param?: string }).param ?? '');
-      if (id !== engine.info.id) throw new ApiError(404, `The model \`${id}\` does not exist`, { param: 'model', code: 'model_not_found' });
-      reply.json(200, modelCard(engine));
-    }));
+    app.get(
+      '/health',
+      this.route('/health', { public: true }, async ({ reply }) => reply.json(200, { status: 'ok', transport: this.transport }))
+    );
+    app.get(
+      '/ready',
+      this.route('/ready', {}, async ({ reply }) => this.readyRoute(reply))
+    );
+    app.get(
+      '/metrics',
+      this.route('/metrics', {}, async ({ reply }) => {
+        const text = await this.metrics.registry.metrics();
+        reply.send(200, text, { 'Content-Type': this.metrics.registry.contentType });
+      })
+    );
+    app.get(
+      '/v1/models',
+      this.route('/v1/models', { engine: true }, async ({ reply, engine }) =>
+        reply.json(200, { object: 'list', data: [modelCard(engine)] })
+      )
+    );
+    app.get(
+      '/v1/models/:id',
+      this.route('/v1/models/:id', { engine: true }, async ({ reply, engine, stats }) => {
+        const id = decodeURIComponent((stats as { param?: string }).param ?? '');
+        if (id !== engine.info.id)
+          throw new ApiError(404, `The model \`${id}\` does not exist`, { param: 'model', code: 'model_not_found' });
+        reply.json(200, modelCard(engine));
+      })
+    );
     app.post('/predict', this.route('/predict', { engine: true, generation: true }, predict));
     app.post('/v1/chat/completions', this.route('/v1/chat/completions', { engine: true, generation: true }, chatCompletions));
     app.post('/v1/completions', this.route('/v1/completions', { engine: true, generation: true }, completions));
-    app.options('/*', this.route('preflight', { public: true }, async ({ reply }) => {
-      if (this.options.corsOrigin === undefined) throw new ApiError(405, 'CORS is not enabled on this server (start it with --cors)', { code: 'method_not_allowed' });
-      reply.send(204, '', {
-        'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
-        'Access-Control-Allow-Headers': 'Authorization, Content-Type, X-Request-Id',
-        'Access-Control-Max-Age': '600',
-      });
-    }));
-    app.any('/*', this.route('unknown', { public: true }, async () => {
-      throw new ApiError(404, 'no such route; see GET /v1/models, POST /v1/chat/completions, /v1/completions, /predict', { code: 'not_found' });
-    }));
+    app.options(
+      '/*',
+      this.route('preflight', { public: true }, async ({ reply }) => {
+        if (this.options.corsOrigin === undefined)
+          throw new ApiError(405, 'CORS is not enabled on this server (start it with --cors)', { code: 'method_not_allowed' });
+        reply.send(204, '', {
+          'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+          'Access-Control-Allow-Headers': 'Authorization, Content-Type, X-Request-Id',
+          'Access-Control-Max-Age': '600',
+        });
+      })
+    );
+    app.any(
+      '/*',
+      this.route('unknown', { public: true }, async () => {
+        throw new ApiError(404, 'no such route; see GET /v1/models, POST /v1/chat/completions, /v1/completions, /predict', {
+          code: 'not_found',
+        });
+      })
+    );
   }
 
   private readyRoute(reply: Reply): void {
@@ -196,7 +239,11 @@ export class InferenceServer {
       return;
     }
     const why = this.draining ? 'shutting down' : 'loading the model';
-    throw new ApiError(503, `not ready: ${why}`, { type: 'unavailable_error', code: this.draining ? 'shutting_down' : 'model_loading', headers: { 'Retry-After': '1' } });
+    throw new ApiError(503, `not ready: ${why}`, {
+      type: 'unavailable_error',
+      code: this.draining ? 'shutting_down' : 'model_loading',
+      headers: { 'Retry-After': '1' },
+    });
   }
 
   private route(name: string, opts: RouteOptions, handler: RouteHandler): (res: HttpResponse, req: HttpRequest) => void {
@@ -231,10 +278,18 @@ export class InferenceServer {
         return;
       }
       const engine = this.engine as Engine;
-      const rc: RouteContext = { reply, body, stats, engine, generation: this.generationContext(engine), logPrompts: this.options.logPrompts };
+      const rc: RouteContext = {
+        reply,
+        body,
+        stats,
+        engine,
+        generation: this.generationContext(engine),
+        logPrompts: this.options.logPrompts,
+      };
       handler(rc).catch((err: unknown) => {
         const apiError = toApiError(err);
-        if (apiError.code === 'internal_error') this.log.error('request failed', { requestId, route: name, error: err instanceof Error ? err.stack : String(err) });
+        if (apiError.code === 'internal_error')
+          this.log.error('request failed', { requestId, route: name, error: err instanceof Error ? err.stack : String(err) });
         // A 413 met while reading the body leaves unread bytes on the connection: close it.
         reply.error(apiError, apiError.status === 413);
       });
@@ -245,14 +300,20 @@ export class InferenceServer {
   private gate(opts: RouteOptions, authorization: string, contentLength: string): void {
     if (!opts.public && this.checkKey && !this.checkKey(authorization)) throw unauthorized(authorization !== '');
     if (contentLength !== '' && Number(contentLength) > this.options.bodyLimitBytes) {
-      throw new ApiError(413, `request body is ${contentLength} bytes; the limit is ${this.options.bodyLimitBytes}`, { code: 'body_too_large' });
+      throw new ApiError(413, `request body is ${contentLength} bytes; the limit is ${this.options.bodyLimitBytes}`, {
+        code: 'body_too_large',
+      });
     }
     if (opts.generation && this.draining) {
       this.metrics.rejected.inc({ reason: 'shutting_down' });
       throw new ApiError(503, 'the server is shutting down', { type: 'unavailable_error', code: 'shutting_down' });
     }
     if (opts.engine && !this.engine) {
-      throw new ApiError(503, 'the model is still loading (see GET /ready)', { type: 'unavailable_error', code: 'model_loading', headers: { 'Retry-After': '1' } });
+      throw new ApiError(503, 'the model is still loading (see GET /ready)', {
+        type: 'unavailable_error',
+        code: 'model_loading',
+        headers: { 'Retry-After': '1' },
+      });
     }
   }
 

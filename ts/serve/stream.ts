@@ -17,7 +17,13 @@ export interface StreamShape {
   usage?: (done: DoneEvent) => unknown;
 }
 
-export async function streamGeneration(ctx: GenerationContext, reply: Reply, stats: GenerationStats, request: GenerateRequest, shape: StreamShape): Promise<void> {
+export async function streamGeneration(
+  ctx: GenerationContext,
+  reply: Reply,
+  stats: GenerationStats,
+  request: GenerateRequest,
+  shape: StreamShape
+): Promise<void> {
   let started = false;
   const begin = (): void => {
     if (started) return;

@@ -10,8 +10,18 @@ import { streamGeneration } from '../stream.js';
 import type { RouteContext } from './context.js';
 
 const FIELDS = [
-  'model', 'messages', 'max_completion_tokens', 'n', 'stream', 'logprobs', 'top_logprobs',
-  'tools', 'tool_choice', 'response_format', 'logit_bias', ...SAMPLING_FIELDS,
+  'model',
+  'messages',
+  'max_completion_tokens',
+  'n',
+  'stream',
+  'logprobs',
+  'top_logprobs',
+  'tools',
+  'tool_choice',
+  'response_format',
+  'logit_bias',
+  ...SAMPLING_FIELDS,
 ];
 
 const isEmptyObject = (v: unknown): boolean => typeof v === 'object' && v !== null && Object.keys(v).length === 0;
@@ -38,7 +48,10 @@ export async function chatCompletions(rc: RouteContext): Promise<void> {
   params.maxTokens = f.number('max_completion_tokens', { min: 1, integer: true }) ?? params.maxTokens;
   params.topLogprobs = checkTopLogprobs('top_logprobs', topLogprobs, info);
   if (!info.chatTemplate) {
-    throw new ApiError(400, 'this model has no chat template; use /v1/completions with a text prompt', { param: 'messages', code: 'chat_template_missing' });
+    throw new ApiError(400, 'this model has no chat template; use /v1/completions with a text prompt', {
+      param: 'messages',
+      code: 'chat_template_missing',
+    });
   }
   const prompt = { kind: 'messages' as const, messages };
   let promptTokens: number;
@@ -57,7 +70,11 @@ export async function chatCompletions(rc: RouteContext): Promise<void> {
   const request = { prompt, params };
 
   if (stream) {
-    const chunk = (choice: object) => ({ ...base, choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }], ...(includeUsage ? { usage: null } : {}) });
+    const chunk = (choice: object) => ({
+      ...base,
+      choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }],
+      ...(includeUsage ? { usage: null } : {}),
+    });
     await streamGeneration(rc.generation, reply, stats, request, {
       first: () => chunk({ delta: { role: 'assistant', content: '' } }),
       delta: (d) => chunk({ delta: { content: d.text }, logprobs: logprobs ? chatLogprobs(d.tokens) : null }),

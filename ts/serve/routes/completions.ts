@@ -51,7 +51,13 @@ export async function completions(rc: RouteContext): Promise<void> {
   stats.promptTokens = promptTokens;
   if (rc.logPrompts) stats.prompt = text;
 
-  const base = { id: newId('cmpl'), object: 'text_completion', created: Math.floor(Date.now() / 1000), model: info.id, system_fingerprint: info.engine };
+  const base = {
+    id: newId('cmpl'),
+    object: 'text_completion',
+    created: Math.floor(Date.now() / 1000),
+    model: info.id,
+    system_fingerprint: info.engine,
+  };
   const request = { prompt, params };
   let offset = 0;
   const logprobsOf = (tokens: GeneratedToken[]) => {
@@ -61,7 +67,11 @@ export async function completions(rc: RouteContext): Promise<void> {
   };
 
   if (stream) {
-    const chunk = (choice: object) => ({ ...base, choices: [{ index: 0, text: '', logprobs: null, finish_reason: null, ...choice }], ...(includeUsage ? { usage: null } : {}) });
+    const chunk = (choice: object) => ({
+      ...base,
+      choices: [{ index: 0, text: '', logprobs: null, finish_reason: null, ...choice }],
+      ...(includeUsage ? { usage: null } : {}),
+    });
     await streamGeneration(rc.generation, reply, stats, request, {
       delta: (d) => chunk({ text: d.text, logprobs: withLogprobs ? logprobsOf(d.tokens) : null }),
       finish: (done) => chunk({ finish_reason: done.finishReason }),
