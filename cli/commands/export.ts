@@ -72,7 +72,8 @@ function printSummary(r: ExportResult, source: string): void {
   for (const f of r.files) lines.push(`  ${f.path.padEnd(width)}  ${formatBytes(f.size)}`);
   const agree = r.check.top1AgreementWithFp32;
   lines.push(
-    `check: loads in ONNX Runtime ${r.check.onnxruntime}, cached decode step = full recompute (max diff ${r.check.kvCacheMaxDiff.toExponential(1)})` +
+    `check: loads in ONNX Runtime ${r.check.onnxruntime}; cached decode step vs full recompute: cosine ${r.check.kvCache.cosine.toFixed(4)}, ` +
+      `max diff ${r.check.kvCache.maxDiff.toPrecision(2)}${r.check.kvCache.sameTop1 ? '' : ', top-1 differs'}` +
       (agree !== undefined ? `, top-1 agreement with fp32 ${(agree * 100).toFixed(0)}% of ${r.check.promptTokens} positions` : ''),
     `registry: ${r.id}${r.parentId ? ` (parent ${r.parentId})` : ''}; lineage: foremforge models show ${r.id}`,
     `load: transformers.js pipeline('text-generation', '${r.out}') (offline: env.localModelPath), or ONNX Runtime on ${r.model}`,
