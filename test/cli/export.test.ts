@@ -117,6 +117,18 @@ describe('foremforge export', () => {
     expect(tree(path.join(dir, 'a'))).toContain('onnx/model.onnx');
     expect(json(path.join(dir, 'a/config.json'))['transformers.js_config']).toEqual({ dtype: 'fp32' });
 
+    const viaManifest = await runCli(['export', '--model', path.join(fx.run, 'tinyforge.json'), '--out', path.join(dir, 'm'), '--json'], { env: env() });
+    expect(viaManifest.code, viaManifest.stderr).toBe(0);
+    expect(JSON.parse(viaManifest.stdout).source).toBe('run');
+    const movedRun = path.join(dir, 'moved-run');
+    cpSync(fx.run, movedRun, { recursive: true });
+    const manifest = json(path.join(movedRun, 'tinyforge.json'));
+    manifest.base.path = path.join(dir, 'nowhere');
+    writeFileSync(path.join(movedRun, 'tinyforge.json'), JSON.stringify(manifest));
+    const rebased = await runCli(['export', '--model', movedRun, '--base', fx.base, '--out', path.join(dir, 'r')], { env: env() });
+    expect(rebased.code, rebased.stderr).toBe(0);
+    expect(readFileSync(path.join(dir, 'r/onnx/model_quantized.onnx'))).toEqual(readFileSync(path.join(dir, 'm/onnx/model_quantized.onnx')));
+
     const runs = JSON.parse((await runCli(['models', 'list', '--kind', 'run', '--json'], { env: env() })).stdout) as { id: string; path: string }[];
     const id = runs.find((a) => a.path === fx.run)!.id;
     const byId = await runCli(['export', '--model', id, '--out', path.join(dir, 'b'), '--json'], { env: env() });
@@ -211,6 +223,12 @@ describe('foremforge export', () => {
     const badBase = path.join(dir, 'bad-base');
     cpSync(fx.base, badBase, { recursive: true });
     truncateSync(path.join(badBase, 'model.safetensors'), 5000);
+    const movedBase = copyRun('moved-base');
+    const mm = json(path.join(movedBase, 'tinyforge.json'));
+    mm.base.path = path.join(dir, 'gone');
+    writeFileSync(path.join(movedBase, 'tinyforge.json'), JSON.stringify(mm));
+    const otherBase = path.join(dir, 'other-base');
+    await createTinyModel(otherBase, { seed: 4 });
     const badGguf = path.join(dir, 'bad.gguf');
     writeFileSync(badGguf, Buffer.concat([Buffer.from('GGUF'), Buffer.alloc(64, 7)]));
     // An adapter trained for a wider model: the shapes cannot fit the base.
@@ -227,6 +245,8 @@ describe('foremforge export', () => {
       { args: ['--model', noAdapterCfg], code: 'ADAPTER_INVALID', names: path.join(noAdapterCfg, 'adapter/adapter_config.json') },
       { args: ['--model', badSafetensors], code: 'ADAPTER_INVALID', names: path.join(badSafetensors, 'adapter') },
       { args: ['--model', badBase], code: 'WEIGHTS_INVALID', names: path.join(badBase, 'model.safetensors') },
+      { args: ['--model', movedBase], code: 'BASE_NOT_FOUND', names: path.join(dir, 'gone') },
+      { args: ['--model', movedBase, '--base', otherBase], code: 'BASE_MISMATCH', names: path.join(movedBase, 'tinyforge.json') },
       { args: ['--model', badGguf], code: 'GGUF_INVALID', names: badGguf },
       { args: ['--adapter', path.join(wideRun, 'adapter'), '--base', fx.base], code: 'ADAPTER_INVALID', names: 'adapter_model.safetensors' },
     ];
