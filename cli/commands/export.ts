@@ -116,7 +116,12 @@ export const exportCommand = new Command('export')
         controller.abort();
         return;
       }
-      discardOwnStaging(out);
+      try {
+        discardOwnStaging(out);
+      } catch {
+        // The native writer may still be adding files; the next export removes what is left
+        // (removeStaleStaging: its process is gone by then).
+      }
       process.stderr.write('error[ABORTED]: export interrupted; nothing was written\n');
       process.exit(130);
     };
