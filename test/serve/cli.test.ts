@@ -25,10 +25,10 @@ interface Child {
   exit: Promise<number | null>;
 }
 
-function startServe(args: string[]): Child {
+function startServe(args: string[], env: NodeJS.ProcessEnv = {}): Child {
   const proc = spawn(process.execPath, [CLI, 'serve', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, LOG_LEVEL: 'info' },
+    env: { ...process.env, LOG_LEVEL: 'info', ...env },
   });
   const lines: Array<Record<string, unknown>> = [];
   let buffered = '';
@@ -36,7 +36,7 @@ function startServe(args: string[]): Child {
     buffered += d.toString();
     const parts = buffered.split('\n');
     buffered = parts.pop() ?? '';
-    for (const p of parts) if (p.trim()) lines.push(JSON.parse(p) as Record<string, unknown>);
+    for (const p of parts) if (p.startsWith('{')) lines.push(JSON.parse(p) as Record<string, unknown>);
   });
   proc.stderr?.resume();
   const exit = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
@@ -105,6 +105,25 @@ describe('foremforge serve', () => {
       idle.destroy();
       expect(await child.exit).toBe(0);
       expect(child.lines.some((l) => l.msg === 'stopped')).toBe(true);
+    } finally {
+      child.proc.kill('SIGKILL');
+    }
+  });
+
+  it("runs on the package's Node-http fallback too (what Node versions without a shipped binary get)", async () => {
+    const child = startServe(['--dir', model.path, '--port', '0'], { UWS_USE_FALLBACK: '1' });
+    try {
+      await waitFor('ready', () => child.lines.some((l) => l.msg === 'ready'), 60_000);
+      const port = Number(child.lines.find((l) => l.msg === 'listening')?.port);
+      const agent = new http.Agent({ keepAlive: false });
+      expect(JSON.parse((await request(agent, port, 'GET', '/health')).body)).toMatchObject({ status: 'ok', transport: 'fallback' });
+      const answer = await request(agent, port, 'POST', '/predict', { text: 'hi', max_tokens: 3 });
+      expect(answer.status).toBe(200);
+      expect(JSON.parse(answer.body)).toMatchObject({ usage: { completion_tokens: 3 } });
+      const bad = await request(agent, port, 'POST', '/v1/completions', { prompt: 'x', temperature: 'hot' });
+      expect(bad.status).toBe(400);
+      child.proc.kill('SIGTERM');
+      expect(await child.exit).toBe(0);
     } finally {
       child.proc.kill('SIGKILL');
     }

@@ -250,7 +250,8 @@ export class InferenceServer {
     return (res, req) => {
       const receivedAt = performance.now();
       // HttpRequest is only valid until this function returns: read everything now.
-      const method = req.getMethod();
+      // uWS gives 'post'; the package's Node-http fallback gives 'POST'.
+      const method = req.getMethod().toLowerCase();
       const path = req.getUrl();
       const authorization = req.getHeader('authorization');
       const contentLength = req.getHeader('content-length');

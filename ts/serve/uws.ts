@@ -18,6 +18,11 @@ let loaded: { uws: UwsModule; transport: 'native' | 'fallback' } | undefined;
 
 export function loadUws(): { uws: UwsModule; transport: 'native' | 'fallback' } {
   if (loaded) return loaded;
+  // UWS_USE_FALLBACK=1 is the package's own switch; honoured so the shim can be tested here.
+  if (process.env.UWS_USE_FALLBACK === '1' || process.env.UWS_USE_FALLBACK?.toLowerCase() === 'true') {
+    loaded = { uws: require(PACKAGE) as UwsModule, transport: 'fallback' };
+    return loaded;
+  }
   const dir = path.dirname(require.resolve(`${PACKAGE}/package.json`));
   const binary = path.join(dir, 'binaries', `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`);
   try {
