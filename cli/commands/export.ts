@@ -76,30 +76,35 @@ function printSummary(r: ExportResult, source: string): void {
       `max diff ${r.check.kvCache.maxDiff.toPrecision(2)}${r.check.kvCache.sameTop1 ? '' : ', top-1 differs'}` +
       (agree !== undefined ? `, top-1 agreement with fp32 ${(agree * 100).toFixed(0)}% of ${r.check.promptTokens} positions` : ''),
     `registry: ${r.id}${r.parentId ? ` (parent ${r.parentId})` : ''}; lineage: foremforge models show ${r.id}`,
-    `load: transformers.js pipeline('text-generation', '${r.out}') (offline: env.localModelPath), or ONNX Runtime on ${r.model}`,
+    `load: transformers.js pipeline('text-generation', '${r.out}') (offline: env.localModelPath), or ONNX Runtime on ${r.model}`
   );
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 export const exportCommand = new Command('export')
-  .description('Export a run (LoRA merged), a base model or an adapter as an ONNX model folder (INT8 by default) that ONNX Runtime and transformers.js load as is.')
+  .description(
+    'Export a run (LoRA merged), a base model or an adapter as an ONNX model folder (INT8 by default) that ONNX Runtime and transformers.js load as is.'
+  )
   .option('--model <run>', 'run folder, its tinyforge.json, registry id or name, model folder, .gguf file or catalog name')
-  .option('--model-path <run>', 'same as --model (the seed\'s spelling)')
+  .option('--model-path <run>', "same as --model (the seed's spelling)")
   .option('--out <dir>', 'folder to write (must be new or empty unless --overwrite)')
-  .option('--output-dir <dir>', 'same as --out (the seed\'s spelling)')
+  .option('--output-dir <dir>', "same as --out (the seed's spelling)")
   .option('--adapter <dir>', 'a PEFT LoRA adapter folder to merge, instead of --model')
-  .option('--base <model>', 'base model under --adapter (default: the adapter\'s base_model_name_or_path), or a moved base of a run')
+  .option('--base <model>', "base model under --adapter (default: the adapter's base_model_name_or_path), or a moved base of a run")
   .option('--quantize <kind>', 'int8 (default; tinyforge.config.json export.quantize), int4 or none (fp32)')
   .option('--keep-fp32', 'also write the fp32 model (onnx/model.onnx) beside the quantized one')
   .option('--overwrite', 'replace an earlier export in --out')
   .option('--name <name>', 'registry name (default: the folder name)')
-  .option('--export-onnx', 'accepted for the seed\'s spelling: the export is always ONNX')
+  .option('--export-onnx', "accepted for the seed's spelling: the export is always ONNX")
   .option('--json', 'print the result as JSON')
   .exitOverride()
   .action(async (flags: ExportFlags) => {
     const model = oneOf(flags, 'model', 'modelPath', ['--model', '--model-path']);
     const out = oneOf(flags, 'out', 'outputDir', ['--out', '--output-dir']);
-    if (out === undefined) throw new ForgeError('USAGE', 'missing --out DIR', { suggestion: 'pass --out with the folder to write, e.g. --out exports/my-model' });
+    if (out === undefined)
+      throw new ForgeError('USAGE', 'missing --out DIR', {
+        suggestion: 'pass --out with the folder to write, e.g. --out exports/my-model',
+      });
     const { applyFlags, loadConfig } = await import('../../ts/config/load.js');
     const quantize = applyFlags(loadConfig().config, { quantize: flags.quantize }, { group: 'export' }).export.quantize as Quantize;
     const { exportModel } = await import('../../ts/pipeline/export.js');

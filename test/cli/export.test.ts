@@ -6,7 +6,18 @@
 // runtimes from the folder.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Generator, Tokenizer, createTinyModel } from '@tinyforge/native';
@@ -19,7 +30,14 @@ import { tempDir } from '../helpers/tmp.js';
 import { loadTransformersJs, transformersJsGreedy } from '../helpers/transformers-js.js';
 
 const QA = Array.from({ length: 12 }, (_, i) => ({ input: `Which code has item ${i}?`, output: `Item ${i} has code ${100 + i * 3}.` }));
-const FOLDER = ['config.json', 'generation_config.json', 'onnx/model_quantized.onnx', 'tinyforge.json', 'tokenizer.json', 'tokenizer_config.json'];
+const FOLDER = [
+  'config.json',
+  'generation_config.json',
+  'onnx/model_quantized.onnx',
+  'tinyforge.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+];
 
 let fx: { dir: string; home: string; base: string; run: string; data: string };
 
@@ -28,15 +46,37 @@ beforeAll(async () => {
   const base = path.join(dir, 'base');
   await createTinyModel(base, { seed: 3 });
   const data = path.join(dir, 'data.jsonl');
-  writeFileSync(data, QA.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  writeFileSync(data, `${QA.map((r) => JSON.stringify(r)).join('\n')}\n`);
   const home = path.join(dir, 'home');
   const run = path.join(dir, 'run');
   // Long enough (200 steps, ~2 s) that the adapter changes the answers and greedy decoding says
   // something ("Item 1 has code 100."): a random tiny model alone repeats one token, which would
   // make the runtime comparisons below trivially equal.
   const r = await runCli(
-    ['train', '--data', data, '--out', run, '--base', base, '--max-steps', '200', '--batch-size', '4', '--lr', '2e-2', '--lora-r', '16', '--lora-dropout', '0', '--eval-split', '0', '--target-modules', 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj'],
-    { env: { TINYFORGE_HOME: home } },
+    [
+      'train',
+      '--data',
+      data,
+      '--out',
+      run,
+      '--base',
+      base,
+      '--max-steps',
+      '200',
+      '--batch-size',
+      '4',
+      '--lr',
+      '2e-2',
+      '--lora-r',
+      '16',
+      '--lora-dropout',
+      '0',
+      '--eval-split',
+      '0',
+      '--target-modules',
+      'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj',
+    ],
+    { env: { TINYFORGE_HOME: home } }
   );
   expect(r.code, r.stderr).toBe(0);
   fx = { dir, home, base, run, data };
@@ -46,6 +86,7 @@ afterAll(() => rmSync(fx.dir, { recursive: true, force: true }));
 
 const env = () => ({ TINYFORGE_HOME: fx.home });
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+// biome-ignore lint/suspicious/noExplicitAny: the manifests are read as loose JSON and checked field by field.
 const json = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as Record<string, any>;
 
 /** Every file under `dir`, relative, sorted. */
@@ -66,7 +107,9 @@ function expectNothingLeft(out: string): void {
 /** The same chat prompt ids our Generator builds: the template's text, encoded without extra specials. */
 function chatIds(modelDir: string, question: string): number[] {
   const tok = Tokenizer.fromFile(modelDir);
-  return Array.from(tok.encode(tok.applyChatTemplate([{ role: 'user', content: question }], { addGenerationPrompt: true }), { addSpecialTokens: false }));
+  return Array.from(
+    tok.encode(tok.applyChatTemplate([{ role: 'user', content: question }], { addGenerationPrompt: true }), { addSpecialTokens: false })
+  );
 }
 
 describe('foremforge export', () => {
@@ -97,14 +140,19 @@ describe('foremforge export', () => {
     expect(m.quantization.scheme).toBe('int8');
     expect(m.transformersJs).toEqual({ dtype: 'q8', file: 'onnx/model_quantized.onnx' });
     expect(m.versions).toMatchObject({ tinyforge: expect.any(String), onnxruntime: expect.stringMatching(/^1\./) });
-    for (const [file, size] of Object.entries(m.files as Record<string, number>)) expect(readFileSync(path.join(out, file)).length, file).toBe(size);
+    for (const [file, size] of Object.entries(m.files as Record<string, number>))
+      expect(readFileSync(path.join(out, file)).length, file).toBe(size);
     expect(m.metrics.fp32Bytes).toBe(readFileSync(path.join(out, 'onnx/model.onnx')).length);
     expect(m.check.top1AgreementWithFp32).toBeGreaterThan(0.8);
 
     const show = await runCli(['models', 'show', path.basename(out)], { env: env() });
     expect(show.code, show.stderr).toBe(0);
-    const runRow = (JSON.parse((await runCli(['models', 'list', '--kind', 'run', '--json'], { env: env() })).stdout) as { id: string; path: string }[]).find((a) => a.path === fx.run)!;
-    expect(show.stdout).toMatch(new RegExp(`^lineage: base \\S+ \\(base-[0-9a-f]+\\) → run run \\(${runRow.id}\\) → export svc \\(exp-[0-9a-f]+\\)`));
+    const runRow = (
+      JSON.parse((await runCli(['models', 'list', '--kind', 'run', '--json'], { env: env() })).stdout) as { id: string; path: string }[]
+    ).find((a) => a.path === fx.run)!;
+    expect(show.stdout).toMatch(
+      new RegExp(`^lineage: base \\S+ \\(base-[0-9a-f]+\\) → run run \\(${runRow.id}\\) → export svc \\(exp-[0-9a-f]+\\)`)
+    );
     const shown = JSON.parse((await runCli(['models', 'show', path.basename(out), '--json'], { env: env() })).stdout);
     expect(shown).toMatchObject({ kind: 'export', parentId: runRow.id, path: out, datasetSha256: runManifest.data.sha256 });
     expect(shown.lineage.map((a: { kind: string }) => a.kind)).toEqual(['base_model', 'run', 'export']);
@@ -112,12 +160,17 @@ describe('foremforge export', () => {
 
   it('takes the seed spelling, a registry id, --adapter over --base, and a base without a run', async () => {
     const dir = tempDir();
-    const seed = await runCli(['export', '--model-path', fx.run, '--output-dir', path.join(dir, 'a'), '--export-onnx', '--quantize', 'none'], { env: env() });
+    const seed = await runCli(
+      ['export', '--model-path', fx.run, '--output-dir', path.join(dir, 'a'), '--export-onnx', '--quantize', 'none'],
+      { env: env() }
+    );
     expect(seed.code, seed.stderr).toBe(0);
     expect(tree(path.join(dir, 'a'))).toContain('onnx/model.onnx');
     expect(json(path.join(dir, 'a/config.json'))['transformers.js_config']).toEqual({ dtype: 'fp32' });
 
-    const viaManifest = await runCli(['export', '--model', path.join(fx.run, 'tinyforge.json'), '--out', path.join(dir, 'm'), '--json'], { env: env() });
+    const viaManifest = await runCli(['export', '--model', path.join(fx.run, 'tinyforge.json'), '--out', path.join(dir, 'm'), '--json'], {
+      env: env(),
+    });
     expect(viaManifest.code, viaManifest.stderr).toBe(0);
     expect(JSON.parse(viaManifest.stdout).source).toBe('run');
     const movedRun = path.join(dir, 'moved-run');
@@ -127,26 +180,40 @@ describe('foremforge export', () => {
     writeFileSync(path.join(movedRun, 'tinyforge.json'), JSON.stringify(manifest));
     const rebased = await runCli(['export', '--model', movedRun, '--base', fx.base, '--out', path.join(dir, 'r')], { env: env() });
     expect(rebased.code, rebased.stderr).toBe(0);
-    expect(readFileSync(path.join(dir, 'r/onnx/model_quantized.onnx'))).toEqual(readFileSync(path.join(dir, 'm/onnx/model_quantized.onnx')));
+    expect(readFileSync(path.join(dir, 'r/onnx/model_quantized.onnx'))).toEqual(
+      readFileSync(path.join(dir, 'm/onnx/model_quantized.onnx'))
+    );
 
-    const runs = JSON.parse((await runCli(['models', 'list', '--kind', 'run', '--json'], { env: env() })).stdout) as { id: string; path: string }[];
+    const runs = JSON.parse((await runCli(['models', 'list', '--kind', 'run', '--json'], { env: env() })).stdout) as {
+      id: string;
+      path: string;
+    }[];
     const id = runs.find((a) => a.path === fx.run)!.id;
     const byId = await runCli(['export', '--model', id, '--out', path.join(dir, 'b'), '--json'], { env: env() });
     expect(byId.code, byId.stderr).toBe(0);
     expect(JSON.parse(byId.stdout)).toMatchObject({ parentId: id, model: 'onnx/model_quantized.onnx', source: 'run' });
 
-    const adapter = await runCli(['export', '--adapter', path.join(fx.run, 'adapter'), '--base', fx.base, '--out', path.join(dir, 'c'), '--json'], { env: env() });
+    const adapter = await runCli(
+      ['export', '--adapter', path.join(fx.run, 'adapter'), '--base', fx.base, '--out', path.join(dir, 'c'), '--json'],
+      { env: env() }
+    );
     expect(adapter.code, adapter.stderr).toBe(0);
     const a = JSON.parse(adapter.stdout) as { parentId: string; source: string };
     expect(a.source).toBe('adapter');
     expect(a.parentId).toMatch(/^base-/);
     // The merged weights are the same whichever way the adapter was named.
-    expect(readFileSync(path.join(dir, 'c/onnx/model_quantized.onnx'))).toEqual(readFileSync(path.join(dir, 'b/onnx/model_quantized.onnx')));
+    expect(readFileSync(path.join(dir, 'c/onnx/model_quantized.onnx'))).toEqual(
+      readFileSync(path.join(dir, 'b/onnx/model_quantized.onnx'))
+    );
 
     const base = await runCli(['export', '--model', fx.base, '--out', path.join(dir, 'd'), '--json'], { env: env() });
     expect(base.code, base.stderr).toBe(0);
     expect(JSON.parse(base.stdout)).toMatchObject({ source: 'base', parentId: a.parentId });
-    expect(json(path.join(dir, 'd/tinyforge.json'))).toMatchObject({ run: null, adapter: null, base: { sha256: json(path.join(fx.run, 'tinyforge.json')).base.sha256 } });
+    expect(json(path.join(dir, 'd/tinyforge.json'))).toMatchObject({
+      run: null,
+      adapter: null,
+      base: { sha256: json(path.join(fx.run, 'tinyforge.json')).base.sha256 },
+    });
   });
 
   it('refuses a non-empty --out without --overwrite, replaces an export with it, and never replaces anything else', async () => {
@@ -160,7 +227,13 @@ describe('foremforge export', () => {
     expect(again.stderr).toContain(out);
     expect(readFileSync(path.join(out, 'tinyforge.json'), 'utf8')).toBe(before);
 
-    const list = async () => (JSON.parse((await runCli(['models', 'list', '--kind', 'export', '--json'], { env: env() })).stdout) as { id: string; path: string }[]).filter((a) => a.path === out);
+    const list = async () =>
+      (
+        JSON.parse((await runCli(['models', 'list', '--kind', 'export', '--json'], { env: env() })).stdout) as {
+          id: string;
+          path: string;
+        }[]
+      ).filter((a) => a.path === out);
     const [row] = await list();
     const over = await runCli(['export', '--model', fx.run, '--out', out, '--quantize', 'none', '--overwrite'], { env: env() });
     expect(over.code, over.stderr).toBe(0);
@@ -248,7 +321,11 @@ describe('foremforge export', () => {
       { args: ['--model', movedBase], code: 'BASE_NOT_FOUND', names: path.join(dir, 'gone') },
       { args: ['--model', movedBase, '--base', otherBase], code: 'BASE_MISMATCH', names: path.join(movedBase, 'tinyforge.json') },
       { args: ['--model', badGguf], code: 'GGUF_INVALID', names: badGguf },
-      { args: ['--adapter', path.join(wideRun, 'adapter'), '--base', fx.base], code: 'ADAPTER_INVALID', names: 'adapter_model.safetensors' },
+      {
+        args: ['--adapter', path.join(wideRun, 'adapter'), '--base', fx.base],
+        code: 'ADAPTER_INVALID',
+        names: 'adapter_model.safetensors',
+      },
     ];
     for (const c of cases) {
       const out = path.join(dir, 'out');
@@ -266,7 +343,10 @@ describe('foremforge export', () => {
   it('a write error mid-export (file-size limit) leaves nothing behind', async () => {
     const out = path.join(tempDir(), 'svc');
     // 128 KiB: the config files fit, the 260 KB INT8 graph does not: its write fails with EFBIG.
-    const r = spawnSync('bash', ['-c', `ulimit -f 128 && exec "${process.execPath}" "${CLI}" export --model "${fx.run}" --out "${out}"`], { env: { ...process.env, ...env() }, encoding: 'utf8' });
+    const r = spawnSync('bash', ['-c', `ulimit -f 128 && exec "${process.execPath}" "${CLI}" export --model "${fx.run}" --out "${out}"`], {
+      env: { ...process.env, ...env() },
+      encoding: 'utf8',
+    });
     expect(r.status, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/error\[WRITE_FAILED\]: .*model_quantized\.onnx/);
     expectNothingLeft(out);
@@ -276,7 +356,9 @@ describe('foremforge export', () => {
     const mnt = tempDir();
     const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', mnt], { encoding: 'utf8' });
     if (mounted.status !== 0) {
-      console.log(`skipped: cannot mount a tmpfs here (${(mounted.stderr || mounted.error?.message || '').trim()}); the file-size-limit test covers the write error`);
+      console.log(
+        `skipped: cannot mount a tmpfs here (${(mounted.stderr || mounted.error?.message || '').trim()}); the file-size-limit test covers the write error`
+      );
       ctx.skip();
       return;
     }
@@ -293,13 +375,15 @@ describe('foremforge export', () => {
     }
   });
 
-  it('Ctrl-C stops the export with exit 130 and nothing left; a killed export\'s staging folder is cleaned up next time', async () => {
+  it("Ctrl-C stops the export with exit 130 and nothing left; a killed export's staging folder is cleaned up next time", async () => {
     const dir = tempDir();
     // A wider model, so the native export runs long enough to be interrupted in the middle.
     const big = path.join(dir, 'big');
     await createTinyModel(big, { seed: 1, hidden: 512, layers: 4, vocabSize: 4096 });
     const out = path.join(dir, 'svc');
-    const child = spawn(process.execPath, [CLI, 'export', '--model', big, '--out', out, '--keep-fp32'], { env: { ...process.env, ...env() } });
+    const child = spawn(process.execPath, [CLI, 'export', '--model', big, '--out', out, '--keep-fp32'], {
+      env: { ...process.env, ...env() },
+    });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
@@ -330,7 +414,7 @@ describe('foremforge export', () => {
         onProgress: (p) => {
           if (p.stage === 'files' && p.state === 'done') controller.abort();
         },
-      }),
+      })
     );
     expect(err.code).toBe('ABORTED');
     expectNothingLeft(out);
@@ -361,7 +445,7 @@ describe('transformers.js on the exported folder', () => {
       const prompt = chatIds(fp32, question);
       // fp32: the folder through transformers.js = the candle model with the adapter applied.
       const candle = await gen.generate(question, { maxTokens: 16 });
-      candle.tokens.forEach((t) => seen.add(t));
+      for (const t of candle.tokens) seen.add(t);
       if (JSON.stringify((await plain.generate(question, { maxTokens: 16 })).tokens) !== JSON.stringify(candle.tokens)) changedByAdapter++;
       const ours = strip(await transformersJsGreedy(tjs, fp32, prompt, 16));
       expect(ours, question).toEqual(candle.tokens);

@@ -21,15 +21,39 @@ describe('export SmolLM2-135M-Instruct', () => {
     const env = { TINYFORGE_HOME: path.join(dir, 'home') };
     const run = path.join(dir, 'run');
     const trained = await runCli(
-      ['train', '--data', path.join(ROOT, 'examples/sample_qna.jsonl'), '--out', run, '--base', gguf, '--max-steps', '2', '--batch-size', '2', '--max-seq-len', '96', '--lora-r', '4'],
-      { env },
+      [
+        'train',
+        '--data',
+        path.join(ROOT, 'examples/sample_qna.jsonl'),
+        '--out',
+        run,
+        '--base',
+        gguf,
+        '--max-steps',
+        '2',
+        '--batch-size',
+        '2',
+        '--max-seq-len',
+        '96',
+        '--lora-r',
+        '4',
+      ],
+      { env }
     );
     expect(trained.code, trained.stderr).toBe(0);
     const out = path.join(dir, 'svc');
     const r = await runCli(['export', '--model', run, '--out', out, '--keep-fp32'], { env });
     expect(r.code, r.stderr).toBe(0);
     console.log(r.stdout);
-    for (const f of ['onnx/model.onnx', 'onnx/model_quantized.onnx', 'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'tinyforge.json']) {
+    for (const f of [
+      'onnx/model.onnx',
+      'onnx/model_quantized.onnx',
+      'config.json',
+      'generation_config.json',
+      'tokenizer.json',
+      'tokenizer_config.json',
+      'tinyforge.json',
+    ]) {
       expect(existsSync(path.join(out, f)), f).toBe(true);
     }
     const m = JSON.parse(readFileSync(path.join(out, 'tinyforge.json'), 'utf8'));
@@ -47,11 +71,15 @@ describe('export SmolLM2-135M-Instruct', () => {
     const gen = await Generator.load(gguf, { adapter: path.join(run, 'adapter') });
     const int8 = await OnnxDecoder.load(path.join(out, 'onnx/model_quantized.onnx'));
     for (const question of QUESTIONS) {
-      const prompt = Array.from(tok.encode(tok.applyChatTemplate([{ role: 'user', content: question }], { addGenerationPrompt: true }), { addSpecialTokens: false }));
+      const prompt = Array.from(
+        tok.encode(tok.applyChatTemplate([{ role: 'user', content: question }], { addGenerationPrompt: true }), { addSpecialTokens: false })
+      );
       const strip = (ids: number[]) => (ids[ids.length - 1] === 2 ? ids.slice(0, -1) : ids);
       const candle = await gen.generate(question, { maxTokens: 16 });
       const fp32 = strip(await transformersJsGreedy(tjs, out, prompt, 16, 'fp32'));
-      console.log(`${question}\n  candle+adapter: ${JSON.stringify(candle.text)}\n  transformers.js fp32: ${JSON.stringify(tok.decode(fp32, { skipSpecialTokens: true }))}`);
+      console.log(
+        `${question}\n  candle+adapter: ${JSON.stringify(candle.text)}\n  transformers.js fp32: ${JSON.stringify(tok.decode(fp32, { skipSpecialTokens: true }))}`
+      );
       expect(fp32).toEqual(candle.tokens);
       const q8 = strip(await transformersJsGreedy(tjs, out, prompt, 16));
       console.log(`  transformers.js int8: ${JSON.stringify(tok.decode(q8, { skipSpecialTokens: true }))}`);

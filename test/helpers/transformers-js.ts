@@ -45,7 +45,9 @@ export function loadTransformersJs(): Promise<{ tjs?: TransformersJs; reason?: s
         timeout: 900_000,
       });
       if (r.status !== 0 || !installed()) {
-        return { reason: `npm install in benches/anchors failed (exit ${r.status ?? r.signal}): ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}` };
+        return {
+          reason: `npm install in benches/anchors failed (exit ${r.status ?? r.signal}): ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`,
+        };
       }
     }
     try {
@@ -63,7 +65,13 @@ export function loadTransformersJs(): Promise<{ tjs?: TransformersJs; reason?: s
  * Greedy generation with transformers.js from the export folder `dir`, exactly as a user loads
  * it (offline, no options but the dtype when given): the ids after the prompt, EOS included.
  */
-export async function transformersJsGreedy(tjs: TransformersJs, dir: string, prompt: number[], maxNewTokens: number, dtype?: string): Promise<number[]> {
+export async function transformersJsGreedy(
+  tjs: TransformersJs,
+  dir: string,
+  prompt: number[],
+  maxNewTokens: number,
+  dtype?: string
+): Promise<number[]> {
   tjs.env.allowRemoteModels = false;
   tjs.env.allowLocalModels = true;
   tjs.env.localModelPath = path.dirname(dir);

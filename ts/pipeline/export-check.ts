@@ -21,21 +21,25 @@ export class OnnxDecoder {
     readonly model: OnnxModel,
     private readonly layers: number,
     private readonly kvHeads: number,
-    private readonly headDim: number,
+    private readonly headDim: number
   ) {}
 
   static async load(file: string, threads?: number): Promise<OnnxDecoder> {
     const model = await native().OnnxModel.load(file, threads ? { threads } : {});
     const past = model.inputs.filter((i) => /^past_key_values\.\d+\.key$/.test(i.name));
     const first = past[0];
-    if (!first || first.dims.length !== 4 || first.dims[1]! < 1 || first.dims[3]! < 1) {
+    if (first?.dims.length !== 4 || first.dims[1]! < 1 || first.dims[3]! < 1) {
       throw new ForgeError('EXPORT_CHECK_FAILED', `${file}: no past_key_values.N.key input of shape [batch, kv_heads, past, head_dim]`);
     }
     return new OnnxDecoder(model, past.length, first.dims[1]!, first.dims[3]!);
   }
 
   /** Runs `ids` after `past` cached positions; returns logits [ids.length, vocab] and the new cache. */
-  async step(ids: number[], past: Record<string, OnnxTensor> | undefined, pastLen: number): Promise<{ logits: Float32Array; vocab: number; cache: Record<string, OnnxTensor> }> {
+  async step(
+    ids: number[],
+    past: Record<string, OnnxTensor> | undefined,
+    pastLen: number
+  ): Promise<{ logits: Float32Array; vocab: number; cache: Record<string, OnnxTensor> }> {
     const feeds: Record<string, OnnxTensor> = {
       input_ids: int64(ids),
       attention_mask: int64(new Array<number>(pastLen + ids.length).fill(1)),
@@ -43,13 +47,19 @@ export class OnnxDecoder {
     };
     for (let l = 0; l < this.layers; l++) {
       for (const kind of ['key', 'value']) {
-        feeds[`past_key_values.${l}.${kind}`] = past?.[`present.${l}.${kind}`] ?? { dims: [1, this.kvHeads, 0, this.headDim], data: new Float32Array(0) };
+        feeds[`past_key_values.${l}.${kind}`] = past?.[`present.${l}.${kind}`] ?? {
+          dims: [1, this.kvHeads, 0, this.headDim],
+          data: new Float32Array(0),
+        };
       }
     }
     const out = await this.model.run(feeds);
     const logits = out.logits;
     if (!logits || !(logits.data instanceof Float32Array) || logits.dims.length !== 3 || logits.dims[1] !== ids.length) {
-      throw new ForgeError('EXPORT_CHECK_FAILED', `${this.model.path}: logits of shape ${JSON.stringify(logits?.dims)} for ${ids.length} tokens`);
+      throw new ForgeError(
+        'EXPORT_CHECK_FAILED',
+        `${this.model.path}: logits of shape ${JSON.stringify(logits?.dims)} for ${ids.length} tokens`
+      );
     }
     return { logits: logits.data, vocab: logits.dims[2]!, cache: out };
   }
@@ -118,9 +128,13 @@ async function kvCheck(dec: OnnxDecoder, file: string, prompt: number[], strict:
   // weights, per-tensor activations), so for it the numbers are recorded, not judged; the fp32
   // twin (same graph builder, same cache wiring) is judged when it is written.
   if (strict && !(maxDiff <= 1e-3 * Math.max(1, maxAbs))) {
-    throw new ForgeError('EXPORT_CHECK_FAILED', `${file}: a cached decode step differs from recomputing the sequence (max diff ${maxDiff.toPrecision(3)}, logits up to ${maxAbs.toPrecision(3)}, cosine ${check.cosine.toFixed(4)})`, {
-      suggestion: 'this is a bug in the exporter; please report it with the model you exported',
-    });
+    throw new ForgeError(
+      'EXPORT_CHECK_FAILED',
+      `${file}: a cached decode step differs from recomputing the sequence (max diff ${maxDiff.toPrecision(3)}, logits up to ${maxAbs.toPrecision(3)}, cosine ${check.cosine.toFixed(4)})`,
+      {
+        suggestion: 'this is a bug in the exporter; please report it with the model you exported',
+      }
+    );
   }
   return check;
 }
@@ -133,7 +147,11 @@ async function kvCheck(dec: OnnxDecoder, file: string, prompt: number[], strict:
 export async function checkExport(file: string, prompt: number[], quantized: boolean, fp32File?: string): Promise<ExportCheck> {
   if (prompt.length < 2) throw new ForgeError('EXPORT_CHECK_FAILED', 'the check prompt needs at least 2 tokens');
   const dec = await OnnxDecoder.load(file, 1);
-  const check: ExportCheck = { promptTokens: prompt.length, kvCache: await kvCheck(dec, file, prompt, !quantized), onnxruntime: native().runtimeInfo()?.version ?? 'unknown' };
+  const check: ExportCheck = {
+    promptTokens: prompt.length,
+    kvCache: await kvCheck(dec, file, prompt, !quantized),
+    onnxruntime: native().runtimeInfo()?.version ?? 'unknown',
+  };
   if (fp32File) {
     const ref = await OnnxDecoder.load(fp32File, 1);
     check.fp32KvCache = await kvCheck(ref, fp32File, prompt, true);

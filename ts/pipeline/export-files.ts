@@ -20,7 +20,9 @@ function readJson(file: string): Json {
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
     return v as Json;
   } catch (err) {
-    throw new ForgeError('MODEL_INVALID', `${file}: ${(err as Error).message}`, { suggestion: 'the base model folder is damaged; pull or copy it again' });
+    throw new ForgeError('MODEL_INVALID', `${file}: ${(err as Error).message}`, {
+      suggestion: 'the base model folder is damaged; pull or copy it again',
+    });
   }
 }
 
@@ -61,7 +63,8 @@ function configFromGguf(gguf: string): Json {
   };
 }
 
-const ids = (v: unknown): number[] => (typeof v === 'number' ? [v] : Array.isArray(v) ? v.filter((x): x is number => typeof x === 'number') : []);
+const ids = (v: unknown): number[] =>
+  typeof v === 'number' ? [v] : Array.isArray(v) ? v.filter((x): x is number => typeof x === 'number') : [];
 
 export interface HfFilesResult {
   /** Generation stops on any of these. */
@@ -109,7 +112,9 @@ export function writeHfFiles(modelPath: string, dir: string, dtype: Transformers
   writeJson(path.join(dir, 'config.json'), config);
 
   const tok = native().Tokenizer.fromFile(dir);
-  const eos = [...new Set([...ids(generation.eos_token_id), ...ids(config.eos_token_id), ...(tok.eosTokenId != null ? [tok.eosTokenId] : [])])];
+  const eos = [
+    ...new Set([...ids(generation.eos_token_id), ...ids(config.eos_token_id), ...(tok.eosTokenId != null ? [tok.eosTokenId] : [])]),
+  ];
   const bos = generation.bos_token_id ?? config.bos_token_id ?? tok.bosTokenId ?? undefined;
   const pad = generation.pad_token_id ?? tok.padTokenId ?? eos[0];
   writeJson(path.join(dir, 'generation_config.json'), {

@@ -9,7 +9,8 @@ import path from 'node:path';
 import { ForgeError } from '../errors.js';
 import { MANIFEST_FILE } from '../registry/lineage.js';
 
-const isInside = (child: string, parent: string): boolean => child === parent || child.startsWith(parent.endsWith(path.sep) ? parent : parent + path.sep);
+const isInside = (child: string, parent: string): boolean =>
+  child === parent || child.startsWith(parent.endsWith(path.sep) ? parent : parent + path.sep);
 
 /** The path with its existing part resolved through symlinks, so checks see where files really go. */
 function realPath(p: string): string {
@@ -45,7 +46,9 @@ export function checkOut(check: OutCheck): string {
   const abs = path.resolve(check.out);
   const real = realPath(abs);
   const unsafe = (why: string) =>
-    new ForgeError('UNSAFE_PATH', `--out ${check.out} resolves to ${real}, ${why}`, { suggestion: 'choose a new folder for the export, e.g. --out exports/my-model' });
+    new ForgeError('UNSAFE_PATH', `--out ${check.out} resolves to ${real}, ${why}`, {
+      suggestion: 'choose a new folder for the export, e.g. --out exports/my-model',
+    });
   if (real === path.parse(real).root) throw unsafe('a filesystem root');
   for (const f of [os.homedir(), process.cwd()]) {
     if (isInside(realPath(path.resolve(f)), real)) throw unsafe(`which is or holds ${f}`);
@@ -69,9 +72,13 @@ export function checkOut(check: OutCheck): string {
     });
   }
   if (!isExportFolder(abs)) {
-    throw new ForgeError('FILE_EXISTS', `--out ${abs} is not empty and holds no TinyForge export (${MANIFEST_FILE} of kind tinyforge.export)`, {
-      suggestion: '--overwrite only replaces an earlier export; choose a new folder',
-    });
+    throw new ForgeError(
+      'FILE_EXISTS',
+      `--out ${abs} is not empty and holds no TinyForge export (${MANIFEST_FILE} of kind tinyforge.export)`,
+      {
+        suggestion: '--overwrite only replaces an earlier export; choose a new folder',
+      }
+    );
   }
   return abs;
 }
@@ -119,7 +126,8 @@ export function discardOwnStaging(out: string): void {
   if (!existsSync(parent)) return;
   for (const name of readdirSync(parent)) {
     const m = STAGING.exec(name);
-    if (m && m[1] === path.basename(out) && m[2] === 'tmp' && Number(m[3]) === process.pid) rmSync(path.join(parent, name), { recursive: true, force: true });
+    if (m && m[1] === path.basename(out) && m[2] === 'tmp' && Number(m[3]) === process.pid)
+      rmSync(path.join(parent, name), { recursive: true, force: true });
   }
 }
 

@@ -62,11 +62,22 @@ export function writeExportManifest(dir: string, m: ExportManifestInput): string
     run: source.run ? source.run.path : null,
     base: { name: lineage.base.name, path: source.base.path, format: source.base.format, sha256: source.base.sha256 },
     ...(run?.datasetPath
-      ? { data: { path: run.datasetPath, ...(run.datasetSha256 ? { sha256: run.datasetSha256 } : {}), ...(run.datasetRecords !== null ? { records: run.datasetRecords } : {}) } }
+      ? {
+          data: {
+            path: run.datasetPath,
+            ...(run.datasetSha256 ? { sha256: run.datasetSha256 } : {}),
+            ...(run.datasetRecords !== null ? { records: run.datasetRecords } : {}),
+          },
+        }
       : {}),
     adapter: source.adapter ? { path: source.adapter.path, sha256: source.adapter.sha256, config: source.adapter.config } : null,
     ...(run ? { hyperparameters: run.hyperparameters } : {}),
-    model: { file: m.modelFile, bytes: m.written.bytes, layers: m.written.layers, io: 'decoder with KV cache, Optimum names (input_ids, attention_mask, position_ids, past_key_values.N.key|value → logits, present.N.key|value)' },
+    model: {
+      file: m.modelFile,
+      bytes: m.written.bytes,
+      layers: m.written.layers,
+      io: 'decoder with KV cache, Optimum names (input_ids, attention_mask, position_ids, past_key_values.N.key|value → logits, present.N.key|value)',
+    },
     ...(m.fp32 ? { fp32: { file: 'onnx/model.onnx', bytes: m.fp32.bytes } } : {}),
     quantization: { scheme: m.quantize, ...extras },
     quality,

@@ -9,7 +9,7 @@ import { ForgeError } from '../errors.js';
 import { catalogNames, resolveSpec } from '../models/catalog.js';
 import { sha256File } from '../registry/files.js';
 import { MANIFEST_FILE } from '../registry/lineage.js';
-import type { Registry } from '../registry/registry.js';
+import type { Artifact, Registry } from '../registry/registry.js';
 import { baseSha256 } from './export-hash.js';
 import { resolveBase } from './train.js';
 
@@ -87,7 +87,8 @@ function readRunManifest(runDir: string): Json {
       suggestion: 'export from the run it came from (see `foremforge models show`)',
     });
   }
-  if (m.kind !== undefined && m.kind !== 'tinyforge.run') throw invalidRun(file, `kind is ${JSON.stringify(m.kind)}, expected "tinyforge.run"`);
+  if (m.kind !== undefined && m.kind !== 'tinyforge.run')
+    throw invalidRun(file, `kind is ${JSON.stringify(m.kind)}, expected "tinyforge.run"`);
   return m;
 }
 
@@ -97,7 +98,9 @@ export async function readAdapter(dir: string): Promise<AdapterRef> {
   const cfgFile = path.join(abs, 'adapter_config.json');
   const weights = path.join(abs, 'adapter_model.safetensors');
   const bad = (file: string, reason: string) =>
-    new ForgeError('ADAPTER_INVALID', `${file}: ${reason}`, { suggestion: 'an adapter folder holds adapter_config.json and adapter_model.safetensors (PEFT format)' });
+    new ForgeError('ADAPTER_INVALID', `${file}: ${reason}`, {
+      suggestion: 'an adapter folder holds adapter_config.json and adapter_model.safetensors (PEFT format)',
+    });
   if (!existsSync(abs) || !statSync(abs).isDirectory()) throw bad(abs, 'no such adapter folder');
   if (!existsSync(cfgFile)) throw bad(cfgFile, 'missing');
   if (!existsSync(weights)) throw bad(weights, 'missing');
@@ -121,7 +124,13 @@ async function baseRef(spec: string, signal: AbortSignal | undefined, registry: 
 }
 
 /** The base a run was trained on, from its manifest; `override` replaces a base that moved. */
-async function runBase(runDir: string, m: Json, override: string | undefined, signal: AbortSignal | undefined, registry: Registry): Promise<BaseModelRef> {
+async function runBase(
+  runDir: string,
+  m: Json,
+  override: string | undefined,
+  signal: AbortSignal | undefined,
+  registry: Registry
+): Promise<BaseModelRef> {
   const file = path.join(runDir, MANIFEST_FILE);
   const b = obj(m.base);
   const recorded = str(b?.path) ?? str(m.base);
@@ -162,7 +171,8 @@ async function fromRun(runDir: string, request: SourceRequest): Promise<ExportSo
   if (str(outputs.model)) {
     // A full fine-tune: the run holds a complete HF folder.
     const modelDir = path.join(dir, outputs.model as string);
-    if (!existsSync(path.join(modelDir, 'config.json'))) throw invalidRun(path.join(modelDir, 'config.json'), 'missing (the full fine-tune model folder is incomplete)');
+    if (!existsSync(path.join(modelDir, 'config.json')))
+      throw invalidRun(path.join(modelDir, 'config.json'), 'missing (the full fine-tune model folder is incomplete)');
     return { ...common, modelPath: modelDir };
   }
   const adapterDir = path.join(dir, str(outputs.adapter) ?? 'adapter');
@@ -175,9 +185,13 @@ async function fromAdapter(adapterDir: string, request: SourceRequest): Promise<
   const fromConfig = str(adapter.config.base_model_name_or_path);
   const spec = request.base ?? (fromConfig && (existsSync(fromConfig) || isModelName(fromConfig)) ? fromConfig : undefined);
   if (!spec) {
-    throw new ForgeError('USAGE', `which base model is ${adapter.path} for? Its adapter_config.json names ${JSON.stringify(fromConfig ?? null)}`, {
-      suggestion: 'pass --base with the model folder, .gguf file or catalog name the adapter was trained on',
-    });
+    throw new ForgeError(
+      'USAGE',
+      `which base model is ${adapter.path} for? Its adapter_config.json names ${JSON.stringify(fromConfig ?? null)}`,
+      {
+        suggestion: 'pass --base with the model folder, .gguf file or catalog name the adapter was trained on',
+      }
+    );
   }
   const base = await baseRef(spec, request.signal, request.registry);
   const parentId = request.registry.findByPath(base.path, 'base_model')?.id;
@@ -217,25 +231,33 @@ async function fromPath(p: string, request: SourceRequest): Promise<ExportSource
   if (has(MANIFEST_FILE) || has('adapter') || has('checkpoints') || has('metrics.jsonl')) return fromRun(abs, request);
   if (has('adapter_config.json')) return fromAdapter(abs, request);
   if (has('config.json')) return fromBase(abs, request);
-  throw new ForgeError('INVALID_ARGUMENT', `${abs} is not a run folder (no ${MANIFEST_FILE}), an adapter folder (no adapter_config.json) or a model folder (no config.json)`, {
-    suggestion: 'pass the folder `foremforge train --out` wrote, or a base model',
-  });
+  throw new ForgeError(
+    'INVALID_ARGUMENT',
+    `${abs} is not a run folder (no ${MANIFEST_FILE}), an adapter folder (no adapter_config.json) or a model folder (no config.json)`,
+    {
+      suggestion: 'pass the folder `foremforge train --out` wrote, or a base model',
+    }
+  );
 }
 
 /** Resolves --model / --adapter / --base to what gets exported. */
 export async function resolveExportSource(request: SourceRequest): Promise<ExportSource> {
   if (request.adapter !== undefined) {
     if (request.model !== undefined) {
-      throw new ForgeError('USAGE', '--model and --adapter exclude each other', { suggestion: 'export a run with --model RUN, or an adapter with --adapter DIR --base MODEL' });
+      throw new ForgeError('USAGE', '--model and --adapter exclude each other', {
+        suggestion: 'export a run with --model RUN, or an adapter with --adapter DIR --base MODEL',
+      });
     }
     return fromAdapter(request.adapter, request);
   }
   const model = request.model;
   if (model === undefined || model.length === 0) {
-    throw new ForgeError('USAGE', 'nothing to export', { suggestion: 'pass --model RUN (a run folder, registry id or base model) or --adapter DIR --base MODEL' });
+    throw new ForgeError('USAGE', 'nothing to export', {
+      suggestion: 'pass --model RUN (a run folder, registry id or base model) or --adapter DIR --base MODEL',
+    });
   }
   if (existsSync(model)) return fromPath(model, request);
-  let registered;
+  let registered: Artifact | undefined;
   try {
     registered = request.registry.get(model);
   } catch (err) {
@@ -248,9 +270,13 @@ export async function resolveExportSource(request: SourceRequest): Promise<Expor
       });
     }
     if (!existsSync(registered.path)) {
-      throw new ForgeError('NOT_FOUND', `${registered.id} (${registered.kind}) is registered at ${registered.path}, which no longer exists`, {
-        suggestion: 'remove the stale row with `foremforge models rm --keep-files` and export from a folder',
-      });
+      throw new ForgeError(
+        'NOT_FOUND',
+        `${registered.id} (${registered.kind}) is registered at ${registered.path}, which no longer exists`,
+        {
+          suggestion: 'remove the stale row with `foremforge models rm --keep-files` and export from a folder',
+        }
+      );
     }
     const source = await fromPath(registered.path, request);
     return { ...source, parentId: registered.id };

@@ -82,7 +82,10 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 function checkName(name: string | undefined): void {
   if (name === undefined) return;
   if (!NAME.test(name) || name.includes('..')) {
-    throw new ForgeError('INVALID_ARGUMENT', `--name ${JSON.stringify(name)}: use letters, digits, '.', '_' and '-' (no path separators or '..')`);
+    throw new ForgeError(
+      'INVALID_ARGUMENT',
+      `--name ${JSON.stringify(name)}: use letters, digits, '.', '_' and '-' (no path separators or '..')`
+    );
   }
 }
 
@@ -107,7 +110,8 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
   const report = options.onProgress ?? (() => {});
   const home = options.home ?? tinyforgeHome();
   const stopIfAborted = () => {
-    if (options.signal?.aborted) throw new ForgeError('ABORTED', 'export interrupted; nothing was written', { suggestion: 'run the same command again' });
+    if (options.signal?.aborted)
+      throw new ForgeError('ABORTED', 'export interrupted; nothing was written', { suggestion: 'run the same command again' });
   };
   let stageStart = 0;
   const start = (stage: ExportStage, label: string) => {
@@ -122,7 +126,12 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
   try {
     start('resolve', 'resolve the model');
     const source = await resolveExportSource({ ...options, registry, ...(options.signal ? { signal: options.signal } : {}) });
-    const inputs = [source.modelPath, source.base.path, ...(source.adapter ? [source.adapter.path] : []), ...(source.run ? [source.run.path] : [])];
+    const inputs = [
+      source.modelPath,
+      source.base.path,
+      ...(source.adapter ? [source.adapter.path] : []),
+      ...(source.run ? [source.run.path] : []),
+    ];
     const out = checkOut({ out: options.out, overwrite: options.overwrite === true, sources: inputs, home });
     done('resolve', 'resolve the model', `${source.kind}${source.adapter ? ' + adapter' : ''}`);
     removeStaleStaging(out);
@@ -136,7 +145,9 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
     try {
       const onnxDir = path.join(staging.dir, 'onnx');
       mkdirSync(onnxDir);
-      const steps = [source.adapter ? 'merge adapter' : undefined, 'write graph', quantize !== 'none' ? `quantize ${quantize}` : undefined].filter(Boolean).join(' + ');
+      const steps = [source.adapter ? 'merge adapter' : undefined, 'write graph', quantize !== 'none' ? `quantize ${quantize}` : undefined]
+        .filter(Boolean)
+        .join(' + ');
       start('export', steps);
       const exportOpts = { quantize, ...(source.adapter ? { adapter: source.adapter.path } : {}) };
       const written: OnnxExport = await native().exportOnnx(source.modelPath, path.join(staging.dir, modelFile), exportOpts);
@@ -144,7 +155,10 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
       let fp32: OnnxExport | undefined;
       if (options.keepFp32 && quantize !== 'none') {
         start('fp32', 'write the fp32 graph (--keep-fp32)');
-        fp32 = await native().exportOnnx(source.modelPath, path.join(onnxDir, TRANSFORMERS_JS_FILES.fp32), { quantize: 'none', ...(source.adapter ? { adapter: source.adapter.path } : {}) });
+        fp32 = await native().exportOnnx(source.modelPath, path.join(onnxDir, TRANSFORMERS_JS_FILES.fp32), {
+          quantize: 'none',
+          ...(source.adapter ? { adapter: source.adapter.path } : {}),
+        });
         done('fp32', 'write the fp32 graph (--keep-fp32)', mb(fp32.bytes));
       }
 
@@ -153,7 +167,12 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
       done('files', 'tokenizer and config files');
 
       start('check', 'check in ONNX Runtime');
-      check = await checkExport(path.join(staging.dir, modelFile), checkPrompt(staging.dir), quantize !== 'none', fp32 ? path.join(onnxDir, TRANSFORMERS_JS_FILES.fp32) : undefined);
+      check = await checkExport(
+        path.join(staging.dir, modelFile),
+        checkPrompt(staging.dir),
+        quantize !== 'none',
+        fp32 ? path.join(onnxDir, TRANSFORMERS_JS_FILES.fp32) : undefined
+      );
       done('check', 'check in ONNX Runtime', `ok, cached step vs recompute: cosine ${check.kvCache.cosine.toFixed(4)}`);
 
       start('finish', 'write tinyforge.json, move into place, register');
