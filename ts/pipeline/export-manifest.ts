@@ -40,18 +40,36 @@ function sizes(dir: string, rel = ''): Record<string, number> {
   return out;
 }
 
-/** Fields of the native export report beyond path/bytes/layers: the quantization's parameters and quality report, whatever the core reports. */
-function reportExtras(r: OnnxExport): Record<string, unknown> {
+/**
+ * The native export report beyond path/bytes/layers: the quantization's parameters (per tensor
+ * group: format, bytes, rounding error, reason) and any quality report, whatever the core adds.
+ * A field given as JSON text is parsed; an object with `groups` (the core's QuantReport) is
+ * spread into `quantization`.
+ */
+function reportExtras(r: OnnxExport): { quantization: Record<string, unknown>; quality: unknown } {
   const { path: _p, bytes: _b, layers: _l, quantization: _q, ...rest } = r as OnnxExport & Record<string, unknown>;
-  return rest;
+  const quantization: Record<string, unknown> = {};
+  let quality: unknown = null;
+  for (const [key, raw] of Object.entries(rest)) {
+    let value = raw;
+    if (typeof raw === 'string' && /^\s*[[{]/.test(raw)) {
+      try {
+        value = JSON.parse(raw);
+      } catch {
+        value = raw;
+      }
+    }
+    if (key === 'quality') quality = value;
+    else if (value && typeof value === 'object' && !Array.isArray(value) && 'groups' in value) Object.assign(quantization, value);
+    else quantization[key] = value;
+  }
+  return { quantization, quality };
 }
 
 export function writeExportManifest(dir: string, m: ExportManifestInput): string {
   const { source, lineage } = m;
   const run = lineage.run;
-  const extras = reportExtras(m.written);
-  const quality = extras.quality ?? null;
-  delete extras.quality;
+  const { quantization, quality } = reportExtras(m.written);
   const files = sizes(dir);
   const manifest = {
     kind: 'tinyforge.export',
@@ -79,7 +97,7 @@ export function writeExportManifest(dir: string, m: ExportManifestInput): string
       io: 'decoder with KV cache, Optimum names (input_ids, attention_mask, position_ids, past_key_values.N.key|value → logits, present.N.key|value)',
     },
     ...(m.fp32 ? { fp32: { file: 'onnx/model.onnx', bytes: m.fp32.bytes } } : {}),
-    quantization: { scheme: m.quantize, ...extras },
+    quantization: { scheme: m.quantize, ...quantization },
     quality,
     check: m.check,
     generation: { eosTokenIds: m.eosTokenIds },
