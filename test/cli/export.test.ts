@@ -400,6 +400,14 @@ describe('foremforge export', () => {
     const r = await runCli(['export', '--model', fx.run, '--out', out], { env: env() });
     expect(r.code, r.stderr).toBe(0);
     expect(readdirSync(dir).sort()).toEqual(['big', 'svc']);
+    // Killed between the two renames of an --overwrite: the previous export comes back.
+    const before = readFileSync(path.join(out, 'tinyforge.json'), 'utf8');
+    const { renameSync } = await import('node:fs');
+    renameSync(out, path.join(dir, '.svc.old-999999999-deadbeef'));
+    const refused = await runCli(['export', '--model', fx.run, '--out', out], { env: env() });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('error[FILE_EXISTS]');
+    expect(readFileSync(path.join(out, 'tinyforge.json'), 'utf8')).toBe(before);
   });
 
   it('an AbortSignal stops the library call between stages and leaves nothing', async () => {

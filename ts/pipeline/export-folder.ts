@@ -114,6 +114,11 @@ export function removeStaleStaging(out: string): string[] {
   for (const name of readdirSync(parent)) {
     const m = STAGING.exec(name);
     if (!m || m[1] !== path.basename(out) || alive(Number(m[3]))) continue;
+    if (m[2] === 'old' && !existsSync(out)) {
+      // Killed between its two renames: the previous export is whole, put it back.
+      renameSync(path.join(parent, name), out);
+      continue;
+    }
     rmSync(path.join(parent, name), { recursive: true, force: true });
     removed.push(path.join(parent, name));
   }

@@ -132,9 +132,11 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
       ...(source.adapter ? [source.adapter.path] : []),
       ...(source.run ? [source.run.path] : []),
     ];
+    // First, so an export killed between its two renames gets its previous folder back before
+    // --out is judged.
+    removeStaleStaging(path.resolve(options.out));
     const out = checkOut({ out: options.out, overwrite: options.overwrite === true, sources: inputs, home });
     done('resolve', 'resolve the model', `${source.kind}${source.adapter ? ' + adapter' : ''}`);
-    removeStaleStaging(out);
 
     const dtype = DTYPE[quantize];
     const modelFile = `onnx/${TRANSFORMERS_JS_FILES[dtype]}`;
