@@ -21,7 +21,7 @@ describe('datasetStats', () => {
     const s = await datasetStats(file);
     expect(s.records).toBe(13);
     expect(s.invalid).toBe(2);
-    expect(s.byKind).toEqual({ io: 10, messages: 0, text: 1 });
+    expect(s.byKind).toEqual({ pair: 10, chat: 0, text: 1 });
     expect(s.chars).toMatchObject({ count: 11, min: 11, max: 79, total: 10 * 10 + 55 + 79, p50: 16 });
     expect(s.tokens).toBeUndefined();
   });

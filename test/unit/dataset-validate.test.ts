@@ -17,8 +17,8 @@ const pick = (ps: { line: number; field: string; code: string }[]) => ps.map(({ 
 describe('validateFile', () => {
   it('accepts a clean file of each kind and counts by kind', async () => {
     const cases = {
-      io: [{ input: 'q1', output: 'a1' }, { input: 'q2', output: 'a2', _source: 'b.csv:2' }],
-      messages: [
+      pair: [{ input: 'q1', output: 'a1' }, { input: 'q2', output: 'a2', _source: 'b.csv:2' }],
+      chat: [
         { messages: [{ role: 'system', content: 's' }, { role: 'user', content: 'u1' }, { role: 'assistant', content: 'a1' }] },
         { messages: [{ role: 'user', content: 'u2' }, { role: 'assistant', content: 'a2' }, { role: 'tool', content: 't' }] },
       ],
@@ -43,7 +43,7 @@ describe('validateFile', () => {
       [1, 2], // 7 not an object
       { prompt: 'x', completion: 'y' }, // 8 unknown schema
       { input: 'q1', output: 'a1', _source: 'elsewhere' }, // 9 duplicate of 1 (warning)
-      { text: 'a text record' }, // 10 mixed schema
+      { text: 'a text record' }, // 10 mixed schema (warning: training takes mixed files)
       '', // 11 blank: ignored
       { input: 'q12', output: 'a12', text: 't' }, // 12 ambiguous
       { messages: [{ role: 'user', content: 'only a question' }] }, // 13 no assistant
@@ -68,10 +68,10 @@ describe('validateFile', () => {
       { line: 15, field: 'score', code: 'UNKNOWN_FIELD' },
     ]);
     expect(problems.find((p) => p.code === 'DUPLICATE')!.reason).toContain('line 1');
-    expect(problems.filter((p) => p.severity === 'warning').map((p) => p.code)).toEqual(['DUPLICATE', 'UNKNOWN_FIELD']);
-    expect(summary).toMatchObject({ lines: 15, blankLines: 1, records: 14, valid: 3, invalid: 11, duplicates: 1, usable: false, kind: 'mixed' });
-    expect(summary.errors).toBe(12);
-    expect(summary.warnings).toBe(2);
+    expect(problems.filter((p) => p.severity === 'warning').map((p) => p.code)).toEqual(['DUPLICATE', 'MIXED_SCHEMA', 'UNKNOWN_FIELD']);
+    expect(summary).toMatchObject({ lines: 15, blankLines: 1, records: 14, valid: 4, invalid: 10, duplicates: 1, usable: false, kind: 'mixed' });
+    expect(summary.errors).toBe(11);
+    expect(summary.warnings).toBe(3);
   });
 
   it('flags over-long records by characters', async () => {

@@ -4,7 +4,8 @@
 // (file:line, table key) or collect it when skipping invalid records.
 import { stat } from 'node:fs/promises';
 import { ForgeError } from '../errors.js';
-import type { ChatMessage, CommonOptions, DataRecord, Provenance, SourceRecord } from './types.js';
+import { type ChatMessage, type DataRecord, ROLES } from '../dataset/record.js';
+import type { CommonOptions, Provenance, SourceRecord } from './types.js';
 import { describeSource } from './types.js';
 
 export interface ColumnMapping {
@@ -18,7 +19,6 @@ export interface ColumnMapping {
 const INPUT_NAMES = ['input', 'prompt', 'question', 'instruction', 'query'];
 const OUTPUT_NAMES = ['output', 'completion', 'answer', 'response'];
 const TEXT_NAMES = ['text', 'content', 'body'];
-const ROLES = new Set(['system', 'user', 'assistant', 'tool']);
 
 export type Normalized = { record: DataRecord } | { reason: string };
 
@@ -43,7 +43,7 @@ function messages(value: unknown, field: string): ChatMessage[] | { reason: stri
   for (const [i, m] of list.entries()) {
     const msg = m as { role?: unknown; content?: unknown };
     if (typeof msg !== 'object' || msg === null) return { reason: `${field}[${i}] must be an object` };
-    if (typeof msg.role !== 'string' || !ROLES.has(msg.role)) {
+    if (typeof msg.role !== 'string' || !(ROLES as readonly string[]).includes(msg.role)) {
       return { reason: `${field}[${i}].role must be one of system, user, assistant, tool` };
     }
     if (typeof msg.content !== 'string') return { reason: `${field}[${i}].content must be a string` };
@@ -79,7 +79,8 @@ export function normalizeRow(row: Record<string, unknown>, mapping: ColumnMappin
   if (typeof input !== 'string') return input;
   const output = asText(row[outputCol], outputCol);
   if (typeof output !== 'string') return output;
-  return { record: { input, output } };
+  // A pair's optional system prompt travels with it (the schema's one optional field).
+  return { record: typeof row.system === 'string' ? { system: row.system, input, output } : { input, output } };
 }
 
 // `text` wins only when there is no input/output pair: a row with both is a pair with a note.

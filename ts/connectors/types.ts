@@ -1,30 +1,8 @@
-// The one record shape every connector yields. Training data is one of three schemas (the same
-// three the dataset tools and the trainer accept): instruction pairs, chats, or plain text. Each
-// record also says where it came from, so a bad example in a trained model can be traced back to a
-// file line, a PDF page, a table row or a Google Doc heading.
-
-export interface PairRecord {
-  input: string;
-  output: string;
-}
-
-export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
-
-export interface ChatMessage {
-  role: ChatRole;
-  content: string;
-}
-
-export interface ChatRecord {
-  messages: ChatMessage[];
-}
-
-export interface TextRecord {
-  text: string;
-}
-
-export type DataRecord = PairRecord | ChatRecord | TextRecord;
-export type RecordKind = 'pair' | 'chat' | 'text';
+// What every connector yields: a record of the one schema (pair, chat or text; the types and
+// rules live in ts/dataset/record.ts and ts/dataset/README.md) plus where it came from, so a bad
+// example in a trained model can be traced back to a file line, a PDF page, a table row or a
+// Google Doc heading.
+import type { DataRecord } from '../dataset/record.js';
 
 /** Where a record came from. Never holds credentials (no connection strings, no tokens). */
 export type Provenance =
@@ -68,12 +46,6 @@ export interface CommonOptions {
 }
 
 export const DEFAULT_MAX_TOKENS = 512;
-
-export function recordKind(record: DataRecord): RecordKind {
-  if ('messages' in record) return 'chat';
-  if ('text' in record) return 'text';
-  return 'pair';
-}
 
 /** Where a record came from, as people write it: `data.jsonl:12`, `book.pdf p.3`, `sqlite faq#7`. */
 export function describeSource(source: Provenance): string {

@@ -5,7 +5,8 @@ import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { type RecordKind, type SourceRecord, recordKind, toJsonLine } from './types.js';
+import { type RecordKind, recordKind } from '../dataset/record.js';
+import { type SourceRecord, toJsonLine } from './types.js';
 
 export interface WriteStats {
   records: number;

@@ -1,9 +1,10 @@
 // What "the same record" means. Exact: same kind and same text fields (roles and contents in
-// order), whatever the key order, JSON spacing or _source. Normalized: the same after lowercasing,
-// Unicode NFKC, stripping punctuation and collapsing whitespace, so "Hello, World!" and
-// "hello world" collide. Fields are length-prefixed so ("ab","c") and ("a","bc") differ.
+// order, a pair's non-blank system included), whatever the key order, JSON spacing or _source.
+// Normalized: the same after lowercasing, Unicode NFKC, stripping punctuation and collapsing
+// whitespace, so "Hello, World!" and "hello world" collide. Fields are length-prefixed so
+// ("ab","c") and ("a","bc") differ.
 import { hash64 } from './hash.js';
-import type { DataRecord } from './record.js';
+import { type DataRecord, isBlank } from './record.js';
 
 const PUNCTUATION = /\p{P}+/gu;
 const WHITESPACE = /\s+/gu;
@@ -27,7 +28,11 @@ export function canonicalForm(record: DataRecord, normalized = false): string {
   }
   if ('input' in record) {
     const input = f(record.input);
-    return `io|${input.length}:${input}|${f(record.output)}`;
+    const pair = `${input.length}:${input}|${f(record.output)}`;
+    // A blank system is left out of training, so it is left out of "the same" too.
+    if (typeof record.system !== 'string' || isBlank(record.system)) return `io|${pair}`;
+    const system = f(record.system);
+    return `ios|${system.length}:${system}|${pair}`;
   }
   return `t|${f(record.text)}`;
 }

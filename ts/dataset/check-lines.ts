@@ -4,11 +4,13 @@
 // the results (validate.ts). Results are typed arrays, cheap to transfer between threads.
 import { recordHash } from './canonical.js';
 import { OVERLONG_LINE } from './lines.js';
-import { type Problem, type RecordKind, checkRecord, problem } from './record.js';
+import { checkLine } from './check-record.js';
+import { type Problem, problem } from './problems.js';
+import { type RecordKind, isBlank } from './record.js';
 import type { TokenCounter } from './tokens.js';
 
-export const KIND_CODES: Record<RecordKind, number> = { io: 1, messages: 2, text: 3 };
-export const KIND_BY_CODE: readonly (RecordKind | undefined)[] = [undefined, 'io', 'messages', 'text'];
+export const KIND_CODES: Record<RecordKind, number> = { pair: 1, chat: 2, text: 3 };
+export const KIND_BY_CODE: readonly (RecordKind | undefined)[] = [undefined, 'pair', 'chat', 'text'];
 
 /** Bits of LineFlags besides the kind code in the low nibble. */
 export const HAS_RECORD = 0x10; // the record's shape is right (it may still be too long)
@@ -47,18 +49,11 @@ export function checkLines(lines: string[], firstLine: number, options: CheckLin
       continue;
     }
     // Fast path: a record line starts with '{'; only other lines need the whitespace check.
-    if (text.charCodeAt(0) !== 123 && text.trim().length === 0) {
+    if (text.charCodeAt(0) !== 123 && isBlank(text)) {
       flags[i] = BLANK;
       continue;
     }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (err) {
-      problems.push(problem(line, '', 'BAD_JSON', `not valid JSON: ${(err as Error).message}`));
-      continue;
-    }
-    const checked = checkRecord(value, line);
+    const checked = checkLine(text, line);
     for (const p of checked.problems) problems.push(p);
     let f = checked.kind ? KIND_CODES[checked.kind] : 0;
     const record = checked.record;

@@ -6,7 +6,8 @@ import { ForgeError } from '../errors.js';
 import { lineHash, recordHash } from './canonical.js';
 import { SeenHashes } from './hash.js';
 import { OVERLONG_LINE, readLineBatches } from './lines.js';
-import { checkRecord } from './record.js';
+import { checkLine } from './check-record.js';
+import { isBlank } from './record.js';
 import { LineWriter, assertDistinct } from './writer.js';
 
 export interface DedupResult {
@@ -34,14 +35,9 @@ export async function dedupFile(file: string, options: { out: string; normalized
             suggestion: 'run `foremforge data validate` and fix the file first',
           });
         }
-        if (text.trim().length === 0) continue;
+        if (isBlank(text)) continue;
         records++;
-        let record;
-        try {
-          record = checkRecord(JSON.parse(text), firstLine + i).record;
-        } catch {
-          record = undefined;
-        }
+        const record = checkLine(text, firstLine + i).record;
         const [a, b] = record ? recordHash(record, normalized) : lineHash(text.trim(), normalized);
         if (seen.add(a, b, firstLine + i) === 0) keep.push(text);
         else removed++;

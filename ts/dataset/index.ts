@@ -1,6 +1,8 @@
 // Dataset tools over the one JSONL record schema (see record.ts): streaming validation with line
 // numbers, statistics (with the base model's tokenizer), seeded split and dedup.
 export * from './record.js';
+export * from './problems.js';
+export { type CheckedRecord, checkLine, checkRecord, typeName } from './check-record.js';
 export { OVERLONG_LINE, type LineBatch, readLineBatches } from './lines.js';
 export { SeenHashes, hash64 } from './hash.js';
 export { canonicalForm, normalizeText, recordHash } from './canonical.js';
@@ -8,7 +10,9 @@ export {
   type ValidateOptions,
   type ValidationResult,
   type ValidationSummary,
+  type FileProblem,
   assertUsable,
+  datasetWarnings,
   formatProblem,
   problemsToError,
   validateFile,

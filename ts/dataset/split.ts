@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { ForgeError } from '../errors.js';
 import { OVERLONG_LINE, readLineBatches } from './lines.js';
+import { isBlank } from './record.js';
 import { LineWriter, assertDistinct } from './writer.js';
 
 /** sfc32: small, fast, well-distributed 32-bit PRNG; seeded through splitmix32. */
@@ -49,7 +50,7 @@ export interface SplitResult {
   method: 'two-pass selection sampling';
 }
 
-const isRecordLine = (s: string) => s === OVERLONG_LINE || s.trim().length > 0;
+const isRecordLine = (s: string) => s === OVERLONG_LINE || !isBlank(s);
 
 export async function splitFile(file: string, options: SplitOptions): Promise<SplitResult> {
   const { evalFraction, seed } = options;

@@ -3,7 +3,8 @@
 // record) so percentiles are exact; records that do not pass checkRecord are only counted.
 import { ForgeError } from '../errors.js';
 import { OVERLONG_LINE, readLineBatches } from './lines.js';
-import { type RecordKind, checkRecord } from './record.js';
+import { checkLine } from './check-record.js';
+import { type RecordKind, isBlank } from './record.js';
 import { type NativeTokenizer, TokenCounter } from './tokens.js';
 import { existsSync } from 'node:fs';
 
@@ -97,22 +98,19 @@ export async function datasetStats(
   const counter = options.tokenizer ? new TokenCounter(options.tokenizer) : undefined;
   const chars = new Lengths();
   const tokens = new Lengths();
-  const byKind: Record<RecordKind, number> = { io: 0, messages: 0, text: 0 };
+  const byKind: Record<RecordKind, number> = { pair: 0, chat: 0, text: 0 };
   let records = 0;
   let invalid = 0;
   for await (const { lines, firstLine } of readLineBatches(file)) {
     for (let i = 0; i < lines.length; i++) {
       const text = lines[i]!;
-      if (text !== OVERLONG_LINE && text.trim().length === 0) continue;
+      if (text !== OVERLONG_LINE && isBlank(text)) continue;
       records++;
-      let value: unknown;
-      try {
-        value = text === OVERLONG_LINE ? undefined : JSON.parse(text);
-      } catch {
+      if (text === OVERLONG_LINE) {
         invalid++;
         continue;
       }
-      const checked = checkRecord(value, firstLine + i);
+      const checked = checkLine(text, firstLine + i);
       if (!checked.record || !checked.kind) {
         invalid++;
         continue;

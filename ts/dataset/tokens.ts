@@ -67,7 +67,7 @@ export async function loadTokenizerFor(base: string): Promise<NativeTokenizer> {
 }
 
 /**
- * Counts the tokens of records. Chats (io and messages) go through the chat template when the
+ * Counts the tokens of records. Pairs and chats go through the chat template when the
  * tokenizer has one; text records, and chats when it has none, are encoded as plain text
  * (messages joined by newlines).
  */

@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { ForgeError } from '../errors.js';
 import type { CheckedLines } from './check-lines.js';
-import { problem } from './record.js';
+import { problem } from './problems.js';
 import type { ValidateJob } from './validate-worker.js';
 
 const JOB_BYTES = 256 * 1024;

@@ -9,7 +9,8 @@ import { ForgeError } from '../errors.js';
 import { BLANK, type CheckLinesOptions, type CheckedLines, HAS_RECORD, KIND_BY_CODE, TOO_LONG, checkLines } from './check-lines.js';
 import { SeenHashes } from './hash.js';
 import { readLineBatches } from './lines.js';
-import { type Problem, type ProblemCode, type RecordKind, problem } from './record.js';
+import { type Problem, type ProblemCode, problem } from './problems.js';
+import type { RecordKind } from './record.js';
 import { type NativeTokenizer, TokenCounter } from './tokens.js';
 import { canRunWorkers, checkFileParallel } from './validate-parallel.js';
 
@@ -89,7 +90,7 @@ export async function validateFile(file: string, options: ValidateOptions = {}):
     valid: 0,
     invalid: 0,
     duplicates: 0,
-    byKind: { io: 0, messages: 0, text: 0 },
+    byKind: { pair: 0, chat: 0, text: 0 },
     kind: undefined,
     errors: 0,
     warnings: 0,
@@ -135,10 +136,11 @@ export async function validateFile(file: string, options: ValidateOptions = {}):
         s.invalid++;
         continue;
       }
-      let bad = (f & TOO_LONG) !== 0;
+      const bad = (f & TOO_LONG) !== 0;
       if (!firstKind) firstKind = { kind, line };
       else if (kind !== firstKind.kind) {
-        bad = true;
+        // A warning: training takes every record on its own (pairs and chats through the chat
+        // template, text as is), but a mix is more often an ingest mistake than a plan.
         s.kind = 'mixed';
         report(problem(line, '', 'MIXED_SCHEMA', `record is "${kind}" but the file started with "${firstKind.kind}" (line ${firstKind.line})`));
       }
@@ -166,6 +168,28 @@ async function* inProcess(
   for await (const { lines, firstLine } of readLineBatches(file, maxLineChars ? { maxLineChars } : {})) {
     yield { firstLine, result: checkLines(lines, firstLine, options) };
   }
+}
+
+/** A problem and the file it is in, for reports that span files (a train set and an eval set). */
+export type FileProblem = Problem & { file: string };
+
+/**
+ * The warnings of each file, the first `limit` kept (default 1000) and all counted: what `train
+ * --dry-run` prints beside the trainer's own list of rejected records, which has the errors.
+ */
+export async function datasetWarnings(files: string[], options: { limit?: number } = {}): Promise<{ warnings: FileProblem[]; total: number }> {
+  const limit = options.limit ?? 1000;
+  const warnings: FileProblem[] = [];
+  let total = 0;
+  for (const file of files) {
+    const onProblem = (p: Problem) => {
+      if (p.severity !== 'warning') return;
+      total++;
+      if (warnings.length < limit) warnings.push({ ...p, file });
+    };
+    await validateFile(file, { maxProblems: 0, onProblem });
+  }
+  return { warnings, total };
 }
 
 /** `file:line field: reason [CODE]`, the format every tool prints problems in. */

@@ -1,23 +1,27 @@
 //! JSONL records → token ids + labels, formatted with the base model's chat template.
 //!
-//! Three record shapes (DESIGN.md "Ingest"): `{"input","output"}` (optional `"system"`),
-//! `{"messages":[{"role","content"}...]}` and `{"text"}`. Chat records are rendered once in full;
-//! the byte span of every assistant turn is found by rendering the conversation up to that turn
-//! with `add_generation_prompt = true` (where the reply starts) and including it (where the reply
-//! and its end-of-turn token stop), so only tokens inside those spans are labelled — every
-//! assistant turn of a multi-turn chat, never the prompt. `{"text"}` records train on every token.
-//! Every bad record is reported with its line number and reason.
+//! Each line is checked against the record schema first (`record`: the kinds `pair`, `chat` and
+//! `text`, the rules in `ts/dataset/README.md`); a record with an error is reported with its line
+//! and the problems as `field: reason [CODE]`. A pair becomes a chat (its `system`, if any, the
+//! first message). Chat records are rendered once in full; the byte span of every assistant turn
+//! is found by rendering the conversation up to that turn with `add_generation_prompt = true`
+//! (where the reply starts) and including it (where the reply and its end-of-turn token stop), so
+//! only tokens inside those spans are labelled — every assistant turn of a multi-turn chat, never
+//! the prompt. `{"text"}` records train on every token.
 use std::{
     io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
 };
 
 use serde::Serialize;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tinyforge_tokenizer::{ChatMessage, ChatOptions, Tokenizer};
 
 use crate::error::{RecordIssue, Result, TrainError};
+
+pub mod record;
+
+use record::{Record, check_line};
 
 /// One tokenized record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,12 +84,14 @@ pub fn load_jsonl(path: &Path, tok: &Tokenizer, max_seq_len: usize) -> Result<Da
             break;
         }
         line_no += 1;
-        if line.trim().is_empty() {
+        // A UTF-8 BOM on the first line is an editor's artefact, not data (the TS reader agrees).
+        let text = if line_no == 1 { line.strip_prefix('\u{feff}').unwrap_or(&line) } else { &line };
+        if record::is_blank(text) {
             continue;
         }
         stats.records += 1;
         let issue = |reason: String| RecordIssue { file: path.to_path_buf(), line: line_no, reason };
-        match encode_line(line.trim_end_matches(['\n', '\r']), tok) {
+        match encode_line(text.trim_end_matches(['\n', '\r']), tok) {
             Err(reason) => issues.push(issue(reason)),
             Ok((mut ids, mut labels)) => {
                 if ids.len() > max_seq_len {
@@ -135,67 +141,24 @@ impl<R: Read> Read for HashingReader<'_, R> {
     }
 }
 
-/// One JSONL line → (ids, labels), or the reason it is rejected.
+/// One JSONL line → (ids, labels), or the reason it is rejected: its errors as
+/// `field: reason [CODE]`, joined by `; ` (warnings do not reject a record and are not returned).
 pub fn encode_line(line: &str, tok: &Tokenizer) -> std::result::Result<(Vec<u32>, Vec<bool>), String> {
-    let value: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
-    let obj = value.as_object().ok_or("not a JSON object")?;
-    let string = |key: &str| -> std::result::Result<Option<&str>, String> {
-        match obj.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(_) => Err(format!("field `{key}` must be a string")),
-        }
+    let checked = check_line(line);
+    let Some(record) = checked.record else {
+        return Err(checked.errors().map(ToString::to_string).collect::<Vec<_>>().join("; "));
     };
-    if let Some(messages) = obj.get("messages") {
-        let messages = parse_messages(messages)?;
-        return encode_chat(&messages, tok);
+    match record {
+        Record::Text(text) => {
+            let mut ids = tok.encode(&text, true).map_err(|e| e.to_string())?;
+            if let Some(eos) = tok.special_tokens().eos {
+                ids.push(eos);
+            }
+            let labels = vec![true; ids.len()];
+            Ok((ids, labels))
+        }
+        chat => encode_chat(&chat.messages().expect("pairs and chats have messages"), tok),
     }
-    if obj.contains_key("input") || obj.contains_key("output") {
-        let input = string("input")?.ok_or("field `input` is missing")?;
-        let output = string("output")?.ok_or("field `output` is missing")?;
-        if output.trim().is_empty() {
-            return Err("field `output` is empty".into());
-        }
-        let mut messages = Vec::new();
-        if let Some(system) = string("system")? {
-            messages.push(ChatMessage::new("system", system));
-        }
-        messages.push(ChatMessage::new("user", input));
-        messages.push(ChatMessage::new("assistant", output));
-        return encode_chat(&messages, tok);
-    }
-    if let Some(text) = string("text")? {
-        if text.trim().is_empty() {
-            return Err("field `text` is empty".into());
-        }
-        let mut ids = tok.encode(text, true).map_err(|e| e.to_string())?;
-        if let Some(eos) = tok.special_tokens().eos {
-            ids.push(eos);
-        }
-        let labels = vec![true; ids.len()];
-        return Ok((ids, labels));
-    }
-    Err("expected {\"input\",\"output\"}, {\"messages\"} or {\"text\"}".into())
-}
-
-fn parse_messages(value: &Value) -> std::result::Result<Vec<ChatMessage>, String> {
-    let list = value.as_array().ok_or("field `messages` must be an array")?;
-    let mut out = Vec::with_capacity(list.len());
-    for (i, m) in list.iter().enumerate() {
-        let role = m.get("role").and_then(Value::as_str).ok_or(format!("messages[{i}].role is missing or not a string"))?;
-        let content = m.get("content").and_then(Value::as_str).ok_or(format!("messages[{i}].content is missing or not a string"))?;
-        if !matches!(role, "system" | "user" | "assistant" | "tool") {
-            return Err(format!("messages[{i}].role `{role}` is not system, user, assistant or tool"));
-        }
-        if role == "assistant" && content.trim().is_empty() {
-            return Err(format!("messages[{i}] is an empty assistant reply"));
-        }
-        out.push(ChatMessage::new(role, content));
-    }
-    if !out.iter().any(|m| m.role == "assistant") {
-        return Err("`messages` has no assistant reply to learn".into());
-    }
-    Ok(out)
 }
 
 /// Renders the chat and labels the tokens inside each assistant turn's byte span.

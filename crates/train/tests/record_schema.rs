@@ -1,0 +1,57 @@
+//! The Rust checker against the shared record-schema fixture (`test/fixtures/records/
+//! schema-cases.json`), which vitest also runs against the TypeScript checker
+//! (`test/unit/dataset-record-schema.test.ts`): a rule that drifts on one side fails one of them.
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+use tinyforge_train::data::record::{Severity, check_line};
+
+fn fixture() -> Vec<Value> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures/records/schema-cases.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    doc["cases"].as_array().expect("a cases array").clone()
+}
+
+/// The verdict in the fixture's own shape, so a mismatch prints both side by side.
+fn verdict(line: &str, with_messages: bool) -> Value {
+    let c = check_line(line);
+    let problems: Vec<Value> = c
+        .problems
+        .iter()
+        .map(|p| {
+            let severity = if p.severity == Severity::Warning { "warning" } else { "error" };
+            json!({ "code": p.code.as_str(), "field": p.field, "severity": severity })
+        })
+        .collect();
+    let mut out = json!({ "kind": c.kind.map(|k| k.as_str()), "valid": c.record.is_some(), "problems": problems });
+    if with_messages {
+        out["messages"] = json!(c.record.and_then(|r| r.messages()));
+    }
+    out
+}
+
+#[test]
+fn every_fixture_case_gets_its_verdict() {
+    let cases = fixture();
+    assert!(cases.len() >= 50, "the fixture lost cases: {}", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let line = match (&case["raw"], &case["record"]) {
+            (Value::String(raw), _) => raw.clone(),
+            (_, record) => record.to_string(),
+        };
+        let expect = &case["expect"];
+        let got = verdict(&line, expect.get("messages").is_some());
+        if &got != expect {
+            failures.push(format!("{}\n  line:   {line}\n  expect: {expect}\n  got:    {got}", case["name"]));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+#[test]
+fn a_reason_names_field_and_code_like_the_ts_tools() {
+    let c = check_line(r#"{"input":"q","output":"  "}"#);
+    assert_eq!(c.problems.iter().map(ToString::to_string).collect::<Vec<_>>(), ["output: \"output\" is empty [EMPTY]"]);
+}
