@@ -26,17 +26,18 @@ pub enum InferError {
 }
 
 impl InferError {
-    /// Stable SCREAMING_SNAKE code for this error (never changes between versions).
+    /// Stable SCREAMING_SNAKE code for this error (never changes between versions; listed in
+    /// ts/error-codes.ts). Bad options and inputs are the caller's to fix: INVALID_ARGUMENT.
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
             Self::LibraryNotFound { .. } => "ORT_LIBRARY_NOT_FOUND",
             Self::LibraryLoad { .. } => "ORT_LIBRARY_LOAD",
             Self::RuntimeNotInitialized => "ORT_NOT_INITIALIZED",
-            Self::ModelNotFound { .. } => "ONNX_MODEL_NOT_FOUND",
+            Self::ModelNotFound { .. } => "NOT_FOUND",
             Self::ModelLoad { .. } => "ONNX_MODEL_LOAD",
-            Self::InvalidOption { .. } => "INVALID_OPTION",
-            Self::InvalidInput { .. } => "INVALID_INPUT",
+            Self::InvalidOption { .. } => "INVALID_ARGUMENT",
+            Self::InvalidInput { .. } => "INVALID_ARGUMENT",
             Self::Run { .. } => "INFERENCE_FAILED",
             Self::UnsupportedOutput { .. } => "UNSUPPORTED_OUTPUT_TYPE",
         }

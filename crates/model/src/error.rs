@@ -37,7 +37,8 @@ pub enum ModelError {
 }
 
 impl ModelError {
-    /// Stable SCREAMING_SNAKE code for the JS side.
+    /// Stable SCREAMING_SNAKE code for the JS side (listed in ts/error-codes.ts).
+    #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotFound { .. } => "MODEL_NOT_FOUND",
@@ -45,7 +46,7 @@ impl ModelError {
             Self::GgufInvalid { .. } => "GGUF_INVALID",
             Self::WeightsMissing { .. } => "WEIGHTS_MISSING",
             Self::Weights { .. } => "WEIGHTS_INVALID",
-            Self::Write { .. } => "MODEL_WRITE",
+            Self::Write { .. } => "WRITE_FAILED",
             Self::Input(_) => "INVALID_ARGUMENT",
             Self::Candle(_) => "MODEL_COMPUTE",
         }

@@ -23,13 +23,14 @@ pub enum OnnxError {
 }
 
 impl OnnxError {
-    /// Stable SCREAMING_SNAKE code for this error (never changes between versions).
+    /// Stable SCREAMING_SNAKE code for this error (never changes between versions; listed in
+    /// ts/error-codes.ts).
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidGraph { .. } => "ONNX_GRAPH_INVALID",
             Self::TooLarge { .. } => "ONNX_MODEL_TOO_LARGE",
-            Self::Write { .. } => "ONNX_WRITE",
+            Self::Write { .. } => "WRITE_FAILED",
             Self::Read { .. } => "ONNX_READ",
             Self::Decode { .. } => "ONNX_DECODE",
             Self::Model(e) => e.code(),

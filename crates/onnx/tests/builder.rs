@@ -97,9 +97,9 @@ fn save_is_atomic_and_loads_back() {
     // No temp file left behind.
     let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names.len(), 1, "{names:?}");
-    // A failed save (directory missing) reports ONNX_WRITE and leaves nothing.
+    // A failed save (directory missing) reports WRITE_FAILED and leaves nothing.
     let err = mlp().save(&dir.join("no/such/dir/m.onnx")).unwrap_err();
-    assert_eq!(err.code(), "ONNX_WRITE");
+    assert_eq!(err.code(), "WRITE_FAILED");
     assert_eq!(load(&dir.join("absent.onnx")).unwrap_err().code(), "ONNX_READ");
     std::fs::write(dir.join("junk.onnx"), b"\xff\xff\xff").unwrap();
     assert_eq!(load(&dir.join("junk.onnx")).unwrap_err().code(), "ONNX_DECODE");

@@ -1,5 +1,5 @@
-//! One error type for the tokenizer crate, grouped by what failed; the binding maps each variant
-//! to a stable JS code once (crates/node/src/tokenizer.rs).
+//! One error type for the tokenizer crate, grouped by what failed. Each variant has a stable code
+//! (`TokenizerError::code`) that the binding and the crates wrapping this error pass on unchanged.
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,21 @@ pub enum TokenizerError {
 pub type Result<T> = std::result::Result<T, TokenizerError>;
 
 impl TokenizerError {
+    /// Stable SCREAMING_SNAKE code for this error (never changes between versions; listed in
+    /// ts/error-codes.ts).
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Load { .. } => "TOKENIZER_LOAD",
+            Self::GgufInvalid { .. } => "GGUF_INVALID",
+            Self::GgufUnsupported { .. } => "GGUF_UNSUPPORTED",
+            Self::NoChatTemplate { .. } => "CHAT_TEMPLATE_MISSING",
+            Self::ChatTemplate(_) => "CHAT_TEMPLATE",
+            Self::Tokenize(_) => "TOKENIZE",
+            Self::Save { .. } => "WRITE_FAILED",
+        }
+    }
+
     pub(crate) fn load(path: impl Into<PathBuf>, reason: impl ToString) -> Self {
         Self::Load { path: path.into(), reason: reason.to_string() }
     }

@@ -74,6 +74,9 @@ pub enum TrainError {
 }
 
 impl TrainError {
+    /// Stable SCREAMING_SNAKE code for the JS side (listed in ts/error-codes.ts). Wrapped errors
+    /// keep the code of the crate that raised them.
+    #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
             Self::Options { .. } => "INVALID_ARGUMENT",
@@ -87,7 +90,7 @@ impl TrainError {
             Self::Aborted { .. } => "ABORTED",
             Self::Diverged { .. } => "TRAIN_DIVERGED",
             Self::Model(e) => e.code(),
-            Self::Tokenizer(_) => "TOKENIZER",
+            Self::Tokenizer(e) => e.code(),
             Self::Candle(_) => "TRAIN_COMPUTE",
         }
     }
@@ -106,3 +109,17 @@ fn list_issues(issues: &[RecordIssue]) -> String {
 }
 
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::TrainError;
+    use tinyforge_tokenizer::TokenizerError;
+
+    #[test]
+    fn wrapped_errors_keep_the_inner_code() {
+        let tok = TrainError::from(TokenizerError::NoChatTemplate { looked_in: "tokenizer_config.json".into() });
+        assert_eq!(tok.code(), "CHAT_TEMPLATE_MISSING");
+        let model = TrainError::from(tinyforge_model::ModelError::NotFound { path: "/nope".into(), reason: "absent".into() });
+        assert_eq!(model.code(), "MODEL_NOT_FOUND");
+    }
+}
