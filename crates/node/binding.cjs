@@ -841,6 +841,7 @@ module.exports.OnnxModel = nativeBinding.OnnxModel
 module.exports.JsOnnxModel = nativeBinding.JsOnnxModel
 module.exports.Tokenizer = nativeBinding.Tokenizer
 module.exports.JsTokenizer = nativeBinding.JsTokenizer
+module.exports.__testPanic = nativeBinding.__testPanic
 module.exports.createTinyModel = nativeBinding.createTinyModel
 module.exports.exportOnnx = nativeBinding.exportOnnx
 module.exports.generate = nativeBinding.generate

@@ -25,7 +25,7 @@ export type JsGenerator = Generator
 export declare class OnnxModel {
   /**
    * Loads a model file. Needs the runtime (`index.cjs` loads it first). Rejects with
-   * `ONNX_MODEL_NOT_FOUND`, `ONNX_MODEL_LOAD`, `INVALID_OPTION` or `ORT_NOT_INITIALIZED`.
+   * `NOT_FOUND`, `ONNX_MODEL_LOAD`, `INVALID_ARGUMENT` or `ORT_NOT_INITIALIZED`.
    */
   static load(path: string, options?: OnnxLoadOptions | undefined | null): Promise<OnnxModel>
   get inputs(): Array<OnnxTensorInfo>
@@ -33,7 +33,7 @@ export declare class OnnxModel {
   get path(): string
   /**
    * Runs the model: `feeds` maps input names to tensors (Float32Array, BigInt64Array or
-   * Int32Array data); resolves to every output by name. Rejects with `INVALID_INPUT`,
+   * Int32Array data); resolves to every output by name. Rejects with `INVALID_ARGUMENT`,
    * `INFERENCE_FAILED` or `UNSUPPORTED_OUTPUT_TYPE`.
    */
   run(feeds: Record<string, OnnxTensor>): Promise<Record<string, OnnxTensor>>
@@ -90,6 +90,13 @@ export interface ChatTemplateOptions {
 }
 
 /**
+ * Test-only export (used by test/binding/panic.test.ts, not part of the API): panics inside the
+ * guard, synchronously or on a libuv thread, to prove a panic reaches JS as `{ code: 'PANIC' }`
+ * on both paths.
+ */
+export declare function __testPanic(asynchronous: boolean): number | Promise<number>
+
+/**
  * Writes a tiny random Llama model (config.json, model.safetensors, tokenizer.json,
  * tokenizer_config.json with a ChatML template, generation_config.json) into `outDir`.
  */
@@ -114,7 +121,7 @@ export interface EncodingWithOffsets {
 /**
  * Exports the Llama model at `modelPath` (HF folder or GGUF; `options.adapter` merged first) to
  * `outPath` as a decoder with KV cache (Optimum I/O names), f32 or INT8. Rejects with
- * MODEL_NOT_FOUND, ADAPTER_INVALID, INVALID_ARGUMENT, ONNX_WRITE, ...
+ * MODEL_NOT_FOUND, ADAPTER_INVALID, INVALID_ARGUMENT, WRITE_FAILED, ...
  */
 export declare function exportOnnx(modelPath: string, outPath: string, options?: ExportOnnxOptions | undefined | null): Promise<OnnxExport>
 
@@ -503,7 +510,7 @@ export declare function train(options: JsTrainOptions, onProgress?: (progress: J
 
 /**
  * Writes an ONNX model described in JS to `path` (atomically). For tests, debugging and small
- * hand-made graphs; the exporter builds its graphs in Rust. Throws `ONNX_SPEC_INVALID`,
- * `ONNX_GRAPH_INVALID` (undefined value, size mismatch...) or `ONNX_WRITE`.
+ * hand-made graphs; the exporter builds its graphs in Rust. Throws `INVALID_ARGUMENT` (a bad spec),
+ * `ONNX_GRAPH_INVALID` (undefined value, size mismatch...) or `WRITE_FAILED`.
  */
 export declare function writeOnnxModel(spec: OnnxModelSpec, path: string): void

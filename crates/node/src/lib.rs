@@ -1,6 +1,7 @@
 //! The only crate that knows JavaScript: thin `#[napi]` wrappers over the compute crates.
 //! One file per core module; each function converts types, calls the core and maps errors once
-//! (see `error.rs`). Every export is `catch_unwind` so a Rust panic becomes a JS error.
+//! (see `error.rs`). Work runs inside `error::guard`, and every export is `catch_unwind`, so a
+//! Rust panic becomes a JS error (`PANIC`), never an abort.
 mod error;
 mod generate;
 mod model;

@@ -1,24 +1,14 @@
 //! Binding of `tinyforge_model`: `createTinyModel` (random Llama in the HF folder format, for
 //! tests), `modelInfo` (config summary of an HF folder or GGUF file) and the debug
 //! `modelLogits` (last-position logits of the candle model, used by parity tests).
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use napi::bindgen_prelude::{AsyncTask, Float32Array, Uint32Array};
 use napi::{Env, Task};
 use napi_derive::napi;
 use tinyforge_model as md;
 
-use crate::error::js_error;
-
-fn model_error(e: md::ModelError) -> napi::Error {
-    js_error(e.code(), e)
-}
-
-/// Compute on a worker thread is outside `catch_unwind`: keep a panic a JS error there too.
-fn no_panic<T>(what: &str, f: impl FnOnce() -> napi::Result<T>) -> napi::Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err(js_error("PANIC", format!("internal error while {what}"))))
-}
+use crate::error::{core_error, guard, js_error};
 
 /// Shape of a tiny random model. Every field is optional.
 #[napi(object, object_to_js = false, js_name = "TinyModelOptions")]
@@ -78,7 +68,7 @@ impl Task for CreateTinyTask {
     type JsValue = JsTinyModel;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        no_panic("creating a tiny model", || md::create_tiny_model(&self.out, &self.options).map_err(model_error))
+        guard("creating a tiny model", || md::create_tiny_model(&self.out, &self.options).map_err(core_error))
     }
 
     fn resolve(&mut self, _env: Env, made: Self::Output) -> napi::Result<Self::JsValue> {
@@ -123,9 +113,12 @@ pub struct JsModelInfo {
 /// Reads only the config (GGUF: the metadata header), never the weights.
 #[napi(catch_unwind)]
 pub fn model_info(path: String) -> napi::Result<JsModelInfo> {
-    let p = PathBuf::from(&path);
-    let format = md::detect_format(&p).map_err(model_error)?;
-    let c = md::load_config(&p).map_err(model_error)?;
+    guard("reading a model config", || model_info_of(&PathBuf::from(&path)))
+}
+
+fn model_info_of(p: &Path) -> napi::Result<JsModelInfo> {
+    let format = md::detect_format(p).map_err(core_error)?;
+    let c = md::load_config(p).map_err(core_error)?;
     Ok(JsModelInfo {
         format: if format == md::ModelFormat::Gguf { "gguf" } else { "hf" }.into(),
         architecture: c.architectures.first().cloned().unwrap_or_else(|| "LlamaForCausalLM".into()),
@@ -158,13 +151,13 @@ impl Task for LogitsTask {
     type JsValue = Float32Array;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        no_panic("computing logits", || {
+        guard("computing logits", || {
             // Checked here so the promise rejects (rather than the call throwing).
             if self.ids.is_empty() {
                 return Err(js_error("INVALID_ARGUMENT", "ids is empty: need at least one token id"));
             }
-            let model = md::Llama::load(&self.path).map_err(model_error)?;
-            model.last_logits(&self.ids).map_err(model_error)
+            let model = md::Llama::load(&self.path).map_err(core_error)?;
+            model.last_logits(&self.ids).map_err(core_error)
         })
     }
 

@@ -10,8 +10,7 @@ use napi_derive::napi;
 use tinyforge_infer as inf;
 use tinyforge_onnx as ox;
 
-use crate::error::js_error;
-use crate::runtime::infer_error;
+use crate::error::{core_error, guard, js_error};
 
 /// A graph input or output: element type (`float32`, `int64`, `int32`, `int8`, `uint8`, `bool`,
 /// `float16`, ...) and dims, each a fixed size or a symbolic name such as "batch".
@@ -78,7 +77,7 @@ pub struct JsModelSpec {
 }
 
 fn spec_error(msg: String) -> napi::Error {
-    js_error("ONNX_SPEC_INVALID", msg)
+    js_error("INVALID_ARGUMENT", msg)
 }
 
 fn tensor_proto(t: &JsTensorSpec) -> ox::proto::TensorProto {
@@ -137,10 +136,14 @@ fn attribute(node: &str, a: &JsAttributeSpec) -> napi::Result<ox::proto::Attribu
 }
 
 /// Writes an ONNX model described in JS to `path` (atomically). For tests, debugging and small
-/// hand-made graphs; the exporter builds its graphs in Rust. Throws `ONNX_SPEC_INVALID`,
-/// `ONNX_GRAPH_INVALID` (undefined value, size mismatch...) or `ONNX_WRITE`.
+/// hand-made graphs; the exporter builds its graphs in Rust. Throws `INVALID_ARGUMENT` (a bad spec),
+/// `ONNX_GRAPH_INVALID` (undefined value, size mismatch...) or `WRITE_FAILED`.
 #[napi(catch_unwind)]
 pub fn write_onnx_model(spec: JsModelSpec, path: String) -> napi::Result<()> {
+    guard("writing an ONNX model", || write_spec(&spec, &path))
+}
+
+fn write_spec(spec: &JsModelSpec, path: &str) -> napi::Result<()> {
     let mut g = ox::GraphBuilder::new(spec.name.as_deref().unwrap_or("graph"));
     for v in &spec.inputs {
         g.input_info(value_spec(v)?);
@@ -175,7 +178,7 @@ pub fn write_onnx_model(spec: JsModelSpec, path: String) -> napi::Result<()> {
     for (k, v) in metadata {
         g.metadata(k, v);
     }
-    g.save(Path::new(&path)).map_err(|e| js_error(e.code(), e))
+    g.save(Path::new(&path)).map_err(core_error)
 }
 
 /// An input or output of a loaded model. `dims` has -1 where the size is dynamic;
@@ -210,13 +213,6 @@ pub struct JsLoadOptions {
     pub optimization: Option<String>,
 }
 
-/// Runs `f`, turning a panic into a coded error: panics on libuv worker threads would abort Node
-/// (`catch_unwind` on the export only covers the JS thread).
-fn no_panic<T>(what: &str, f: impl FnOnce() -> napi::Result<T>) -> napi::Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err(js_error("PANIC", format!("internal error while {what}"))))
-}
-
 pub struct LoadTask {
     path: PathBuf,
     threads: Option<u32>,
@@ -232,7 +228,7 @@ impl LoadTask {
             Some("basic") => inf::OptimizationLevel::Basic,
             Some("disable") => inf::OptimizationLevel::Disable,
             Some(other) => {
-                return Err(js_error("INVALID_OPTION", format!("optimization `{other}`: use disable, basic, extended or all")));
+                return Err(js_error("INVALID_ARGUMENT", format!("optimization `{other}`: use disable, basic, extended or all")));
             }
         };
         Ok(inf::SessionOptions { intra_threads: self.threads.map(|n| n as usize), optimization })
@@ -244,9 +240,9 @@ impl Task for LoadTask {
     type JsValue = JsOnnxModel;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        no_panic("loading an ONNX model", || {
+        guard("loading an ONNX model", || {
             let options = self.options()?;
-            inf::OnnxSession::load(&self.path, &options).map_err(|e| infer_error(&e))
+            inf::OnnxSession::load(&self.path, &options).map_err(core_error)
         })
     }
 
@@ -270,11 +266,11 @@ impl Task for RunTask {
     type JsValue = HashMap<String, JsTensor>;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        no_panic("running an ONNX model", || {
+        guard("running an ONNX model", || {
             // A poisoned lock only means an earlier run panicked mid-way; the ORT session itself
             // holds no Rust invariants that a panic could break.
             let mut session = self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            session.run(std::mem::take(&mut self.feeds)).map_err(|e| infer_error(&e))
+            session.run(std::mem::take(&mut self.feeds)).map_err(core_error)
         })
     }
 
@@ -306,7 +302,7 @@ pub struct JsOnnxModel {
 #[napi]
 impl JsOnnxModel {
     /// Loads a model file. Needs the runtime (`index.cjs` loads it first). Rejects with
-    /// `ONNX_MODEL_NOT_FOUND`, `ONNX_MODEL_LOAD`, `INVALID_OPTION` or `ORT_NOT_INITIALIZED`.
+    /// `NOT_FOUND`, `ONNX_MODEL_LOAD`, `INVALID_ARGUMENT` or `ORT_NOT_INITIALIZED`.
     // writable/configurable: index.cjs wraps this static (error codes, loading the runtime first).
     #[napi(catch_unwind, writable = true, configurable = true, ts_return_type = "Promise<OnnxModel>")]
     pub fn load(path: String, options: Option<JsLoadOptions>) -> AsyncTask<LoadTask> {
@@ -330,7 +326,7 @@ impl JsOnnxModel {
     }
 
     /// Runs the model: `feeds` maps input names to tensors (Float32Array, BigInt64Array or
-    /// Int32Array data); resolves to every output by name. Rejects with `INVALID_INPUT`,
+    /// Int32Array data); resolves to every output by name. Rejects with `INVALID_ARGUMENT`,
     /// `INFERENCE_FAILED` or `UNSUPPORTED_OUTPUT_TYPE`.
     #[napi(catch_unwind, ts_return_type = "Promise<Record<string, OnnxTensor>>")]
     pub fn run(&self, feeds: HashMap<String, JsTensor>) -> AsyncTask<RunTask> {
@@ -378,20 +374,19 @@ impl Task for ExportTask {
     type JsValue = JsOnnxExport;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        no_panic("exporting to ONNX", || {
+        guard("exporting to ONNX", || {
             let opts = self.options.as_ref();
             let quantize = match opts.and_then(|o| o.quantize.as_deref()) {
                 None | Some("none") => None,
                 Some("int8") => Some(ox::Quantization::Int8),
                 Some(other) => return Err(js_error("INVALID_ARGUMENT", format!("quantize: expected \"none\" or \"int8\", got {other:?}"))),
             };
-            let mut ckpt = tinyforge_model::load_checkpoint(&self.model).map_err(|e| js_error(e.code(), e))?;
+            let mut ckpt = tinyforge_model::load_checkpoint(&self.model).map_err(core_error)?;
             if let Some(dir) = opts.and_then(|o| o.adapter.as_deref()).map(Path::new) {
-                let train_err = |e: tinyforge_train::TrainError| js_error(e.code(), e);
-                let adapter = tinyforge_train::adapter::load_peft(dir).map_err(train_err)?;
-                tinyforge_train::merge::merge_into(&mut ckpt.weights, &ckpt.config, &adapter, dir).map_err(train_err)?;
+                let adapter = tinyforge_train::adapter::load_peft(dir).map_err(core_error)?;
+                tinyforge_train::merge::merge_into(&mut ckpt.weights, &ckpt.config, &adapter, dir).map_err(core_error)?;
             }
-            ox::export_llama(&ckpt.config, &ckpt.weights, &self.out, &ox::ExportOptions { quantize }).map_err(|e| js_error(e.code(), e))
+            ox::export_llama(&ckpt.config, &ckpt.weights, &self.out, &ox::ExportOptions { quantize }).map_err(core_error)
         })
     }
 
@@ -407,7 +402,7 @@ impl Task for ExportTask {
 
 /// Exports the Llama model at `modelPath` (HF folder or GGUF; `options.adapter` merged first) to
 /// `outPath` as a decoder with KV cache (Optimum I/O names), f32 or INT8. Rejects with
-/// MODEL_NOT_FOUND, ADAPTER_INVALID, INVALID_ARGUMENT, ONNX_WRITE, ...
+/// MODEL_NOT_FOUND, ADAPTER_INVALID, INVALID_ARGUMENT, WRITE_FAILED, ...
 #[napi(catch_unwind, ts_return_type = "Promise<OnnxExport>")]
 pub fn export_onnx(model_path: String, out_path: String, options: Option<JsExportOptions>) -> AsyncTask<ExportTask> {
     AsyncTask::new(ExportTask { model: model_path.into(), out: out_path.into(), options })

@@ -5,7 +5,7 @@ use std::path::Path;
 use napi_derive::napi;
 use tinyforge_infer as inf;
 
-use crate::error::js_error;
+use crate::error::{core_error, guard};
 
 /// The ONNX Runtime this process uses.
 #[napi(object, js_name = "RuntimeInfo")]
@@ -24,20 +24,15 @@ impl From<inf::RuntimeInfo> for JsRuntimeInfo {
     }
 }
 
-/// Every inference error crosses to JS here, with its stable code.
-pub(crate) fn infer_error(e: &inf::InferError) -> napi::Error {
-    js_error(e.code(), e)
-}
-
 /// Loads ONNX Runtime from `libraryPath` (absolute). Idempotent. Throws `ORT_LIBRARY_NOT_FOUND`
 /// (no file there) or `ORT_LIBRARY_LOAD` (not a loadable ONNX Runtime >= 1.27).
 #[napi(catch_unwind)]
 pub fn init_runtime(library_path: String) -> napi::Result<JsRuntimeInfo> {
-    inf::init_runtime(Path::new(&library_path)).map(Into::into).map_err(|e| infer_error(&e))
+    guard("loading ONNX Runtime", || inf::init_runtime(Path::new(&library_path)).map(Into::into).map_err(core_error))
 }
 
 /// The loaded runtime, or null when `initRuntime` has not succeeded yet.
 #[napi(catch_unwind)]
-pub fn loaded_runtime() -> Option<JsRuntimeInfo> {
-    inf::active_runtime().ok().map(Into::into)
+pub fn loaded_runtime() -> napi::Result<Option<JsRuntimeInfo>> {
+    guard("reading the loaded runtime", || Ok(inf::active_runtime().ok().map(Into::into)))
 }

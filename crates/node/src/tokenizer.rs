@@ -9,21 +9,7 @@ use napi::{Env, Task};
 use napi_derive::napi;
 use tinyforge_tokenizer as tk;
 
-use crate::error::js_error;
-
-/// The stable JS code of each core error.
-fn tok_error(e: tk::TokenizerError) -> napi::Error {
-    let code = match &e {
-        tk::TokenizerError::Load { .. } => "TOKENIZER_LOAD",
-        tk::TokenizerError::GgufInvalid { .. } => "GGUF_INVALID",
-        tk::TokenizerError::GgufUnsupported { .. } => "GGUF_UNSUPPORTED",
-        tk::TokenizerError::NoChatTemplate { .. } => "CHAT_TEMPLATE_MISSING",
-        tk::TokenizerError::ChatTemplate(_) => "CHAT_TEMPLATE",
-        tk::TokenizerError::Tokenize(_) => "TOKENIZE",
-        tk::TokenizerError::Save { .. } => "TOKENIZER_SAVE",
-    };
-    js_error(code, e)
-}
+use crate::error::{core_error, guard};
 
 #[napi(object, js_name = "EncodeOptions")]
 pub struct JsEncodeOptions {
@@ -70,42 +56,44 @@ impl JsTokenizer {
     /// Loads a `tokenizer.json` (and `tokenizer_config.json` / `chat_template.jinja` beside it).
     #[napi(factory, catch_unwind, writable = true, configurable = true)]
     pub fn from_file(path: String) -> napi::Result<Self> {
-        Ok(Self { inner: Arc::new(tk::Tokenizer::from_file(&path).map_err(tok_error)?) })
+        guard("loading a tokenizer", || Ok(Self { inner: Arc::new(tk::Tokenizer::from_file(&path).map_err(core_error)?) }))
     }
 
     /// Builds the tokenizer (and chat template) a GGUF model file carries in its metadata.
     #[napi(factory, catch_unwind, writable = true, configurable = true)]
     pub fn from_gguf(path: String) -> napi::Result<Self> {
-        Ok(Self { inner: Arc::new(tk::Tokenizer::from_gguf(&path).map_err(tok_error)?) })
+        guard("loading a GGUF tokenizer", || Ok(Self { inner: Arc::new(tk::Tokenizer::from_gguf(&path).map_err(core_error)?) }))
     }
 
     /// Parses `tokenizer.json` text.
     #[napi(factory, catch_unwind, writable = true, configurable = true)]
     pub fn from_json(json: String) -> napi::Result<Self> {
-        Ok(Self { inner: Arc::new(tk::Tokenizer::from_json(&json).map_err(tok_error)?) })
+        guard("parsing tokenizer.json", || Ok(Self { inner: Arc::new(tk::Tokenizer::from_json(&json).map_err(core_error)?) }))
     }
 
     // Results are copied into a plain ArrayBuffer: V8 external buffers with finalizers cost more
     // per call than copying a few KB.
     #[napi(catch_unwind)]
     pub fn encode<'env>(&self, env: &'env Env, text: String, options: Option<JsEncodeOptions>) -> napi::Result<Uint32ArraySlice<'env>> {
-        let ids = self.inner.encode(&text, add_special(options.as_ref())).map_err(tok_error)?;
+        let ids = guard("encoding", || self.inner.encode(&text, add_special(options.as_ref())).map_err(core_error))?;
         Uint32ArraySlice::copy_from(env, ids)
     }
 
     #[napi(catch_unwind)]
     pub fn encode_with_offsets(&self, text: String, options: Option<JsEncodeOptions>) -> napi::Result<JsEncodingWithOffsets> {
-        let enc = self.inner.encode_with_offsets(&text, add_special(options.as_ref())).map_err(tok_error)?;
-        // Byte offset → UTF-16 offset, for every char boundary of the text.
-        let mut utf16 = vec![0u32; text.len() + 1];
-        let mut units = 0u32;
-        for (i, c) in text.char_indices() {
-            utf16[i] = units;
-            units += c.len_utf16() as u32;
-        }
-        utf16[text.len()] = units;
-        let offsets = enc.offsets.iter().map(|&(s, e)| vec![utf16[s], utf16[e]]).collect();
-        Ok(JsEncodingWithOffsets { ids: Uint32Array::new(enc.ids), offsets })
+        guard("encoding with offsets", || {
+            let enc = self.inner.encode_with_offsets(&text, add_special(options.as_ref())).map_err(core_error)?;
+            // Byte offset → UTF-16 offset, for every char boundary of the text.
+            let mut utf16 = vec![0u32; text.len() + 1];
+            let mut units = 0u32;
+            for (i, c) in text.char_indices() {
+                utf16[i] = units;
+                units += c.len_utf16() as u32;
+            }
+            utf16[text.len()] = units;
+            let offsets = enc.offsets.iter().map(|&(s, e)| vec![utf16[s], utf16[e]]).collect();
+            Ok(JsEncodingWithOffsets { ids: Uint32Array::new(enc.ids), offsets })
+        })
     }
 
     /// Encodes many texts on all cores (synchronous: about 25 MB/s per core).
@@ -116,7 +104,7 @@ impl JsTokenizer {
         texts: Vec<String>,
         options: Option<JsEncodeOptions>,
     ) -> napi::Result<Vec<Uint32ArraySlice<'env>>> {
-        let ids = self.inner.encode_batch(&texts, add_special(options.as_ref())).map_err(tok_error)?;
+        let ids = guard("encoding a batch", || self.inner.encode_batch(&texts, add_special(options.as_ref())).map_err(core_error))?;
         ids.into_iter().map(|v| Uint32ArraySlice::copy_from(env, v)).collect()
     }
 
@@ -133,7 +121,7 @@ impl JsTokenizer {
             Either::A(typed) => typed,
             Either::B(list) => list,
         };
-        self.inner.decode(ids, skip).map_err(tok_error)
+        guard("decoding", || self.inner.decode(ids, skip).map_err(core_error))
     }
 
     /// Renders the model's chat template, as Hugging Face transformers does.
@@ -142,17 +130,17 @@ impl JsTokenizer {
         let messages: Vec<tk::ChatMessage> = messages.into_iter().map(|m| tk::ChatMessage::new(m.role, m.content)).collect();
         let options =
             tk::ChatOptions { add_generation_prompt: options.and_then(|o| o.add_generation_prompt).unwrap_or(false), tools: None };
-        self.inner.apply_chat_template(&messages, &options).map_err(tok_error)
+        guard("rendering the chat template", || self.inner.apply_chat_template(&messages, &options).map_err(core_error))
     }
 
     #[napi(catch_unwind)]
-    pub fn token_to_id(&self, token: String) -> Option<u32> {
-        self.inner.token_to_id(&token)
+    pub fn token_to_id(&self, token: String) -> napi::Result<Option<u32>> {
+        guard("looking up a token", || Ok(self.inner.token_to_id(&token)))
     }
 
     #[napi(catch_unwind)]
-    pub fn id_to_token(&self, id: u32) -> Option<String> {
-        self.inner.id_to_token(id)
+    pub fn id_to_token(&self, id: u32) -> napi::Result<Option<String>> {
+        guard("looking up a token id", || Ok(self.inner.id_to_token(id)))
     }
 
     /// Vocabulary size, added tokens included.
@@ -191,20 +179,20 @@ impl JsTokenizer {
     /// The tokenizer as `tokenizer.json` text.
     #[napi(catch_unwind)]
     pub fn to_json(&self, pretty: Option<bool>) -> napi::Result<String> {
-        self.inner.to_json(pretty.unwrap_or(false)).map_err(tok_error)
+        guard("serializing the tokenizer", || self.inner.to_json(pretty.unwrap_or(false)).map_err(core_error))
     }
 
     /// Writes `tokenizer.json` to `path`.
     #[napi(catch_unwind)]
     pub fn save(&self, path: String) -> napi::Result<()> {
-        self.inner.save(&path).map_err(tok_error)
+        guard("saving the tokenizer", || self.inner.save(&path).map_err(core_error))
     }
 
     /// Writes a Hugging Face tokenizer folder (`tokenizer.json` + `tokenizer_config.json` with
     /// the special tokens and chat template) that `fromFile(dir)` and transformers read back.
     #[napi(catch_unwind)]
     pub fn save_pretrained(&self, dir: String) -> napi::Result<()> {
-        self.inner.save_pretrained(&dir).map_err(tok_error)
+        guard("saving the tokenizer folder", || self.inner.save_pretrained(&dir).map_err(core_error))
     }
 }
 
@@ -219,7 +207,7 @@ impl Task for EncodeBatchTask {
     type JsValue = Vec<Uint32Array>;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        self.tokenizer.encode_batch(&self.texts, self.add_special_tokens).map_err(tok_error)
+        guard("encoding a batch", || self.tokenizer.encode_batch(&self.texts, self.add_special_tokens).map_err(core_error))
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {

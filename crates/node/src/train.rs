@@ -20,7 +20,7 @@ use napi::{
 use napi_derive::napi;
 use tinyforge_train as tt;
 
-use crate::error::js_error;
+use crate::error::{core_error, guard, js_error};
 
 /// Options of `train()`; every field but `base`, `data` and `out` is optional.
 #[napi(object)]
@@ -283,12 +283,7 @@ impl Task for TrainTask {
                 f.call(event, ThreadsafeFunctionCallMode::NonBlocking);
             }
         };
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tt::train(&options, &mut on_progress, &self.cancel)));
-        match outcome {
-            Ok(Ok(report)) => Ok(report),
-            Ok(Err(e)) => Err(js_error(e.code(), e)),
-            Err(_) => Err(js_error("PANIC", "training panicked (a bug in tinyforge)")),
-        }
+        guard("training", || tt::train(&options, &mut on_progress, &self.cancel).map_err(core_error))
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
@@ -305,7 +300,7 @@ pub fn train(
     #[napi(ts_arg_type = "(progress: JsTrainProgress) => void")] on_progress: Option<ProgressFn>,
     signal: Option<AbortSignal>,
 ) -> napi::Result<AsyncTask<TrainTask>> {
-    let options = tt::TrainOptions::try_from(options)?;
+    let options = guard("reading training options", || tt::TrainOptions::try_from(options))?;
     let cancel = Arc::new(AtomicBool::new(false));
     if let Some(s) = &signal {
         let flag = cancel.clone();
