@@ -29,13 +29,24 @@ export interface TestServer {
 }
 
 export async function startTestServer(modelPath: string, options: ServerOptions = {}): Promise<TestServer> {
-  const logs: Array<Record<string, unknown>> = [];
-  const logger = createLogger('info', (line) => logs.push(JSON.parse(line) as Record<string, unknown>));
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = createLogger('info', (text) => {
+    for (const line of text.split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
+  });
   const server = new InferenceServer({ port: 0, logger, ...options });
   const port = await server.listen();
   const engine = await CandleEngine.load({ model: modelPath, id: path.basename(modelPath) });
   server.setEngine(engine);
-  return { server, engine, url: `http://127.0.0.1:${port}`, logs, close: () => server.shutdown() };
+  return {
+    server,
+    engine,
+    url: `http://127.0.0.1:${port}`,
+    get logs() {
+      logger.flush();
+      return lines;
+    },
+    close: () => server.shutdown(),
+  };
 }
 
 /** The value of one sample in /metrics (labels matched exactly as written), or undefined. */

@@ -22,6 +22,8 @@ const STATUS_TEXT: Record<number, string> = {
   504: 'Gateway Timeout',
 };
 
+const CLIENT_CLOSED = new ApiError(499, 'client closed the connection', { code: 'client_closed' });
+
 export class Reply {
   /** Set when the client disconnected before the response ended. */
   aborted = false;
@@ -31,20 +33,25 @@ export class Reply {
   status = 0;
   /** Headers added to every response (CORS, request id). */
   readonly headers: Record<string, string> = {};
-  private readonly controller = new AbortController();
+  // Created on first use: most exchanges (GETs, fast errors) never need a signal.
+  private controller: AbortController | undefined;
   private readonly finishers: Array<() => void> = [];
   private streaming = false;
 
   constructor(private readonly res: HttpResponse) {
     res.onAborted(() => {
       this.aborted = true;
-      this.controller.abort(new ApiError(499, 'client closed the connection', { code: 'client_closed' }));
+      this.controller?.abort(CLIENT_CLOSED);
       this.finish();
     });
   }
 
   /** Aborts when the client disconnects. */
   get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(CLIENT_CLOSED);
+    }
     return this.controller.signal;
   }
 

@@ -50,6 +50,8 @@ interface RouteOptions {
   public?: boolean;
 }
 
+const KNOWN_METHODS = new Set(['get', 'post', 'put', 'patch', 'delete', 'head', 'options']);
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class InferenceServer {
@@ -69,6 +71,8 @@ export class InferenceServer {
   private draining = false;
   private closing: Promise<void> | undefined;
   private boundPort = 0;
+  // Labelled children cached per route/method/status: prom-client hashes labels on every call.
+  private readonly httpSeries = new Map<string, { requests: { inc(): void }; latency: { observe(v: number): void } }>();
 
   constructor(options: ServerOptions = {}) {
     this.options = {
@@ -322,8 +326,19 @@ export class InferenceServer {
     // 499: the client closed the connection first (nginx's convention).
     const status = reply.aborted ? 499 : reply.status;
     const seconds = (performance.now() - stats.receivedAt) / 1000;
-    this.metrics.requests.inc({ route: stats.route, method, status: String(status) });
-    this.metrics.latency.observe({ route: stats.route, status: String(status) }, seconds);
+    // Clients choose the method: unknown ones share a label so they cannot grow the series set.
+    const label = KNOWN_METHODS.has(method) ? method : 'other';
+    const key = `${stats.route} ${label} ${status}`;
+    let series = this.httpSeries.get(key);
+    if (!series) {
+      series = {
+        requests: this.metrics.requests.labels(stats.route, label, String(status)),
+        latency: this.metrics.latency.labels(stats.route, String(status)),
+      };
+      this.httpSeries.set(key, series);
+    }
+    series.requests.inc();
+    series.latency.observe(seconds);
     this.log.info('request', {
       id: requestId,
       method,
