@@ -5,8 +5,9 @@
 // `--resume` continues.
 import { Command, InvalidArgumentError } from 'commander';
 import type { JsTrainResult } from '@tinyforge/native';
+import { formatProblem } from '../../ts/dataset/validate.js';
 import { sparkline } from '../../ts/pipeline/loss-curve.js';
-import { type TrainProgress, type TrainRunOptions, runTraining } from '../../ts/pipeline/train.js';
+import { type TrainProgress, type TrainResult, type TrainRunOptions, runTraining } from '../../ts/pipeline/train.js';
 import { registerRunFromFolder } from '../../ts/registry/index.js';
 
 const int = (name: string) => (v: string): number => {
@@ -63,7 +64,7 @@ function progressLine(p: TrainProgress): string {
     `${Math.round(p.tokensPerSecond)} tok/s eta ${duration(p.etaSeconds)}`;
 }
 
-function printDryRun(r: JsTrainResult): void {
+function printDryRun(r: TrainResult): void {
   const d = r.data;
   const lines = [
     `records: ${d.records} (valid ${d.valid}, invalid ${d.invalid}, truncated ${d.truncated}, dropped without response ${d.droppedNoLabels})`,
@@ -71,7 +72,18 @@ function printDryRun(r: JsTrainResult): void {
     `split: ${r.trainExamples} train, ${r.evalExamples} eval`,
     `steps: ${r.stepsPerEpoch} per epoch, ${r.totalSteps} total`,
   ];
-  for (const i of r.issues) lines.push(`invalid ${i.file}:${i.line}: ${i.reason}`);
+  // The trainer's rejected records and the data's warnings, merged in file order and printed as
+  // `data validate` prints them: `file:line: field: reason [CODE]`.
+  const found = [
+    ...r.issues.map((i) => ({ file: i.file, line: i.line, text: `${i.file}:${i.line}: ${i.reason}` })),
+    ...(r.warnings ?? []).map((w) => ({ file: w.file, line: w.line, text: formatProblem(w.file, w) })),
+  ];
+  const rank = new Map<string, number>();
+  for (const f of found) if (!rank.has(f.file)) rank.set(f.file, rank.size);
+  found.sort((x, y) => rank.get(x.file)! - rank.get(y.file)! || x.line - y.line);
+  for (const f of found) lines.push(f.text);
+  const more = (r.warningCount ?? 0) - (r.warnings?.length ?? 0);
+  if (more > 0) lines.push(`... and ${more} more warnings (\`foremforge data validate\` lists them all)`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 

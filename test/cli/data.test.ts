@@ -79,7 +79,7 @@ describe('foremforge data stats / split / dedup', () => {
     const r = await runCli(['data', 'stats', SAMPLE, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const s = JSON.parse(r.stdout);
-    expect(s).toMatchObject({ records: N, invalid: 0, byKind: { io: N, messages: 0, text: 0 } });
+    expect(s).toMatchObject({ records: N, invalid: 0, byKind: { pair: N, chat: 0, text: 0 } });
     expect(s.chars.count).toBe(N);
     const text = await runCli(['data', 'stats', SAMPLE]);
     expect(text.stdout).toMatch(/chars\s+total \d+/);

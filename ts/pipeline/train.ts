@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { JsTrainOptions, JsTrainProgress, JsTrainResult } from '@tinyforge/native';
+import { type FileProblem, datasetWarnings } from '../dataset/validate.js';
 import { ForgeError, hasCode } from '../errors.js';
 import { DEFAULT_MODEL } from '../models/catalog.js';
 import { pullModel } from '../models/pull.js';
@@ -12,7 +13,12 @@ import { native } from '../native.js';
 import { lossCurveSvg } from './loss-curve.js';
 
 export type TrainProgress = JsTrainProgress;
-export type TrainResult = JsTrainResult & { lossCurve?: string };
+export type TrainResult = JsTrainResult & {
+  lossCurve?: string;
+  /** Dry runs: the data's warnings as `data validate` reports them (first 1000), and their count. */
+  warnings?: FileProblem[];
+  warningCount?: number;
+};
 
 export interface TrainRunOptions extends Omit<JsTrainOptions, 'base'> {
   /** Model folder, .gguf file or catalog name. Default: the default model (pulled if needed). */
@@ -50,7 +56,13 @@ export async function runTraining(options: TrainRunOptions): Promise<TrainResult
     }
     throw err;
   }
-  if (result.dryRun || result.history.length === 0) return result;
+  if (result.dryRun) {
+    // The trainer lists the records it rejects (errors); the warnings come from the dataset
+    // checker, which applies the same record rules (ts/dataset/README.md) plus file-level ones.
+    const { warnings, total } = await datasetWarnings(rest.evalData ? [rest.data, rest.evalData] : [rest.data]);
+    return { ...result, warnings, warningCount: total };
+  }
+  if (result.history.length === 0) return result;
   const svg = path.join(result.runDir, 'loss.svg');
   await writeFile(svg, lossCurveSvg(result.history, `Training loss — ${path.basename(resolved)}`));
   return { ...result, lossCurve: svg };
