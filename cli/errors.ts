@@ -1,15 +1,22 @@
 // The CLI's single error exit: prints `error[CODE]: message` and a hint, and picks an exit code
 // scripts can rely on: 1 = the operation failed, 2 = bad usage or bad input, 130 = interrupted.
+// Codes come from the one list in ts/error-codes.ts; every code not in this table exits 1.
+import type { ErrorCode } from '../ts/error-codes.js';
 import { ForgeError, hasCode } from '../ts/errors.js';
 
-const USAGE_CODES = new Set(['INVALID_ARGUMENT', 'USAGE', 'INVALID_CONFIG', 'INVALID_DATA', 'FILE_EXISTS', 'CONFIRMATION_REQUIRED', 'UNSAFE_PATH', 'BASE_MISMATCH']);
+const EXIT_CODES: Partial<Record<ErrorCode, 2 | 130>> = {
+  INVALID_ARGUMENT: 2,
+  INVALID_CONFIG: 2,
+  INVALID_DATA: 2,
+  FILE_EXISTS: 2,
+  CONFIRMATION_REQUIRED: 2,
+  UNSAFE_PATH: 2,
+  BASE_MISMATCH: 2,
+  ABORTED: 130,
+};
 
 export function exitCodeFor(err: unknown): number {
-  if (hasCode(err)) {
-    if (err.code === 'ABORTED') return 130;
-    if (USAGE_CODES.has(err.code)) return 2;
-  }
-  return 1;
+  return (hasCode(err) && EXIT_CODES[err.code as ErrorCode]) || 1;
 }
 
 export function handleError(err: unknown): never {

@@ -1,11 +1,15 @@
 // One error type for the whole TypeScript layer: a stable `code` for scripts and tests, and a
-// `suggestion` telling the user what to do next. The CLI's `handleError` prints both.
+// `suggestion` telling the user what to do next. The CLI's `handleError` prints both. Codes come
+// from the one list in error-codes.ts.
+import type { ErrorCode } from './error-codes.js';
+
+export type { ErrorCode } from './error-codes.js';
 
 export class ForgeError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly suggestion: string | undefined;
 
-  constructor(code: string, message: string, options: { suggestion?: string; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: { suggestion?: string; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ForgeError';
     this.code = code;

@@ -28,7 +28,7 @@ interface ExportFlags {
 function oneOf(flags: ExportFlags, a: 'model' | 'out', b: 'modelPath' | 'outputDir', names: [string, string]): string | undefined {
   const [x, y] = [flags[a], flags[b]];
   if (x !== undefined && y !== undefined && x !== y) {
-    throw new ForgeError('USAGE', `${names[0]} ${x} and ${names[1]} ${y} disagree`, { suggestion: `pass only ${names[0]}` });
+    throw new ForgeError('INVALID_ARGUMENT', `${names[0]} ${x} and ${names[1]} ${y} disagree`, { suggestion: `pass only ${names[0]}` });
   }
   return x ?? y;
 }
@@ -102,7 +102,7 @@ export const exportCommand = new Command('export')
     const model = oneOf(flags, 'model', 'modelPath', ['--model', '--model-path']);
     const out = oneOf(flags, 'out', 'outputDir', ['--out', '--output-dir']);
     if (out === undefined)
-      throw new ForgeError('USAGE', 'missing --out DIR', {
+      throw new ForgeError('INVALID_ARGUMENT', 'missing --out DIR', {
         suggestion: 'pass --out with the folder to write, e.g. --out exports/my-model',
       });
     const { applyFlags, loadConfig } = await import('../../ts/config/load.js');

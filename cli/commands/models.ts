@@ -119,7 +119,7 @@ const rm = new Command('rm')
         }
         const what = deleteFiles ? `${a.id} (${a.kind}) and delete ${a.path} (${formatBytes(a.sizeBytes)})` : `${a.id} (${a.kind}) from the registry`;
         if (!(await confirm(`Remove ${what}? [y/N] `))) {
-          throw new ForgeError('CANCELLED', 'nothing removed', { suggestion: 'answer y to remove, or pass --yes' });
+          throw new ForgeError('ABORTED', 'nothing removed', { suggestion: 'answer y to remove, or pass --yes' });
         }
       }
       const result = await registry.remove(a.id, { deleteFiles });

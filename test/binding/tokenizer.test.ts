@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '@tinyforge/native';
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../helpers/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/tokenizer/smollm2');
@@ -17,15 +18,6 @@ interface Reference {
 }
 const reference = JSON.parse(readFileSync(path.join(fixtures, 'reference.json'), 'utf8')) as Reference;
 const tok = Tokenizer.fromFile(path.join(fixtures, 'tokenizer.json'));
-
-function codeOf(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return 'no error';
-}
 
 describe('Tokenizer (tokenizer.json fixture)', () => {
   it('encodes every reference string to the reference ids', () => {

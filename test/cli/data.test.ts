@@ -69,7 +69,7 @@ describe('foremforge data validate', () => {
     expect(r.stderr).toContain('error[INVALID_ARGUMENT]');
     expect((await runCli(['data', 'validate', SAMPLE, '--max-chars', 'lots'])).code).toBe(2);
     const missing = await runCli(['data', 'validate', '/nonexistent.jsonl']);
-    expect(missing.stderr).toContain('error[FILE_NOT_FOUND]');
+    expect(missing.stderr).toContain('error[NOT_FOUND]');
     expect(missing.code).not.toBe(0);
   });
 });

@@ -318,7 +318,7 @@ describe('foremforge export', () => {
       { args: ['--model', noAdapterCfg], code: 'ADAPTER_INVALID', names: path.join(noAdapterCfg, 'adapter/adapter_config.json') },
       { args: ['--model', badSafetensors], code: 'ADAPTER_INVALID', names: path.join(badSafetensors, 'adapter') },
       { args: ['--model', badBase], code: 'WEIGHTS_INVALID', names: path.join(badBase, 'model.safetensors') },
-      { args: ['--model', movedBase], code: 'BASE_NOT_FOUND', names: path.join(dir, 'gone') },
+      { args: ['--model', movedBase], code: 'MODEL_NOT_FOUND', names: path.join(dir, 'gone') },
       { args: ['--model', movedBase, '--base', otherBase], code: 'BASE_MISMATCH', names: path.join(movedBase, 'tinyforge.json') },
       { args: ['--model', badGguf], code: 'GGUF_INVALID', names: badGguf },
       {

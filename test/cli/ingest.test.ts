@@ -62,11 +62,11 @@ describe('foremforge ingest --from file', () => {
     expect(lines(out)[0]).toMatchObject({ input: 'Oui, très bon.', output: 'Café au lait?' });
   });
 
-  it('exits 1 with SOURCE_NOT_FOUND for a missing path, 2 for bad usage, and writes nothing for an empty source', async () => {
+  it('exits 1 with NOT_FOUND for a missing path, 2 for bad usage, and writes nothing for an empty source', async () => {
     const dir = tempDir();
     const missing = await runCli(['ingest', '--from', 'file', '--path', path.join(dir, 'nope'), '--out', path.join(dir, 'o.jsonl')]);
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain('error[SOURCE_NOT_FOUND]');
+    expect(missing.stderr).toContain('error[NOT_FOUND]');
     expect((await runCli(['ingest', '--path', FIX, '--out', 'x.jsonl'])).code).toBe(2);
     expect((await runCli(['ingest', '--from', 'ftp', '--out', 'x.jsonl'])).code).toBe(2);
     expect((await runCli(['ingest', '--from', 'file', '--out', path.join(dir, 'o.jsonl')])).code).toBe(2);
@@ -99,7 +99,7 @@ describe('foremforge ingest --from sqlite / gdocs', () => {
     expect(lines(out).map((x) => (x._source as { documentId: string }).documentId)).toEqual(['1FaqDocAbc123', '1FaqDocAbc123', '1PolicyDocXyz789', '1NotesDoc456']);
     const missing = await runCli(['ingest', '--from', 'gdocs', '--mock', path.join(FIX, 'gdocs-mock'), '--doc', '1Nope', '--out', out]);
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain('error[GDOCS_NOT_FOUND]');
+    expect(missing.stderr).toContain('error[NOT_FOUND]');
   });
 });
 

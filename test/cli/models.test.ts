@@ -97,7 +97,7 @@ describe('foremforge models', () => {
       });
     const no = onTty('n');
     expect(no.stdout).toContain('[y/N]');
-    expect(no.stdout).toContain('CANCELLED');
+    expect(no.stdout).toContain('ABORTED');
     expect(existsSync(s.runDir)).toBe(true);
     const yes = onTty('y');
     expect(yes.stdout).toContain(`removed ${s.runId}`);

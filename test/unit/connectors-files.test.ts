@@ -233,9 +233,9 @@ describe('folders', () => {
     expect(filtered.map((r) => path.relative(dir, (r.source as { path: string }).path))).toEqual(['a/notes.md']);
   });
 
-  it('names a missing path SOURCE_NOT_FOUND and an unknown extension INVALID_ARGUMENT', async () => {
-    expect((await failure(readFiles('/nonexistent/tinyforge/data'))).code).toBe('SOURCE_NOT_FOUND');
-    expect((await failure(readJsonl('/nonexistent/x.jsonl'))).code).toBe('SOURCE_NOT_FOUND');
+  it('names a missing path NOT_FOUND and an unknown extension INVALID_ARGUMENT', async () => {
+    expect((await failure(readFiles('/nonexistent/tinyforge/data'))).code).toBe('NOT_FOUND');
+    expect((await failure(readJsonl('/nonexistent/x.jsonl'))).code).toBe('NOT_FOUND');
     const file = path.join(tempDir(), 'x.xlsx');
     writeFileSync(file, '');
     expect((await failure(readFiles(file))).code).toBe('INVALID_ARGUMENT');

@@ -73,7 +73,7 @@ describe('Google Docs over HTTP', () => {
     const forbidden = await failure(readGoogleDocs(live({ documentIds: ['1PolicyDocXyz789'], token: TOKEN })));
     expect(forbidden.code).toBe('GDOCS_FORBIDDEN');
     const missing = await failure(readGoogleDocs(live({ documentIds: ['1DoesNotExist'], token: TOKEN })));
-    expect(missing.code).toBe('GDOCS_NOT_FOUND');
+    expect(missing.code).toBe('NOT_FOUND');
     expect(missing.message).toContain('1DoesNotExist');
     expect(`${forbidden.message}${missing.message}`).not.toContain(TOKEN);
     // Only the first attempt each: 4xx other than 429 are not retried.
@@ -147,9 +147,9 @@ describe('Google Docs mock mode', () => {
     expect(records[2]).toMatchObject({ text: 'Booking\n\nBook trains over flights under 500 km.\nUse the company portal.' });
   });
 
-  it('names a document missing from the recording GDOCS_NOT_FOUND', async () => {
+  it('names a document missing from the recording NOT_FOUND', async () => {
     const err = await failure(readGoogleDocs({ mode: 'mock', mockDir: MOCK, documentIds: ['1Missing'] }));
-    expect(err.code).toBe('GDOCS_NOT_FOUND');
+    expect(err.code).toBe('NOT_FOUND');
     expect(err.message).toContain('1Missing');
   });
 });

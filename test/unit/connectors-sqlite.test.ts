@@ -93,11 +93,11 @@ describe('SQLite connector', () => {
 
   it('never creates a missing database and names bad tables and SQL', async () => {
     const missing = path.join(tempDir(), 'nope.db');
-    expect((await failure(readSqlite(missing, { table: 'faq' }))).code).toBe('SOURCE_NOT_FOUND');
+    expect((await failure(readSqlite(missing, { table: 'faq' }))).code).toBe('NOT_FOUND');
     expect(existsSync(missing)).toBe(false);
-    expect((await failure(readSqlite(file, { table: 'nope' }))).code).toBe('SOURCE_NOT_FOUND');
+    expect((await failure(readSqlite(file, { table: 'nope' }))).code).toBe('NOT_FOUND');
     expect((await failure(readSqlite(file, { query: 'SELEC oops' }))).code).toBe('DB_ERROR');
     expect((await failure(readSqlite(file, {}))).code).toBe('INVALID_ARGUMENT');
-    expect((await failure(readSqlite(file, { table: 'faq"; DROP TABLE faq; --' }))).code).toBe('SOURCE_NOT_FOUND');
+    expect((await failure(readSqlite(file, { table: 'faq"; DROP TABLE faq; --' }))).code).toBe('NOT_FOUND');
   });
 });

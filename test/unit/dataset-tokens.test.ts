@@ -89,7 +89,7 @@ describe.skipIf(!nativeHasTokenizer())('token statistics with an HF model folder
 
 describe('loadTokenizer errors', () => {
   it('a missing base, or a folder without tokenizer.json, is coded', () => {
-    expect(() => loadTokenizer('/nonexistent/model.gguf')).toThrow(expect.objectContaining({ code: 'BASE_NOT_FOUND' }));
-    expect(() => loadTokenizer(tempDir())).toThrow(expect.objectContaining({ code: nativeHasTokenizer() ? 'BASE_NOT_FOUND' : 'NATIVE_UNAVAILABLE' }));
+    expect(() => loadTokenizer('/nonexistent/model.gguf')).toThrow(expect.objectContaining({ code: 'MODEL_NOT_FOUND' }));
+    expect(() => loadTokenizer(tempDir())).toThrow(expect.objectContaining({ code: nativeHasTokenizer() ? 'MODEL_NOT_FOUND' : 'NATIVE_UNAVAILABLE' }));
   });
 });

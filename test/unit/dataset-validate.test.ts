@@ -111,7 +111,7 @@ describe('validateFile', () => {
   });
 
   it('rejects a missing file with a code', async () => {
-    await expect(validateFile('/nonexistent/data.jsonl')).rejects.toMatchObject({ code: 'FILE_NOT_FOUND' });
+    await expect(validateFile('/nonexistent/data.jsonl')).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
   it('an empty file is not usable', async () => {

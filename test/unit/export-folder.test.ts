@@ -34,7 +34,7 @@ describe('checkOut', () => {
     expect(codeOf(() => check(src, true))).toBe('UNSAFE_PATH');
     expect(codeOf(() => check(path.join(src, 'x')))).toBe('UNSAFE_PATH');
     expect(codeOf(() => check(dir, true))).toBe('UNSAFE_PATH');
-    expect(codeOf(() => check('  '))).toBe('USAGE');
+    expect(codeOf(() => check('  '))).toBe('INVALID_ARGUMENT');
   });
 });
 

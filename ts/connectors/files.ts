@@ -60,7 +60,7 @@ async function* walk(dir: string): AsyncGenerator<string> {
 export async function* readFiles(target: string, options: FileOptions = {}): AsyncGenerator<SourceRecord> {
   const info = await stat(target).catch(() => undefined);
   if (!info) {
-    throw new ForgeError('SOURCE_NOT_FOUND', `no such file or folder: ${target}`, {
+    throw new ForgeError('NOT_FOUND', `no such file or folder: ${target}`, {
       suggestion: 'check the path given to --path',
     });
   }

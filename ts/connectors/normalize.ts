@@ -114,6 +114,6 @@ export function skipOrThrow(source: Provenance, reason: string, options: CommonO
 export async function checkFile(path: string): Promise<void> {
   const info = await stat(path).catch(() => undefined);
   if (!info?.isFile()) {
-    throw new ForgeError('SOURCE_NOT_FOUND', `no such file: ${path}`, { suggestion: 'check the path' });
+    throw new ForgeError('NOT_FOUND', `no such file: ${path}`, { suggestion: 'check the path' });
   }
 }

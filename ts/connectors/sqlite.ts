@@ -24,7 +24,7 @@ export async function* readSqlite(file: string, options: SqliteOptions): AsyncGe
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
   } catch (err) {
-    throw new ForgeError('SOURCE_NOT_FOUND', `cannot open SQLite database ${file}: ${(err as Error).message}`, {
+    throw new ForgeError('NOT_FOUND', `cannot open SQLite database ${file}: ${(err as Error).message}`, {
       suggestion: 'check the path given to --db',
       cause: err,
     });
@@ -38,7 +38,7 @@ export async function* readSqlite(file: string, options: SqliteOptions): AsyncGe
       const ident = quoteIdent(options.table);
       const columns = db.prepare(`SELECT name, pk FROM pragma_table_info(?)`).all(options.table.split('.').pop()!) as Array<{ name: string; pk: number }>;
       if (columns.length === 0) {
-        throw new ForgeError('SOURCE_NOT_FOUND', `sqlite ${file}: no table "${options.table}"`, {
+        throw new ForgeError('NOT_FOUND', `sqlite ${file}: no table "${options.table}"`, {
           suggestion: 'list the tables with: sqlite3 FILE .tables',
         });
       }

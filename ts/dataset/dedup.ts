@@ -18,7 +18,7 @@ export interface DedupResult {
 }
 
 export async function dedupFile(file: string, options: { out: string; normalized?: boolean }): Promise<DedupResult> {
-  if (!existsSync(file)) throw new ForgeError('FILE_NOT_FOUND', `${file} does not exist`, { suggestion: 'check the path to the JSONL file' });
+  if (!existsSync(file)) throw new ForgeError('NOT_FOUND', `${file} does not exist`, { suggestion: 'check the path to the JSONL file' });
   assertDistinct(file, options.out);
   const normalized = options.normalized ?? false;
   const seen = new SeenHashes();

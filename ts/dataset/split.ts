@@ -62,7 +62,7 @@ export async function splitFile(file: string, options: SplitOptions): Promise<Sp
   if (!Number.isInteger(seed) || seed < 0) throw new ForgeError('INVALID_ARGUMENT', `--seed must be a non-negative integer, got ${seed}`, {
       suggestion: 'use e.g. --seed 42',
     });
-  if (!existsSync(file)) throw new ForgeError('FILE_NOT_FOUND', `${file} does not exist`, { suggestion: 'check the path to the JSONL file' });
+  if (!existsSync(file)) throw new ForgeError('NOT_FOUND', `${file} does not exist`, { suggestion: 'check the path to the JSONL file' });
   assertDistinct(file, options.trainOut, options.evalOut);
 
   let n = 0;

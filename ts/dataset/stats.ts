@@ -94,7 +94,7 @@ export async function datasetStats(
   file: string,
   options: { tokenizer?: NativeTokenizer; maxSeqLen?: number } = {},
 ): Promise<DatasetStats> {
-  if (!existsSync(file)) throw new ForgeError('FILE_NOT_FOUND', `${file} does not exist`, { suggestion: 'check the path to the JSONL file' });
+  if (!existsSync(file)) throw new ForgeError('NOT_FOUND', `${file} does not exist`, { suggestion: 'check the path to the JSONL file' });
   const counter = options.tokenizer ? new TokenCounter(options.tokenizer) : undefined;
   const chars = new Lengths();
   const tokens = new Lengths();

@@ -28,7 +28,7 @@ const nativeModule = (): NativeModule => native();
  */
 export function loadTokenizer(base: string): NativeTokenizer {
   if (!existsSync(base)) {
-    throw new ForgeError('BASE_NOT_FOUND', `${base} does not exist`, {
+    throw new ForgeError('MODEL_NOT_FOUND', `${base} does not exist`, {
       suggestion: 'pass a tokenizer.json, a model folder or a .gguf file (`foremforge pull` prints where a model is)',
     });
   }
@@ -40,14 +40,14 @@ export function loadTokenizer(base: string): NativeTokenizer {
   if (statSync(base).isDirectory()) {
     file = path.join(base, 'tokenizer.json');
     if (!existsSync(file)) {
-      throw new ForgeError('BASE_NOT_FOUND', `${base} has no tokenizer.json`, { suggestion: 'pass a Hugging Face model folder or a .gguf file' });
+      throw new ForgeError('MODEL_NOT_FOUND', `${base} has no tokenizer.json`, { suggestion: 'pass a Hugging Face model folder or a .gguf file' });
     }
   }
   try {
     return file.toLowerCase().endsWith('.gguf') ? Tokenizer.fromGguf(file) : Tokenizer.fromFile(file);
   } catch (err) {
     if (hasCode(err)) throw err;
-    throw new ForgeError('TOKENIZER_LOAD_FAILED', `could not load a tokenizer from ${file}: ${(err as Error).message}`, {
+    throw new ForgeError('TOKENIZER_LOAD', `could not load a tokenizer from ${file}: ${(err as Error).message}`, {
       suggestion: 'pass the tokenizer.json of a Hugging Face model, its folder, or a .gguf file',
       cause: err,
     });

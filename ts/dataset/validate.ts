@@ -73,7 +73,7 @@ export async function validateFile(file: string, options: ValidateOptions = {}):
     if (!st.isFile()) throw new Error('not a file');
     bytes = st.size;
   } catch {
-    throw new ForgeError('FILE_NOT_FOUND', `${file} does not exist or is not a file`, { suggestion: 'check the path to the JSONL file' });
+    throw new ForgeError('NOT_FOUND', `${file} does not exist or is not a file`, { suggestion: 'check the path to the JSONL file' });
   }
   const maxChars = options.maxChars ?? 65536;
   const maxProblems = options.maxProblems ?? 100_000;

@@ -147,7 +147,7 @@ async function runBase(
   if (!recorded) throw invalidRun(file, 'has no base.path');
   const abs = path.resolve(runDir, recorded);
   if (!existsSync(abs)) {
-    throw new ForgeError('BASE_NOT_FOUND', `${file} names the base model ${abs}, which does not exist`, {
+    throw new ForgeError('MODEL_NOT_FOUND', `${file} names the base model ${abs}, which does not exist`, {
       suggestion: 'pass --base PATH to point at a copy of it (its SHA-256 must match)',
     });
   }
@@ -186,7 +186,7 @@ async function fromAdapter(adapterDir: string, request: SourceRequest): Promise<
   const spec = request.base ?? (fromConfig && (existsSync(fromConfig) || isModelName(fromConfig)) ? fromConfig : undefined);
   if (!spec) {
     throw new ForgeError(
-      'USAGE',
+      'INVALID_ARGUMENT',
       `which base model is ${adapter.path} for? Its adapter_config.json names ${JSON.stringify(fromConfig ?? null)}`,
       {
         suggestion: 'pass --base with the model folder, .gguf file or catalog name the adapter was trained on',
@@ -244,7 +244,7 @@ async function fromPath(p: string, request: SourceRequest): Promise<ExportSource
 export async function resolveExportSource(request: SourceRequest): Promise<ExportSource> {
   if (request.adapter !== undefined) {
     if (request.model !== undefined) {
-      throw new ForgeError('USAGE', '--model and --adapter exclude each other', {
+      throw new ForgeError('INVALID_ARGUMENT', '--model and --adapter exclude each other', {
         suggestion: 'export a run with --model RUN, or an adapter with --adapter DIR --base MODEL',
       });
     }
@@ -252,7 +252,7 @@ export async function resolveExportSource(request: SourceRequest): Promise<Expor
   }
   const model = request.model;
   if (model === undefined || model.length === 0) {
-    throw new ForgeError('USAGE', 'nothing to export', {
+    throw new ForgeError('INVALID_ARGUMENT', 'nothing to export', {
       suggestion: 'pass --model RUN (a run folder, registry id or base model) or --adapter DIR --base MODEL',
     });
   }

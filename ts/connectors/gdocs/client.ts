@@ -98,7 +98,7 @@ export class MockDocsApi implements DocsApi {
     try {
       text = await readFile(path.join(this.dir, file), 'utf8');
     } catch {
-      throw new ForgeError('GDOCS_NOT_FOUND', `${what} not found in the recorded responses (${path.join(this.dir, file)})`, {
+      throw new ForgeError('NOT_FOUND', `${what} not found in the recorded responses (${path.join(this.dir, file)})`, {
         suggestion: 'record the API response into the mock folder, or check the id',
       });
     }

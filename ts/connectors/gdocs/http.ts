@@ -57,7 +57,7 @@ export function httpError(status: number, what: string, body: string): ForgeErro
         suggestion: 'share the document or folder with the account (the service account\'s client_email) and enable the Docs and Drive APIs',
       });
     case 404:
-      return new ForgeError('GDOCS_NOT_FOUND', `${what} not found (404)`, {
+      return new ForgeError('NOT_FOUND', `${what} not found (404)`, {
         suggestion: 'check the id (the part of the URL after /d/ or /folders/) and that the account can see it',
       });
     case 429:
