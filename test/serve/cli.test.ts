@@ -110,6 +110,36 @@ describe('foremforge serve', () => {
     }
   });
 
+  it('the drain is bounded: past --drain-s the running generation is cancelled with 503 and the exit is still 0', async () => {
+    const child = startServe(['--dir', model.path, '--port', '0', '--drain-s', '1']);
+    try {
+      await waitFor('ready', () => child.lines.some((l) => l.msg === 'ready'), 60_000);
+      const port = Number(child.lines.find((l) => l.msg === 'listening')?.port);
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const idle = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      // Far longer than the drain period: the whole 2,048-token context at ~2.5 ms a token.
+      const running = request(agent, port, 'POST', '/v1/completions', { prompt: 'hello', max_tokens: 4000, temperature: 0 });
+      await waitFor('generation running', async () =>
+        (await request(idle, port, 'GET', '/metrics')).body.includes('tinyforge_active_batch_size 1')
+      );
+      const killedAt = Date.now();
+      child.proc.kill('SIGTERM');
+      const res = await running;
+      // The client hears back right after the 1 s drain period...
+      expect(Date.now() - killedAt).toBeLessThan(3000);
+      expect(res.status).toBe(503);
+      expect(JSON.parse(res.body)).toMatchObject({ error: { type: 'unavailable_error', code: 'shutting_down' } });
+      // ...but Node's exit waits for libuv work in flight, and the interim candle engine cannot
+      // stop its native call: the process ends when that call does (the ORT engine stops at the
+      // next decode step).
+      expect(await child.exit).toBe(0);
+      agent.destroy();
+      idle.destroy();
+    } finally {
+      child.proc.kill('SIGKILL');
+    }
+  });
+
   it("runs on the package's Node-http fallback too (what Node versions without a shipped binary get)", async () => {
     const child = startServe(['--dir', model.path, '--port', '0'], { UWS_USE_FALLBACK: '1' });
     try {
