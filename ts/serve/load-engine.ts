@@ -22,7 +22,7 @@ function readManifest(file: string): RunManifest {
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as RunManifest;
   } catch (err) {
-    throw new ForgeError('INVALID_ARGUMENT', `${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
+    throw new ForgeError('MANIFEST_INVALID', `${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -36,7 +36,7 @@ export function resolveServeTarget(dir: string): ServeTarget {
   if (existsSync(path.join(abs, 'config.json')) && !existsSync(manifestFile)) return { kind: 'model', model: abs, id };
   if (!existsSync(manifestFile)) {
     throw new ForgeError(
-      'INVALID_ARGUMENT',
+      'MODEL_NOT_FOUND',
       `--dir ${dir} is neither a model (config.json or .gguf) nor a TinyForge folder (tinyforge.json)`,
       {
         suggestion: 'point --dir at a base model, a `foremforge train` run folder or a `foremforge export` folder',
@@ -49,10 +49,10 @@ export function resolveServeTarget(dir: string): ServeTarget {
   const outputs = manifest.outputs ?? {};
   if (typeof outputs.model === 'string') return { kind: 'run', model: path.join(abs, outputs.model), id: name };
   const base = manifest.base?.path;
-  if (typeof base !== 'string') throw new ForgeError('INVALID_ARGUMENT', `${manifestFile}: base.path is missing`);
+  if (typeof base !== 'string') throw new ForgeError('MANIFEST_INVALID', `${manifestFile}: base.path is missing`);
   const adapter = typeof outputs.adapter === 'string' ? path.join(abs, outputs.adapter) : undefined;
   if (adapter !== undefined && !existsSync(adapter)) {
-    throw new ForgeError('INVALID_ARGUMENT', `${manifestFile}: outputs.adapter ${adapter} does not exist (the run did not finish?)`);
+    throw new ForgeError('RUN_INVALID', `${manifestFile}: outputs.adapter ${adapter} does not exist (the run did not finish?)`);
   }
   return { kind: 'run', model: path.resolve(abs, base), ...(adapter === undefined ? {} : { adapter }), id: name };
 }
