@@ -1,7 +1,9 @@
 // Bad input never crashes the server and always gets OpenAI's error shape with the right status,
 // `param` and `code`. After the whole matrix the same server still answers /health and a real
 // generation.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestServer, apiError, post, startTestServer, tinyModel } from './helpers.js';
 
@@ -236,6 +238,28 @@ describe('malformed input', () => {
     expect(capped.status).toBe(200);
     const body = (await capped.json()) as { usage: { completion_tokens: number; prompt_tokens: number } };
     expect(body.usage.prompt_tokens + body.usage.completion_tokens).toBeLessThanOrEqual(ctx);
+  });
+
+  it('a chat template that refuses the messages (raise_exception) is a 400 about messages', async () => {
+    const strict = await tinyModel({}, 'strict');
+    const configFile = path.join(strict.path, 'tokenizer_config.json');
+    const config = JSON.parse(readFileSync(configFile, 'utf8')) as { chat_template: string };
+    config.chat_template = `{% if messages[0]['role'] == 'assistant' %}{{ raise_exception('conversations must not start with the assistant') }}{% endif %}${config.chat_template}`;
+    writeFileSync(configFile, JSON.stringify(config));
+    const other = await startTestServer(strict.path);
+    try {
+      const res = await post(other.url, '/v1/chat/completions', { messages: [{ role: 'assistant', content: 'hello' }], max_tokens: 2 });
+      expect(res.status).toBe(400);
+      const err = await apiError(res);
+      expect(err).toMatchObject({ param: 'messages', code: 'invalid_messages' });
+      expect(err.message).toContain('must not start with the assistant');
+      expect(
+        (await post(other.url, '/v1/chat/completions', { messages: [{ role: 'user', content: 'hello' }], max_tokens: 2 })).status
+      ).toBe(200);
+    } finally {
+      await other.close();
+      strict.cleanup();
+    }
   });
 
   it('garbage on the socket does not take the server down; /health and generation still work', async () => {

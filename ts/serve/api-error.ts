@@ -51,6 +51,9 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (hasCode(err)) {
     if (err.code === 'INVALID_ARGUMENT') return new ApiError(400, err.message, { code: 'invalid_value' });
+    // A template's raise_exception (e.g. "roles must alternate") is about the messages sent.
+    if (err.code === 'CHAT_TEMPLATE')
+      return new ApiError(400, `the chat template refused these messages: ${err.message}`, { param: 'messages', code: 'invalid_messages' });
     if (err.code === 'CHAT_TEMPLATE_MISSING') {
       return new ApiError(400, 'this model has no chat template; use /v1/completions with a text prompt', {
         param: 'messages',
