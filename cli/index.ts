@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { handleError } from './errors.js';
 import { baseCommand } from './commands/base.js';
+import { chatCommand } from './commands/chat.js';
 import { demoCommand } from './commands/demo.js';
 import { exportCommand } from './commands/export.js';
 import { dataCommand } from './commands/data.js';
@@ -28,6 +29,7 @@ const program = new Command()
 
 // Commands (one line each, keep sorted):
 program.addCommand(baseCommand);
+program.addCommand(chatCommand);
 program.addCommand(dataCommand);
 program.addCommand(demoCommand);
 program.addCommand(exportCommand);

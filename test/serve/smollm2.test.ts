@@ -3,6 +3,7 @@
 // the right answer, plain and streamed; /predict gives the same text.
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
 import { smollm2GgufPath } from '../helpers/models.js';
 import { type TestServer, post, startTestServer } from './helpers.js';
 
@@ -37,5 +38,18 @@ describe('SmolLM2-135M-Instruct over HTTP', () => {
     const body = (await res.json()) as { output: string; confidence: number };
     expect(body.output).toBe(answer);
     expect(body.confidence).toBeGreaterThan(0.1);
+  });
+
+  it('foremforge chat keeps the conversation: a follow-up question is understood in context', async () => {
+    const input = 'What is the capital of France?\nAnd of Germany?\n/exit\n';
+    const r = await runCli(['chat', '--dir', await smollm2GgufPath(), '--max-tokens', '24', '--temperature', '0'], {
+      input,
+      timeoutMs: 300_000,
+    });
+    console.log(`foremforge chat printed: ${JSON.stringify(r.stdout)}`);
+    expect(r.code).toBe(0);
+    const [first, second] = r.stdout.trim().split('\n');
+    expect(first).toMatch(/Paris/);
+    expect(second).toMatch(/Berlin/);
   });
 });
