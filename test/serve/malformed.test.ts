@@ -178,12 +178,13 @@ const CASES: Case[] = [
     param: 'model',
     code: 'model_not_found',
   },
+  { name: 'malformed model id in the path', route: '/v1/models/%E0%A4%A', body: undefined, status: 404, code: 'model_not_found' },
   { name: 'unknown route', route: '/v1/embeddings', body: { input: 'x' }, status: 404, code: 'not_found' },
 ];
 
 describe('malformed input', () => {
   it.each(CASES)('$name -> $status', async (c) => {
-    const res = await post(srv.url, c.route, c.body);
+    const res = c.body === undefined ? await fetch(`${srv.url}${c.route}`) : await post(srv.url, c.route, c.body);
     expect(res.status).toBe(c.status);
     expect(res.headers.get('content-type')).toBe('application/json');
     const err = await apiError(res);

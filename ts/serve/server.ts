@@ -206,7 +206,13 @@ export class InferenceServer {
     app.get(
       '/v1/models/:id',
       this.route('/v1/models/:id', { engine: true }, async ({ reply, engine, stats }) => {
-        const id = decodeURIComponent((stats as { param?: string }).param ?? '');
+        const raw = (stats as { param?: string }).param ?? '';
+        let id = raw;
+        try {
+          id = decodeURIComponent(raw);
+        } catch {
+          // A malformed %-escape names no model we serve: the 404 below, not a 500.
+        }
         if (id !== engine.info.id)
           throw new ApiError(404, `The model \`${id}\` does not exist`, { param: 'model', code: 'model_not_found' });
         reply.json(200, modelCard(engine));
