@@ -4,6 +4,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
 import { connect } from 'node:net';
+import os from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Generator } from '@tinyforge/native';
@@ -43,6 +44,16 @@ function startServe(args: string[], env: NodeJS.ProcessEnv = {}): Child {
   return { proc, lines, exit };
 }
 
+function tryConnect(port: number, host: string): Promise<string> {
+  return new Promise((resolve) => {
+    const sock = connect(port, host, () => {
+      sock.destroy();
+      resolve('connected');
+    });
+    sock.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+  });
+}
+
 /** One request over an explicit keep-alive agent, so a later request can reuse its connection. */
 function request(
   agent: http.Agent,
@@ -74,6 +85,12 @@ describe('foremforge serve', () => {
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
       const idle = new http.Agent({ keepAlive: true, maxSockets: 1 });
       expect((await request(idle, port, 'GET', '/ready')).status).toBe(200);
+      // Loopback only by default: the machine's other addresses refuse the connection.
+      expect(child.lines.find((l) => l.msg === 'listening')?.host).toBe('127.0.0.1');
+      const external = Object.values(os.networkInterfaces())
+        .flat()
+        .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+      if (external) expect(await tryConnect(port, external)).toBe('ECONNREFUSED');
 
       const running = request(agent, port, 'POST', '/v1/completions', { prompt: 'hello', max_tokens: 2000, temperature: 0 });
       await waitFor('generation running', async () =>
@@ -83,14 +100,7 @@ describe('foremforge serve', () => {
       await waitFor('draining', () => child.lines.some((l) => l.msg === 'draining'), 5000);
 
       // New connections are refused (the listen socket is closed)...
-      const refused = await new Promise<string>((resolve) => {
-        const sock = connect(port, '127.0.0.1', () => {
-          sock.destroy();
-          resolve('connected');
-        });
-        sock.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
-      });
-      expect(refused).toBe('ECONNREFUSED');
+      expect(await tryConnect(port, '127.0.0.1')).toBe('ECONNREFUSED');
       // ...and a kept-alive connection gets 503 for a new generation while /ready says so too.
       const late = await request(idle, port, 'POST', '/predict', { text: 'too late' });
       expect(late.status).toBe(503);
