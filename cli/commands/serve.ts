@@ -8,8 +8,8 @@ import { startService } from '../../ts/serve/service.js';
 
 interface ServeFlags {
   dir: string;
-  port: string;
-  host: string;
+  port?: string;
+  host?: string;
   threads?: string;
   maxBatch: string;
   maxQueue: string;
@@ -43,13 +43,20 @@ function apiKey(file: string | undefined): string | undefined {
   return fromEnv === '' ? undefined : fromEnv;
 }
 
+/** --port/--host over tinyforge.config.json's serve.port/serve.host (and TINYFORGE_SERVE_*). */
+async function listenAddress(flags: ServeFlags): Promise<{ port: number; host: string }> {
+  const { applyFlags, loadConfig } = await import('../../ts/config/load.js');
+  const port = flags.port === undefined ? undefined : intFlag('--port', flags.port, 0, 65_535);
+  return applyFlags(loadConfig().config, { port, host: flags.host }, { group: 'serve' }).serve;
+}
+
 export const serveCommand = new Command('serve')
   .description(
     'Serve a model over HTTP: OpenAI-compatible /v1/chat/completions, /v1/completions and /v1/models, plus /predict, /health, /ready and /metrics.'
   )
   .requiredOption('--dir <path>', 'model (HF folder or .gguf), training run folder (base + adapter) or export folder')
-  .option('--port <n>', 'TCP port (0 = any free port)', '8001')
-  .option('--host <addr>', 'address to bind; 0.0.0.0 exposes the service to the network', '127.0.0.1')
+  .option('--port <n>', 'TCP port, 0 = any free port (default: serve.port of tinyforge.config.json, else 8001)')
+  .option('--host <addr>', 'address to bind; 0.0.0.0 exposes the service to the network (default: serve.host, else 127.0.0.1)')
   .option('--threads <n>', 'compute threads (default: one per core)')
   .option('--max-batch <n>', 'generations running at once (the engine may allow fewer)', '8')
   .option('--max-queue <n>', 'generations waiting for a slot; beyond that: 503 + Retry-After', '64')
@@ -63,8 +70,7 @@ export const serveCommand = new Command('serve')
   .action(async (flags: ServeFlags) => {
     const options = {
       dir: flags.dir,
-      port: intFlag('--port', flags.port, 0, 65_535),
-      host: flags.host,
+      ...(await listenAddress(flags)),
       maxBatch: intFlag('--max-batch', flags.maxBatch, 1),
       maxQueue: intFlag('--max-queue', flags.maxQueue, 0),
       timeoutMs: intFlag('--timeout-s', flags.timeoutS, 1) * 1000,

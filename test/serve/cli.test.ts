@@ -3,7 +3,7 @@
 // answers from a model or a training run folder; bad --dir values fail with a coded error.
 import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import os from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -26,9 +26,10 @@ interface Child {
   exit: Promise<number | null>;
 }
 
-function startServe(args: string[], env: NodeJS.ProcessEnv = {}): Child {
+function startServe(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Child {
   const proc = spawn(process.execPath, [CLI, 'serve', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(cwd ? { cwd } : {}),
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
   });
   const lines: Array<Record<string, unknown>> = [];
@@ -162,6 +163,34 @@ describe('foremforge serve', () => {
       expect(JSON.parse(answer.body)).toMatchObject({ usage: { completion_tokens: 3 } });
       const bad = await request(agent, port, 'POST', '/v1/completions', { prompt: 'x', temperature: 'hot' });
       expect(bad.status).toBe(400);
+      child.proc.kill('SIGTERM');
+      expect(await child.exit).toBe(0);
+    } finally {
+      child.proc.kill('SIGKILL');
+    }
+  });
+
+  it('takes its port from tinyforge.config.json and survives a closed stdout', async () => {
+    // A free port, chosen by the kernel and released for the server to take.
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port: p } = probe.address() as { port: number };
+        probe.close(() => resolve(p));
+      });
+    });
+    const project = path.join(path.dirname(model.path), 'project');
+    mkdirSync(project, { recursive: true });
+    writeFileSync(path.join(project, 'tinyforge.config.json'), JSON.stringify({ serve: { port } }));
+    const child = startServe(['--dir', model.path], {}, project);
+    try {
+      await waitFor('ready', () => child.lines.some((l) => l.msg === 'ready'), 60_000);
+      expect(child.lines.find((l) => l.msg === 'listening')?.port).toBe(port);
+      // The log reader goes away: every later log line hits EPIPE, which must not kill the server.
+      child.proc.stdout?.destroy();
+      const agent = new http.Agent({ keepAlive: false });
+      for (let i = 0; i < 5; i++) expect((await request(agent, port, 'GET', '/health')).status).toBe(200);
+      expect((await request(agent, port, 'POST', '/predict', { text: 'hi', max_tokens: 2 })).status).toBe(200);
+      expect(child.proc.exitCode).toBeNull();
       child.proc.kill('SIGTERM');
       expect(await child.exit).toBe(0);
     } finally {

@@ -19,6 +19,17 @@ export function parseLogLevel(value: string | undefined): LogLevel {
   return v in LEVELS ? (v as LogLevel) : 'info';
 }
 
+// A closed stdout (the log reader went away: `serve | head`, a dead collector) must not take the
+// server down with an unhandled EPIPE; the lines are lost, the requests still get answers.
+let stdoutGuarded = false;
+function writeStdout(text: string): void {
+  if (!stdoutGuarded) {
+    stdoutGuarded = true;
+    process.stdout.on('error', () => undefined);
+  }
+  if (!process.stdout.destroyed) process.stdout.write(text);
+}
+
 const exitFlushers = new Set<() => void>();
 function onExit(flush: () => void): void {
   if (exitFlushers.size === 0)
@@ -33,10 +44,7 @@ function onExit(flush: () => void): void {
  * syscall on Linux, and one per request was a third of the CPU of a /health-only load. Whatever
  * is pending is written before the process exits.
  */
-export function createLogger(
-  level: LogLevel = parseLogLevel(process.env.LOG_LEVEL),
-  write: (text: string) => void = (t) => process.stdout.write(t)
-): Logger {
+export function createLogger(level: LogLevel = parseLogLevel(process.env.LOG_LEVEL), write: (text: string) => void = writeStdout): Logger {
   const threshold = LEVELS[level];
   let pending: string[] = [];
   const flush = (): void => {
