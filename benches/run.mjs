@@ -13,6 +13,7 @@ const SUITES = {
   tokenizer: 'tokenizer.mjs',
   data: 'data.mjs',
   train: 'train.mjs',
+  serve: 'serve.mjs',
 };
 
 const asked = process.argv.slice(2);
