@@ -60,30 +60,34 @@ async function healthLoad(port, seconds, conns = 8, depth = 16) {
   let done = 0;
   const end = Date.now() + seconds * 1000;
   await Promise.all(
-    Array.from({ length: conns }, () => new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      let inflight = 0;
-      let pending = '';
-      const fill = () => {
-        let out = '';
-        for (; inflight < depth; inflight++) out += req;
-        s.write(out);
-      };
-      s.on('connect', fill);
-      s.on('data', (d) => {
-        pending += d.toString('latin1');
-        for (let i = pending.indexOf('"}'); i >= 0; i = pending.indexOf('"}')) {
-          pending = pending.slice(i + 2);
-          inflight--;
-          done++;
-        }
-        if (Date.now() < end) fill();
-        else {
-          s.destroy();
-          resolve();
-        }
-      });
-    }))
+    Array.from(
+      { length: conns },
+      () =>
+        new Promise((resolve) => {
+          const s = net.connect(port, '127.0.0.1');
+          let inflight = 0;
+          let pending = '';
+          const fill = () => {
+            let out = '';
+            for (; inflight < depth; inflight++) out += req;
+            s.write(out);
+          };
+          s.on('connect', fill);
+          s.on('data', (d) => {
+            pending += d.toString('latin1');
+            for (let i = pending.indexOf('"}'); i >= 0; i = pending.indexOf('"}')) {
+              pending = pending.slice(i + 2);
+              inflight--;
+              done++;
+            }
+            if (Date.now() < end) fill();
+            else {
+              s.destroy();
+              resolve();
+            }
+          });
+        })
+    )
   );
   return done / seconds;
 }
@@ -97,7 +101,13 @@ async function complete(port, i) {
   const res = await fetch(`http://127.0.0.1:${port}/v1/completions`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ prompt: `Story ${i}: once upon a time`, max_tokens: 64, temperature: 0, stream: true, stream_options: { include_usage: true } }),
+    body: JSON.stringify({
+      prompt: `Story ${i}: once upon a time`,
+      max_tokens: 64,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
   });
   let ttft;
   let tokens = 0;
@@ -115,9 +125,11 @@ async function generationLevel(port, clients) {
   const perClient = Math.max(1, Math.ceil(Math.max(clients, 8) / clients));
   const results = [];
   const started = performance.now();
-  await Promise.all(Array.from({ length: clients }, async (_, c) => {
-    for (let k = 0; k < perClient; k++) results.push(await complete(port, c * 1000 + k));
-  }));
+  await Promise.all(
+    Array.from({ length: clients }, async (_, c) => {
+      for (let k = 0; k < perClient; k++) results.push(await complete(port, c * 1000 + k));
+    })
+  );
   const seconds = (performance.now() - started) / 1000;
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const rss = Number(/tinyforge_process_resident_memory_bytes (\d+)/.exec(metrics)?.[1] ?? 0);
@@ -144,7 +156,13 @@ writeFileSync(rawFile, RAW_APP);
 const raw = await spawnServer([rawFile]);
 const t0 = performance.now();
 const ours = await spawnServer([CLI, 'serve', '--dir', model, '--port', '0'], { LOG_LEVEL: 'info' });
-while ((await fetch(`http://127.0.0.1:${ours.port}/ready`).then((r) => r.status, () => 0)) !== 200) await new Promise((r) => setTimeout(r, 5));
+while (
+  (await fetch(`http://127.0.0.1:${ours.port}/ready`).then(
+    (r) => r.status,
+    () => 0
+  )) !== 200
+)
+  await new Promise((r) => setTimeout(r, 5));
 const coldStartMs = performance.now() - t0;
 const passes = { raw: [], ours: [] };
 for (let i = 0; i < PASSES; i++) {
@@ -155,7 +173,9 @@ raw.proc.kill();
 const health = { rawReqPerSec: median(passes.raw), oursReqPerSec: median(passes.ours) };
 console.log(`\nGET /health (8 conns x 16 pipelined, median of ${PASSES} x 3 s)`);
 console.log(`  raw uWebSockets.js  ${health.rawReqPerSec.toFixed(0).padStart(8)} req/s`);
-console.log(`  foremforge serve    ${health.oursReqPerSec.toFixed(0).padStart(8)} req/s   ${(health.oursReqPerSec / health.rawReqPerSec).toFixed(2)}x (goal >= 0.8x; one JSON log line per request)`);
+console.log(
+  `  foremforge serve    ${health.oursReqPerSec.toFixed(0).padStart(8)} req/s   ${(health.oursReqPerSec / health.rawReqPerSec).toFixed(2)}x (goal >= 0.8x; one JSON log line per request)`
+);
 console.log(`cold start to /ready: ${coldStartMs.toFixed(0)} ms (goal < 1000)`);
 
 // 3. Generation.
@@ -165,13 +185,18 @@ const levels = [];
 for (const clients of [1, 8, 32]) {
   const r = await generationLevel(ours.port, clients);
   levels.push(r);
-  console.log(`${String(clients).padStart(7)}  ${r.reqPerSec.toFixed(2).padStart(5)}  ${r.p50Ms.toFixed(0).padStart(7)}  ${r.p99Ms.toFixed(0).padStart(7)}  ${r.p99TtftMs.toFixed(0).padStart(11)}  ${r.tokensPerSec.toFixed(1).padStart(9)}  ${r.rssMB.toFixed(0).padStart(6)}`);
+  console.log(
+    `${String(clients).padStart(7)}  ${r.reqPerSec.toFixed(2).padStart(5)}  ${r.p50Ms.toFixed(0).padStart(7)}  ${r.p99Ms.toFixed(0).padStart(7)}  ${r.p99TtftMs.toFixed(0).padStart(11)}  ${r.tokensPerSec.toFixed(1).padStart(9)}  ${r.rssMB.toFixed(0).padStart(6)}`
+  );
 }
 ours.proc.kill('SIGTERM');
 
 const outDir = path.join(ROOT, 'benches/results');
 mkdirSync(outDir, { recursive: true });
 const file = path.join(outDir, `serve-${new Date().toISOString().slice(0, 10)}.json`);
-writeFileSync(file, `${JSON.stringify({ model, cpu: os.cpus()[0]?.model, cores: os.cpus().length, load: os.loadavg()[0], coldStartMs, health, passes, levels }, null, 2)}\n`);
+writeFileSync(
+  file,
+  `${JSON.stringify({ model, cpu: os.cpus()[0]?.model, cores: os.cpus().length, load: os.loadavg()[0], coldStartMs, health, passes, levels }, null, 2)}\n`
+);
 console.log(`\nwrote ${path.relative(ROOT, file)}`);
 process.exit(0);
