@@ -51,7 +51,7 @@ pub fn sharing_pool<R>(sharers: usize, f: impl FnOnce() -> R) -> R {
 }
 
 /// Threads a GEMM issued on this thread may use.
-fn gemm_threads() -> usize {
+pub(crate) fn gemm_threads() -> usize {
     (rayon::current_num_threads() / SHARERS.with(|s| s.get())).max(1)
 }
 

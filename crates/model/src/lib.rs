@@ -1,6 +1,7 @@
 //! TinyForge model: a Llama-family decoder in candle (`llama`), its Hugging Face config
 //! (`config`), checkpoint loading from HF safetensors or GGUF (`weights`), and tiny random models
 //! for tests (`tiny`). Pure Rust, no napi: the binding crate wraps it.
+pub mod bf16;
 pub mod config;
 pub mod error;
 pub mod generate;

@@ -25,6 +25,7 @@ use std::{fmt::Debug, path::Path, sync::Arc};
 use candle_core::{DType, Device, Tensor};
 
 use crate::{
+    bf16::{PackedWeight, Precision},
     config::LlamaConfig,
     error::{ModelError, Result},
     weights::{Weights, load_checkpoint},
@@ -50,17 +51,28 @@ pub trait Projection: Debug + Send + Sync {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor>;
     /// The frozen base weight `[out, in]` (for merging and export).
     fn base_weight(&self) -> &Tensor;
+    /// The base weight packed for the bf16 kernel, when the run computes in bf16.
+    fn packed_bf16(&self) -> Option<&Arc<PackedWeight>> {
+        None
+    }
 }
 
 /// A plain frozen linear layer without bias (Llama has none).
 #[derive(Debug, Clone)]
 pub struct FrozenLinear {
     weight: Tensor,
+    packed: Option<Arc<PackedWeight>>,
 }
 
 impl FrozenLinear {
     pub fn new(weight: Tensor) -> Self {
-        Self { weight }
+        Self { weight, packed: None }
+    }
+
+    /// The same layer computing in bf16 (`bf16`): the weight is packed here, once.
+    pub fn bf16(weight: Tensor) -> candle_core::Result<Self> {
+        let packed = Arc::new(PackedWeight::from_tensor(&weight)?);
+        Ok(Self { weight, packed: Some(packed) })
     }
 }
 
@@ -87,10 +99,16 @@ pub fn frozen_linear(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
 
 impl Projection for FrozenLinear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        frozen_linear(x, &self.weight)
+        match &self.packed {
+            Some(p) if x.dtype() == DType::F32 => frozen_matmul::frozen_matmul_packed(x, &self.weight, Some(p)),
+            _ => frozen_linear(x, &self.weight),
+        }
     }
     fn base_weight(&self) -> &Tensor {
         &self.weight
+    }
+    fn packed_bf16(&self) -> Option<&Arc<PackedWeight>> {
+        self.packed.as_ref()
     }
 }
 
@@ -243,6 +261,16 @@ impl Llama {
 
     /// Replaces projections by name (`model.layers.{i}.self_attn.q_proj`, `...mlp.down_proj`):
     /// `f` gets the current projection and returns the one to use (unchanged, or wrapped).
+    /// Makes the q/k/v/o/gate/up/down projections compute in `precision` (resolved for this
+    /// CPU, `Auto` included): bf16 packs each weight once. Call before wrapping them (LoRA), which
+    /// keeps the packing (`Projection::packed_bf16`). The output head stays f32.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        if precision.resolve() != Precision::Bf16 {
+            return Ok(());
+        }
+        self.map_projections(|_, p| Ok(Arc::new(FrozenLinear::bf16(p.base_weight().clone())?) as Arc<dyn Projection>))
+    }
+
     pub fn map_projections<F>(&mut self, mut f: F) -> Result<()>
     where
         F: FnMut(&str, Arc<dyn Projection>) -> Result<Arc<dyn Projection>>,

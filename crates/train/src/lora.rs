@@ -12,7 +12,11 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 use tinyforge_model::{
     Projection,
-    llama::{frozen_matmul::frozen_matmul, linear},
+    bf16::PackedWeight,
+    llama::{
+        frozen_matmul::{frozen_matmul, frozen_matmul_packed},
+        linear,
+    },
 };
 
 /// What to adapt and how (the fields of PEFT's `LoraConfig` we support).
@@ -79,21 +83,30 @@ impl LoraConfig {
 #[derive(Debug)]
 pub struct FrozenProjection {
     w: Tensor,
+    /// The base's bf16 packing, kept when the run computes in bf16 (`Llama::set_precision`).
+    packed: Option<Arc<PackedWeight>>,
 }
 
 impl FrozenProjection {
     pub fn new(base: &Arc<dyn Projection>) -> Self {
-        Self { w: base.base_weight().clone() }
+        Self { w: base.base_weight().clone(), packed: base.packed_bf16().cloned() }
     }
 }
 
 impl Projection for FrozenProjection {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        frozen_matmul(x, &self.w)
+        match &self.packed {
+            Some(p) if x.dtype() == DType::F32 => frozen_matmul_packed(x, &self.w, Some(p)),
+            _ => frozen_matmul(x, &self.w),
+        }
     }
 
     fn base_weight(&self) -> &Tensor {
         &self.w
+    }
+
+    fn packed_bf16(&self) -> Option<&Arc<PackedWeight>> {
+        self.packed.as_ref()
     }
 }
 
@@ -183,7 +196,7 @@ impl Projection for LoraLinear {
         // takes the composition below, which computes the same function.
         if x.device().is_cpu() && [x, w, a, b].iter().all(|t| t.dtype() == DType::F32) {
             let mask = self.rng.mask_values(x.elem_count(), self.dropout);
-            return lora_linear(x, a, b, w, self.scale as f32, mask);
+            return lora_linear(x, a, b, w, self.base.packed_bf16(), self.scale as f32, mask);
         }
         let y = self.base.forward(x)?;
         let xd = match self.rng.mask(x, self.dropout)? {

@@ -12,14 +12,27 @@
 //! `dx = g·W + s·(gb·A)∘m`, `dA = s·gbᵀ·xd`, `dB = s·gᵀ·u` (`u` is recomputed: with `r` of 8-16
 //! it costs ~2% of the base GEMM and keeps the op stateless). The GEMM kernel never splits the
 //! reduction dimension across threads, so results are bit-identical run to run.
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::Arc};
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, StorageRef, Tensor, bail};
-use tinyforge_model::kernels::{View, from_vec, gemm_view, last_dim, slice};
+use tinyforge_model::{
+    bf16::PackedWeight,
+    kernels::{View, from_vec, gemm_view, last_dim, slice},
+};
 
 /// `x [.., in]`, `a [r, in]`, `b [out, r]`, frozen `w [out, in]`; `mask` (inverted-dropout
 /// values, one per element of `x`) multiplies the input of the low-rank branch only.
-pub fn lora_linear(x: &Tensor, a: &Tensor, b: &Tensor, w: &Tensor, scale: f32, mask: Option<Vec<f32>>) -> Result<Tensor> {
+/// `packed`, the bf16 packing of `w`, runs both products with the frozen weight in bf16
+/// (`tinyforge_model::bf16`); the low-rank branch stays f32 either way.
+pub fn lora_linear(
+    x: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    w: &Tensor,
+    packed: Option<&Arc<PackedWeight>>,
+    scale: f32,
+    mask: Option<Vec<f32>>,
+) -> Result<Tensor> {
     let ((out, inp), (r, a_in), (b_out, b_r)) = (w.dims2()?, a.dims2()?, b.dims2()?);
     if last_dim(x.layout()) != inp || a_in != inp || b_out != out || b_r != r {
         bail!("lora linear: shapes x {:?}, A {:?}, B {:?}, W {:?} do not chain", x.dims(), a.dims(), b.dims(), w.dims())
@@ -27,12 +40,16 @@ pub fn lora_linear(x: &Tensor, a: &Tensor, b: &Tensor, w: &Tensor, scale: f32, m
     if mask.as_ref().is_some_and(|m| m.len() != x.elem_count()) {
         bail!("lora linear: dropout mask has {} values for {} inputs", mask.map_or(0, |m| m.len()), x.elem_count())
     }
-    let op = LoraOp { w: w.contiguous()?, scale, mask };
+    if packed.is_some_and(|p| p.dims() != (out, inp)) {
+        bail!("lora linear: bf16 packing does not match W {:?}", w.dims())
+    }
+    let op = LoraOp { w: w.contiguous()?, packed: packed.cloned(), scale, mask };
     x.contiguous()?.apply_op3(&a.contiguous()?, &b.contiguous()?, op)
 }
 
 struct LoraOp {
     w: Tensor,
+    packed: Option<Arc<PackedWeight>>,
     scale: f32,
     mask: Option<Vec<f32>>,
 }
@@ -88,9 +105,13 @@ impl CustomOp3 for LoraOp {
         let (r, rows) = (a.len() / inp, x.len() / inp);
         let u = Self::low_rank(&self.dropped(x), a, rows, r, inp);
         let mut y = vec![0f32; rows * out];
-        let w = guards(std::slice::from_ref(&self.w));
-        let w = cpu(&w[0], "lora base weight")?;
-        mm(&mut y, (rows, out, inp), View::rows(x, inp), View::rows(w, inp).t(), 1.0, false);
+        if let Some(p) = &self.packed {
+            p.forward(x, &mut y, false);
+        } else {
+            let w = guards(std::slice::from_ref(&self.w));
+            let w = cpu(&w[0], "lora base weight")?;
+            mm(&mut y, (rows, out, inp), View::rows(x, inp), View::rows(w, inp).t(), 1.0, false);
+        }
         mm(&mut y, (rows, out, r), View::rows(&u, r), View::rows(b, r).t(), self.scale, true);
         let mut dims = l1.dims().to_vec();
         *dims.last_mut().unwrap() = out;
@@ -123,12 +144,17 @@ impl CustomOp3 for LoraOp {
         let dx = if xt.track_op() {
             let mut dx = vec![0f32; rows * inp];
             let (gb_v, a_v, g_v, w_v) = (View::rows(&gb, r), View::rows(a, inp), View::rows(g, out), View::rows(w, inp));
+            // `dx (+)= g·W`, in bf16 when the run packed W.
+            let base = |dx: &mut [f32], acc: bool| match &self.packed {
+                Some(p) => p.backward(g, dx, acc),
+                None => mm(dx, (rows, inp, out), g_v, w_v, 1.0, acc),
+            };
             if let Some(m) = &self.mask {
                 mm(&mut dx, (rows, inp, r), gb_v, a_v, s, false);
                 dx.iter_mut().zip(m).for_each(|(d, k)| *d *= k);
-                mm(&mut dx, (rows, inp, out), g_v, w_v, 1.0, true);
+                base(&mut dx, true);
             } else {
-                mm(&mut dx, (rows, inp, out), g_v, w_v, 1.0, false);
+                base(&mut dx, false);
                 mm(&mut dx, (rows, inp, r), gb_v, a_v, s, true);
             }
             Some(from_vec(dx, xt.dims())?)
@@ -180,7 +206,7 @@ mod tests {
         let mask: Option<Vec<f32>> =
             masked.then(|| (0..x.elem_count()).map(|_| if rng.random::<f32>() < 0.3 { 0.0 } else { 1.0 / 0.7 }).collect());
         let y = if fused {
-            lora_linear(&x, &a, &b, &w, S, mask).unwrap()
+            lora_linear(&x, &a, &b, &w, None, S, mask).unwrap()
         } else {
             let xd = match mask {
                 Some(m) => (x.as_tensor() * Tensor::from_vec(m, x.shape(), &Device::Cpu).unwrap()).unwrap(),
@@ -216,7 +242,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(9);
         let (x, w) = (rand(&mut rng, &[3, 8]), rand(&mut rng, &[5, 8]));
         let (a, b) = (Var::from_tensor(&rand(&mut rng, &[2, 8])).unwrap(), Var::from_tensor(&rand(&mut rng, &[5, 2])).unwrap());
-        let grads = lora_linear(&x, &a, &b, &w, S, None).unwrap().sum_all().unwrap().backward().unwrap();
+        let grads = lora_linear(&x, &a, &b, &w, None, S, None).unwrap().sum_all().unwrap().backward().unwrap();
         assert!(grads.get(&x).is_none() && grads.get(&a).is_some() && grads.get(&b).is_some());
     }
 }

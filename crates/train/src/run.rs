@@ -10,7 +10,7 @@ use std::{
 
 use serde::Serialize;
 use serde_json::json;
-use tinyforge_model::{Llama, ModelFormat, detect_format, load_checkpoint};
+use tinyforge_model::{Llama, ModelFormat, bf16::Precision, detect_format, load_checkpoint};
 use tinyforge_tokenizer::Tokenizer;
 
 use crate::{
@@ -41,6 +41,9 @@ pub struct TrainOptions {
     pub resume: bool,
     pub skip_invalid: bool,
     pub dry_run: bool,
+    /// Arithmetic of the frozen base projections in LoRA runs (`auto`: bf16 where the CPU has
+    /// AVX512_BF16); full fine-tuning computes in f32.
+    pub precision: Precision,
     pub training: LoopConfig,
 }
 
@@ -58,6 +61,7 @@ impl TrainOptions {
             resume: false,
             skip_invalid: false,
             dry_run: false,
+            precision: Precision::Auto,
             training: LoopConfig::default(),
         }
     }
@@ -164,7 +168,9 @@ pub fn train(opts: &TrainOptions, on_progress: &mut (dyn FnMut(&Progress) + Send
 
     let base_sha = manifest::base_sha256(&opts.base, format)?;
     let ckpt = load_checkpoint(&opts.base)?;
-    let llama = Llama::new(ckpt.config.clone(), &ckpt.weights)?;
+    let mut llama = Llama::new(ckpt.config.clone(), &ckpt.weights)?;
+    let precision = if opts.full { Precision::Fp32 } else { opts.precision.resolve() };
+    llama.set_precision(precision)?;
     if tok.vocab_size() > ckpt.config.vocab_size {
         return Err(TrainError::options(
             "base",
@@ -187,6 +193,8 @@ pub fn train(opts: &TrainOptions, on_progress: &mut (dyn FnMut(&Progress) + Send
     }
     fingerprint.insert("lora".into(), if opts.full { json!(null) } else { serde_json::to_value(&opts.lora).expect("serializes") });
     fingerprint.insert("maxSeqLen".into(), json!(opts.max_seq_len));
+    // Resuming is bit-exact within one precision only, so it is part of the run's identity.
+    fingerprint.insert("precision".into(), json!(precision.as_str()));
     fingerprint.insert("evalSplit".into(), json!(opts.eval_split));
     fingerprint.insert("skipInvalid".into(), json!(opts.skip_invalid));
     let hyperparameters = json!({ "fingerprint": &fingerprint, "training": &loop_cfg });

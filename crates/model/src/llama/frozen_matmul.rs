@@ -1,24 +1,39 @@
-//! The frozen matmul: `x · wᵀ` for a weight that needs no gradient.
+//! The frozen matmul: `x · wᵀ` for a weight that needs no gradient, in f32 or, given the
+//! weight's bf16 packing (`bf16::PackedWeight`, built once per run), in bf16 both ways.
+use std::sync::Arc;
+
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, bail};
 
-use crate::kernels::{from_vec, gemm_rowmajor, last_dim, slice, with_data};
+use crate::{
+    bf16::PackedWeight,
+    kernels::{from_vec, gemm_rowmajor, last_dim, slice, with_data},
+};
 
 /// `x [.., in] · wᵀ` for a frozen `w [out, in]`: backward yields the input gradient only. candle's
 /// matmul backward would also compute the weight's gradient (a GEMM as large as the forward
 /// one) that nobody reads. Both directions call the GEMM kernel on the tensors' memory directly,
 /// with no copy in or out.
 pub fn frozen_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    frozen_matmul_packed(x, w, None)
+}
+
+/// `frozen_matmul` with the bf16 kernel when `packed` (the packing of `w`) is given.
+pub fn frozen_matmul_packed(x: &Tensor, w: &Tensor, packed: Option<&Arc<PackedWeight>>) -> Result<Tensor> {
     let (out, inp) = w.dims2()?;
+    if packed.is_some_and(|p| p.dims() != (out, inp)) {
+        bail!("frozen matmul: bf16 packing does not match weight {:?}", w.dims())
+    }
     if last_dim(x.layout()) != inp {
         bail!("frozen matmul: input last dim {} != weight in-features {inp}", last_dim(x.layout()))
     }
-    let y = x.contiguous()?.apply_op1(FrozenMatmulOp { w: w.contiguous()? })?;
+    let y = x.contiguous()?.apply_op1(FrozenMatmulOp { w: w.contiguous()?, packed: packed.cloned() })?;
     debug_assert_eq!(y.dims().last(), Some(&out));
     Ok(y)
 }
 
 struct FrozenMatmulOp {
     w: Tensor,
+    packed: Option<Arc<PackedWeight>>,
 }
 
 impl CustomOp1 for FrozenMatmulOp {
@@ -31,10 +46,14 @@ impl CustomOp1 for FrozenMatmulOp {
         let (out, inp) = self.w.dims2()?;
         let rows = x.len() / inp;
         let mut y = vec![0f32; rows * out];
-        with_data(&self.w, "frozen matmul weight", |w| {
-            gemm_rowmajor(&mut y, x, w, rows, out, inp, true);
-            Ok(())
-        })?;
+        if let Some(p) = &self.packed {
+            p.forward(x, &mut y, false);
+        } else {
+            with_data(&self.w, "frozen matmul weight", |w| {
+                gemm_rowmajor(&mut y, x, w, rows, out, inp, true);
+                Ok(())
+            })?;
+        }
         let mut dims = l.dims().to_vec();
         *dims.last_mut().unwrap() = out;
         Ok((CpuStorage::F32(y), Shape::from(dims)))
@@ -43,10 +62,13 @@ impl CustomOp1 for FrozenMatmulOp {
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let (out, inp) = self.w.dims2()?;
         let dx = with_data(grad, "frozen matmul grad", |g| {
+            let mut dx = vec![0f32; g.len() / out * inp];
+            if let Some(p) = &self.packed {
+                p.backward(g, &mut dx, false);
+                return Ok(dx);
+            }
             with_data(&self.w, "frozen matmul weight", |w| {
-                let rows = g.len() / out;
-                let mut dx = vec![0f32; rows * inp];
-                gemm_rowmajor(&mut dx, g, w, rows, inp, out, false);
+                gemm_rowmajor(&mut dx, g, w, g.len() / out, inp, out, false);
                 Ok(dx)
             })
         })?;
