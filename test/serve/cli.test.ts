@@ -198,6 +198,33 @@ describe('foremforge serve', () => {
     }
   });
 
+  it('reads the API key from --api-key-file or TINYFORGE_API_KEY', async () => {
+    const keyFile = path.join(path.dirname(model.path), 'key.txt');
+    writeFileSync(keyFile, 'file-key-123\n');
+    for (const [args, env, key] of [
+      [['--api-key-file', keyFile], {}, 'file-key-123'],
+      [[], { TINYFORGE_API_KEY: 'env-key-456' }, 'env-key-456'],
+    ] as const) {
+      const child = startServe(['--dir', model.path, '--port', '0', ...args], env);
+      try {
+        await waitFor('ready', () => child.lines.some((l) => l.msg === 'ready'), 60_000);
+        const url = `http://127.0.0.1:${child.lines.find((l) => l.msg === 'listening')?.port}`;
+        expect((await fetch(`${url}/health`)).status).toBe(200);
+        expect((await fetch(`${url}/v1/models`)).status).toBe(401);
+        expect((await fetch(`${url}/v1/models`, { headers: { Authorization: `Bearer ${key}` } })).status).toBe(200);
+        child.proc.kill('SIGTERM');
+        expect(await child.exit).toBe(0);
+      } finally {
+        child.proc.kill('SIGKILL');
+      }
+    }
+    const empty = path.join(path.dirname(model.path), 'empty.txt');
+    writeFileSync(empty, '\n');
+    const r = await runCli(['serve', '--dir', model.path, '--port', '0', '--api-key-file', empty], { timeoutMs: 60_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--api-key-file');
+  });
+
   it('refuses a --dir that is not a model, run or export folder', async () => {
     const r = await runCli(['serve', '--dir', path.join(model.path, 'nope'), '--port', '0'], { timeoutMs: 60_000 });
     expect(r.code).not.toBe(0);
