@@ -131,6 +131,9 @@ export interface Engine {
   generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<EngineEvent>;
   /** Tokens the prompt occupies exactly as `generate` would feed it (template and BOS included). */
   countTokens(prompt: EnginePrompt): number;
-  /** Frees the model. No `generate` may be running. */
+  /**
+   * Frees the model. The server calls it at shutdown after aborting what still runs, so it must
+   * wait for (or stop) generations in flight rather than free memory under them.
+   */
   close(): Promise<void>;
 }
