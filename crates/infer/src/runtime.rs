@@ -121,10 +121,10 @@ mod tests {
         assert_eq!(e.code(), "ORT_LIBRARY_NOT_FOUND");
         assert_eq!(precheck_library(Path::new("libonnxruntime.so.1")).unwrap_err().code(), "ORT_LIBRARY_NOT_FOUND");
         assert_eq!(precheck_library(Path::new("/")).unwrap_err().code(), "ORT_LIBRARY_NOT_FOUND");
-        let junk = std::env::temp_dir().join(format!("tinyforge-not-elf-{}.so", std::process::id()));
+        let tmp = tinyforge_testkit::temp_dir("not-elf");
+        let junk = tmp.path().join("libonnxruntime.so");
         std::fs::write(&junk, b"this is not a library").unwrap();
         let e = precheck_library(&junk).unwrap_err();
-        std::fs::remove_file(&junk).unwrap();
         assert_eq!(e.code(), "ORT_LIBRARY_LOAD");
         assert!(e.to_string().contains("ELF"), "{e}");
     }

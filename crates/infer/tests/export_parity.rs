@@ -32,10 +32,8 @@ fn runtime() -> bool {
     true
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tinyforge-export-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn temp_dir(tag: &str) -> tinyforge_testkit::TempDir {
+    tinyforge_testkit::temp_dir(&format!("export-{tag}"))
 }
 
 /// The default tiny model (2 layers, 4 heads over 2 KV heads = GQA, hidden 64, vocab 512),
@@ -127,7 +125,8 @@ fn full_sequence_logits_match_candle_tied_and_untied() {
     }
     for tied in [true, false] {
         let (cfg, w, model) = tiny(tied, 7);
-        let dir = temp_dir(&format!("full-{tied}"));
+        let tmp = temp_dir(&format!("full-{tied}"));
+        let dir = tmp.path();
         let mut s = export(&cfg, &w, &dir, None);
         let n = PROMPT.len();
         let (logits, _) = step(&mut s, &cfg, &[row(&PROMPT)], &[vec![1; n]], &[(0..n as i64).collect()], None);
@@ -136,7 +135,6 @@ fn full_sequence_logits_match_candle_tied_and_untied() {
         let range = want.iter().fold(0f32, |m, x| m.max(x.abs()));
         eprintln!("tied={tied}: max |ORT - candle| = {d:.2e} (max |logit| {range:.3})");
         assert!(d < 1e-4, "tied={tied}: max diff {d}");
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }
 
@@ -146,7 +144,8 @@ fn incremental_decoding_through_the_cache_matches_the_full_sequence() {
         return;
     }
     let (cfg, w, model) = tiny(true, 11);
-    let dir = temp_dir("incremental");
+    let tmp = temp_dir("incremental");
+    let dir = tmp.path();
     let mut s = export(&cfg, &w, &dir, None);
     let (n, v) = (PROMPT.len(), cfg.vocab_size);
     let want = candle_logits(&model, &PROMPT);
@@ -160,7 +159,6 @@ fn incremental_decoding_through_the_cache_matches_the_full_sequence() {
         assert!(d < 1e-4, "position {pos}: {d}");
         past = present;
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -169,7 +167,8 @@ fn left_padding_via_attention_mask_gives_the_unpadded_logits() {
         return;
     }
     let (cfg, w, model) = tiny(true, 3);
-    let dir = temp_dir("padding");
+    let tmp = temp_dir("padding");
+    let dir = tmp.path();
     let mut s = export(&cfg, &w, &dir, None);
     let (n, v, pad) = (PROMPT.len(), cfg.vocab_size, 3);
     let short = &PROMPT[..n - pad];
@@ -198,7 +197,6 @@ fn left_padding_via_attention_mask_gives_the_unpadded_logits() {
     let d1 = max_diff(&logits[v..], &want1[(n - pad) * v..]);
     eprintln!("batch 2 cached step: row 0 diff {d0:.2e}, row 1 diff {d1:.2e}");
     assert!(d0 < 1e-4 && d1 < 1e-4, "{d0} {d1}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -208,7 +206,8 @@ fn int8_export_is_close_to_f32_and_about_a_quarter_of_its_size() {
     }
     for tied in [true, false] {
         let (cfg, w, _) = tiny(tied, 5);
-        let dir = temp_dir(&format!("int8-{tied}"));
+        let tmp = temp_dir(&format!("int8-{tied}"));
+        let dir = tmp.path();
         let mut f = export(&cfg, &w, &dir, None);
         let mut q = export(&cfg, &w, &dir, Some(Quantization::Int8));
         let size = |name: &str| std::fs::metadata(dir.join(name)).unwrap().len();
@@ -230,6 +229,5 @@ fn int8_export_is_close_to_f32_and_about_a_quarter_of_its_size() {
         assert_eq!(same_top1, n, "tied={tied}");
         // Per-channel scales weigh more at hidden 64 than at SmolLM2's 576: 0.32 here.
         assert!((q_bytes as f64) < 0.35 * f_bytes as f64, "tied={tied}: {q_bytes} vs {f_bytes}");
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

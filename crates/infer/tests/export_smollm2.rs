@@ -72,10 +72,7 @@ fn compare(a: &[f32], b: &[f32], vocab: usize) -> (f32, usize, usize) {
 #[test]
 #[ignore = "needs TINYFORGE_SMOLLM2_GGUF and ~2 GB of RAM/disk; run with --ignored"]
 fn smollm2_export_parity_and_sizes() {
-    let Some(gguf) = std::env::var_os("TINYFORGE_SMOLLM2_GGUF").map(PathBuf::from) else {
-        eprintln!("SKIPPED: TINYFORGE_SMOLLM2_GGUF is not set");
-        return;
-    };
+    let Some(gguf) = tinyforge_testkit::smollm2_gguf() else { return };
     let Some(lib) = ort_library() else {
         eprintln!("SKIPPED: no ONNX Runtime library");
         return;
@@ -89,8 +86,8 @@ fn smollm2_export_parity_and_sizes() {
     let ids = tok.encode(prompt, false).unwrap();
     let v = cfg.vocab_size;
 
-    let dir = std::env::temp_dir().join(format!("tinyforge-export-smollm2-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tinyforge_testkit::temp_dir("export-smollm2");
+    let dir = tmp.path();
     let opts = SessionOptions { intra_threads: Some(2), ..Default::default() };
     let mut sessions = Vec::new();
     for (file, quantize) in [("model.onnx", None), ("model.int8.onnx", Some(Quantization::Int8))] {
@@ -146,5 +143,4 @@ fn smollm2_export_parity_and_sizes() {
     }
     // Measured: the 16 greedy tokens are identical ("The capital of France is Paris.<|im_end|>...").
     assert_eq!(greedy[0][..8], greedy[1][..8], "INT8 greedy continuation differs from f32");
-    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -17,11 +17,11 @@ fn failures_are_errors_and_a_corrected_path_still_loads() {
     assert_eq!(err.code(), "ORT_LIBRARY_NOT_FOUND");
     assert!(err.to_string().contains("/nonexistent/libonnxruntime.so.1"), "{err}");
 
-    let dir = common::temp_dir("runtime-errors");
+    let tmp = common::temp_dir("runtime-errors");
+    let dir = tmp.path();
     let junk = dir.join("libonnxruntime.so.1");
     std::fs::write(&junk, b"#!/bin/sh\necho not a library\n").unwrap();
     assert_eq!(init_runtime(&junk).unwrap_err().code(), "ORT_LIBRARY_LOAD");
-    std::fs::remove_dir_all(dir).unwrap();
     assert_eq!(active_runtime().unwrap_err().code(), "ORT_NOT_INITIALIZED");
 
     let info = init_runtime(&common::ort_library()).unwrap();

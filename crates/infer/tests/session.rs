@@ -44,7 +44,8 @@ fn write_mlp(path: &Path, w: &[f32], b: &[f32]) {
 fn mlp_matches_a_reference_computation() {
     let info = common::init();
     assert!(info.version.starts_with("1."), "{info:?}");
-    let dir = common::temp_dir("mlp");
+    let tmp = common::temp_dir("mlp");
+    let dir = tmp.path();
     let path = dir.join("mlp.onnx");
     let (w, b, x) = (values(12, 1), values(3, 2), values(8, 3));
     write_mlp(&path, &w, &b);
@@ -67,13 +68,13 @@ fn mlp_matches_a_reference_computation() {
             assert!((y[r * 3 + c] - z.max(0.0)).abs() < 1e-5, "row {r} col {c}: {} vs {}", y[r * 3 + c], z.max(0.0));
         }
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn int64_gather_and_int32_output() {
     common::init();
-    let dir = common::temp_dir("gather");
+    let tmp = common::temp_dir("gather");
+    let dir = tmp.path();
     let path = dir.join("gather.onnx");
     let table = values(5 * 2, 7);
     let mut g = GraphBuilder::new("embed");
@@ -99,13 +100,13 @@ fn int64_gather_and_int32_output() {
     // Out-of-range index: ORT's own error, surfaced as a run failure (not a crash).
     let err = s.run(vec![("ids".into(), HostTensor { dims: vec![1, 1], data: TensorData::I64(vec![9]) })]).unwrap_err();
     assert_eq!(err.code(), "INFERENCE_FAILED", "{err}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn bad_inputs_are_named_errors() {
     common::init();
-    let dir = common::temp_dir("bad");
+    let tmp = common::temp_dir("bad");
+    let dir = tmp.path();
     let path = dir.join("mlp.onnx");
     write_mlp(&path, &values(12, 1), &values(3, 2));
     let mut s = OnnxSession::load(&path, &SessionOptions::default()).unwrap();
@@ -122,13 +123,13 @@ fn bad_inputs_are_named_errors() {
         let err = s.run(feeds).unwrap_err();
         assert_eq!(err.code(), "INVALID_ARGUMENT", "{err}");
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn model_errors_are_coded() {
     common::init();
-    let dir = common::temp_dir("models");
+    let tmp = common::temp_dir("models");
+    let dir = tmp.path();
     let opts = SessionOptions::default();
     let missing = OnnxSession::load(&dir.join("absent.onnx"), &opts).err().unwrap();
     assert_eq!(missing.code(), "NOT_FOUND");
@@ -147,7 +148,6 @@ fn model_errors_are_coded() {
     write_mlp(&dir.join("mlp.onnx"), &values(12, 1), &values(3, 2));
     let zero = SessionOptions { intra_threads: Some(0), ..Default::default() };
     assert_eq!(OnnxSession::load(&dir.join("mlp.onnx"), &zero).err().unwrap().code(), "INVALID_ARGUMENT");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

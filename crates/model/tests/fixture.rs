@@ -28,11 +28,11 @@ fn fixture_matches_generator() {
     if std::env::var("TINYFORGE_REGEN_FIXTURES").is_ok() {
         create_tiny_model(&data, &fixture_options()).unwrap();
     }
-    let fresh = std::env::temp_dir().join(format!("tinyforge-fixture-{}", std::process::id()));
-    create_tiny_model(&fresh, &fixture_options()).unwrap();
+    let tmp = tinyforge_testkit::temp_dir("fixture");
+    let fresh = tmp.path();
+    create_tiny_model(fresh, &fixture_options()).unwrap();
     for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
         let committed = std::fs::read(data.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert!(committed == std::fs::read(fresh.join(f)).unwrap(), "tests/data/tiny/{f} is not what the generator makes now");
     }
-    std::fs::remove_dir_all(&fresh).unwrap();
 }

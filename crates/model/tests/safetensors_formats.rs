@@ -10,10 +10,9 @@ fn fixture() -> PathBuf {
 }
 
 /// Copies the fixture's json files and writes its weights in `dtype`, split in two shards.
-fn sharded_copy(name: &str, dtype: DType) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tinyforge-shards-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+fn sharded_copy(name: &str, dtype: DType) -> tinyforge_testkit::TempDir {
+    let tmp = tinyforge_testkit::temp_dir(&format!("shards-{name}"));
+    let dir = tmp.path();
     for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
         std::fs::copy(fixture().join(f), dir.join(f)).unwrap();
     }
@@ -31,7 +30,7 @@ fn sharded_copy(name: &str, dtype: DType) -> PathBuf {
     }
     let index = serde_json::json!({ "metadata": { "total_size": 0 }, "weight_map": map });
     std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
-    dir
+    tmp
 }
 
 fn logits(model: &Llama) -> Vec<f32> {
@@ -45,24 +44,23 @@ fn sharded_f32_bf16_f16_load_as_f32() {
     // f32 shards: bit-identical. Half precision: weights are rounded to 8 (bf16) / 11 (f16)
     // mantissa bits, so logits of size ~0.3 move by at most a few 1e-3.
     for (dtype, tol) in [(DType::F32, 0.0f32), (DType::BF16, 2e-2), (DType::F16, 2e-3)] {
-        let dir = sharded_copy(&format!("{dtype:?}"), dtype);
-        let ckpt = load_checkpoint(&dir).unwrap();
+        let tmp = sharded_copy(&format!("{dtype:?}"), dtype);
+        let ckpt = load_checkpoint(tmp.path()).unwrap();
         assert!(ckpt.weights.values().all(|t| t.dtype() == DType::F32));
         let got = logits(&Llama::new(ckpt.config, &ckpt.weights).unwrap());
         let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(diff <= tol, "{dtype:?}: max diff {diff}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 
 #[test]
 fn missing_shard_and_missing_tensor_are_named() {
-    let dir = sharded_copy("missing", DType::F32);
+    let tmp = sharded_copy("missing", DType::F32);
+    let dir = tmp.path();
     std::fs::remove_file(dir.join("model-00002-of-00002.safetensors")).unwrap();
     let err = load_checkpoint(&dir).err().unwrap();
     assert_eq!(err.code(), "WEIGHTS_INVALID", "{err}");
     assert!(err.to_string().contains("model-00002-of-00002.safetensors"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 
     let mut ckpt = load_checkpoint(&fixture()).unwrap();
     ckpt.weights.remove("model.layers.1.mlp.up_proj.weight");

@@ -1,19 +1,12 @@
 //! Tiny random models: the folder is complete and loadable, deterministic for a seed, the
 //! tokenizer has SmolLM2's layout, and the two forward paths agree with gradients flowing.
-use std::path::PathBuf;
-
 use candle_core::{D, Device, Tensor, Var};
 use tinyforge_model::{ForwardMode, Llama, TinyOptions, create_tiny_model, load_checkpoint};
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tinyforge-model-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 #[test]
 fn writes_a_complete_hf_folder() {
-    let dir = tmp("folder");
+    let tmp = tinyforge_testkit::temp_dir("model-folder");
+    let dir = tmp.path();
     let made = create_tiny_model(&dir, &TinyOptions::default()).unwrap();
     for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
         assert!(dir.join(f).is_file(), "{f} missing");
@@ -38,12 +31,12 @@ fn writes_a_complete_hf_folder() {
     let ids = tok.encode(text, false).unwrap().get_ids().to_vec();
     assert!(ids.contains(&1));
     assert_eq!(tok.decode(&ids, false).unwrap(), text);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn same_seed_same_bytes_other_seed_other_weights() {
-    let (a, b, c) = (tmp("seed-a"), tmp("seed-b"), tmp("seed-c"));
+    let tmp = tinyforge_testkit::temp_dir("model-seed");
+    let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
     create_tiny_model(&a, &TinyOptions { seed: 7, ..Default::default() }).unwrap();
     create_tiny_model(&b, &TinyOptions { seed: 7, ..Default::default() }).unwrap();
     create_tiny_model(&c, &TinyOptions { seed: 8, ..Default::default() }).unwrap();
@@ -51,14 +44,12 @@ fn same_seed_same_bytes_other_seed_other_weights() {
         assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f} differs");
     }
     assert_ne!(std::fs::read(a.join("model.safetensors")).unwrap(), std::fs::read(c.join("model.safetensors")).unwrap());
-    for d in [a, b, c] {
-        std::fs::remove_dir_all(d).unwrap();
-    }
 }
 
 #[test]
 fn train_and_eval_paths_agree_and_gradients_flow() {
-    let dir = tmp("paths");
+    let tmp = tinyforge_testkit::temp_dir("model-paths");
+    let dir = tmp.path();
     create_tiny_model(&dir, &TinyOptions { seed: 3, ..Default::default() }).unwrap();
     let model = Llama::load(&dir).unwrap();
     let ids = Tensor::new(&[[5u32, 300, 17, 42, 99, 1, 2, 260], [7, 8, 9, 10, 11, 12, 13, 14]], &Device::Cpu).unwrap();
@@ -105,5 +96,4 @@ fn train_and_eval_paths_agree_and_gradients_flow() {
     let loss = candle_nn::ops::log_softmax(&logits, D::Minus1).unwrap().mean_all().unwrap();
     let grads = loss.backward().unwrap();
     assert!(grads.get(delta.as_tensor()).is_none(), "fast kernels unexpectedly propagate gradients");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

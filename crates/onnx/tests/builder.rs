@@ -88,8 +88,8 @@ fn rejects_undefined_values_and_bad_initializers() {
 
 #[test]
 fn save_is_atomic_and_loads_back() {
-    let dir = std::env::temp_dir().join(format!("tinyforge-onnx-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tinyforge_testkit::temp_dir("onnx-save");
+    let dir = tmp.path();
     let path = dir.join("mlp.onnx");
     mlp().save(&path).unwrap();
     let back = load(&path).unwrap();
@@ -103,5 +103,4 @@ fn save_is_atomic_and_loads_back() {
     assert_eq!(load(&dir.join("absent.onnx")).unwrap_err().code(), "ONNX_READ");
     std::fs::write(dir.join("junk.onnx"), b"\xff\xff\xff").unwrap();
     assert_eq!(load(&dir.join("junk.onnx")).unwrap_err().code(), "ONNX_DECODE");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -18,7 +18,7 @@ use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, PreTokenizerWrapper};
 
 use crate::error::{Result, TokenizerError};
-use crate::tokenizer::SpecialTokens;
+use crate::special_tokens::SpecialTokens;
 
 /// What a GGUF file yields: the tokenizer, its special token ids and its chat template.
 pub(crate) struct GgufTokenizer {

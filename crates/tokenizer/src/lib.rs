@@ -7,8 +7,10 @@ mod error;
 mod fast;
 mod gguf;
 mod pretokenize;
+mod special_tokens;
 mod tokenizer;
 
 pub use chat::{ChatMessage, ChatOptions};
 pub use error::{Result, TokenizerError};
-pub use tokenizer::{EncodingWithOffsets, SpecialTokens, Tokenizer};
+pub use special_tokens::SpecialTokens;
+pub use tokenizer::{EncodingWithOffsets, Tokenizer};

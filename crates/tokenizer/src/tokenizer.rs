@@ -10,15 +10,7 @@ use crate::chat::{self, ChatMessage, ChatOptions, TemplateTokens};
 use crate::error::{Result, TokenizerError};
 use crate::fast::FastEncoder;
 use crate::gguf;
-
-/// Ids of the tokens a model treats specially, when known.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SpecialTokens {
-    pub bos: Option<u32>,
-    pub eos: Option<u32>,
-    pub pad: Option<u32>,
-    pub unk: Option<u32>,
-}
+use crate::special_tokens::SpecialTokens;
 
 /// Token ids with the byte span (start, end) of `text` each came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +62,7 @@ impl Tokenizer {
             format!("{} and {}", jinja.display(), dir.join("tokenizer_config.json").display()),
         );
         if let Some(config) = &config {
-            tok.special = tok.special_from_config(config);
+            tok.special = SpecialTokens::from_config(config, |t| tok.token_to_id(t));
         }
         Ok(tok)
     }
@@ -208,15 +200,6 @@ impl Tokenizer {
         let path = dir.join("tokenizer_config.json");
         let text = serde_json::to_string_pretty(&Value::Object(config)).map_err(|e| fail(path.clone(), &e))?;
         std::fs::write(&path, text + "\n").map_err(|e| fail(path, &e))
-    }
-
-    fn special_from_config(&self, config: &Value) -> SpecialTokens {
-        let id = |key: &str| {
-            let v = &config[key];
-            let content = v.as_str().or_else(|| v["content"].as_str())?;
-            self.token_to_id(content)
-        };
-        SpecialTokens { bos: id("bos_token"), eos: id("eos_token"), pad: id("pad_token"), unk: id("unk_token") }
     }
 }
 

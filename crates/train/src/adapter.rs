@@ -116,7 +116,9 @@ mod tests {
 
     #[test]
     fn round_trip_keeps_config_and_tensors() {
-        let dir = std::env::temp_dir().join(format!("tf-adapter-{}", std::process::id()));
+        let tmp = tinyforge_testkit::temp_dir("adapter");
+        // A folder `save_peft` creates itself, inside one that is removed even if the test fails.
+        let dir = tmp.path().join("adapter");
         let cfg = LoraConfig { r: 2, alpha: 4.0, dropout: 0.1, use_rslora: true, target_modules: vec!["q_proj".into(), "v_proj".into()] };
         let a = Var::from_vec(vec![1f32, 2., 3., 4., 5., 6.], (2, 3), &Device::Cpu).unwrap();
         let name = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight".to_string();
@@ -127,6 +129,5 @@ mod tests {
         assert_eq!(back.tensors[&name].to_vec2::<f32>().unwrap(), vec![vec![1., 2., 3.], vec![4., 5., 6.]]);
         std::fs::write(dir.join(CONFIG_FILE), "{\"peft_type\":\"PREFIX_TUNING\"}").unwrap();
         assert_eq!(load_peft(&dir).unwrap_err().code(), "ADAPTER_INVALID");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,9 +5,12 @@
 //! the batches. Padding goes on the right; with a causal mask, pad tokens after the real ones
 //! never influence them, and they carry no labels, so no attention mask is needed.
 use candle_core::{Device, Tensor};
-use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
+use rand::seq::SliceRandom;
 
-use crate::data::Example;
+use crate::{
+    data::Example,
+    seeds::{PURPOSE_ORDER, PURPOSE_SPLIT, derived_rng},
+};
 
 const BUCKET_WINDOW: usize = 16;
 
@@ -25,27 +28,6 @@ pub struct Batch {
     /// Non-pad tokens fed to the model (for tokens/s).
     pub input_tokens: usize,
 }
-
-/// A generator for (seed, purpose, n): independent streams without storing generator state.
-pub fn derived_rng(seed: u64, purpose: u64, n: u64) -> StdRng {
-    StdRng::seed_from_u64(derived_seed(seed, purpose, n))
-}
-
-/// The seed `derived_rng` uses.
-pub fn derived_seed(seed: u64, purpose: u64, n: u64) -> u64 {
-    // SplitMix64-style mixing so nearby inputs give unrelated seeds.
-    let mut z = seed ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-pub const PURPOSE_ORDER: u64 = 1;
-pub const PURPOSE_SPLIT: u64 = 2;
-pub const PURPOSE_DROPOUT: u64 = 3;
-pub const PURPOSE_INIT: u64 = 4;
-/// Dropout streams of lanes 1.. of a micro-batch (lane 0 uses the micro-batch's own seed).
-pub const PURPOSE_LANE: u64 = 5;
 
 /// Batches of example indices for one epoch.
 pub fn epoch_batches(lengths: &[usize], batch_size: usize, seed: u64, epoch: usize) -> Vec<Vec<usize>> {

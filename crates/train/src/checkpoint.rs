@@ -20,7 +20,6 @@ use sha2::{Digest, Sha256};
 use crate::{
     data::hex,
     error::{Result, TrainError},
-    trainable::set_vars,
     optim::AdamW,
 };
 
@@ -192,6 +191,39 @@ pub fn load(dir: &Path, fingerprint: &BTreeMap<String, Value>, params: &[(String
     let v = params.iter().map(|(n, _)| get(format!("{n}::v"))).collect::<Result<Vec<_>>>()?;
     opt.restore(file.optimizer_t, m, v).map_err(corrupt)?;
     Ok(file.state)
+}
+
+/// Why a set of named tensors cannot be copied into the trainable parameters (a checkpoint's
+/// or a PEFT adapter's): every name must be present with the parameter's shape, and no other.
+#[derive(Debug, thiserror::Error)]
+pub enum ParamsMismatch {
+    #[error("tensor `{name}` is missing")]
+    Missing { name: String },
+    #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    Shape { name: String, found: Vec<usize>, expected: Vec<usize> },
+    #[error("unexpected tensor `{name}`")]
+    Unexpected { name: String },
+    #[error("tensor `{name}`: {source}")]
+    Tensor { name: String, source: candle_core::Error },
+}
+
+/// Copies `tensors` into `params` (as f32) after checking every name and shape.
+pub fn set_vars(params: &[(String, Var)], tensors: &HashMap<String, Tensor>) -> std::result::Result<(), ParamsMismatch> {
+    for (name, var) in params {
+        let t = tensors.get(name).ok_or_else(|| ParamsMismatch::Missing { name: name.clone() })?;
+        if t.dims() != var.dims() {
+            return Err(ParamsMismatch::Shape { name: name.clone(), found: t.dims().to_vec(), expected: var.dims().to_vec() });
+        }
+        let tensor_err = |source| ParamsMismatch::Tensor { name: name.clone(), source };
+        var.set(&t.to_dtype(candle_core::DType::F32).map_err(tensor_err)?).map_err(tensor_err)?;
+    }
+    if tensors.len() != params.len() {
+        let known: std::collections::HashSet<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+        if let Some(extra) = tensors.keys().find(|k| !known.contains(k.as_str())) {
+            return Err(ParamsMismatch::Unexpected { name: extra.clone() });
+        }
+    }
+    Ok(())
 }
 
 fn show(v: Option<&Value>) -> String {

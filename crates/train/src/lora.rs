@@ -6,7 +6,6 @@
 //! a run (and a resumed run) draws the same masks.
 use std::sync::{Arc, Mutex};
 
-use crate::lora_op::lora_linear;
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
@@ -17,6 +16,11 @@ use tinyforge_model::{
         frozen_matmul::{frozen_matmul, frozen_matmul_packed},
         linear,
     },
+};
+
+use crate::{
+    lanes::{LANES, current_lane, lane_seed},
+    lora_op::lora_linear,
 };
 
 /// What to adapt and how (the fields of PEFT's `LoraConfig` we support).
@@ -110,35 +114,16 @@ impl Projection for FrozenProjection {
     }
 }
 
-/// Dropout generators, one per lane of a micro-batch (`trainer::LANES`), so lanes running
+/// Dropout generators, one per lane of a micro-batch (`lanes::LANES`), so lanes running
 /// side by side draw the same masks whatever the timing; empty means no dropout (evaluation).
 #[derive(Debug, Default)]
 pub struct DropoutRng(Mutex<Vec<StdRng>>);
 
-thread_local! {
-    /// The lane whose forward pass this thread is running (see `in_lane`).
-    static LANE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// Runs `f` as lane `lane`: LoRA layers called inside draw dropout masks from that lane's
-/// generator. The previous lane is restored afterwards, which keeps this right when a rayon
-/// thread waiting inside one lane runs (a stolen part of) another: such nesting is strictly LIFO.
-pub fn in_lane<R>(lane: usize, f: impl FnOnce() -> R) -> R {
-    let previous = LANE.with(|l| l.replace(lane));
-    let out = f();
-    LANE.with(|l| l.set(previous));
-    out
-}
-
 impl DropoutRng {
-    /// Lane 0 draws from `seed` itself, lane `i` from a stream derived from `(seed, i)`.
+    /// One generator per lane, seeded by `lanes::lane_seed`.
     pub fn reseed(&self, seed: Option<u64>) {
         *self.0.lock().unwrap() = match seed {
-            Some(seed) => (0..crate::trainer::LANES as u64)
-                .map(|i| {
-                    StdRng::seed_from_u64(if i == 0 { seed } else { crate::batches::derived_seed(seed, crate::batches::PURPOSE_LANE, i) })
-                })
-                .collect(),
+            Some(seed) => (0..LANES).map(|i| StdRng::seed_from_u64(lane_seed(seed, i))).collect(),
             None => Vec::new(),
         };
     }
@@ -149,7 +134,7 @@ impl DropoutRng {
             return None;
         }
         let mut guard = self.0.lock().unwrap();
-        let rng = guard.get_mut(LANE.with(|l| l.get()))?;
+        let rng = guard.get_mut(current_lane())?;
         let keep = (1.0 / (1.0 - p)) as f32;
         Some((0..n).map(|_| if rng.random::<f64>() < p { 0.0 } else { keep }).collect())
     }
@@ -237,6 +222,7 @@ impl Projection for TrainableLinear {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lanes::in_lane;
 
     /// Lanes run side by side in any order; each must still draw its own fixed mask sequence.
     #[test]

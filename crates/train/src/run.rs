@@ -21,8 +21,9 @@ use crate::{
     error::{RecordIssue, Result, TrainError},
     lora::LoraConfig,
     manifest::{self, ManifestInput},
+    loop_config::LoopConfig,
     trainable::{LlamaForTraining, TrainableLm},
-    trainer::{LoopConfig, LoopOutcome, Progress, run_loop},
+    trainer::{LoopOutcome, Progress, Trainer},
 };
 
 #[derive(Debug, Clone)]
@@ -202,8 +203,13 @@ pub fn train(opts: &TrainOptions, on_progress: &mut (dyn FnMut(&Progress) + Send
     // The loop runs on a worker of the pool the GEMMs and fused kernels use: called from any other
     // thread, each parallel op hands its job over and sleeps until it is done (a futex round trip
     // per op, thousands per step); on a worker the caller takes its share itself. 15-20% faster.
-    let outcome = compute_pool()?
-        .install(|| run_loop(&model, &train_ex, &eval_ex, &loop_cfg, &opts.out, fingerprint, opts.resume, on_progress, cancel))?;
+    let outcome = compute_pool()?.install(|| {
+        let mut trainer = Trainer::new(&model, &train_ex, &eval_ex, &loop_cfg, &opts.out, fingerprint)?;
+        if opts.resume {
+            trainer.resume()?;
+        }
+        trainer.run(on_progress, cancel)
+    })?;
 
     let output_dir = if opts.full {
         let dir = opts.out.join("model");

@@ -8,10 +8,12 @@ use candle_core::{D, Tensor, Var};
 use tinyforge_model::{ForwardMode, Llama, Projection};
 
 use crate::{
-    batches::{Batch, PURPOSE_INIT, derived_rng},
+    batches::Batch,
+    checkpoint::{ParamsMismatch, set_vars},
     error::Result,
     head_loss::head_nll_sum,
     lora::{DropoutRng, FrozenProjection, LoraConfig, LoraLinear, TrainableLinear},
+    seeds::{PURPOSE_INIT, derived_rng},
 };
 
 pub trait TrainableLm: Send + Sync {
@@ -86,7 +88,7 @@ impl LlamaForTraining {
     }
 
     /// Overwrites the trainable parameters with `tensors` (same names and shapes, all present).
-    pub fn set_parameters(&self, tensors: &HashMap<String, Tensor>) -> std::result::Result<(), String> {
+    pub fn set_parameters(&self, tensors: &HashMap<String, Tensor>) -> std::result::Result<(), ParamsMismatch> {
         set_vars(&self.params, tensors)
     }
 
@@ -102,24 +104,6 @@ impl LlamaForTraining {
         }
         Ok(out)
     }
-}
-
-/// Copies `tensors` into `params` after checking every name and shape.
-pub fn set_vars(params: &[(String, Var)], tensors: &HashMap<String, Tensor>) -> std::result::Result<(), String> {
-    for (name, var) in params {
-        let t = tensors.get(name).ok_or_else(|| format!("tensor `{name}` is missing"))?;
-        if t.dims() != var.dims() {
-            return Err(format!("tensor `{name}` has shape {:?}, expected {:?}", t.dims(), var.dims()));
-        }
-        var.set(&t.to_dtype(candle_core::DType::F32).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-    }
-    if tensors.len() != params.len() {
-        let known: std::collections::HashSet<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
-        if let Some(extra) = tensors.keys().find(|k| !known.contains(k.as_str())) {
-            return Err(format!("unexpected tensor `{extra}`"));
-        }
-    }
-    Ok(())
 }
 
 impl TrainableLm for LlamaForTraining {

@@ -14,23 +14,17 @@ use std::{
 
 use candle_core::{Device, Tensor};
 use tinyforge_model::{Llama, ModelFormat, TinyOptions, Weights, create_tiny_model, load_checkpoint};
+use tinyforge_testkit::temp_dir;
 use tinyforge_tokenizer::Tokenizer;
 use tinyforge_train::{
     LoopConfig, TrainOptions,
     batches::make_batch,
     data::{Example, load_jsonl},
-    trainable::{LlamaForTraining, TrainableLm},
     run::write_full_model,
     train,
-    trainer::run_loop,
+    trainable::{LlamaForTraining, TrainableLm},
+    trainer::Trainer,
 };
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tf-full-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn tiny_model(dir: &Path, tied: bool) -> PathBuf {
     let base = dir.join("base");
@@ -91,7 +85,8 @@ fn load_examples(base: &Path, data: &Path) -> (Tokenizer, Vec<Example>) {
 
 #[test]
 fn full_parameters_cover_every_checkpoint_tensor_and_lora_adds_none() {
-    let dir = temp_dir("names");
+    let dir_guard = temp_dir("names");
+    let dir = dir_guard.path();
     for tied in [true, false] {
         let base = tiny_model(&dir.join(if tied { "tied" } else { "untied" }), tied);
         let ckpt = load_checkpoint(&base).unwrap();
@@ -112,7 +107,8 @@ fn full_parameters_cover_every_checkpoint_tensor_and_lora_adds_none() {
 
 #[test]
 fn gradients_reach_embeddings_norms_and_head_and_skip_unused_rows() {
-    let dir = temp_dir("grads");
+    let dir_guard = temp_dir("grads");
+    let dir = dir_guard.path();
     let base = tiny_model(&dir, false);
     let (_, examples) = load_examples(&base, &write_data(&dir));
     let batch_ex = [&examples[0], &examples[1]];
@@ -144,7 +140,8 @@ fn gradients_reach_embeddings_norms_and_head_and_skip_unused_rows() {
 /// untied copy whose head starts equal to the embedding, summed.
 #[test]
 fn tied_gradient_is_lookup_plus_head() {
-    let dir = temp_dir("tied-grad");
+    let dir_guard = temp_dir("tied-grad");
+    let dir = dir_guard.path();
     let base = tiny_model(&dir, true);
     let (_, examples) = load_examples(&base, &write_data(&dir));
     let batch = make_batch(&[&examples[2], &examples[3]], 0).unwrap();
@@ -170,7 +167,8 @@ fn tied_gradient_is_lookup_plus_head() {
 
 #[test]
 fn untied_full_run_writes_trained_embeddings_norms_and_head() {
-    let dir = temp_dir("untied-run");
+    let dir_guard = temp_dir("untied-run");
+    let dir = dir_guard.path();
     let base = tiny_model(&dir, false);
     let data = write_data(&dir);
     let (_, examples) = load_examples(&base, &data);
@@ -211,7 +209,8 @@ fn untied_full_run_writes_trained_embeddings_norms_and_head() {
 
 #[test]
 fn tied_full_run_stays_tied() {
-    let dir = temp_dir("tied-run");
+    let dir_guard = temp_dir("tied-run");
+    let dir = dir_guard.path();
     let base = tiny_model(&dir, true);
     let data = write_data(&dir);
     let (_, examples) = load_examples(&base, &data);
@@ -233,14 +232,16 @@ fn tied_full_run_stays_tied() {
 #[test]
 fn written_folder_reproduces_the_trained_model_logits() {
     for tied in [true, false] {
-        let dir = temp_dir(if tied { "logits-tied" } else { "logits-untied" });
+        let dir_guard = temp_dir(if tied { "logits-tied" } else { "logits-untied" });
+        let dir = dir_guard.path();
         let base = tiny_model(&dir, tied);
         let data = write_data(&dir);
         let (tok, examples) = load_examples(&base, &data);
         let ckpt = load_checkpoint(&base).unwrap();
         let model = LlamaForTraining::full(Llama::new(ckpt.config.clone(), &ckpt.weights).unwrap()).unwrap();
         let cfg = LoopConfig { max_steps: Some(3), batch_size: 2, lr: 1e-2, ..LoopConfig::default() };
-        run_loop(&model, &examples, &[], &cfg, &dir.join("run"), BTreeMap::new(), false, &mut |_| {}, &AtomicBool::new(false)).unwrap();
+        let trainer = Trainer::new(&model, &examples, &[], &cfg, &dir.join("run"), BTreeMap::new()).unwrap();
+        trainer.run(&mut |_| {}, &AtomicBool::new(false)).unwrap();
         let out = dir.join("model");
         write_full_model(&out, &base, ModelFormat::HfFolder, &tok, &ckpt.config, ckpt.weights, &model).unwrap();
         let loaded = Llama::load(&out).unwrap();
@@ -256,7 +257,8 @@ fn written_folder_reproduces_the_trained_model_logits() {
 
 #[test]
 fn full_resume_is_bit_exact() {
-    let dir = temp_dir("resume");
+    let dir_guard = temp_dir("resume");
+    let dir = dir_guard.path();
     let base = tiny_model(&dir, false);
     let data = write_data(&dir);
     let opts = |run: &str| {

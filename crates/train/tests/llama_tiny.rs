@@ -7,15 +7,9 @@ use std::{
 };
 
 use tinyforge_model::{Llama, TinyOptions, create_tiny_model, load_checkpoint, tiny::random_weights};
+use tinyforge_testkit::temp_dir;
 use tinyforge_tokenizer::Tokenizer;
-use tinyforge_train::{TrainOptions, adapter, data::encode_line, trainable::LlamaForTraining, train};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tf-llama-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use tinyforge_train::{TrainOptions, adapter, data::encode_line, train, trainable::LlamaForTraining};
 
 /// A tiny model whose embeddings have a larger scale (std 0.2 instead of 0.02): with tied
 /// 0.02-std embeddings and frozen norms, logits cannot exceed ~1 in magnitude, so no adapter
@@ -62,7 +56,8 @@ fn write_facts(path: &Path) {
 
 #[test]
 fn labels_cover_assistant_turns_only() {
-    let dir = temp_dir("labels");
+    let dir_guard = temp_dir("labels");
+    let dir = dir_guard.path();
     let tok = Tokenizer::from_file(tiny_model(&dir).join("tokenizer.json")).unwrap();
     let line = r#"{"messages":[{"role":"user","content":"Hi there"},{"role":"assistant","content":"Hello!"},{"role":"user","content":"Bye"},{"role":"assistant","content":"See you."}]}"#;
     let (ids, labels) = encode_line(line, &tok).unwrap();
@@ -77,7 +72,8 @@ fn labels_cover_assistant_turns_only() {
 
 #[test]
 fn bad_records_are_reported_by_line_and_skippable() {
-    let dir = temp_dir("bad");
+    let dir_guard = temp_dir("bad");
+    let dir = dir_guard.path();
     let base = tiny_model(&dir);
     let data = dir.join("data.jsonl");
     std::fs::write(
@@ -117,7 +113,8 @@ fn bad_records_are_reported_by_line_and_skippable() {
 
 #[test]
 fn dry_run_reports_tokens_and_steps_and_trains_nothing() {
-    let dir = temp_dir("dry");
+    let dir_guard = temp_dir("dry");
+    let dir = dir_guard.path();
     let data = dir.join("facts.jsonl");
     write_facts(&data);
     let mut opts = TrainOptions::new(tiny_model(&dir), data, dir.join("run"));
@@ -154,7 +151,8 @@ fn greedy(model: &Llama, tok: &Tokenizer, question: &str) -> String {
 
 #[test]
 fn memorizes_twenty_examples_and_adapter_round_trips() {
-    let dir = temp_dir("memorize");
+    let dir_guard = temp_dir("memorize");
+    let dir = dir_guard.path();
     let base = tiny_model(&dir);
     let data = dir.join("facts.jsonl");
     write_facts(&data);
@@ -192,7 +190,8 @@ fn memorizes_twenty_examples_and_adapter_round_trips() {
 
 #[test]
 fn resume_after_cancel_matches_an_uninterrupted_run_with_dropout() {
-    let dir = temp_dir("resume");
+    let dir_guard = temp_dir("resume");
+    let dir = dir_guard.path();
     let base = tiny_model(&dir);
     let data = dir.join("facts.jsonl");
     write_facts(&data);
@@ -235,7 +234,8 @@ fn resume_after_cancel_matches_an_uninterrupted_run_with_dropout() {
 
 #[test]
 fn full_fine_tune_writes_a_loadable_model_folder() {
-    let dir = temp_dir("full");
+    let dir_guard = temp_dir("full");
+    let dir = dir_guard.path();
     let data = dir.join("facts.jsonl");
     write_facts(&data);
     let mut opts = TrainOptions::new(tiny_model(&dir), data, dir.join("run"));

@@ -2,22 +2,16 @@
 //! cancel, and corrupt or mismatched checkpoints. Independent of the Llama.
 use std::{
     collections::BTreeMap,
-    path::PathBuf,
     sync::atomic::{AtomicBool, Ordering},
 };
 
+use tinyforge_testkit::temp_dir;
 use tinyforge_train::{
     LoopConfig, TrainError,
     data::Example,
     trainable::{TrainableLm, toy::BigramLm},
-    trainer::run_loop,
+    trainer::Trainer,
 };
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tf-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
 
 /// Sequences following `next = (3·cur + 1) mod 17`: a bigram model can learn them exactly.
 fn examples(n: usize) -> Vec<Example> {
@@ -63,13 +57,18 @@ fn losses(
             cancel.store(true, Ordering::Relaxed);
         }
     };
-    let out = run_loop(model, train, eval, cfg, dir, BTreeMap::new(), resume, &mut on_progress, &cancel)?;
+    let mut trainer = Trainer::new(model, train, eval, cfg, dir, BTreeMap::new())?;
+    if resume {
+        trainer.resume()?;
+    }
+    let out = trainer.run(&mut on_progress, &cancel)?;
     Ok(out.history.iter().map(|r| r.loss).collect())
 }
 
 #[test]
 fn same_seed_same_losses_and_it_learns() {
-    let (d1, d2) = (temp_dir("det1"), temp_dir("det2"));
+    let (d1_guard, d2_guard) = (temp_dir("det1"), temp_dir("det2"));
+    let (d1, d2) = (d1_guard.path(), d2_guard.path());
     let a = losses(&BigramLm::new(17, 8, 1).unwrap(), &d1, &cfg(40), false, None).unwrap();
     let b = losses(&BigramLm::new(17, 8, 1).unwrap(), &d2, &cfg(40), false, None).unwrap();
     assert_eq!(a, b);
@@ -82,7 +81,8 @@ fn same_seed_same_losses_and_it_learns() {
 
 #[test]
 fn cancel_then_resume_continues_the_same_loss_sequence() {
-    let (straight_dir, resumed_dir) = (temp_dir("straight"), temp_dir("resumed"));
+    let (straight_guard, resumed_guard) = (temp_dir("straight"), temp_dir("resumed"));
+    let (straight_dir, resumed_dir) = (straight_guard.path(), resumed_guard.path());
     let straight = losses(&BigramLm::new(17, 8, 2).unwrap(), &straight_dir, &cfg(6), false, None).unwrap();
 
     let model = BigramLm::new(17, 8, 2).unwrap();
@@ -97,7 +97,8 @@ fn cancel_then_resume_continues_the_same_loss_sequence() {
 
 #[test]
 fn periodic_checkpoints_keep_the_newest_two() {
-    let dir = temp_dir("periodic");
+    let dir_guard = temp_dir("periodic");
+    let dir = dir_guard.path();
     let c = LoopConfig { checkpoint_every: 2, ..cfg(9) };
     losses(&BigramLm::new(17, 8, 3).unwrap(), &dir, &c, false, None).unwrap();
     let names: Vec<String> =
@@ -107,7 +108,8 @@ fn periodic_checkpoints_keep_the_newest_two() {
 
 #[test]
 fn mismatched_and_corrupt_checkpoints_are_refused() {
-    let dir = temp_dir("corrupt");
+    let dir_guard = temp_dir("corrupt");
+    let dir = dir_guard.path();
     let model = BigramLm::new(17, 8, 4).unwrap();
     assert_eq!(losses(&model, &dir, &cfg(6), false, Some(2)).unwrap_err().code(), "ABORTED");
 
@@ -126,13 +128,16 @@ fn mismatched_and_corrupt_checkpoints_are_refused() {
     std::fs::write(dir.join("checkpoints/step-000002/state.json"), "{ not json").unwrap();
     assert_eq!(losses(&model, &dir, &cfg(6), true, None).unwrap_err().code(), "CHECKPOINT_CORRUPT");
 
-    let empty = temp_dir("nockpt");
+    let empty_guard = temp_dir("nockpt");
+
+    let empty = empty_guard.path();
     assert_eq!(losses(&model, &empty, &cfg(6), true, None).unwrap_err().code(), "NO_CHECKPOINT");
 }
 
 #[test]
 fn early_stopping_ends_the_run_when_eval_stops_improving() {
-    let dir = temp_dir("early");
+    let dir_guard = temp_dir("early");
+    let dir = dir_guard.path();
     let train = examples(20);
     // Eval data follows a different rule, so fitting the training rule makes eval loss worse.
     let eval: Vec<Example> = (0..6)
@@ -145,9 +150,8 @@ fn early_stopping_ends_the_run_when_eval_stops_improving() {
         })
         .collect();
     let c = LoopConfig { eval_every: 1, early_stopping_patience: Some(3), lr: 0.1, warmup_ratio: 0.0, ..cfg(200) };
-    let out =
-        run_loop(&BigramLm::new(17, 8, 5).unwrap(), &train, &eval, &c, &dir, BTreeMap::new(), false, &mut |_| {}, &AtomicBool::new(false))
-            .unwrap();
+    let model = BigramLm::new(17, 8, 5).unwrap();
+    let out = Trainer::new(&model, &train, &eval, &c, &dir, BTreeMap::new()).unwrap().run(&mut |_| {}, &AtomicBool::new(false)).unwrap();
     assert!(out.stopped_early);
     assert!(out.steps < 200, "{}", out.steps);
     let evals: Vec<f64> = out.history.iter().filter_map(|h| h.eval_loss).collect();

@@ -30,7 +30,7 @@ use std::{
 use candle_core::{Device, Tensor};
 use serde::Deserialize;
 use tinyforge_model::{ForwardMode, Llama, TinyOptions, create_tiny_model, load_checkpoint};
-use tinyforge_train::{TrainOptions, adapter, merge::load_merged, trainable::LlamaForTraining, train};
+use tinyforge_train::{TrainOptions, adapter, merge::load_merged, train, trainable::LlamaForTraining};
 
 const TOL: f32 = 1e-5;
 /// Fixed token-id prompts (ids < the tiny vocabulary of 320).
@@ -190,9 +190,8 @@ fn regenerate_rust_side() {
     let opts = TinyOptions { hidden: 32, heads: 4, kv_heads: 2, intermediate: 64, vocab_size: 320, seed: 7, ..TinyOptions::default() };
     create_tiny_model(&base, &opts).unwrap();
 
-    let work = std::env::temp_dir().join(format!("tf-peft-interop-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
+    let work_guard = tinyforge_testkit::temp_dir("peft-interop");
+    let work = work_guard.path();
     let records = [
         ("What color is the Zorblat?", "Teal."),
         ("Who makes it?", "Quillfeather Labs."),
@@ -216,7 +215,6 @@ fn regenerate_rust_side() {
     for f in [adapter::CONFIG_FILE, adapter::WEIGHTS_FILE] {
         std::fs::copy(report.output_dir.as_ref().unwrap().join(f), out.join(f)).unwrap();
     }
-    std::fs::remove_dir_all(&work).unwrap();
     assert_b_nonzero(&out);
 
     let logits = logits(with_adapter(&base, &out).llama(), ForwardMode::Eval);

@@ -18,8 +18,7 @@ pub fn init() -> tinyforge_infer::RuntimeInfo {
     tinyforge_infer::init_runtime(&ort_library()).expect("ONNX Runtime loads")
 }
 
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tinyforge-infer-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A temporary folder removed when the guard drops, also when the test fails.
+pub fn temp_dir(tag: &str) -> tinyforge_testkit::TempDir {
+    tinyforge_testkit::temp_dir(&format!("infer-{tag}"))
 }
