@@ -43,8 +43,9 @@ export class OnnxDecoder {
     const feeds: Record<string, OnnxTensor> = {
       input_ids: int64(ids),
       attention_mask: int64(new Array<number>(pastLen + ids.length).fill(1)),
-      position_ids: int64(ids.map((_, i) => pastLen + i)),
     };
+    // A graph with fused attention takes positions from the mask and may not declare this input.
+    if (this.model.inputs.some((i) => i.name === 'position_ids')) feeds.position_ids = int64(ids.map((_, i) => pastLen + i));
     for (let l = 0; l < this.layers; l++) {
       for (const kind of ['key', 'value']) {
         feeds[`past_key_values.${l}.${kind}`] = past?.[`present.${l}.${kind}`] ?? {
