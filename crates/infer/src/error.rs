@@ -36,8 +36,7 @@ impl InferError {
             Self::RuntimeNotInitialized => "ORT_NOT_INITIALIZED",
             Self::ModelNotFound { .. } => "NOT_FOUND",
             Self::ModelLoad { .. } => "ONNX_MODEL_LOAD",
-            Self::InvalidOption { .. } => "INVALID_ARGUMENT",
-            Self::InvalidInput { .. } => "INVALID_ARGUMENT",
+            Self::InvalidOption { .. } | Self::InvalidInput { .. } => "INVALID_ARGUMENT",
             Self::Run { .. } => "INFERENCE_FAILED",
             Self::UnsupportedOutput { .. } => "UNSUPPORTED_OUTPUT_TYPE",
         }
