@@ -79,6 +79,13 @@ export declare class Tokenizer {
 }
 export type JsTokenizer = Tokenizer
 
+/**
+ * Test-only export (used by test/binding/panic.test.ts, not part of the API): panics inside the
+ * guard, synchronously or on a libuv thread, to prove a panic reaches JS as `{ code: 'PANIC' }`
+ * on both paths.
+ */
+export declare function __testPanic(asynchronous: boolean): number | Promise<number>
+
 export interface ChatMessage {
   role: string
   content: string
@@ -88,13 +95,6 @@ export interface ChatTemplateOptions {
   /** Append the header that opens the assistant's turn. @default false */
   addGenerationPrompt?: boolean
 }
-
-/**
- * Test-only export (used by test/binding/panic.test.ts, not part of the API): panics inside the
- * guard, synchronously or on a libuv thread, to prove a panic reaches JS as `{ code: 'PANIC' }`
- * on both paths.
- */
-export declare function __testPanic(asynchronous: boolean): number | Promise<number>
 
 /**
  * Writes a tiny random Llama model (config.json, model.safetensors, tokenizer.json,
@@ -136,7 +136,7 @@ export interface ExportOnnxOptions {
  * Loads the model (HF folder or GGUF, plus `options.adapter`) and generates a completion of
  * `prompt` (text or chat messages). Rejects with MODEL_NOT_FOUND, ADAPTER_INVALID,
  * CHAT_TEMPLATE_MISSING (messages for a tokenizer without a template),
- * INVALID_ARGUMENT or GENERATION_FAILED. Use `Generator` to ask several questions.
+ * INVALID_ARGUMENT or MODEL_COMPUTE. Use `Generator` to ask several questions.
  */
 export declare function generate(modelPath: string, prompt: string | Array<ChatMessage>, options?: GenerateOptions | undefined | null): Promise<Generation>
 
@@ -154,8 +154,14 @@ export interface GenerateOptions {
   topK?: number
   /** In (0, 1]. @default 1 */
   topP?: number
+  /** In [0, 1]: drop tokens less likely than minP × the most likely one. @default 0 */
+  minP?: number
   /** > 0; 1 = off. @default 1 */
   repetitionPenalty?: number
+  /** In [-2, 2], OpenAI's: minus count × this on each generated token's logit. @default 0 */
+  frequencyPenalty?: number
+  /** In [-2, 2], OpenAI's: minus this on every generated token's logit. @default 0 */
+  presencePenalty?: number
   /** Same seed, same options, same model → same tokens. @default 0 */
   seed?: number
   /** Generation ends when the text contains one of these; the text is cut before it. */
@@ -172,9 +178,11 @@ export interface Generation {
   text: string
   /** Generated token ids (a closing EOS excluded). */
   tokens: Array<number>
-  /** Model probability of each generated token. */
+  /** Model probability of each generated token (softmax of the raw logits). */
   tokenProbs: Array<number>
-  /** Mean probability of the choices made (tokens and the closing EOS), in (0, 1]. */
+  /** Natural log of `tokenProbs`. */
+  tokenLogprobs: Array<number>
+  /** exp(mean log-probability) of the choices made (tokens and the closing EOS), in (0, 1]. */
   confidence: number
   promptTokens: number
   completionTokens: number

@@ -1,10 +1,11 @@
 //! TinyForge model: a Llama-family decoder in candle (`llama`), its Hugging Face config
-//! (`config`), checkpoint loading from HF safetensors or GGUF (`weights`), and tiny random models
-//! for tests (`tiny`). Pure Rust, no napi: the binding crate wraps it.
+//! (`config`), checkpoint loading from HF safetensors or GGUF (`weights`), the model as a
+//! `tinyforge_generate::Decoder` with a KV cache per slot (`decoder`), and tiny random models for
+//! tests (`tiny`). Pure Rust, no napi: the binding crate wraps it.
 pub mod bf16;
 pub mod config;
+pub mod decoder;
 pub mod error;
-pub mod generate;
 pub mod kernels;
 pub mod llama;
 pub mod tiny;
@@ -12,7 +13,7 @@ pub mod weights;
 
 pub use config::{LlamaConfig, RopeScaling};
 pub use error::{ModelError, Result};
-pub use generate::{Generation, SamplingOptions, StopReason, generate};
+pub use decoder::LlamaDecoder;
 pub use llama::{ForwardMode, FrozenLinear, Llama, Projection};
 pub use tiny::{TinyModel, TinyOptions, create_tiny_model};
 pub use weights::{Checkpoint, ModelFormat, Weights, detect_format, load_checkpoint, load_config};

@@ -1,37 +1,26 @@
-//! Binding of text generation (`tinyforge_model::generate`) and adapter merging
-//! (`tinyforge_train::merge`): `generate(modelPath, prompt | messages, options)` loads and
-//! answers once; `Generator.load(modelPath, { adapter })` keeps the model for repeated questions;
-//! `mergeAdapter(base, adapter, out)` writes a merged HF folder. All work runs on libuv threads.
+//! Binding of the generation loop (`tinyforge_generate`) over the candle model
+//! (`tinyforge_model::LlamaDecoder`): `generate(modelPath, prompt | messages, options)` loads and
+//! answers once; `Generator.load(modelPath, { adapter })` keeps the model for repeated questions.
+//! Only conversion lives here: prompts, sampling, stops and finish reasons are the core's. All
+//! work runs on libuv threads.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{AsyncTask, Either};
 use napi::{Env, Task};
 use napi_derive::napi;
+use tinyforge_generate as gn;
 use tinyforge_model as md;
 use tinyforge_tokenizer as tk;
 use tinyforge_train as tr;
 
-use crate::error::js_error;
+use crate::error::{CoreError, core_error, guard, js_error};
 use crate::tokenizer::JsChatMessage;
 
-fn no_panic<T>(what: &str, f: impl FnOnce() -> napi::Result<T>) -> napi::Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err(js_error("PANIC", format!("internal error while {what}"))))
-}
-
-fn train_error(e: tr::TrainError) -> napi::Error {
-    js_error(e.code(), e)
-}
-
-fn tok_error(e: tk::TokenizerError, fallback: &str) -> napi::Error {
-    let code = match &e {
-        tk::TokenizerError::Load { .. } => "TOKENIZER_LOAD",
-        tk::TokenizerError::NoChatTemplate { .. } => "CHAT_TEMPLATE_MISSING",
-        tk::TokenizerError::GgufInvalid { .. } => "GGUF_INVALID",
-        _ => fallback,
-    };
-    js_error(code, e)
+impl CoreError for gn::GenerateError {
+    fn code(&self) -> &'static str {
+        gn::GenerateError::code(self)
+    }
 }
 
 /// A model (with any adapter merged in), its tokenizer and the ids that end a turn.
@@ -43,86 +32,30 @@ pub struct Engine {
 
 impl Engine {
     fn load(path: &Path, adapter: Option<&Path>) -> napi::Result<Self> {
-        let format = md::detect_format(path).map_err(|e| js_error(e.code(), e))?;
+        let format = md::detect_format(path).map_err(core_error)?;
         let model = match adapter {
-            Some(dir) => tr::merge::load_merged(path, dir).map_err(train_error)?,
-            None => md::Llama::load(path).map_err(|e| js_error(e.code(), e))?,
+            Some(dir) => tr::merge::load_merged(path, dir).map_err(core_error)?,
+            None => md::Llama::load(path).map_err(core_error)?,
         };
-        let tokenizer = match format {
-            md::ModelFormat::Gguf => tk::Tokenizer::from_gguf(path),
-            md::ModelFormat::HfFolder => tk::Tokenizer::from_file(path),
-        }
-        .map_err(|e| tok_error(e, "TOKENIZER_LOAD"))?;
-        let mut eos = model.config().eos_ids();
-        eos.extend(tokenizer.special_tokens().eos);
+        let tokenizer = tr::run::load_tokenizer(path, format).map_err(core_error)?;
+        let eos = gn::eos_ids(&model.config().eos_ids(), &tokenizer);
         Ok(Self { model, tokenizer, eos })
     }
 
-    fn run(&self, req: &Request) -> napi::Result<JsGeneration> {
-        let fail = |e: &dyn std::fmt::Display| js_error("GENERATION_FAILED", e);
-        let use_template =
-            req.chat_template.unwrap_or(matches!(req.prompt, Prompt::Messages(_)) || self.tokenizer.chat_template().is_some());
-        let ids = if use_template {
-            let messages = match &req.prompt {
-                Prompt::Messages(m) => m.clone(),
-                Prompt::Text(t) => vec![tk::ChatMessage::new("user", t.clone())],
-            };
-            let opts = tk::ChatOptions { add_generation_prompt: true, tools: None };
-            let text = self.tokenizer.apply_chat_template(&messages, &opts).map_err(|e| tok_error(e, "CHAT_TEMPLATE"))?;
-            // The template already wrote every special token it wants.
-            self.tokenizer.encode(&text, false)
-        } else {
-            let text = match &req.prompt {
-                Prompt::Text(t) => t.clone(),
-                Prompt::Messages(m) => m.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n"),
-            };
-            self.tokenizer.encode(&text, true)
-        }
-        .map_err(|e| fail(&e))?;
-        let decode = |t: &[u32]| self.tokenizer.decode(t, true).unwrap_or_default();
-        // Decoding the whole completion each step is cheap next to a forward pass.
-        let stop_check = |t: &[u32]| {
-            if req.stop.is_empty() {
-                return false;
-            }
-            let text = decode(t);
-            req.stop.iter().any(|s| text.contains(s.as_str()))
-        };
-        let g = md::generate(&self.model, &ids, &self.eos, &req.sampling, stop_check).map_err(|e| match e {
-            md::ModelError::Input(m) => js_error("INVALID_ARGUMENT", m),
-            other => fail(&other),
-        })?;
-        let mut text = self.tokenizer.decode(&g.tokens, true).map_err(|e| fail(&e))?;
-        if let Some(cut) = req.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
-            text.truncate(cut);
-        }
+    fn run(&self, req: &gn::Request) -> napi::Result<JsGeneration> {
+        let mut decoder = md::LlamaDecoder::new(&self.model, 1);
+        let g = gn::generate(&mut decoder, &self.tokenizer, &self.eos, req).map_err(core_error)?;
         Ok(JsGeneration {
-            text,
             confidence: g.confidence().unwrap_or(0.0),
-            prompt_tokens: ids.len() as u32,
-            completion_tokens: g.tokens.len() as u32,
-            finish_reason: match g.stop {
-                md::StopReason::Eos => "eos",
-                md::StopReason::MaxTokens => "length",
-                md::StopReason::Stop => "stop",
-            }
-            .into(),
-            token_probs: g.probs.iter().map(|&p| p as f64).collect(),
+            prompt_tokens: u32::try_from(g.prompt_tokens).unwrap_or(u32::MAX),
+            completion_tokens: u32::try_from(g.tokens.len()).unwrap_or(u32::MAX),
+            finish_reason: g.finish_reason.as_str().into(),
+            token_probs: g.logprobs.iter().map(|&l| f64::from(l).exp()).collect(),
+            token_logprobs: g.logprobs.iter().map(|&l| f64::from(l)).collect(),
+            text: g.text,
             tokens: g.tokens,
         })
     }
-}
-
-enum Prompt {
-    Text(String),
-    Messages(Vec<tk::ChatMessage>),
-}
-
-struct Request {
-    prompt: Prompt,
-    sampling: md::SamplingOptions,
-    stop: Vec<String>,
-    chat_template: Option<bool>,
 }
 
 #[napi(object, object_to_js = false, js_name = "GenerateOptions")]
@@ -138,8 +71,14 @@ pub struct JsGenerateOptions {
     pub top_k: Option<u32>,
     /// In (0, 1]. @default 1
     pub top_p: Option<f64>,
+    /// In [0, 1]: drop tokens less likely than minP × the most likely one. @default 0
+    pub min_p: Option<f64>,
     /// > 0; 1 = off. @default 1
     pub repetition_penalty: Option<f64>,
+    /// In [-2, 2], OpenAI's: minus count × this on each generated token's logit. @default 0
+    pub frequency_penalty: Option<f64>,
+    /// In [-2, 2], OpenAI's: minus this on every generated token's logit. @default 0
+    pub presence_penalty: Option<f64>,
     /// Same seed, same options, same model → same tokens. @default 0
     pub seed: Option<u32>,
     /// Generation ends when the text contains one of these; the text is cut before it.
@@ -155,9 +94,11 @@ pub struct JsGeneration {
     pub text: String,
     /// Generated token ids (a closing EOS excluded).
     pub tokens: Vec<u32>,
-    /// Model probability of each generated token.
+    /// Model probability of each generated token (softmax of the raw logits).
     pub token_probs: Vec<f64>,
-    /// Mean probability of the choices made (tokens and the closing EOS), in (0, 1].
+    /// Natural log of `tokenProbs`.
+    pub token_logprobs: Vec<f64>,
+    /// exp(mean log-probability) of the choices made (tokens and the closing EOS), in (0, 1].
     pub confidence: f64,
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
@@ -165,44 +106,63 @@ pub struct JsGeneration {
     pub finish_reason: String,
 }
 
-fn request(prompt: Either<String, Vec<JsChatMessage>>, o: Option<JsGenerateOptions>) -> napi::Result<(Request, Option<String>)> {
-    let o = o.unwrap_or(JsGenerateOptions {
-        adapter: None,
-        max_tokens: None,
-        temperature: None,
-        top_k: None,
-        top_p: None,
-        repetition_penalty: None,
-        seed: None,
-        stop: None,
-        chat_template: None,
-    });
+fn request(prompt: Either<String, Vec<JsChatMessage>>, o: Option<JsGenerateOptions>) -> napi::Result<(gn::Request, Option<String>)> {
+    let Some(o) = o else {
+        return request(prompt, Some(JsGenerateOptions::default()));
+    };
     let prompt = match prompt {
-        Either::A(t) => Prompt::Text(t),
-        Either::B(m) if m.is_empty() => return Err(js_error("INVALID_ARGUMENT", "messages is empty")),
-        Either::B(m) => Prompt::Messages(m.into_iter().map(|m| tk::ChatMessage::new(m.role, m.content)).collect()),
+        Either::A(t) => gn::Prompt::Text(t),
+        Either::B(m) => gn::Prompt::Messages(m.into_iter().map(|m| tk::ChatMessage::new(m.role, m.content)).collect()),
     };
-    if o.max_tokens == Some(0) {
-        return Err(js_error("INVALID_ARGUMENT", "maxTokens must be at least 1"));
+    if let gn::Prompt::Messages(m) = &prompt
+        && m.is_empty()
+    {
+        return Err(js_error("INVALID_ARGUMENT", "messages is empty"));
     }
-    let sampling = md::SamplingOptions {
-        max_tokens: o.max_tokens.map_or(128, |n| n as usize),
-        temperature: o.temperature.unwrap_or(0.0),
-        top_k: o.top_k.map(|k| k as usize),
-        top_p: o.top_p,
-        repetition_penalty: o.repetition_penalty.unwrap_or(1.0),
-        seed: o.seed.map_or(0, u64::from),
+    let d = gn::SamplingParams::default();
+    let params = gn::GenerateParams {
+        sampling: gn::SamplingParams {
+            temperature: o.temperature.unwrap_or(d.temperature),
+            top_k: o.top_k.map(|k| k as usize),
+            top_p: o.top_p,
+            min_p: o.min_p,
+            repetition_penalty: o.repetition_penalty.unwrap_or(d.repetition_penalty),
+            frequency_penalty: o.frequency_penalty.unwrap_or(d.frequency_penalty),
+            presence_penalty: o.presence_penalty.unwrap_or(d.presence_penalty),
+            seed: o.seed.map_or(0, u64::from),
+        },
+        max_tokens: o.max_tokens.map_or(gn::GenerateParams::default().max_tokens, |n| n as usize),
+        stop: o.stop.unwrap_or_default(),
+        top_logprobs: 0,
     };
-    sampling.validate().map_err(|m| js_error("INVALID_ARGUMENT", m))?;
-    let stop: Vec<String> = o.stop.unwrap_or_default().into_iter().filter(|s| !s.is_empty()).collect();
-    Ok((Request { prompt, sampling, stop, chat_template: o.chat_template }, o.adapter))
+    params.validate().map_err(core_error)?;
+    Ok((gn::Request { prompt, chat_template: o.chat_template, params }, o.adapter))
+}
+
+impl Default for JsGenerateOptions {
+    fn default() -> Self {
+        Self {
+            adapter: None,
+            max_tokens: None,
+            temperature: None,
+            top_k: None,
+            top_p: None,
+            min_p: None,
+            repetition_penalty: None,
+            frequency_penalty: None,
+            presence_penalty: None,
+            seed: None,
+            stop: None,
+            chat_template: None,
+        }
+    }
 }
 
 pub struct GenerateTask {
     model: PathBuf,
     adapter: Option<PathBuf>,
     engine: Option<Arc<Engine>>,
-    request: napi::Result<Request>,
+    request: napi::Result<gn::Request>,
 }
 
 impl Task for GenerateTask {
@@ -210,7 +170,7 @@ impl Task for GenerateTask {
     type JsValue = JsGeneration;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        no_panic("generating", || {
+        guard("generating", || {
             // Option errors reject the promise rather than throw.
             let req = self.request.as_ref().map_err(|e| napi::Error::new(e.status, e.reason.clone()))?;
             match &self.engine {
@@ -228,11 +188,11 @@ impl Task for GenerateTask {
 /// Loads the model (HF folder or GGUF, plus `options.adapter`) and generates a completion of
 /// `prompt` (text or chat messages). Rejects with MODEL_NOT_FOUND, ADAPTER_INVALID,
 /// CHAT_TEMPLATE_MISSING (messages for a tokenizer without a template),
-/// INVALID_ARGUMENT or GENERATION_FAILED. Use `Generator` to ask several questions.
+/// INVALID_ARGUMENT or MODEL_COMPUTE. Use `Generator` to ask several questions.
 #[napi(catch_unwind, ts_return_type = "Promise<Generation>")]
 pub fn generate(
     model_path: String,
-    prompt: Either<String, Vec<JsChatMessage>>,
+    #[napi(ts_arg_type = "string | Array<ChatMessage>")] prompt: Either<String, Vec<JsChatMessage>>,
     options: Option<JsGenerateOptions>,
 ) -> AsyncTask<GenerateTask> {
     let (request, adapter) = match request(prompt, options) {
@@ -258,7 +218,7 @@ impl Task for LoadGeneratorTask {
     type JsValue = JsGenerator;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        no_panic("loading a model for generation", || Engine::load(&self.model, self.adapter.as_deref()))
+        guard("loading a model for generation", || Engine::load(&self.model, self.adapter.as_deref()))
     }
 
     fn resolve(&mut self, _env: Env, engine: Self::Output) -> napi::Result<Self::JsValue> {
@@ -283,7 +243,11 @@ impl JsGenerator {
 
     /// Like the `generate` function, without reloading (`options.adapter` must not be set).
     #[napi(catch_unwind, ts_return_type = "Promise<Generation>")]
-    pub fn generate(&self, prompt: Either<String, Vec<JsChatMessage>>, options: Option<JsGenerateOptions>) -> AsyncTask<GenerateTask> {
+    pub fn generate(
+        &self,
+        #[napi(ts_arg_type = "string | Array<ChatMessage>")] prompt: Either<String, Vec<JsChatMessage>>,
+        options: Option<JsGenerateOptions>,
+    ) -> AsyncTask<GenerateTask> {
         let request = match request(prompt, options) {
             Ok((_, Some(_))) => Err(js_error("INVALID_ARGUMENT", "adapter: give it to Generator.load")),
             Ok((r, None)) => Ok(r),
@@ -291,37 +255,4 @@ impl JsGenerator {
         };
         AsyncTask::new(GenerateTask { model: PathBuf::new(), adapter: None, engine: Some(Arc::clone(&self.engine)), request })
     }
-}
-
-#[napi(object, object_from_js = false, js_name = "MergedModel")]
-pub struct JsMergedModel {
-    /// The merged HF model folder.
-    pub path: String,
-}
-
-pub struct MergeTask {
-    base: PathBuf,
-    adapter: PathBuf,
-    out: PathBuf,
-}
-
-impl Task for MergeTask {
-    type Output = PathBuf;
-    type JsValue = JsMergedModel;
-
-    fn compute(&mut self) -> napi::Result<Self::Output> {
-        no_panic("merging an adapter", || tr::merge::merge_adapter(&self.base, &self.adapter, &self.out).map_err(train_error))
-    }
-
-    fn resolve(&mut self, _env: Env, path: Self::Output) -> napi::Result<Self::JsValue> {
-        Ok(JsMergedModel { path: path.display().to_string() })
-    }
-}
-
-/// Merges the PEFT adapter in `adapter` into `base` (HF folder or GGUF) and writes an HF folder
-/// (f32 model.safetensors, config.json, tokenizer files) at `out`. Rejects with MODEL_NOT_FOUND,
-/// ADAPTER_INVALID or WRITE_FAILED.
-#[napi(catch_unwind, ts_return_type = "Promise<MergedModel>")]
-pub fn merge_adapter(base: String, adapter: String, out: String) -> AsyncTask<MergeTask> {
-    AsyncTask::new(MergeTask { base: base.into(), adapter: adapter.into(), out: out.into() })
 }

@@ -4,6 +4,7 @@
 //! Rust panic becomes a JS error (`PANIC`), never an abort.
 mod error;
 mod generate;
+mod merge;
 mod model;
 mod onnx;
 mod runtime;
