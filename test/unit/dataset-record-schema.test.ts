@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkLine, recordMessages } from '../../ts/dataset/index.js';
+import { checkLine, recordMessages, validateFile } from '../../ts/dataset/index.js';
 import { type CheckedLines, HAS_RECORD, KIND_BY_CODE, checkLines } from '../../ts/dataset/check-lines.js';
 
 interface Case {
@@ -15,6 +15,7 @@ interface Case {
 }
 
 const FIXTURE = path.join(import.meta.dirname, '../fixtures/records/schema-cases.json');
+const FILE_LEVEL = path.join(import.meta.dirname, '../fixtures/records/file-level.jsonl');
 const { cases } = JSON.parse(readFileSync(FIXTURE, 'utf8')) as { cases: Case[] };
 const lineOf = (c: Case) => c.raw ?? JSON.stringify(c.record);
 
@@ -45,5 +46,17 @@ describe('record schema fixture', () => {
       const problems = r.problems.filter((p) => p.line === i + 1).map(({ code, field, severity }) => ({ code, field, severity }));
       expect(problems, c.name).toEqual(c.expect.problems);
     });
+  });
+});
+
+// The same file crates/train/tests/record_schema.rs loads: BOM + CRLF, two blank lines (spaces and
+// U+00A0), a byte that is not UTF-8 (U+FFFD on both sides) and no final newline.
+describe('file-level rules (shared with the trainer)', () => {
+  it('reads file-level.jsonl as three valid records', async () => {
+    const { summary, problems } = await validateFile(FILE_LEVEL);
+    expect(problems).toEqual([]);
+    expect(summary).toMatchObject({ lines: 5, blankLines: 2, records: 3, valid: 3 });
+    const line4 = readFileSync(FILE_LEVEL, 'utf8').split('\n')[3]!;
+    expect(JSON.parse(line4)).toEqual({ input: 'q2', output: 'a\ufffd2' });
   });
 });

@@ -76,16 +76,21 @@ pub fn load_jsonl(path: &Path, tok: &Tokenizer, max_seq_len: usize) -> Result<Da
     let mut reader = BufReader::new(HashingReader { inner: file, hasher: &mut hasher });
     let (mut examples, mut issues) = (Vec::new(), Vec::new());
     let mut stats = DataStats::default();
-    let mut line = String::new();
+    let mut bytes = Vec::new();
     let mut line_no = 0;
     loop {
-        line.clear();
-        if reader.read_line(&mut line).map_err(|e| read_err(&e))? == 0 {
+        bytes.clear();
+        if reader.read_until(b'\n', &mut bytes).map_err(|e| read_err(&e))? == 0 {
             break;
         }
         line_no += 1;
+        // Bytes that are not UTF-8 become U+FFFD, as the dataset tools' decoder (Node's
+        // StringDecoder) makes them: both replace each maximal invalid subpart, so both sides see
+        // the same text instead of one rejecting the whole file.
+        let decoded = String::from_utf8_lossy(&bytes);
+        let line: &str = &decoded;
         // A UTF-8 BOM on the first line is an editor's artefact, not data (the TS reader agrees).
-        let text = if line_no == 1 { line.strip_prefix('\u{feff}').unwrap_or(&line) } else { &line };
+        let text = if line_no == 1 { line.strip_prefix('\u{feff}').unwrap_or(line) } else { line };
         if record::is_blank(text) {
             continue;
         }

@@ -4,10 +4,18 @@
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
-use tinyforge_train::data::record::{Severity, check_line};
+use tinyforge_tokenizer::Tokenizer;
+use tinyforge_train::data::{
+    load_jsonl,
+    record::{Severity, check_line},
+};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures")
+}
 
 fn fixture() -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures/records/schema-cases.json");
+    let path = fixtures().join("records/schema-cases.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let doc: Value = serde_json::from_str(&text).unwrap();
     doc["cases"].as_array().expect("a cases array").clone()
@@ -32,7 +40,7 @@ fn verdict(line: &str, with_messages: bool) -> Value {
 }
 
 #[test]
-fn every_fixture_case_gets_its_verdict() {
+fn data_fixture_cases_get_their_verdicts() {
     let cases = fixture();
     assert!(cases.len() >= 50, "the fixture lost cases: {}", cases.len());
     let mut failures = Vec::new();
@@ -51,7 +59,21 @@ fn every_fixture_case_gets_its_verdict() {
 }
 
 #[test]
-fn a_reason_names_field_and_code_like_the_ts_tools() {
+fn data_reasons_name_field_and_code_like_the_ts_tools() {
     let c = check_line(r#"{"input":"q","output":"  "}"#);
     assert_eq!(c.problems.iter().map(ToString::to_string).collect::<Vec<_>>(), ["output: \"output\" is empty [EMPTY]"]);
+}
+
+/// `file-level.jsonl` (written with printf; dataset-record-schema.test.ts reads it too): a BOM and
+/// CRLF on line 1, a whitespace line and a U+00A0 line (blank: not records), a byte that is not
+/// UTF-8 (decoded as U+FFFD, not a reason to reject the file) and a last line without a newline.
+#[test]
+fn data_file_level_rules_match_the_dataset_tools() {
+    let tok = Tokenizer::from_file(fixtures().join("tokenizer/smollm2/tokenizer.json")).unwrap();
+    let ds = load_jsonl(&fixtures().join("records/file-level.jsonl"), &tok, 512).unwrap();
+    assert_eq!(ds.issues, []);
+    assert_eq!((ds.stats.records, ds.stats.valid), (3, 3));
+    assert_eq!(ds.examples.iter().map(|e| e.line).collect::<Vec<_>>(), [1, 4, 5]);
+    let text = tok.decode(&ds.examples[1].ids, false).unwrap();
+    assert!(text.contains("a\u{fffd}2"), "{text}");
 }
