@@ -1,10 +1,14 @@
 //! TinyForge inference: ONNX Runtime (through `ort`, loaded dynamically from the library the
 //! `onnxruntime-node` npm package ships) sessions over host tensors. The generation loop,
 //! sampling and batching build on `OnnxSession`.
+pub mod decoder;
 pub mod error;
+pub mod folder;
 pub mod runtime;
 pub mod session;
 
+pub use decoder::{DecoderOptions, KvMode, KvShape, OrtDecoder};
 pub use error::InferError;
+pub use folder::ExportFolder;
 pub use runtime::{RuntimeInfo, active_runtime, init_runtime, precheck_library};
 pub use session::{HostTensor, OnnxSession, OptimizationLevel, SessionOptions, TensorData, TensorInfo};

@@ -1,0 +1,333 @@
+//! The exported decoder (tinyforge-onnx `export_llama`) on ONNX Runtime as a
+//! `tinyforge_generate::Decoder`, so the one generation loop drives it.
+//!
+//! Two ways to keep a slot's KV cache, picked from the graph at load:
+//! - `Shared` (graphs with `GroupQueryAttention`): one preallocated buffer per layer and kind,
+//!   `[1, kv_heads, context_len, head_dim]`, bound through an `IoBinding` as both
+//!   `past_key_values.*` and `present.*`. The kernel writes the new keys in place, so a step
+//!   copies nothing: with the concat feeding a 30-layer model would copy the whole cache every
+//!   token (SmolLM2 at 1k positions: ~46 MB per step).
+//! - `Chained` (the plain-op graph, which concatenates): each run's `present.*` values are fed
+//!   back as the next `past_key_values.*` as they are (ORT's own outputs, no copy of ours).
+//!
+//! `step` runs the listed slots one forward each: the buffers are per slot, so a batched forward
+//! would first gather them into one `[batch, ...]` tensor (a copy per step) or need every slot in
+//! one buffer (compute for idle rows). Batching across requests happens in the scheduler.
+use std::path::{Path, PathBuf};
+
+use ort::memory::MemoryInfo;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::{Session, SessionInputValue};
+use ort::value::{DynValue, Tensor};
+use tinyforge_generate::{CodedError, Decoder, Slot};
+
+use crate::error::InferError;
+use crate::runtime::active_runtime;
+
+impl CodedError for InferError {
+    fn code(&self) -> &'static str {
+        InferError::code(self)
+    }
+}
+
+/// The cache geometry of an exported decoder (from its config.json).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvShape {
+    pub layers: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub vocab_size: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KvMode {
+    /// `Shared` when the graph has `GroupQueryAttention`, `Chained` otherwise.
+    #[default]
+    Auto,
+    Shared,
+    Chained,
+}
+
+#[derive(Clone, Debug)]
+pub struct DecoderOptions {
+    /// Sequences live at once (at least 1).
+    pub slots: usize,
+    /// Positions per slot (prompt + generated); each shared slot preallocates this many.
+    pub context_len: usize,
+    /// ORT intra-op threads; `None` = ORT's default (one per core).
+    pub threads: Option<usize>,
+    /// Let ORT's idle pool threads spin between ops (`session.intra_op.allow_spinning`).
+    pub spinning: bool,
+    pub kv: KvMode,
+}
+
+impl Default for DecoderOptions {
+    fn default() -> Self {
+        Self { slots: 1, context_len: 2048, threads: None, spinning: false, kv: KvMode::Auto }
+    }
+}
+
+enum SlotCache {
+    Shared { binding: ort::session::IoBinding, len: usize },
+    Chained { past: Vec<DynValue>, len: usize },
+}
+
+pub struct OrtDecoder {
+    session: Session,
+    path: PathBuf,
+    shape: KvShape,
+    mode: KvMode,
+    context_len: usize,
+    has_position_ids: bool,
+    caches: Vec<Option<SlotCache>>,
+}
+
+/// Loads a decoder graph into a CPU session with `options` (graph optimisation level 3).
+pub(crate) fn build_session(path: &Path, threads: Option<usize>, spinning: bool) -> Result<Session, InferError> {
+    active_runtime()?;
+    if !path.is_file() {
+        return Err(InferError::ModelNotFound { path: path.to_path_buf() });
+    }
+    let load_err = |e: ort::Error| InferError::ModelLoad { path: path.to_path_buf(), reason: e.message().to_string() };
+    let mut b = Session::builder()
+        .map_err(load_err)?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(|e| load_err(e.into()))?
+        .with_intra_op_spinning(spinning)
+        .map_err(|e| load_err(e.into()))?;
+    if let Some(n) = threads {
+        if n == 0 {
+            return Err(InferError::InvalidOption { option: "threads".into(), reason: "must be at least 1".into() });
+        }
+        b = b.with_intra_threads(n).map_err(|e| load_err(e.into()))?;
+    }
+    b.commit_from_file(path).map_err(load_err)
+}
+
+fn run_err(e: &ort::Error) -> InferError {
+    InferError::Run { reason: e.message().to_string() }
+}
+
+fn past_name(layer: usize, kind: &str) -> String {
+    format!("past_key_values.{layer}.{kind}")
+}
+
+fn present_name(layer: usize, kind: &str) -> String {
+    format!("present.{layer}.{kind}")
+}
+
+const KINDS: [&str; 2] = ["key", "value"];
+
+impl OrtDecoder {
+    pub fn load(path: &Path, shape: KvShape, options: &DecoderOptions) -> Result<Self, InferError> {
+        if options.slots == 0 {
+            return Err(InferError::InvalidOption { option: "slots".into(), reason: "must be at least 1".into() });
+        }
+        if options.context_len < 2 {
+            return Err(InferError::InvalidOption { option: "contextLen".into(), reason: "must be at least 2".into() });
+        }
+        let session = build_session(path, options.threads, options.spinning)?;
+        let names: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
+        for need in ["input_ids", "attention_mask"]
+            .into_iter()
+            .map(String::from)
+            .chain((0..shape.layers).flat_map(|i| KINDS.map(|k| past_name(i, k))))
+        {
+            if !names.contains(&need.as_str()) {
+                return Err(InferError::ModelLoad {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "not a decoder with KV cache for {} layers: no input `{need}` (inputs: {})",
+                        shape.layers,
+                        names.join(", ")
+                    ),
+                });
+            }
+        }
+        let has_position_ids = names.contains(&"position_ids");
+        let mode = match options.kv {
+            KvMode::Auto => {
+                let bytes = std::fs::read(path).map_err(|e| InferError::ModelLoad { path: path.to_path_buf(), reason: e.to_string() })?;
+                if bytes.windows(19).any(|w| w == b"GroupQueryAttention") { KvMode::Shared } else { KvMode::Chained }
+            }
+            m => m,
+        };
+        Ok(Self {
+            session,
+            path: path.to_path_buf(),
+            shape,
+            mode,
+            context_len: options.context_len,
+            has_position_ids,
+            caches: (0..options.slots).map(|_| None).collect(),
+        })
+    }
+
+    /// The cache strategy in use (`Shared` or `Chained`).
+    pub fn kv_mode(&self) -> KvMode {
+        self.mode
+    }
+
+    pub fn model_path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Positions `slot` holds, or `None` when it is empty.
+    pub fn slot_len(&self, slot: Slot) -> Option<usize> {
+        self.caches.get(slot)?.as_ref().map(|c| match c {
+            SlotCache::Shared { len, .. } | SlotCache::Chained { len, .. } => *len,
+        })
+    }
+
+    fn new_cache(&self) -> Result<SlotCache, InferError> {
+        let KvShape { layers, kv_heads, head_dim, .. } = self.shape;
+        match self.mode {
+            KvMode::Shared => {
+                let mut binding = self.session.create_binding().map_err(|e| run_err(&e))?;
+                let dims = [1, kv_heads, self.context_len, head_dim];
+                for i in 0..layers {
+                    for kind in KINDS {
+                        // calloc'd: untouched positions cost no memory until written.
+                        let t = Tensor::<f32>::from_array((dims, vec![0.0; kv_heads * self.context_len * head_dim]))
+                            .map_err(|e| run_err(&e))?;
+                        // The binding keeps a reference to the input and owns the output: both
+                        // are this one buffer, which the kernel appends to in place.
+                        binding.bind_input(past_name(i, kind), &t).map_err(|e| run_err(&e))?;
+                        binding.bind_output(present_name(i, kind), t).map_err(|e| run_err(&e))?;
+                    }
+                }
+                Ok(SlotCache::Shared { binding, len: 0 })
+            }
+            _ => {
+                let mut past = Vec::with_capacity(layers * 2);
+                for _ in 0..layers * 2 {
+                    past.push(
+                        Tensor::<f32>::from_array(([1, kv_heads, 0, head_dim], Vec::<f32>::new())).map_err(|e| run_err(&e))?.into_dyn(),
+                    );
+                }
+                Ok(SlotCache::Chained { past, len: 0 })
+            }
+        }
+    }
+
+    /// One forward of `tokens` on `slot`; returns the logits of the last position.
+    fn forward(&mut self, slot: Slot, tokens: &[u32]) -> Result<Vec<f32>, InferError> {
+        let n = self.caches.len();
+        if slot >= n {
+            return Err(InferError::InvalidInput { name: "slot".into(), reason: format!("{slot} out of range (0..{n})") });
+        }
+        if tokens.is_empty() {
+            return Err(InferError::InvalidInput { name: "tokens".into(), reason: "at least one token is needed".into() });
+        }
+        if self.caches[slot].is_none() {
+            self.caches[slot] = Some(self.new_cache()?);
+        }
+        let len = self.slot_len(slot).unwrap_or(0);
+        let total = len + tokens.len();
+        if total > self.context_len {
+            return Err(InferError::InvalidInput {
+                name: "tokens".into(),
+                reason: format!("slot {slot} would hold {total} positions, more than the context length {}", self.context_len),
+            });
+        }
+        let seq = tokens.len();
+        let ids = Tensor::from_array(([1, seq], tokens.iter().map(|&t| i64::from(t)).collect::<Vec<_>>())).map_err(|e| run_err(&e))?;
+        let mask = Tensor::from_array(([1, total], vec![1_i64; total])).map_err(|e| run_err(&e))?;
+        let pos = Tensor::from_array(([1, seq], (len as i64..total as i64).collect::<Vec<_>>())).map_err(|e| run_err(&e))?;
+        let vocab = self.shape.vocab_size;
+        let layers = self.shape.layers;
+        let has_pos = self.has_position_ids;
+        let cache = self.caches[slot].as_mut().expect("cache created above");
+        let logits = match cache {
+            SlotCache::Shared { binding, len } => {
+                binding.bind_input("input_ids", &ids).map_err(|e| run_err(&e))?;
+                binding.bind_input("attention_mask", &mask).map_err(|e| run_err(&e))?;
+                if has_pos {
+                    binding.bind_input("position_ids", &pos).map_err(|e| run_err(&e))?;
+                }
+                // Rebound every run: a bound logits value keeps its first shape ([1, prompt,
+                // vocab]) and the next run, with one token, would be rejected.
+                binding.bind_output_to_device("logits", &MemoryInfo::default()).map_err(|e| run_err(&e))?;
+                let out = self.session.run_binding(binding).map_err(|e| run_err(&e))?;
+                let logits = last_row(&out["logits"], vocab)?;
+                *len = total;
+                logits
+            }
+            SlotCache::Chained { past, len } => {
+                let mut inputs: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(3 + past.len());
+                inputs.push(("input_ids".into(), ids.into()));
+                inputs.push(("attention_mask".into(), mask.into()));
+                if has_pos {
+                    inputs.push(("position_ids".into(), pos.into()));
+                }
+                for (j, v) in past.iter().enumerate() {
+                    inputs.push((past_name(j / 2, KINDS[j % 2]), v.into()));
+                }
+                let mut out = self.session.run(inputs).map_err(|e| run_err(&e))?;
+                let logits = last_row(&out["logits"], vocab)?;
+                let mut next = Vec::with_capacity(layers * 2);
+                for i in 0..layers {
+                    for kind in KINDS {
+                        let name = present_name(i, kind);
+                        next.push(out.remove(&name).ok_or_else(|| InferError::Run { reason: format!("the model returned no `{name}`") })?);
+                    }
+                }
+                drop(out);
+                *past = next;
+                *len = total;
+                logits
+            }
+        };
+        Ok(logits)
+    }
+}
+
+/// The last `[vocab]` row of logits `[1, seq, vocab]`.
+fn last_row(v: &DynValue, vocab: usize) -> Result<Vec<f32>, InferError> {
+    let (shape, data) = v.try_extract_tensor::<f32>().map_err(|e| run_err(&e))?;
+    if shape.last().copied() != Some(vocab as i64) || data.len() < vocab {
+        return Err(InferError::Run { reason: format!("logits have shape {:?}, expected [1, seq, {vocab}]", &shape[..]) });
+    }
+    Ok(data[data.len() - vocab..].to_vec())
+}
+
+impl Decoder for OrtDecoder {
+    type Error = InferError;
+
+    fn context_len(&self) -> usize {
+        self.context_len
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.shape.vocab_size
+    }
+
+    fn slots(&self) -> usize {
+        self.caches.len()
+    }
+
+    fn prefill(&mut self, slot: Slot, tokens: &[u32]) -> Result<Vec<f32>, InferError> {
+        self.forward(slot, tokens)
+    }
+
+    fn step(&mut self, batch: &[(Slot, u32)]) -> Result<Vec<f32>, InferError> {
+        let mut out = Vec::with_capacity(batch.len() * self.shape.vocab_size);
+        for &(slot, token) in batch {
+            if self.slot_len(slot).unwrap_or(0) == 0 {
+                return Err(InferError::InvalidInput { name: "slot".into(), reason: format!("step: slot {slot} was not prefilled") });
+            }
+            out.extend(self.forward(slot, &[token])?);
+        }
+        Ok(out)
+    }
+
+    fn release(&mut self, slot: Slot) {
+        // Shared buffers are kept for the next sequence: a length of 0 makes the kernel ignore
+        // what they hold, and reallocating would cost a page fault per 4 KiB again.
+        match self.caches.get_mut(slot) {
+            Some(Some(SlotCache::Shared { len, .. })) => *len = 0,
+            Some(c) => *c = None,
+            None => {}
+        }
+    }
+}
