@@ -114,7 +114,7 @@ mod tests {
         assert_eq!(a, epoch_batches(&lens, 4, 42, 0));
         assert_ne!(a, epoch_batches(&lens, 4, 42, 1));
         let mut all: Vec<usize> = a.concat();
-        all.sort();
+        all.sort_unstable();
         assert_eq!(all, (0..50).collect::<Vec<_>>());
     }
 

@@ -132,7 +132,7 @@ fn fsync(path: &Path) -> Result<()> {
 /// Removes temporary folders a killed run left behind (never complete checkpoints).
 pub fn remove_partial(root: &Path) {
     let Ok(entries) = std::fs::read_dir(root) else { return };
-    for e in entries.filter_map(|e| e.ok()) {
+    for e in entries.filter_map(std::result::Result::ok) {
         if e.file_name().to_string_lossy().starts_with(".tmp-step-") {
             let _ = std::fs::remove_dir_all(e.path());
         }
@@ -143,7 +143,7 @@ pub fn remove_partial(root: &Path) {
 pub fn list(root: &Path) -> Result<Vec<(usize, PathBuf)>> {
     let Ok(entries) = std::fs::read_dir(root) else { return Ok(Vec::new()) };
     let mut out: Vec<(usize, PathBuf)> = entries
-        .filter_map(|e| e.ok())
+        .filter_map(std::result::Result::ok)
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let step = name.strip_prefix("step-")?.parse().ok()?;
@@ -208,7 +208,10 @@ pub enum ParamsMismatch {
 }
 
 /// Copies `tensors` into `params` (as f32) after checking every name and shape.
-pub fn set_vars(params: &[(String, Var)], tensors: &HashMap<String, Tensor>) -> std::result::Result<(), ParamsMismatch> {
+pub fn set_vars<S: std::hash::BuildHasher>(
+    params: &[(String, Var)],
+    tensors: &HashMap<String, Tensor, S>,
+) -> std::result::Result<(), ParamsMismatch> {
     for (name, var) in params {
         let t = tensors.get(name).ok_or_else(|| ParamsMismatch::Missing { name: name.clone() })?;
         if t.dims() != var.dims() {

@@ -130,8 +130,9 @@ impl TrainableLm for LlamaForTraining {
 /// A bigram language model (`logits = W·emb[token]`): enough to test schedule, accumulation,
 /// checkpoints, resume and cancel quickly and independently of the Llama.
 pub mod toy {
-    use super::*;
-    use candle_core::{DType, Device};
+    use candle_core::{DType, Device, Tensor, Var};
+
+    use super::{Batch, PURPOSE_INIT, Result, TrainableLm, derived_rng, nll_sum};
 
     pub struct BigramLm {
         params: Vec<(String, Var)>,

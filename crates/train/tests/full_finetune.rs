@@ -100,7 +100,9 @@ fn full_parameters_cover_every_checkpoint_tensor_and_lora_adds_none() {
         assert_eq!(names, expected, "tied = {tied}");
         assert_eq!(names.len(), model.parameters().len(), "a tied head must not be a second parameter");
 
-        let lora = LlamaForTraining::lora(Llama::new(ckpt.config.clone(), &ckpt.weights).unwrap(), &Default::default(), 1).unwrap();
+        let lora =
+            LlamaForTraining::lora(Llama::new(ckpt.config.clone(), &ckpt.weights).unwrap(), &tinyforge_train::LoraConfig::default(), 1)
+                .unwrap();
         assert!(lora.parameters().iter().all(|(n, _)| n.contains(".lora_A.") || n.contains(".lora_B.")));
     }
 }
@@ -109,8 +111,8 @@ fn full_parameters_cover_every_checkpoint_tensor_and_lora_adds_none() {
 fn gradients_reach_embeddings_norms_and_head_and_skip_unused_rows() {
     let dir_guard = temp_dir("grads");
     let dir = dir_guard.path();
-    let base = tiny_model(&dir, false);
-    let (_, examples) = load_examples(&base, &write_data(&dir));
+    let base = tiny_model(dir, false);
+    let (_, examples) = load_examples(&base, &write_data(dir));
     let batch_ex = [&examples[0], &examples[1]];
     // Pad with a token the batch already holds, so "unused" means absent from the batch.
     let batch = make_batch(&batch_ex, examples[0].ids[0]).unwrap();
@@ -142,8 +144,8 @@ fn gradients_reach_embeddings_norms_and_head_and_skip_unused_rows() {
 fn tied_gradient_is_lookup_plus_head() {
     let dir_guard = temp_dir("tied-grad");
     let dir = dir_guard.path();
-    let base = tiny_model(&dir, true);
-    let (_, examples) = load_examples(&base, &write_data(&dir));
+    let base = tiny_model(dir, true);
+    let (_, examples) = load_examples(&base, &write_data(dir));
     let batch = make_batch(&[&examples[2], &examples[3]], 0).unwrap();
     let ckpt = load_checkpoint(&base).unwrap();
     let tied = LlamaForTraining::full(Llama::new(ckpt.config.clone(), &ckpt.weights).unwrap()).unwrap();
@@ -169,8 +171,8 @@ fn tied_gradient_is_lookup_plus_head() {
 fn untied_full_run_writes_trained_embeddings_norms_and_head() {
     let dir_guard = temp_dir("untied-run");
     let dir = dir_guard.path();
-    let base = tiny_model(&dir, false);
-    let data = write_data(&dir);
+    let base = tiny_model(dir, false);
+    let data = write_data(dir);
     let (_, examples) = load_examples(&base, &data);
     let report = train(&full_options(&base, &data, dir.join("run")), &mut |_| {}, &AtomicBool::new(false)).unwrap();
     let out = report.output_dir.unwrap();
@@ -211,8 +213,8 @@ fn untied_full_run_writes_trained_embeddings_norms_and_head() {
 fn tied_full_run_stays_tied() {
     let dir_guard = temp_dir("tied-run");
     let dir = dir_guard.path();
-    let base = tiny_model(&dir, true);
-    let data = write_data(&dir);
+    let base = tiny_model(dir, true);
+    let data = write_data(dir);
     let (_, examples) = load_examples(&base, &data);
     let out = train(&full_options(&base, &data, dir.join("run")), &mut |_| {}, &AtomicBool::new(false)).unwrap().output_dir.unwrap();
     let before = load_checkpoint(&base).unwrap();
@@ -234,8 +236,8 @@ fn written_folder_reproduces_the_trained_model_logits() {
     for tied in [true, false] {
         let dir_guard = temp_dir(if tied { "logits-tied" } else { "logits-untied" });
         let dir = dir_guard.path();
-        let base = tiny_model(&dir, tied);
-        let data = write_data(&dir);
+        let base = tiny_model(dir, tied);
+        let data = write_data(dir);
         let (tok, examples) = load_examples(&base, &data);
         let ckpt = load_checkpoint(&base).unwrap();
         let model = LlamaForTraining::full(Llama::new(ckpt.config.clone(), &ckpt.weights).unwrap()).unwrap();
@@ -259,8 +261,8 @@ fn written_folder_reproduces_the_trained_model_logits() {
 fn full_resume_is_bit_exact() {
     let dir_guard = temp_dir("resume");
     let dir = dir_guard.path();
-    let base = tiny_model(&dir, false);
-    let data = write_data(&dir);
+    let base = tiny_model(dir, false);
+    let data = write_data(dir);
     let opts = |run: &str| {
         let mut o = full_options(&base, &data, dir.join(run));
         o.training.max_steps = Some(6);
@@ -275,7 +277,7 @@ fn full_resume_is_bit_exact() {
         &opts("cut"),
         &mut |p| {
             if p.step == 3 {
-                cancel.store(true, Ordering::Relaxed)
+                cancel.store(true, Ordering::Relaxed);
             }
         },
         &cancel,

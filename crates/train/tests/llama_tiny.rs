@@ -58,7 +58,7 @@ fn write_facts(path: &Path) {
 fn labels_cover_assistant_turns_only() {
     let dir_guard = temp_dir("labels");
     let dir = dir_guard.path();
-    let tok = Tokenizer::from_file(tiny_model(&dir).join("tokenizer.json")).unwrap();
+    let tok = Tokenizer::from_file(tiny_model(dir).join("tokenizer.json")).unwrap();
     let line = r#"{"messages":[{"role":"user","content":"Hi there"},{"role":"assistant","content":"Hello!"},{"role":"user","content":"Bye"},{"role":"assistant","content":"See you."}]}"#;
     let (ids, labels) = encode_line(line, &tok).unwrap();
     let labelled: Vec<u32> = ids.iter().zip(&labels).filter(|(_, l)| **l).map(|(i, _)| *i).collect();
@@ -74,7 +74,7 @@ fn labels_cover_assistant_turns_only() {
 fn bad_records_are_reported_by_line_and_skippable() {
     let dir_guard = temp_dir("bad");
     let dir = dir_guard.path();
-    let base = tiny_model(&dir);
+    let base = tiny_model(dir);
     let data = dir.join("data.jsonl");
     std::fs::write(
         &data,
@@ -117,7 +117,7 @@ fn dry_run_reports_tokens_and_steps_and_trains_nothing() {
     let dir = dir_guard.path();
     let data = dir.join("facts.jsonl");
     write_facts(&data);
-    let mut opts = TrainOptions::new(tiny_model(&dir), data, dir.join("run"));
+    let mut opts = TrainOptions::new(tiny_model(dir), data, dir.join("run"));
     opts.dry_run = true;
     opts.max_seq_len = 75;
     opts.eval_split = 0.1;
@@ -153,7 +153,7 @@ fn greedy(model: &Llama, tok: &Tokenizer, question: &str) -> String {
 fn memorizes_twenty_examples_and_adapter_round_trips() {
     let dir_guard = temp_dir("memorize");
     let dir = dir_guard.path();
-    let base = tiny_model(&dir);
+    let base = tiny_model(dir);
     let data = dir.join("facts.jsonl");
     write_facts(&data);
     let mut opts = TrainOptions::new(base.clone(), data, dir.join("run"));
@@ -192,7 +192,7 @@ fn memorizes_twenty_examples_and_adapter_round_trips() {
 fn resume_after_cancel_matches_an_uninterrupted_run_with_dropout() {
     let dir_guard = temp_dir("resume");
     let dir = dir_guard.path();
-    let base = tiny_model(&dir);
+    let base = tiny_model(dir);
     let data = dir.join("facts.jsonl");
     write_facts(&data);
     let opts = |run: &str| {
@@ -211,7 +211,7 @@ fn resume_after_cancel_matches_an_uninterrupted_run_with_dropout() {
         &opts("cut"),
         &mut |p| {
             if p.step == 3 {
-                cancel.store(true, Ordering::Relaxed)
+                cancel.store(true, Ordering::Relaxed);
             }
         },
         &cancel,
@@ -238,7 +238,7 @@ fn full_fine_tune_writes_a_loadable_model_folder() {
     let dir = dir_guard.path();
     let data = dir.join("facts.jsonl");
     write_facts(&data);
-    let mut opts = TrainOptions::new(tiny_model(&dir), data, dir.join("run"));
+    let mut opts = TrainOptions::new(tiny_model(dir), data, dir.join("run"));
     opts.full = true;
     opts.training.max_steps = Some(3);
     let report = train(&opts, &mut |_| {}, &AtomicBool::new(false)).unwrap();

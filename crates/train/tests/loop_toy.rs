@@ -69,8 +69,8 @@ fn losses(
 fn same_seed_same_losses_and_it_learns() {
     let (d1_guard, d2_guard) = (temp_dir("det1"), temp_dir("det2"));
     let (d1, d2) = (d1_guard.path(), d2_guard.path());
-    let a = losses(&BigramLm::new(17, 8, 1).unwrap(), &d1, &cfg(40), false, None).unwrap();
-    let b = losses(&BigramLm::new(17, 8, 1).unwrap(), &d2, &cfg(40), false, None).unwrap();
+    let a = losses(&BigramLm::new(17, 8, 1).unwrap(), d1, &cfg(40), false, None).unwrap();
+    let b = losses(&BigramLm::new(17, 8, 1).unwrap(), d2, &cfg(40), false, None).unwrap();
     assert_eq!(a, b);
     assert_eq!(a.len(), 40);
     assert!(a[39] < a[0] * 0.5, "loss {} -> {}", a[0], a[39]);
@@ -83,15 +83,15 @@ fn same_seed_same_losses_and_it_learns() {
 fn cancel_then_resume_continues_the_same_loss_sequence() {
     let (straight_guard, resumed_guard) = (temp_dir("straight"), temp_dir("resumed"));
     let (straight_dir, resumed_dir) = (straight_guard.path(), resumed_guard.path());
-    let straight = losses(&BigramLm::new(17, 8, 2).unwrap(), &straight_dir, &cfg(6), false, None).unwrap();
+    let straight = losses(&BigramLm::new(17, 8, 2).unwrap(), straight_dir, &cfg(6), false, None).unwrap();
 
     let model = BigramLm::new(17, 8, 2).unwrap();
-    let err = losses(&model, &resumed_dir, &cfg(6), false, Some(3)).unwrap_err();
+    let err = losses(&model, resumed_dir, &cfg(6), false, Some(3)).unwrap_err();
     assert_eq!(err.code(), "ABORTED");
     assert!(resumed_dir.join("checkpoints/step-000003/state.json").is_file());
     // A fresh process: a new model with different initial weights, all restored from disk.
     let fresh = BigramLm::new(17, 8, 99).unwrap();
-    let resumed = losses(&fresh, &resumed_dir, &cfg(6), true, None).unwrap();
+    let resumed = losses(&fresh, resumed_dir, &cfg(6), true, None).unwrap();
     assert_eq!(resumed, straight, "bit-identical loss sequence after resume");
 }
 
@@ -100,7 +100,7 @@ fn periodic_checkpoints_keep_the_newest_two() {
     let dir_guard = temp_dir("periodic");
     let dir = dir_guard.path();
     let c = LoopConfig { checkpoint_every: 2, ..cfg(9) };
-    losses(&BigramLm::new(17, 8, 3).unwrap(), &dir, &c, false, None).unwrap();
+    losses(&BigramLm::new(17, 8, 3).unwrap(), dir, &c, false, None).unwrap();
     let names: Vec<String> =
         tinyforge_train::checkpoint::list(&dir.join("checkpoints")).unwrap().iter().map(|(s, _)| s.to_string()).collect();
     assert_eq!(names, ["6", "8"]);
@@ -111,10 +111,10 @@ fn mismatched_and_corrupt_checkpoints_are_refused() {
     let dir_guard = temp_dir("corrupt");
     let dir = dir_guard.path();
     let model = BigramLm::new(17, 8, 4).unwrap();
-    assert_eq!(losses(&model, &dir, &cfg(6), false, Some(2)).unwrap_err().code(), "ABORTED");
+    assert_eq!(losses(&model, dir, &cfg(6), false, Some(2)).unwrap_err().code(), "ABORTED");
 
     let other_lr = LoopConfig { lr: 0.01, ..cfg(6) };
-    let err = losses(&model, &dir, &other_lr, true, None).unwrap_err();
+    let err = losses(&model, dir, &other_lr, true, None).unwrap_err();
     assert_eq!(err.code(), "CHECKPOINT_MISMATCH");
     assert!(err.to_string().contains("loop"), "{err}");
 
@@ -123,15 +123,15 @@ fn mismatched_and_corrupt_checkpoints_are_refused() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0x40;
     std::fs::write(&params, bytes).unwrap();
-    assert_eq!(losses(&model, &dir, &cfg(6), true, None).unwrap_err().code(), "CHECKPOINT_CORRUPT");
+    assert_eq!(losses(&model, dir, &cfg(6), true, None).unwrap_err().code(), "CHECKPOINT_CORRUPT");
 
     std::fs::write(dir.join("checkpoints/step-000002/state.json"), "{ not json").unwrap();
-    assert_eq!(losses(&model, &dir, &cfg(6), true, None).unwrap_err().code(), "CHECKPOINT_CORRUPT");
+    assert_eq!(losses(&model, dir, &cfg(6), true, None).unwrap_err().code(), "CHECKPOINT_CORRUPT");
 
     let empty_guard = temp_dir("nockpt");
 
     let empty = empty_guard.path();
-    assert_eq!(losses(&model, &empty, &cfg(6), true, None).unwrap_err().code(), "NO_CHECKPOINT");
+    assert_eq!(losses(&model, empty, &cfg(6), true, None).unwrap_err().code(), "NO_CHECKPOINT");
 }
 
 #[test]
@@ -151,10 +151,10 @@ fn early_stopping_ends_the_run_when_eval_stops_improving() {
         .collect();
     let c = LoopConfig { eval_every: 1, early_stopping_patience: Some(3), lr: 0.1, warmup_ratio: 0.0, ..cfg(200) };
     let model = BigramLm::new(17, 8, 5).unwrap();
-    let out = Trainer::new(&model, &train, &eval, &c, &dir, BTreeMap::new()).unwrap().run(&mut |_| {}, &AtomicBool::new(false)).unwrap();
+    let out = Trainer::new(&model, &train, &eval, &c, dir, BTreeMap::new()).unwrap().run(&mut |_| {}, &AtomicBool::new(false)).unwrap();
     assert!(out.stopped_early);
     assert!(out.steps < 200, "{}", out.steps);
     let evals: Vec<f64> = out.history.iter().filter_map(|h| h.eval_loss).collect();
-    let best = evals.iter().cloned().fold(f64::INFINITY, f64::min);
+    let best = evals.iter().copied().fold(f64::INFINITY, f64::min);
     assert!(evals[evals.len() - 3..].iter().all(|&e| e >= best));
 }

@@ -1,5 +1,5 @@
 //! Manual probe (ignored): where one SmolLM2 training step spends its time.
-//! `TINYFORGE_SMOLLM2_GGUF=... cargo test --release -p tinyforge-train --test perf_probe -- --ignored --nocapture`
+//! `cargo test --release -p tinyforge-train --test perf_probe -- --ignored --nocapture`
 use std::time::Instant;
 
 /// User + system CPU seconds of this process (all threads): comparable across runs even when
@@ -19,10 +19,10 @@ use tinyforge_train::{
 };
 
 #[test]
-#[ignore]
+#[ignore = "manual probe: needs the SmolLM2 GGUF, prints timings"]
 fn step_breakdown() {
-    let Ok(path) = std::env::var("TINYFORGE_SMOLLM2_GGUF") else { return };
-    let llama = Llama::load(std::path::Path::new(&path)).unwrap();
+    let Some(path) = tinyforge_testkit::smollm2_gguf() else { return };
+    let llama = Llama::load(&path).unwrap();
     let model = LlamaForTraining::lora(llama, &LoraConfig { dropout: 0.0, ..LoraConfig::default() }, 1).unwrap();
     // PROBE_SEQ: tokens per sequence (the train bench uses 256); half of each is labelled.
     let seq: usize = std::env::var("PROBE_SEQ").ok().and_then(|s| s.parse().ok()).unwrap_or(128);
@@ -66,7 +66,7 @@ fn step_breakdown() {
 
 /// GEMM throughput for the shapes of a SmolLM2 LoRA step, in GFLOP per CPU second.
 #[test]
-#[ignore]
+#[ignore = "manual probe: prints GEMM throughput"]
 fn gemm_shapes() {
     use candle_core::{Device, Tensor};
     for (m, k, n) in [(512, 576, 576), (512, 576, 1536), (512, 1536, 576), (512, 576, 192)] {
@@ -87,7 +87,7 @@ fn gemm_shapes() {
 /// Single-thread GEMM throughput of `x·wᵀ` through `kernels::gemm_view` in both orientations
 /// (`y = x·wᵀ` and `yᵀ = w·xᵀ`), and split over the pool, in GFLOP per CPU second.
 #[test]
-#[ignore]
+#[ignore = "manual probe: prints GEMM throughput"]
 fn gemm_orientation() {
     use tinyforge_model::kernels::{View, gemm_view};
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
@@ -109,7 +109,7 @@ fn gemm_orientation() {
         time("x·wᵀ serial", &mut |y| gemm_view(y, n, m, n, k, View::rows(&x, k), View::rows(&w, k).t(), 1.0, false, false));
         time("w·xᵀ serial", &mut |y| gemm_view(y, m, n, m, k, View::rows(&w, k), View::rows(&x, k).t(), 1.0, false, false));
         time("x·wᵀ 2 threads", &mut |y| {
-            pool.install(|| gemm_view(y, n, m, n, k, View::rows(&x, k), View::rows(&w, k).t(), 1.0, false, true))
+            pool.install(|| gemm_view(y, n, m, n, k, View::rows(&x, k), View::rows(&w, k).t(), 1.0, false, true));
         });
     }
 }

@@ -10,24 +10,6 @@ use std::{
 use tinyforge_model::{TinyOptions, bf16::Precision, create_tiny_model, tiny::random_weights};
 use tinyforge_train::{LoopOutcome, TrainOptions, train};
 
-/// A fresh folder under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("tinyforge-precision-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The tiny model with embeddings scaled up (std 0.2) so the loss can move far in a few steps.
 fn tiny_model(dir: &Path) -> PathBuf {
     let model = dir.join("base");
@@ -70,11 +52,12 @@ fn recorded_precision(run: &Path) -> String {
 
 #[test]
 fn bf16_losses_stay_within_two_percent_of_fp32_and_the_precision_is_recorded() {
-    let dir = TempDir::new("losses");
-    let (base, data) = (tiny_model(&dir.0), dir.0.join("data.jsonl"));
+    let tmp = tinyforge_testkit::temp_dir("precision-losses");
+    let dir = tmp.path();
+    let (base, data) = (tiny_model(dir), dir.join("data.jsonl"));
     write_data(&data);
     let run = |p: Precision, name: &str| {
-        let out = dir.0.join(name);
+        let out = dir.join(name);
         let o = train(&options(&base, &data, out.clone(), p), &mut |_| {}, &AtomicBool::new(false)).unwrap().outcome.unwrap();
         (losses(&o), recorded_precision(&out))
     };
@@ -92,11 +75,12 @@ fn bf16_losses_stay_within_two_percent_of_fp32_and_the_precision_is_recorded() {
 
 #[test]
 fn a_bf16_run_resumes_bit_exactly_and_refuses_another_precision() {
-    let dir = TempDir::new("resume");
-    let (base, data) = (tiny_model(&dir.0), dir.0.join("data.jsonl"));
+    let tmp = tinyforge_testkit::temp_dir("precision-resume");
+    let dir = tmp.path();
+    let (base, data) = (tiny_model(dir), dir.join("data.jsonl"));
     write_data(&data);
     let opts = |run: &str, p: Precision| {
-        let mut o = options(&base, &data, dir.0.join(run), p);
+        let mut o = options(&base, &data, dir.join(run), p);
         o.lora.dropout = 0.1;
         o.training.max_steps = Some(6);
         o.training.grad_accum = 2;
