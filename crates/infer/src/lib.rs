@@ -2,12 +2,14 @@
 //! `onnxruntime-node` npm package ships) sessions over host tensors. The generation loop,
 //! sampling and batching build on `OnnxSession`.
 pub mod decoder;
+pub mod engine;
 pub mod error;
 pub mod folder;
 pub mod runtime;
 pub mod session;
 
 pub use decoder::{DecoderOptions, KvMode, KvShape, OrtDecoder};
+pub use engine::{CancelHandle, EngineError, EngineOptions, Event, InferenceSession, Request, SessionInfo, Sink};
 pub use error::InferError;
 pub use folder::ExportFolder;
 pub use runtime::{RuntimeInfo, active_runtime, init_runtime, precheck_library};
