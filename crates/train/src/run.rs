@@ -42,8 +42,8 @@ pub struct TrainOptions {
     pub resume: bool,
     pub skip_invalid: bool,
     pub dry_run: bool,
-    /// Arithmetic of the frozen base projections in LoRA runs (`auto`: bf16 where the CPU has
-    /// AVX512_BF16); full fine-tuning computes in f32.
+    /// Arithmetic of the frozen base projections in LoRA runs (`auto`: bf16 where it beats f32,
+    /// `tinyforge_model::bf16::bf16_preferred`); full fine-tuning computes in f32.
     pub precision: Precision,
     pub training: LoopConfig,
 }

@@ -104,3 +104,51 @@ fn a_bf16_run_resumes_bit_exactly_and_refuses_another_precision() {
     assert_eq!(resumed.resumed_from, Some(3));
     assert_eq!(losses(&resumed), losses(&straight));
 }
+
+/// Manual probe (ignored): one LoRA step (q,k,v,o, r 8, batch 4 x PROBE_SEQ tokens) of SmolLM2 in
+/// fp32 and in bf16, alternating, on the training pool's 2 lanes as `train()` runs it.
+/// `TINYFORGE_SMOLLM2_GGUF=... cargo test --release -p tinyforge-train --test precision -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn smollm2_step_time_by_precision() {
+    use tinyforge_model::Llama;
+    use tinyforge_train::{
+        LoraConfig,
+        batches::make_batch,
+        data::Example,
+        trainable::{LlamaForTraining, TrainableLm},
+    };
+    let Ok(path) = std::env::var("TINYFORGE_SMOLLM2_GGUF") else { return };
+    let seq: usize = std::env::var("PROBE_SEQ").ok().and_then(|s| s.parse().ok()).unwrap_or(256);
+    let model = |p: Precision| {
+        let mut llama = Llama::load(Path::new(&path)).unwrap();
+        llama.set_precision(p).unwrap();
+        LlamaForTraining::lora(llama, &LoraConfig { dropout: 0.0, ..LoraConfig::default() }, 1).unwrap()
+    };
+    let models = [(Precision::Fp32, model(Precision::Fp32)), (Precision::Bf16, model(Precision::Bf16))];
+    let exs: Vec<Example> = (0..4)
+        .map(|i| Example {
+            ids: (0..seq).map(|j| ((j * 31 + i * 7) % 4000 + 10) as u32).collect(),
+            labels: (0..seq).map(|j| j > seq / 4).collect(),
+            line: 1,
+        })
+        .collect();
+    let refs: Vec<&Example> = exs.iter().collect();
+    let batch = make_batch(&refs, 0).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
+    let mut best = [f64::MAX; 2];
+    for round in 0..4 {
+        for (k, (p, m)) in models.iter().enumerate() {
+            let t = std::time::Instant::now();
+            let loss = pool.install(|| {
+                let loss = m.loss_sum(&batch, true).unwrap();
+                loss.backward().unwrap();
+                loss.to_scalar::<f32>().unwrap()
+            });
+            let s = t.elapsed().as_secs_f64();
+            best[k] = best[k].min(s);
+            eprintln!("round {round} {}: {s:.2} s/step ({:.0} tok/s), loss sum {loss:.2}", p.as_str(), (4 * seq) as f64 / s);
+        }
+    }
+    eprintln!("best: fp32 {:.0} tok/s, bf16 {:.0} tok/s", (4 * seq) as f64 / best[0], (4 * seq) as f64 / best[1]);
+}

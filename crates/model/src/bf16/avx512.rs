@@ -4,8 +4,8 @@
 #![allow(clippy::cast_possible_wrap)]
 
 use std::arch::x86_64::{
-    __m512, __m512bh, __m512i, _mm256_storeu_si256, _mm512_add_ps, _mm512_cvtneps_pbh, _mm512_dpbf16_ps, _mm512_loadu_ps,
-    _mm512_loadu_si512, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_set1_epi32, _mm512_setzero_ps,
+    __m256bh, __m256i, __m512, __m512bh, __m512i, _mm256_storeu_si256, _mm512_add_ps, _mm512_cvtneps_pbh, _mm512_dpbf16_ps,
+    _mm512_loadu_ps, _mm512_loadu_si512, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_set1_epi32, _mm512_setzero_ps,
 };
 
 use super::{MR, NR};
@@ -22,7 +22,7 @@ pub unsafe fn convert_row(src: &[f32], dst: &mut [u16]) {
         // SAFETY: `i + 16 <= full <= src.len() <= dst.len()`; unaligned loads and stores.
         unsafe {
             let v = _mm512_cvtneps_pbh(_mm512_loadu_ps(src.as_ptr().add(i)));
-            _mm256_storeu_si256(dst.as_mut_ptr().add(i).cast(), std::mem::transmute::<_, std::arch::x86_64::__m256i>(v));
+            _mm256_storeu_si256(dst.as_mut_ptr().add(i).cast(), std::mem::transmute::<__m256bh, __m256i>(v));
         }
     }
     for i in full..src.len() {

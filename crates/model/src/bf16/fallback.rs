@@ -14,8 +14,8 @@ pub fn tile(rows: usize, a: &[u16], lda: usize, b: &[u16], pairs: usize, dst: &m
         for q in 0..pairs {
             let (a0, a1) = (widen(ar[2 * q]), widen(ar[2 * q + 1]));
             let (be, bo) = (&b_even[q * NR..][..NR], &b_odd[q * NR..][..NR]);
-            for j in 0..NR {
-                t[j] = (t[j] + a1 * bo[j]) + a0 * be[j];
+            for ((t, &o), &e) in t.iter_mut().zip(bo).zip(be) {
+                *t = (*t + a1 * o) + a0 * e;
             }
         }
         let d = &mut dst[i * ldd..][..cols];

@@ -136,7 +136,7 @@ fn precision_names_round_trip_and_auto_resolves() {
         assert_eq!(Precision::parse(p.as_str()), Some(p));
     }
     assert_eq!(Precision::parse("fp16"), None);
-    let want = if fast_available() { Precision::Bf16 } else { Precision::Fp32 };
+    let want = if bf16_preferred() { Precision::Bf16 } else { Precision::Fp32 };
     assert_eq!(Precision::Auto.resolve(), want);
 }
 
