@@ -33,6 +33,7 @@ pub struct AdamW {
 /// Whether a parameter named `name` (HF naming) gets weight decay. Like HF's Trainer, which
 /// exempts normalization weights (LayerNorm/RMSNorm, scale-like) and biases: decaying an RMSNorm
 /// gain pulls it toward 0, i.e. toward switching the layer off, not toward a simpler model.
+#[allow(clippy::case_sensitive_file_extension_comparisons)] // parameter names, not file names
 pub fn decays(name: &str) -> bool {
     !(name.ends_with("norm.weight") || name.ends_with(".bias"))
 }
