@@ -1,5 +1,6 @@
 //! Weights for ONNX `MatMul`: a Hugging Face `Linear.weight` `[out, in]` becomes ONNX's `B`
-//! `[in, out]` (transposed), either f32 or INT8 in the exact `quantize_dynamic` pattern
+//! `[in, out]` (transposed), either f32, block-wise `MatMulNBits` (`blockwise.rs`, not
+//! transposed: that op reads `[N, K]` blocks), or the first INT8 scheme in the exact `quantize_dynamic` pattern
 //! (`DynamicQuantizeLinear` → `MatMulInteger` → `Cast` → `Mul` by `X_scale · W_scale`) that
 //! ONNX Runtime fuses into `DynamicQuantizeMatMul` at optimization level ≥ extended.
 //!
@@ -12,8 +13,10 @@
 //! int16 (`vpmaddubsw`), and 255·127·2 overflows it. Measured on the tiny test model (Zen 3,
 //! AVX2): full-range weights gave a max logit error of 8.3% of the logit range, 7-bit weights
 //! 0.9% (weight rounding alone: 0.8%).
+use crate::blockwise::{NBitsWeight, quantize_nbits};
 use crate::graph::Graph;
 use crate::proto::DataType;
+use crate::scheme::Format;
 use crate::tensor::Attr;
 
 /// `w [rows, cols]` (row-major) → `[cols, rows]`.
@@ -50,35 +53,75 @@ pub fn quantize_rows_transposed(w: &[f32], rows: usize, cols: usize) -> (Vec<i8>
     (q, scales)
 }
 
-/// A weight `[out, in]` stored in the graph as `B [in, out]`, ready for [`WeightRef::matmul`].
+/// A weight `[out, in]` stored in the graph, ready for [`WeightRef::matmul`].
 #[derive(Clone, Debug)]
 pub enum WeightRef {
+    /// `B [in, out]`.
     F32 { b: String },
+    /// `B [in, out]` 7-bit codes, per-output-channel scales.
     Int8 { b: String, scale: String, zero_point: String },
+    /// `MatMulNBits` blocks `[out, in/block, block·bits/8]`.
+    NBits { b: String, scales: String, zero_points: String, n: usize, k: usize, bits: u32, block: usize, accuracy_level: i64 },
+}
+
+/// What [`WeightRef::add`] stored, for the quantization report.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stored {
+    pub bytes: u64,
+    /// Σ(w - ŵ)² and Σw² (0 for f32).
+    pub err2: f64,
+    pub norm2: f64,
 }
 
 impl WeightRef {
-    /// Adds the initializers for `w [out, in]` under `name` (HF module path), f32 or INT8.
-    pub fn add(g: &mut Graph, name: &str, w: &[f32], out: usize, inp: usize, int8: bool) -> Self {
+    /// Adds the initializers for `w [out, in]` under `name` (HF module path) in `format`.
+    pub fn add(g: &mut Graph, name: &str, w: &[f32], out: usize, inp: usize, format: Format) -> (Self, Stored) {
         let dims = [inp as i64, out as i64];
-        if !int8 {
-            let b = format!("{name}.weight_transposed");
-            g.b.initializer_f32(&b, &dims, &transpose(w, out, inp));
-            return Self::F32 { b };
+        match format {
+            Format::F32 => {
+                let b = format!("{name}.weight_transposed");
+                g.b.initializer_f32(&b, &dims, &transpose(w, out, inp));
+                (Self::F32 { b }, Stored { bytes: 4 * w.len() as u64, ..Stored::default() })
+            }
+            Format::Int8Dynamic => {
+                let (q, scales) = quantize_rows_transposed(w, out, inp);
+                let (mut err2, mut norm2) = (0.0, 0.0);
+                for (i, &v) in w.iter().enumerate() {
+                    let (r, c) = (i / inp, i % inp);
+                    err2 += f64::from(v - f32::from(q[c * out + r]) * scales[r]).powi(2);
+                    norm2 += f64::from(v).powi(2);
+                }
+                let b = format!("{name}.weight_quantized");
+                let scale = format!("{name}.weight_scale");
+                let zero_point = format!("{name}.weight_zero_point");
+                g.b.initializer_i8(&b, &dims, &q).initializer_f32(&scale, &[out as i64], &scales).initializer_i8(
+                    &zero_point,
+                    &[out as i64],
+                    &vec![0; out],
+                );
+                (Self::Int8 { b, scale, zero_point }, Stored { bytes: (w.len() + 5 * out) as u64, err2, norm2 })
+            }
+            Format::NBits { bits, block, accuracy_level } => {
+                let q = quantize_nbits(w, out, inp, bits, block);
+                Self::add_nbits(g, name, &q, accuracy_level)
+            }
         }
-        let (q, scales) = quantize_rows_transposed(w, out, inp);
-        let b = format!("{name}.weight_quantized");
-        let scale = format!("{name}.weight_scale");
-        let zero_point = format!("{name}.weight_zero_point");
-        g.b.initializer_i8(&b, &dims, &q).initializer_f32(&scale, &[out as i64], &scales).initializer_i8(
-            &zero_point,
-            &[out as i64],
-            &vec![0; out],
-        );
-        Self::Int8 { b, scale, zero_point }
     }
 
-    /// `x [.., in] · B` → `[.., out]`, written to `out` if given.
+    fn add_nbits(g: &mut Graph, name: &str, q: &NBitsWeight, accuracy_level: i64) -> (Self, Stored) {
+        let (b, scales, zero_points) =
+            (format!("{name}.weight_q{}", q.bits), format!("{name}.weight_scales"), format!("{name}.weight_zero_points"));
+        let nb = q.blocks_per_row() as i64;
+        g.b.initializer_u8(&b, &[q.n as i64, nb, q.blob_size() as i64], &q.blob)
+            .initializer_f32(&scales, &[q.n as i64 * nb], &q.scales)
+            .initializer_u8(&zero_points, &[(q.n * q.zero_point_row_bytes()) as i64], &q.zero_points)
+            .opset("com.microsoft", 1);
+        let bytes = (q.blob.len() + 4 * q.scales.len() + q.zero_points.len()) as u64;
+        let wr = Self::NBits { b, scales, zero_points, n: q.n, k: q.k, bits: q.bits, block: q.block, accuracy_level };
+        (wr, Stored { bytes, err2: q.err2, norm2: q.norm2 })
+    }
+
+    /// `x [.., in] · Wᵀ` → `[.., out]`, written to `out` if given.
     pub fn matmul(&self, g: &mut Graph, x: &str, out: Option<&str>) -> String {
         let y = out.map_or_else(|| g.fresh("matmul"), str::to_string);
         match self {
@@ -93,28 +136,65 @@ impl WeightRef {
                 let scales = g.op("Mul", &[&xs, scale], vec![]);
                 g.b.node("Mul", &[&acc_f, &scales], &[&y], vec![]);
             }
+            Self::NBits { b, scales, zero_points, n, k, bits, block, accuracy_level } => {
+                let attrs = vec![
+                    Attr::int("K", *k as i64),
+                    Attr::int("N", *n as i64),
+                    Attr::int("bits", i64::from(*bits)),
+                    Attr::int("block_size", *block as i64),
+                    Attr::int("accuracy_level", *accuracy_level),
+                ];
+                g.b.node_in("com.microsoft", "MatMulNBits", &[x, b, scales, zero_points], &[&y], attrs);
+            }
         }
         y
     }
 
-    /// Rows `ids` of the original `[out, in]` matrix as `[.., in]` f32 (an embedding lookup on a
-    /// table stored transposed: `Gather` on axis 1, then dims moved back, then INT8 rescaled).
+    /// Rows `ids` of the original `[out, in]` matrix as `[.., in]` f32: the token embedding read
+    /// from the (tied) head's table, dequantized after the `Gather` so only the looked-up rows
+    /// are touched.
     pub fn gather_rows(&self, g: &mut Graph, ids: &str, rank_of_ids: usize) -> String {
-        let b = match self {
-            Self::F32 { b } | Self::Int8 { b, .. } => b.clone(),
-        };
-        let cols = g.op("Gather", &[&b, ids], vec![Attr::int("axis", 1)]);
-        // [in, ids...] → [ids..., in]
-        let perm: Vec<i64> = (1..=rank_of_ids as i64).chain([0]).collect();
-        let rows = g.op("Transpose", &[&cols], vec![Attr::ints("perm", &perm)]);
         match self {
-            Self::F32 { .. } => rows,
-            Self::Int8 { scale, .. } => {
+            Self::F32 { b } | Self::Int8 { b, .. } => {
+                // Stored transposed: Gather on axis 1, then [in, ids...] → [ids..., in].
+                let cols = g.op("Gather", &[b, ids], vec![Attr::int("axis", 1)]);
+                let perm: Vec<i64> = (1..=rank_of_ids as i64).chain([0]).collect();
+                let rows = g.op("Transpose", &[&cols], vec![Attr::ints("perm", &perm)]);
+                let Self::Int8 { scale, .. } = self else { return rows };
                 let rows_f = g.op("Cast", &[&rows], vec![Attr::int("to", DataType::Float as i64)]);
                 let s = g.op("Gather", &[scale, ids], vec![Attr::int("axis", 0)]);
                 let last = g.const_i64(&[1], &[-1]);
                 let s = g.op("Unsqueeze", &[&s, &last], vec![]);
                 g.op("Mul", &[&rows_f, &s], vec![])
+            }
+            Self::NBits { b, scales, zero_points, n, k, bits, block, .. } => {
+                assert_eq!(*bits, 8, "an embedding table is read with plain ops only from 8-bit blocks");
+                let nb = k.div_ceil(*block) as i64;
+                let table = g.const_i64(&[2], &[*n as i64, nb]);
+                let last = g.const_i64(&[1], &[-1]);
+                // [.., nb, block] codes and [.., nb, 1] zero points / scales.
+                let codes = g.op("Gather", &[b, ids], vec![Attr::int("axis", 0)]);
+                let codes = g.op("Cast", &[&codes], vec![Attr::int("to", DataType::Float as i64)]);
+                let per_block = |g: &mut Graph, t: &str, cast: bool| {
+                    let t = g.op("Reshape", &[t, &table], vec![]);
+                    let t = g.op("Gather", &[&t, ids], vec![Attr::int("axis", 0)]);
+                    let t = if cast { g.op("Cast", &[&t], vec![Attr::int("to", DataType::Float as i64)]) } else { t };
+                    g.op("Unsqueeze", &[&t, &last], vec![])
+                };
+                let zp = per_block(g, zero_points, true);
+                let s = per_block(g, scales, false);
+                let centered = g.op("Sub", &[&codes, &zp], vec![]);
+                let rows = g.op("Mul", &[&centered, &s], vec![]);
+                let mut shape = vec![0i64; rank_of_ids];
+                shape.push(nb * *block as i64);
+                let flat = g.const_i64(&[shape.len() as i64], &shape);
+                let rows = g.op("Reshape", &[&rows, &flat], vec![]);
+                if nb as usize * block == *k {
+                    return rows;
+                }
+                // A padded last block: drop the padding.
+                let (zero, end, axis) = (g.const_i64(&[1], &[0]), g.const_i64(&[1], &[*k as i64]), g.const_i64(&[1], &[-1]));
+                g.op("Slice", &[&rows, &zero, &end, &axis], vec![])
             }
         }
     }

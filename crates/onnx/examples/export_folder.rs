@@ -1,0 +1,56 @@
+//! Developer tool for the quality/speed harness (`test/python/onnx_quality.py`): exports a GGUF or
+//! HF folder to `OUT/model.onnx` plus `OUT/tokenizer.json`, so Python `onnxruntime` and
+//! `tokenizers` can read it without the CLI.
+//! `cargo run --release --target x86_64-unknown-linux-gnu -p tinyforge-onnx --example export_folder -- MODEL OUT [SCHEME]`
+//! SCHEME: `none`, `int8` (default), `int4`, `int8-dynamic` (the first INT8 scheme); a `+plain`
+//! suffix writes the plain-op attention graph instead of the fused one.
+use std::path::PathBuf;
+
+use tinyforge_onnx::{Format, Quantization, Scheme, export_llama_scheme};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [model, out, rest @ ..] = args.as_slice() else {
+        eprintln!("usage: export_folder MODEL OUT [none|int8|int4]");
+        std::process::exit(2);
+    };
+    let spec = rest.first().map_or("int8", String::as_str);
+    let (name, plain) = spec.strip_suffix("+plain").map_or((spec, false), |n| (n, true));
+    let mut scheme = match name {
+        "none" => Scheme::f32(),
+        name => Quantization::parse(name).map(Quantization::scheme).unwrap_or_else(|| {
+            eprintln!("unknown quantization {name:?}");
+            std::process::exit(2)
+        }),
+    };
+    scheme.fused &= !plain;
+    // Experiments: TF_LINEAR / TF_DOWN / TF_HEAD = `f32` or `BITS/BLOCK/ACCURACY_LEVEL` (e.g. `8/32/4`).
+    for (var, slot) in [("TF_LINEAR", &mut scheme.linear), ("TF_DOWN", &mut scheme.down_proj), ("TF_HEAD", &mut scheme.head)] {
+        if let Ok(v) = std::env::var(var) {
+            *slot = parse_format(&v).unwrap_or_else(|| panic!("{var}={v}: want f32 or BITS/BLOCK/LEVEL"));
+        }
+    }
+    let (model, out) = (PathBuf::from(model), PathBuf::from(out));
+    std::fs::create_dir_all(&out).expect("create OUT");
+    let t = std::time::Instant::now();
+    let ckpt = tinyforge_model::load_checkpoint(&model).expect("load model");
+    let r = export_llama_scheme(&ckpt.config, &ckpt.weights, &out.join("model.onnx"), &scheme).expect("export");
+    let tok = if model.is_dir() {
+        tinyforge_tokenizer::Tokenizer::from_file(model.join("tokenizer.json"))
+    } else {
+        tinyforge_tokenizer::Tokenizer::from_gguf(&model)
+    }
+    .expect("tokenizer");
+    tok.save(out.join("tokenizer.json")).expect("save tokenizer");
+    std::fs::write(out.join("quant_report.json"), serde_json::to_string_pretty(&r.quant).unwrap()).expect("write report");
+    eprintln!("{}: {} bytes in {:.1}s", r.path.display(), r.bytes, t.elapsed().as_secs_f64());
+}
+
+fn parse_format(v: &str) -> Option<Format> {
+    if v == "f32" {
+        return Some(Format::F32);
+    }
+    let p: Vec<&str> = v.split('/').collect();
+    let [bits, block, level] = p.as_slice() else { return None };
+    Some(Format::NBits { bits: bits.parse().ok()?, block: block.parse().ok()?, accuracy_level: level.parse().ok()? })
+}

@@ -1,0 +1,197 @@
+//! What each weight of the exported decoder is stored as, and the report of what was done.
+//!
+//! `Quantization` is the user-facing choice (`int8` / `int4`); `Scheme` is what it means tensor
+//! group by tensor group; `QuantReport` (serde) records it with the measured rounding error for
+//! `tinyforge.json`. The choices and the measurements behind them are in the crate README
+//! ("Quantization").
+use serde::Serialize;
+
+/// The user-facing quantization choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quantization {
+    /// Weight-only 8-bit blocks along the input dim (`MatMulNBits`, uint8 zero points): blocks
+    /// of 64 in the decoder layers, 32 in the tied embedding/head; `accuracy_level` 4
+    /// (activations quantized to int8 per block inside the kernel).
+    Int8,
+    /// Weight-only 4-bit blocks of 32 (`MatMulNBits`) for the decoder layers; the tied
+    /// embedding/head stays 8-bit blocks of 32 (its error reaches every logit directly).
+    Int4,
+    /// The first INT8 scheme (7-bit per-channel weights, per-tensor dynamic activations,
+    /// `MatMulInteger`), kept as the measured baseline: perplexity +70% on SmolLM2.
+    Int8Dynamic,
+}
+
+impl Quantization {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Int8 => "int8",
+            Self::Int4 => "int4",
+            Self::Int8Dynamic => "int8-dynamic",
+        }
+    }
+
+    /// `"int8"`, `"int4"`, `"int8-dynamic"`; `None` for anything else.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Int8, Self::Int4, Self::Int8Dynamic].into_iter().find(|q| q.name() == name)
+    }
+
+    /// The per-tensor-group formats this choice stands for. Block sizes are set by the size
+    /// goals (int8 ≤ 28%, int4 ≤ 18% of the f32 file): an f32 scale + a zero point cost 1.25
+    /// bits a weight at block 32, 0.625 at block 64 (README, "Quantization").
+    #[must_use]
+    pub fn scheme(self) -> Scheme {
+        let nbits = |bits, block| Format::NBits { bits, block, accuracy_level: 4 };
+        let head = nbits(8, 32);
+        match self {
+            Self::Int8 => Scheme { name: self.name(), linear: nbits(8, 64), down_proj: nbits(8, 64), head, fused: true },
+            Self::Int4 => Scheme { name: self.name(), linear: nbits(4, 32), down_proj: nbits(4, 32), head, fused: true },
+            Self::Int8Dynamic => {
+                let q = Format::Int8Dynamic;
+                Scheme { name: self.name(), linear: q, down_proj: q, head: q, fused: false }
+            }
+        }
+    }
+}
+
+/// How one weight is stored and multiplied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    F32,
+    /// 7-bit per-output-channel weights + `DynamicQuantizeLinear` per tensor (`quantize.rs`).
+    Int8Dynamic,
+    /// `com.microsoft.MatMulNBits` block-wise weights (`blockwise.rs`).
+    NBits {
+        bits: u32,
+        block: usize,
+        accuracy_level: i64,
+    },
+}
+
+impl Format {
+    #[must_use]
+    pub fn describe(self) -> String {
+        match self {
+            Self::F32 => "f32".into(),
+            Self::Int8Dynamic => "int8 per-channel weights (7-bit), per-tensor dynamic int8 activations (MatMulInteger)".into(),
+            Self::NBits { bits, block, accuracy_level } => {
+                format!("{bits}-bit asymmetric blocks of {block} (MatMulNBits, accuracy_level {accuracy_level})")
+            }
+        }
+    }
+}
+
+/// Formats per tensor group. `linear`: q/k/v/o/gate/up projections of every layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scheme {
+    pub name: &'static str,
+    pub linear: Format,
+    pub down_proj: Format,
+    /// The output head; when the head is tied, also the token embedding (one table).
+    pub head: Format,
+    /// Attention and norms as ORT's fused contrib ops (`fused_ops.rs`, right padding only) instead
+    /// of plain opset-21 ops (`plain_ops.rs`, any padding, slower).
+    pub fused: bool,
+}
+
+impl Scheme {
+    #[must_use]
+    pub fn f32() -> Self {
+        Self { name: "none", linear: Format::F32, down_proj: Format::F32, head: Format::F32, fused: true }
+    }
+}
+
+/// One group of tensors in the report.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct GroupReport {
+    /// e.g. `model.layers.*.mlp.down_proj`.
+    pub tensors: String,
+    pub count: usize,
+    pub params: u64,
+    pub format: String,
+    /// Stored bytes of the group (codes + scales + zero points).
+    pub bytes: u64,
+    /// sqrt(Σ(w - ŵ)² / Σw²) over the group: the weight rounding error alone.
+    pub relative_rmse: f64,
+    pub reason: String,
+}
+
+/// What the export did to the weights, for `tinyforge.json` (`serde_json::to_value(&report)`).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct QuantReport {
+    pub quantization: String,
+    pub groups: Vec<GroupReport>,
+    /// Kept in f32 whatever the choice: norms' weights, RoPE tables, the KV cache.
+    pub kept_f32: Vec<String>,
+}
+
+/// Accumulates [`GroupReport`]s while the graph is built.
+#[derive(Debug)]
+pub(crate) struct ReportBuilder {
+    scheme: Scheme,
+    groups: Vec<(GroupReport, f64, f64)>,
+}
+
+impl ReportBuilder {
+    pub(crate) fn new(scheme: Scheme) -> Self {
+        Self { scheme, groups: Vec::new() }
+    }
+
+    /// Records weight `name` (`model.layers.3.mlp.down_proj`) stored as `format`.
+    pub(crate) fn add(&mut self, name: &str, format: Format, params: usize, stored: crate::quantize::Stored) {
+        let group = group_of(name);
+        let idx = self.groups.iter().position(|(g, ..)| g.tensors == group).unwrap_or_else(|| {
+            let reason = reason(&self.scheme, &group, format);
+            let empty =
+                GroupReport { tensors: group, count: 0, params: 0, format: format.describe(), bytes: 0, relative_rmse: 0.0, reason };
+            self.groups.push((empty, 0.0, 0.0));
+            self.groups.len() - 1
+        });
+        let (g, err2, norm2) = &mut self.groups[idx];
+        g.count += 1;
+        g.params += params as u64;
+        g.bytes += stored.bytes;
+        *err2 += stored.err2;
+        *norm2 += stored.norm2;
+        g.relative_rmse = if *norm2 > 0.0 { (*err2 / *norm2).sqrt() } else { 0.0 };
+    }
+
+    pub(crate) fn finish(self) -> QuantReport {
+        QuantReport {
+            quantization: self.scheme.name.to_string(),
+            groups: self.groups.into_iter().map(|(g, ..)| g).collect(),
+            kept_f32: vec![
+                "model.layers.*.input_layernorm / post_attention_layernorm, model.norm (RMSNorm weights)".into(),
+                "RoPE cos/sin tables".into(),
+                "KV cache, activations between ops".into(),
+            ],
+        }
+    }
+}
+
+/// `model.layers.12.self_attn.q_proj` → `model.layers.*.self_attn.q_proj`.
+fn group_of(name: &str) -> String {
+    name.split('.').map(|part| if part.bytes().all(|b| b.is_ascii_digit()) { "*" } else { part }).collect::<Vec<_>>().join(".")
+}
+
+/// Why a group got its format (the measurements are in the crate README, "Quantization").
+fn reason(scheme: &Scheme, group: &str, format: Format) -> String {
+    let is_head = group.contains("embed_tokens") || group.contains("lm_head");
+    match (format, is_head) {
+        (Format::F32, _) => "not quantized".into(),
+        (Format::Int8Dynamic, _) => "baseline scheme: one activation scale per tensor; an outlier token coarsens every token".into(),
+        (Format::NBits { bits: 8, .. }, true) if scheme.linear != scheme.head => {
+            "head/embedding kept at 8 bits: its rounding error reaches every logit directly, and as the tied embedding it feeds every layer"
+                .into()
+        }
+        (Format::NBits { .. }, true) => {
+            "tied embedding + head: one table, read by MatMulNBits for the logits and by Gather + dequantize for the embedding".into()
+        }
+        (Format::NBits { bits, block, .. }, false) => {
+            format!(
+                "weight-only {bits}-bit blocks of {block}; activations quantized per block of {block} inside the kernel, so one outlier channel only coarsens its own block"
+            )
+        }
+    }
+}
