@@ -1,0 +1,163 @@
+// `foremforge eval`: greedy answers for every eval record, scored against the reference (exact
+// match, contains, token F1, fact recall on `_key`; ./eval-metrics.ts), with mean confidence, and
+// a per-record report. The model side is an `Answerer` (one `answer(messages)` per model kind), so
+// an export folder on ONNX Runtime plugs in by adding a case to `openAnswerer`.
+//
+// Eval loss and perplexity are not reported: no binding scores given text under a model (the
+// `Generator` only scores its own greedy choices, `train` only its eval split of a run it is
+// training). Confidence — exp(mean log-prob) of the greedy answer, EOS included — is what we have.
+import { existsSync } from 'node:fs';
+import { rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Generation, Generator } from '@tinyforge/native';
+import type { ChatMessage } from '../dataset/index.js';
+import { ForgeError } from '../errors.js';
+import { catalogNames } from '../models/catalog.js';
+import { native } from '../native.js';
+import { resolveServeTarget } from '../serve/load-engine.js';
+import type { EvalCase } from './eval-data.js';
+import { type RecordScores, type ScoreSummary, scoreAnswer, summarize } from './eval-metrics.js';
+import { resolveBase } from './train.js';
+
+export interface Answer {
+  text: string;
+  confidence: number;
+  completionTokens: number;
+  finishReason: string;
+}
+
+/** A model that answers questions greedily, whatever runs it. */
+export interface Answerer {
+  /** What the user named (path or catalog name), for the table and the report. */
+  label: string;
+  kind: 'model' | 'run' | 'export';
+  answer(messages: ChatMessage[], maxTokens: number): Promise<Answer>;
+}
+
+function candleAnswerer(label: string, kind: 'model' | 'run', generator: Generator): Answerer {
+  return {
+    label,
+    kind,
+    async answer(messages, maxTokens) {
+      const g: Generation = await generator.generate(messages, { maxTokens, temperature: 0 });
+      return { text: g.text, confidence: g.confidence, completionTokens: g.completionTokens, finishReason: g.finishReason };
+    },
+  };
+}
+
+/**
+ * Loads what `model` names: a base model (folder or .gguf), a training run folder (its base plus
+ * adapter, as `serve` resolves it) or a catalog name (pulled if not cached). An export folder
+ * needs the ONNX Runtime answerer, not built yet.
+ */
+export async function openAnswerer(model: string): Promise<Answerer> {
+  let target: ReturnType<typeof resolveServeTarget>;
+  if (existsSync(model)) {
+    target = resolveServeTarget(model);
+  } else if (catalogNames().includes(model.toLowerCase())) {
+    target = { kind: 'model', model: await resolveBase(model), id: model };
+  } else {
+    throw new ForgeError('MODEL_NOT_FOUND', `model ${model} does not exist: not a path and not a catalog name`, {
+      suggestion: `pass a model folder, a .gguf file, a \`foremforge train\` run folder, or one of ${catalogNames().join(', ')}`,
+    });
+  }
+  if (target.kind === 'export') {
+    throw new ForgeError('ENGINE_UNAVAILABLE', `${target.dir} is an export folder, which needs the ONNX Runtime answerer (not built yet)`, {
+      suggestion: 'evaluate the training run folder for now',
+    });
+  }
+  const adapter = target.kind === 'run' ? target.adapter : undefined;
+  const generator = await native().Generator.load(target.model, adapter === undefined ? {} : { adapter });
+  return candleAnswerer(model, target.kind, generator);
+}
+
+export interface EvalRow {
+  line: number;
+  question: string;
+  reference: string;
+  key?: string;
+  answer: string;
+  confidence: number;
+  finishReason: string;
+  scores: RecordScores;
+}
+
+export interface EvalResult {
+  model: string;
+  kind: Answerer['kind'];
+  rows: EvalRow[];
+  summary: ScoreSummary;
+  seconds: number;
+}
+
+/** Answers every case in order (greedy, deterministic) and scores it. */
+export async function evaluate(
+  answerer: Answerer,
+  cases: readonly EvalCase[],
+  options: { maxTokens: number; onRecord?: (done: number, total: number) => void }
+): Promise<EvalResult> {
+  const started = performance.now();
+  const rows: EvalRow[] = [];
+  for (const c of cases) {
+    const a = await answerer.answer(c.messages, options.maxTokens);
+    rows.push({
+      line: c.line,
+      question: c.messages.filter((m) => m.role === 'user').at(-1)?.content ?? '',
+      reference: c.reference,
+      ...(c.key === undefined ? {} : { key: c.key }),
+      answer: a.text,
+      confidence: a.confidence,
+      finishReason: a.finishReason,
+      scores: scoreAnswer(a.text, c.reference, c.key),
+    });
+    options.onRecord?.(rows.length, cases.length);
+  }
+  return {
+    model: answerer.label,
+    kind: answerer.kind,
+    rows,
+    summary: summarize(rows),
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/**
+ * One JSON line per record and model (`model` says which), then one `{"summary"}` line per model.
+ * Written to a temp file beside `out` and renamed, so a reader never sees half a report.
+ */
+export async function writeReport(out: string, results: readonly EvalResult[]): Promise<void> {
+  const lines: string[] = [];
+  for (const r of results) for (const row of r.rows) lines.push(JSON.stringify({ model: r.model, ...row }));
+  for (const r of results) lines.push(JSON.stringify({ summary: { model: r.model, kind: r.kind, seconds: r.seconds, ...r.summary } }));
+  const tmp = path.join(path.dirname(out), `.${path.basename(out)}.${process.pid}.tmp`);
+  try {
+    await writeFile(tmp, `${lines.join('\n')}\n`);
+    await rename(tmp, out);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw new ForgeError('WRITE_FAILED', `cannot write the report ${out}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+const pct = (x: number | undefined): string => (x === undefined ? '-' : `${(100 * x).toFixed(1)}%`);
+
+/** The printed table: one metric per row, one column per model. */
+export function formatTable(results: readonly EvalResult[]): string {
+  const rows: [string, ...string[]][] = [
+    ['', ...results.map((r) => r.model)],
+    ['records', ...results.map((r) => String(r.summary.records))],
+    [
+      'fact recall',
+      ...results.map((r) =>
+        r.summary.factRecall === undefined ? '-' : `${pct(r.summary.factRecall)} (${r.summary.recalled}/${r.summary.keyed})`
+      ),
+    ],
+    ['contains reference', ...results.map((r) => pct(r.summary.contains))],
+    ['exact match', ...results.map((r) => pct(r.summary.exactMatch))],
+    ['token F1', ...results.map((r) => pct(r.summary.f1))],
+    ['mean confidence', ...results.map((r) => r.summary.meanConfidence.toFixed(3))],
+    ['seconds', ...results.map((r) => r.seconds.toFixed(1))],
+  ];
+  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
+  return rows.map((row) => row.map((cell, col) => (col === 0 ? cell.padEnd(widths[col]!) : cell.padStart(widths[col]!))).join('  ')).join('\n');
+}
