@@ -172,7 +172,7 @@ fn random_unicode_matches_tokenizers_crate() {
             if rng.random_ratio(1, 6) {
                 // Any scalar value, so no Unicode class is missed.
                 let c = loop {
-                    if let Some(c) = char::from_u32(rng.random_range(0..0x110000)) {
+                    if let Some(c) = char::from_u32(rng.random_range(0..0x11_0000)) {
                         break c;
                     }
                 };
