@@ -6,7 +6,6 @@ import path from 'node:path';
 import { ForgeError } from '../../ts/errors.js';
 import { native } from '../../ts/native.js';
 
-
 interface CreateTinyFlags {
   out: string;
   layers?: string;
