@@ -129,7 +129,11 @@ pub(crate) fn fill_length_stats(stats: &mut DataStats, examples: &[Example]) {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}"); // writing into a String cannot fail
+        s
+    })
 }
 
 /// Hashes exactly the bytes the dataset was read from.

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tinyforge_tokenizer::Tokenizer;
 use tinyforge_train::data::{
     load_jsonl,
-    record::{Severity, check_line},
+    record::{RecordKind, Severity, check_line},
 };
 
 fn fixtures() -> PathBuf {
@@ -32,7 +32,7 @@ fn verdict(line: &str, with_messages: bool) -> Value {
             json!({ "code": p.code.as_str(), "field": p.field, "severity": severity })
         })
         .collect();
-    let mut out = json!({ "kind": c.kind.map(|k| k.as_str()), "valid": c.record.is_some(), "problems": problems });
+    let mut out = json!({ "kind": c.kind.map(RecordKind::as_str), "valid": c.record.is_some(), "problems": problems });
     if with_messages {
         out["messages"] = json!(c.record.and_then(|r| r.messages()));
     }
