@@ -3,10 +3,12 @@
 //! (see `error.rs`). Work runs inside `error::guard`, and every export is `catch_unwind`, so a
 //! Rust panic becomes a JS error (`PANIC`), never an abort.
 mod error;
+mod export;
 mod generate;
 mod merge;
 mod model;
-mod onnx;
+mod onnx_graph;
+mod onnx_session;
 mod runtime;
 mod tokenizer;
 mod train;

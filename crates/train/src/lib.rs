@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod head_loss;
+pub mod hf_folder;
 pub mod lanes;
 pub mod loop_config;
 pub mod lora;

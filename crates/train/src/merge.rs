@@ -1,15 +1,15 @@
 //! Merging a PEFT LoRA adapter into its base: `W' = W + s·B·A` for every adapted projection,
 //! with `s = alpha/r` (rsLoRA: `alpha/√r`), exactly the update `LoraLinear` adds at run time.
-//! `merge_adapter` writes the result as a Hugging Face folder (f32 `model.safetensors`,
-//! `config.json`, tokenizer files); `load_merged` returns the merged `Llama` for generation.
+//! `load_with_adapter` is the one load + merge of a base and its adapter; `merge_adapter` writes
+//! the result as a Hugging Face folder; `load_merged` returns the merged `Llama` for generation.
 use std::path::{Path, PathBuf};
 
-use tinyforge_model::{Llama, LlamaConfig, ModelFormat, Weights, detect_format, load_checkpoint};
-use tinyforge_tokenizer::Tokenizer;
+use tinyforge_model::{Checkpoint, Llama, LlamaConfig, Weights, detect_format, load_checkpoint};
 
 use crate::{
     adapter::{PeftAdapter, WEIGHTS_FILE, load_peft},
     error::{Result, TrainError},
+    hf_folder::write_hf_folder,
     lora::ALL_TARGETS,
     trainable::peft_key,
 };
@@ -72,43 +72,31 @@ fn is_expected(key: &str, config: &LlamaConfig, adapter: &PeftAdapter) -> bool {
     })
 }
 
-/// Base (HF folder or GGUF) with the adapter merged in, ready for generation.
-pub fn load_merged(base: &Path, adapter_dir: &Path) -> Result<Llama> {
-    let adapter = load_peft(adapter_dir)?;
+/// The base checkpoint (HF folder or GGUF) with the PEFT adapter in `adapter_dir`, if any,
+/// merged into its weights: the one load + merge behind generation (`load_merged`), the merged
+/// folder (`merge_adapter`) and ONNX export.
+pub fn load_with_adapter(base: &Path, adapter_dir: Option<&Path>) -> Result<Checkpoint> {
+    // The adapter first: a bad adapter fails fast, before a large base is read.
+    let adapter = adapter_dir.map(|dir| load_peft(dir).map(|a| (a, dir))).transpose()?;
     let mut ckpt = load_checkpoint(base)?;
-    merge_into(&mut ckpt.weights, &ckpt.config, &adapter, adapter_dir)?;
+    if let Some((adapter, dir)) = adapter {
+        merge_into(&mut ckpt.weights, &ckpt.config, &adapter, dir)?;
+    }
+    Ok(ckpt)
+}
+
+/// Base with the adapter merged in, ready for generation.
+pub fn load_merged(base: &Path, adapter_dir: &Path) -> Result<Llama> {
+    let ckpt = load_with_adapter(base, Some(adapter_dir))?;
     Ok(Llama::new(ckpt.config, &ckpt.weights)?)
 }
 
-/// Writes `out_dir` as an HF model folder: the merged f32 weights, `config.json`, and the base's
-/// tokenizer files (copied from a folder; from a GGUF, rebuilt and saved as `tokenizer.json` +
-/// `tokenizer_config.json`). Returns `out_dir`.
+/// Writes `out_dir` as an HF model folder (`hf_folder::write_hf_folder`): the merged f32
+/// weights, `config.json` and the base's tokenizer files. Returns `out_dir`.
 pub fn merge_adapter(base: &Path, adapter_dir: &Path, out_dir: &Path) -> Result<PathBuf> {
-    let adapter = load_peft(adapter_dir)?;
     let format = detect_format(base)?;
-    let mut ckpt = load_checkpoint(base)?;
-    merge_into(&mut ckpt.weights, &ckpt.config, &adapter, adapter_dir)?;
-    std::fs::create_dir_all(out_dir).map_err(|e| TrainError::write(out_dir, e))?;
-    if ckpt.config.tie_word_embeddings {
-        // HF re-ties on load; a second copy would only double the file.
-        ckpt.weights.remove("lm_head.weight");
-    }
-    let weights_path = out_dir.join("model.safetensors");
-    candle_core::safetensors::save(&ckpt.weights, &weights_path).map_err(|e| TrainError::write(&weights_path, e))?;
-    let mut config = ckpt.config.clone();
-    config.torch_dtype = Some("float32".into());
-    let cfg_text = serde_json::to_string_pretty(&config).expect("config serializes") + "\n";
-    std::fs::write(out_dir.join("config.json"), cfg_text).map_err(|e| TrainError::write(out_dir.join("config.json"), e))?;
-    match format {
-        ModelFormat::HfFolder => {
-            let files =
-                ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja"];
-            for name in files.iter().filter(|n| base.join(n).is_file()) {
-                std::fs::copy(base.join(name), out_dir.join(name)).map_err(|e| TrainError::write(out_dir.join(name), e))?;
-            }
-        }
-        ModelFormat::Gguf => Tokenizer::from_gguf(base)?.save_pretrained(out_dir)?,
-    }
+    let ckpt = load_with_adapter(base, Some(adapter_dir))?;
+    write_hf_folder(out_dir, base, format, &ckpt.config, ckpt.weights, None)?;
     Ok(out_dir.to_path_buf())
 }
 
@@ -118,6 +106,7 @@ mod tests {
     use crate::{LoraConfig, adapter::save_peft, trainable::LlamaForTraining};
     use candle_core::{Device, Tensor};
     use tinyforge_model::{ForwardMode, TinyOptions, tiny::random_weights};
+    use tinyforge_tokenizer::Tokenizer;
 
     /// A LoRA model on the tiny Llama with random non-zero B, saved as a PEFT adapter.
     fn adapter(cfg: &LlamaConfig, weights: &Weights, lora: &LoraConfig, dir: &Path) -> Tensor {

@@ -19,6 +19,7 @@ use crate::{
     checkpoint,
     data::{DataStats, Example, fill_length_stats, load_jsonl},
     error::{RecordIssue, Result, TrainError},
+    hf_folder::write_hf_folder,
     lora::LoraConfig,
     manifest::{self, ManifestInput},
     loop_config::LoopConfig,
@@ -265,8 +266,9 @@ fn compute_pool() -> Result<&'static rayon::ThreadPool> {
     .map_err(|e| TrainError::options("threads", format!("cannot start the compute threads: {e}")))
 }
 
-/// A full fine-tune's output: an HF folder with every trained weight in place of the base's, the
-/// base's config unchanged (a tied model stays tied: no `lm_head.weight` is written).
+/// A full fine-tune's output: an HF folder (`hf_folder::write_hf_folder`) with every trained
+/// weight in place of the base's and the base's config (a tied model stays tied: no
+/// `lm_head.weight` is written).
 pub fn write_full_model(
     dir: &Path,
     base: &Path,
@@ -276,35 +278,8 @@ pub fn write_full_model(
     mut weights: tinyforge_model::Weights,
     model: &LlamaForTraining,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| TrainError::write(dir, e))?;
     for (name, t) in model.merged_projections()? {
         weights.insert(name, t);
     }
-    if config.tie_word_embeddings {
-        weights.remove("lm_head.weight");
-    }
-    let p = dir.join("model.safetensors");
-    candle_core::safetensors::save(&weights, &p).map_err(|e| TrainError::write(&p, e))?;
-    // An HF base's config.json is copied byte for byte (the parsed config drops keys other tools
-    // read, e.g. `hidden_act`, `use_cache`); a GGUF base has none, so ours is written.
-    if format == ModelFormat::Gguf {
-        let cfg_text = serde_json::to_string_pretty(config).expect("config serializes") + "\n";
-        std::fs::write(dir.join("config.json"), cfg_text).map_err(|e| TrainError::write(dir.join("config.json"), e))?;
-    }
-    let copied = ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json", "chat_template.jinja"];
-    if format == ModelFormat::HfFolder {
-        for name in copied {
-            if base.join(name).is_file() {
-                std::fs::copy(base.join(name), dir.join(name)).map_err(|e| TrainError::write(dir.join(name), e))?;
-            }
-        }
-    } else {
-        tok.save(dir.join("tokenizer.json"))?;
-        let name = |id: Option<u32>| id.and_then(|i| tok.id_to_token(i));
-        let sp = tok.special_tokens();
-        let tc = json!({ "chat_template": tok.chat_template(), "eos_token": name(sp.eos), "bos_token": name(sp.bos), "pad_token": name(sp.pad) });
-        std::fs::write(dir.join("tokenizer_config.json"), serde_json::to_string_pretty(&tc).expect("json") + "\n")
-            .map_err(|e| TrainError::write(dir.join("tokenizer_config.json"), e))?;
-    }
-    Ok(())
+    write_hf_folder(dir, base, format, config, weights, Some(tok))
 }

@@ -1,0 +1,71 @@
+//! Binding of the ONNX export (`tinyforge_onnx::export_llama`): `exportOnnx(model, out,
+//! { quantize, adapter })` loads the base with its adapter merged (`tinyforge_train::merge::
+//! load_with_adapter`) and writes the decoder, on a libuv thread.
+use std::path::{Path, PathBuf};
+
+use napi::bindgen_prelude::AsyncTask;
+use napi::{Env, Task};
+use napi_derive::napi;
+use tinyforge_onnx as ox;
+use tinyforge_train as tr;
+
+use crate::error::{core_error, guard, js_error};
+
+#[napi(object, object_to_js = false, js_name = "ExportOnnxOptions")]
+pub struct JsExportOptions {
+    /// "none" (f32) | "int8" (dynamic INT8, per-channel weights). @default "none"
+    pub quantize: Option<String>,
+    /// PEFT LoRA adapter folder merged into the weights before export.
+    pub adapter: Option<String>,
+}
+
+#[napi(object, js_name = "OnnxExport")]
+pub struct JsOnnxExport {
+    pub path: String,
+    pub bytes: f64,
+    pub layers: u32,
+    /// "none" | "int8"
+    pub quantization: String,
+}
+
+pub struct ExportTask {
+    model: PathBuf,
+    out: PathBuf,
+    options: Option<JsExportOptions>,
+}
+
+impl Task for ExportTask {
+    type Output = ox::ExportReport;
+    type JsValue = JsOnnxExport;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        guard("exporting to ONNX", || {
+            let opts = self.options.as_ref();
+            let quantize = match opts.and_then(|o| o.quantize.as_deref()) {
+                None | Some("none") => None,
+                Some("int8") => Some(ox::Quantization::Int8),
+                Some(other) => return Err(js_error("INVALID_ARGUMENT", format!("quantize: expected \"none\" or \"int8\", got {other:?}"))),
+            };
+            let adapter = opts.and_then(|o| o.adapter.as_deref()).map(Path::new);
+            let ckpt = tr::merge::load_with_adapter(&self.model, adapter).map_err(core_error)?;
+            ox::export_llama(&ckpt.config, &ckpt.weights, &self.out, &ox::ExportOptions { quantize }).map_err(core_error)
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, r: Self::Output) -> napi::Result<Self::JsValue> {
+        Ok(JsOnnxExport {
+            path: r.path.display().to_string(),
+            bytes: r.bytes as f64,
+            layers: r.layers as u32,
+            quantization: r.quantization.map_or("none", ox::Quantization::name).into(),
+        })
+    }
+}
+
+/// Exports the Llama model at `modelPath` (HF folder or GGUF; `options.adapter` merged first) to
+/// `outPath` as a decoder with KV cache (Optimum I/O names), f32 or INT8. Rejects with
+/// MODEL_NOT_FOUND, ADAPTER_INVALID, INVALID_ARGUMENT, WRITE_FAILED, ...
+#[napi(catch_unwind, ts_return_type = "Promise<OnnxExport>")]
+pub fn export_onnx(model_path: String, out_path: String, options: Option<JsExportOptions>) -> AsyncTask<ExportTask> {
+    AsyncTask::new(ExportTask { model: model_path.into(), out: out_path.into(), options })
+}
