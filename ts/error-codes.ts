@@ -67,6 +67,7 @@ export const ERROR_CODES = {
   ORT_NOT_INITIALIZED: 'ONNX Runtime was used before it was loaded',
   NATIVE_UNAVAILABLE: 'the native core (@tinyforge/native) cannot be loaded, or lacks a feature',
   ENGINE_UNAVAILABLE: 'the serving engine this folder needs is not available',
+  SESSION_CLOSED: 'the inference session was closed before or while the request ran',
   REGISTRY_UNAVAILABLE: 'the registry database cannot be opened',
   REGISTRY_TOO_NEW: 'the registry was written by a newer TinyForge',
   UNSAFE_DELETE: 'refused to delete a root, home or working folder',

@@ -169,3 +169,103 @@ if (module.exports.OnnxModel) {
 module.exports.ortLibraryPath = ortLibraryPath;
 module.exports.ensureRuntime = ensureRuntime;
 module.exports.runtimeInfo = runtimeInfo;
+
+// ---------------------------------------------------------------------------------------------
+// ONNX Runtime serving engine. The native `submit` streams events through a callback; here it
+// becomes `generate()` (a promise, with `onDelta` per token), `stream()` (an async iterator of
+// deltas whose `return` value is the result) and AbortSignal cancellation (the generation stops
+// at the next decode step and resolves with finishReason 'cancelled').
+if (module.exports.InferenceSession) {
+  const InferenceSession = module.exports.InferenceSession;
+  const nativeLoad = InferenceSession.load;
+  // Instances come from the native factory, so methods go on the native prototype.
+  const proto = binding.InferenceSession.prototype;
+  Object.defineProperty(InferenceSession, 'load', {
+    configurable: true,
+    writable: true,
+    value: function load(...args) {
+      try {
+        ensureRuntime();
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return nativeLoad.apply(this, args);
+    },
+  });
+
+  const eventError = (e) => {
+    const err = new Error(e.message ?? 'generation failed');
+    err.code = e.code ?? 'NATIVE_ERROR';
+    return err;
+  };
+
+  // Submits and calls `onEvent`; returns the native handle (or throws a coded error).
+  const submit = (session, prompt, options, signal, onEvent) => {
+    const handle = session.submit(prompt, options ?? {}, onEvent);
+    if (signal) {
+      if (signal.aborted) handle.cancel();
+      else signal.addEventListener('abort', () => handle.cancel(), { once: true });
+    }
+    return handle;
+  };
+
+  Object.defineProperty(proto, 'generate', {
+    configurable: true,
+    writable: true,
+    value: function generate(prompt, options = {}, { onDelta, signal } = {}) {
+      return new Promise((resolve, reject) => {
+        try {
+          submit(this, prompt, options, signal, (e) => {
+            if (e.type === 'delta') onDelta?.(e);
+            else if (e.type === 'done') resolve(e.result);
+            else reject(eventError(e));
+          });
+        } catch (err) {
+          reject(err);
+        }
+      });
+    },
+  });
+
+  Object.defineProperty(proto, 'stream', {
+    configurable: true,
+    writable: true,
+    value: async function* stream(prompt, options = {}, { signal } = {}) {
+      const queue = [];
+      let wake = null;
+      const push = (e) => {
+        queue.push(e);
+        wake?.();
+        wake = null;
+      };
+      const handle = submit(this, prompt, options, signal, push);
+      try {
+        for (;;) {
+          while (queue.length === 0) await new Promise((r) => (wake = r));
+          const e = queue.shift();
+          if (e.type === 'delta') yield e;
+          else if (e.type === 'done') return e.result;
+          else throw eventError(e);
+        }
+      } finally {
+        // A consumer that stops early (break, throw) frees the slot at the next step.
+        handle.cancel();
+      }
+    },
+  });
+
+  // One session per export folder, loaded on first use.
+  const sessions = new Map();
+  module.exports.infer = async function infer(dir, prompt, options = {}) {
+    const { threads, signal, onDelta, ...params } = options;
+    const key = path.resolve(dir);
+    let loading = sessions.get(key);
+    if (!loading) {
+      loading = module.exports.InferenceSession.load(key, threads === undefined ? {} : { threads });
+      sessions.set(key, loading);
+      loading.catch(() => sessions.delete(key));
+    }
+    const session = await loading;
+    return session.generate(prompt, params, { onDelta, signal });
+  };
+}

@@ -9,12 +9,15 @@ export default native;
 export const {
   // classes
   Generator,
+  InferHandle,
+  InferenceSession,
   OnnxModel,
   Tokenizer,
   // functions
   createTinyModel,
   exportOnnx,
   generate,
+  infer,
   initRuntime,
   loadedRuntime,
   mergeAdapter,

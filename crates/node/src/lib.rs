@@ -5,6 +5,7 @@
 mod error;
 mod export;
 mod generate;
+mod inference;
 mod merge;
 mod model;
 mod onnx_graph;
