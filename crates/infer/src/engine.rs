@@ -10,7 +10,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use tinyforge_generate::{CodedError, Decoder, GenerateParams, Generation, Prompt, Sequence, Step, build_prompt, eos_ids};
+use tinyforge_generate::{CodedError, Decoder, GenerateParams, Generation, Prompt, Sequence, Step, TokenLogprob, build_prompt, eos_ids};
 use tinyforge_tokenizer::Tokenizer;
 
 use crate::decoder::{DecoderOptions, KvMode, OrtDecoder};
@@ -71,7 +71,12 @@ impl From<tinyforge_generate::GenerateError> for EngineError {
 /// What a request's callback receives: each step (text delta, token, finish) and then the end.
 #[derive(Debug)]
 pub enum Event {
-    Step(Step),
+    /// `logprob` and `top` (the alternatives, when asked) belong to `step.token`.
+    Step {
+        step: Step,
+        logprob: Option<f32>,
+        top: Vec<TokenLogprob>,
+    },
     Done(Result<Generation, EngineError>),
 }
 
@@ -309,8 +314,8 @@ impl Scheduler {
         while i < self.live.len() {
             if self.live[i].cancel.load(Ordering::Relaxed) {
                 let l = &mut self.live[i];
-                let r = l.seq.cancel(&self.tok).map_err(EngineError::from).map(|s| {
-                    (l.sink)(Event::Step(s));
+                let r = l.seq.cancel(&self.tok).map_err(EngineError::from).map(|step| {
+                    (l.sink)(Event::Step { step, logprob: None, top: Vec::new() });
                     l.seq.generation()
                 });
                 self.finish(i, r);
@@ -325,7 +330,15 @@ impl Scheduler {
         let l = &mut self.live[i];
         match l.seq.accept(logits, &self.tok) {
             Ok(step) => {
-                (l.sink)(Event::Step(step));
+                // `Sequence` exposes the chosen token's log-probability only through
+                // `generation()` (a clone of the whole record so far).
+                let (logprob, top) = if step.token.is_some() {
+                    let g = l.seq.generation();
+                    (g.logprobs.last().copied(), g.top_logprobs.last().cloned().unwrap_or_default())
+                } else {
+                    (None, Vec::new())
+                };
+                (l.sink)(Event::Step { step, logprob, top });
                 if l.seq.is_finished() {
                     let g = l.seq.generation();
                     self.finish(i, Ok(g));

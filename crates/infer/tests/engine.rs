@@ -51,7 +51,7 @@ fn concurrent_greedy_equals_alone() {
         s.submit(
             &req(p, 24),
             Box::new(move |e| match e {
-                Event::Step(st) => text += &st.text,
+                Event::Step { step, .. } => text += &step.text,
                 Event::Done(r) => tx.send((i, text.clone(), r.unwrap())).unwrap(),
             }),
         )
@@ -83,7 +83,7 @@ fn cancel_and_errors() {
         .submit(
             &r,
             Box::new(move |e| match e {
-                Event::Step(_) => {
+                Event::Step { .. } => {
                     let _ = steps_tx.send(());
                 }
                 Event::Done(r) => tx.send(r).unwrap(),
