@@ -57,7 +57,7 @@ pub fn merge_into(weights: &mut Weights, config: &LlamaConfig, adapter: &PeftAda
     if used != adapter.tensors.len() {
         let mut extra: Vec<&String> = adapter.tensors.keys().filter(|k| !is_expected(k, config, adapter)).collect();
         extra.sort();
-        let first = extra.first().map_or("?".to_string(), |k| k.to_string());
+        let first = extra.first().map_or_else(|| "?".to_owned(), |k| (*k).clone());
         return Err(bad(format!("{WEIGHTS_FILE}: tensor `{first}` does not fit this base model ({} layers)", config.num_hidden_layers)));
     }
     Ok(used / 2)
