@@ -37,7 +37,7 @@ const validate = new Command('validate')
   .option('--max-chars <n>', 'longest record in characters', integer('--max-chars', 1), 65536)
   .option('--max-tokens <n>', 'longest record in tokens (needs --base)', integer('--max-tokens', 1))
   .option('--base <model>', 'base model for token counts: tokenizer.json, HF model folder, .gguf, or the name of a pulled model')
-  .option('--strict', 'warnings (duplicates, unknown fields) also make the exit code 2')
+  .option('--strict', 'warnings (duplicates, unknown fields, mixed schemas, blank prompts) also make the exit code 2')
   .option('--workers <n>', 'worker threads (default: 2 for files of 16 MiB or more; 0 = one thread)', integer('--workers'))
   .action(async (file: string, flags: { json?: boolean; maxChars: number; maxTokens?: number; base?: string; strict?: boolean; workers?: number }) => {
     if (flags.maxTokens !== undefined && !flags.base) {

@@ -68,7 +68,7 @@ export function formatSummary(s: IngestSummary): string {
   ];
   const kindsPresent = Object.values(s.byKind).filter((n) => n > 0).length;
   if (kindsPresent > 1) {
-    lines.push(`note: the output mixes record schemas (${kinds}); a training set uses one: narrow the source (--include/--exclude) or ingest each kind to its own file`);
+    lines.push(`note: the output mixes record schemas (${kinds}); training takes it, but 'data validate' warns (MIXED_SCHEMA): a set is usually one kind; narrow the source (--include/--exclude) or ingest each kind to its own file`);
   }
   if (s.skipped.total > 0) {
     lines.push(`skipped ${s.skipped.total} invalid records:`);
