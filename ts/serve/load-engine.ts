@@ -1,6 +1,6 @@
-// What `--dir` points at, and which engine serves it. This is the one place to change when the
-// ONNX Runtime engine lands: an export folder (model.onnx + tinyforge.json) will load
-// `InferenceSession` here, and model/run folders keep the candle engine for evaluation use.
+// What `--dir` points at, and which engine serves it: an export folder (onnx/*.onnx +
+// tinyforge.json) is served by the ONNX Runtime `InferenceSession` (engines/ort.ts); model and
+// run folders keep the candle engine for evaluation use.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ForgeError } from '../errors.js';
@@ -64,7 +64,7 @@ export interface LoadEngineOptions {
   maxBatch?: number;
 }
 
-export async function loadEngine(target: ServeTarget, _options: LoadEngineOptions = {}): Promise<Engine> {
+export async function loadEngine(target: ServeTarget, options: LoadEngineOptions = {}): Promise<Engine> {
   switch (target.kind) {
     case 'model':
     case 'run': {
@@ -75,11 +75,14 @@ export async function loadEngine(target: ServeTarget, _options: LoadEngineOption
         id: target.id,
       });
     }
-    case 'export':
-      // Switch here: `InferenceSession.load(target.dir, { threads, maxBatch })` behind the Engine
-      // interface once the native ORT engine exists.
-      throw new ForgeError('ENGINE_UNAVAILABLE', `${target.dir} is an export folder, which needs the ONNX Runtime engine (not built yet)`, {
-        suggestion: 'serve the training run folder or the base model with --dir for now',
+    case 'export': {
+      const { OrtEngine } = await import('./engines/ort.js');
+      return OrtEngine.load({
+        dir: target.dir,
+        id: target.id,
+        ...(options.threads === undefined ? {} : { threads: options.threads }),
+        ...(options.maxBatch === undefined ? {} : { maxBatch: options.maxBatch }),
       });
+    }
   }
 }
