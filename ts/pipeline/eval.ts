@@ -144,7 +144,8 @@ const pct = (x: number | undefined): string => (x === undefined ? '-' : `${(100 
 /** The printed table: one metric per row, one column per model. */
 export function formatTable(results: readonly EvalResult[]): string {
   const rows: [string, ...string[]][] = [
-    ['', ...results.map((r) => r.model)],
+    // A path's last part keeps the columns narrow; the report holds the full path.
+    ['', ...results.map((r) => (r.model.includes(path.sep) ? path.basename(r.model) : r.model))],
     ['records', ...results.map((r) => String(r.summary.records))],
     [
       'fact recall',
