@@ -47,7 +47,7 @@ pub fn generate_ids<D: Decoder>(
             let Some(next) = seq.next_input() else { break };
             logits = decoder.step(&[(SLOT, next)]).map_err(GenerateError::decoder)?;
         }
-        Ok(seq.generation())
+        Ok(seq.into_generation())
     })();
     decoder.release(SLOT);
     result

@@ -74,9 +74,20 @@ impl FinishReason {
 pub struct Step {
     /// The generated token, `None` when an EOS ended the sequence (EOS is not output).
     pub token: Option<u32>,
+    /// Model log-probability of `token` (`None` when no token was output).
+    pub logprob: Option<f32>,
+    /// The most likely alternatives at this position (`top_logprobs` of them; empty without a
+    /// token).
+    pub top_logprobs: Vec<TokenLogprob>,
     /// Text released by this step (may be empty).
     pub text: String,
     pub finish: Option<FinishReason>,
+}
+
+impl Step {
+    fn done(finish: Option<FinishReason>, text: String) -> Self {
+        Self { token: None, logprob: None, top_logprobs: Vec::new(), text, finish }
+    }
 }
 
 /// A finished (or cancelled) generation.
@@ -178,7 +189,7 @@ impl Sequence {
     /// or a full context window).
     pub fn accept(&mut self, logits: &[f32], tok: &Tokenizer) -> Result<Step> {
         if let Some(reason) = self.finish {
-            return Ok(Step { token: None, text: String::new(), finish: Some(reason) });
+            return Ok(Step::done(Some(reason), String::new()));
         }
         if logits.is_empty() {
             return Err(GenerateError::invalid("logits", "the decoder returned an empty row"));
@@ -186,34 +197,36 @@ impl Sequence {
         let choice = self.sampler.sample(logits, self.params.top_logprobs);
         if self.eos.contains(&choice.token) {
             self.eos_logprob = Some(choice.logprob);
-            return self.end(FinishReason::Eos, None, String::new(), tok);
+            return self.end(FinishReason::Eos, String::new(), tok);
         }
         self.sampler.observe(choice.token);
         self.tokens.push(choice.token);
         self.logprobs.push(choice.logprob);
-        self.top_logprobs.push(choice.top);
+        self.top_logprobs.push(choice.top.clone());
         let delta = self.detok.push(tok, choice.token)?;
         let released = self.stops.push(&delta);
-        if released.stopped {
+        let mut step = if released.stopped {
             self.finish = Some(FinishReason::Stop);
-            return Ok(Step { token: Some(choice.token), text: released.text, finish: self.finish });
-        }
-        if self.tokens.len() >= self.params.max_tokens || self.prompt_tokens + self.tokens.len() >= self.context_len {
-            return self.end(FinishReason::Length, Some(choice.token), released.text, tok);
-        }
-        Ok(Step { token: Some(choice.token), text: released.text, finish: None })
+            Step::done(self.finish, released.text)
+        } else if self.tokens.len() >= self.params.max_tokens || self.prompt_tokens + self.tokens.len() >= self.context_len {
+            self.end(FinishReason::Length, released.text, tok)?
+        } else {
+            Step::done(None, released.text)
+        };
+        (step.token, step.logprob, step.top_logprobs) = (Some(choice.token), Some(choice.logprob), choice.top);
+        Ok(step)
     }
 
     /// Ends the sequence early; the held-back text is released in the returned step.
     pub fn cancel(&mut self, tok: &Tokenizer) -> Result<Step> {
         if self.finish.is_some() {
-            return Ok(Step { token: None, text: String::new(), finish: self.finish });
+            return Ok(Step::done(self.finish, String::new()));
         }
-        self.end(FinishReason::Cancelled, None, String::new(), tok)
+        self.end(FinishReason::Cancelled, String::new(), tok)
     }
 
     /// Sets `reason` and releases every character still held back.
-    fn end(&mut self, reason: FinishReason, token: Option<u32>, mut text: String, tok: &Tokenizer) -> Result<Step> {
+    fn end(&mut self, reason: FinishReason, mut text: String, tok: &Tokenizer) -> Result<Step> {
         let rest = self.detok.flush(tok)?;
         let released = self.stops.push(&rest);
         text += &released.text;
@@ -223,10 +236,24 @@ impl Sequence {
             text += &self.stops.flush();
             self.finish = Some(reason);
         }
-        Ok(Step { token, text, finish: self.finish })
+        Ok(Step::done(self.finish, text))
     }
 
-    /// The result so far (call once finished; an unfinished sequence reports `Cancelled`).
+    /// The result, consuming the sequence (no copy of the record).
+    pub fn into_generation(self) -> Generation {
+        Generation {
+            text: self.stops.text().to_string(),
+            finish_reason: self.finish.unwrap_or(FinishReason::Cancelled),
+            tokens: self.tokens,
+            logprobs: self.logprobs,
+            top_logprobs: self.top_logprobs,
+            eos_logprob: self.eos_logprob,
+            prompt_tokens: self.prompt_tokens,
+        }
+    }
+
+    /// The result so far, copied (call once finished; an unfinished sequence reports
+    /// `Cancelled`).
     pub fn generation(&self) -> Generation {
         Generation {
             text: self.stops.text().to_string(),

@@ -42,12 +42,16 @@ fn streamed_deltas_add_up_to_the_text_and_stop_cuts_before_the_stop() {
     let mut dec = ScriptDecoder::new("Olá, ünïcode!</s> tail", 1000);
     let p = GenerateParams { stop: vec!["</s>".into()], ..params(100) };
     let mut streamed = String::new();
+    let mut step_logprobs = Vec::new();
     let g = generate_ids(&mut dec, &tok, &[EOS], &[1, 2], &p, |s| {
         streamed += &s.text;
         assert!(!s.text.contains('\u{FFFD}'));
+        assert_eq!(s.token.is_some(), s.logprob.is_some());
+        step_logprobs.extend(s.logprob);
         true
     })
     .unwrap();
+    assert_eq!(step_logprobs, g.logprobs, "each step reports its token's log-probability");
     assert_eq!(g.text, "Olá, ünïcode!");
     assert_eq!(streamed, g.text);
     assert_eq!(g.finish_reason, FinishReason::Stop);
