@@ -4,9 +4,14 @@
 // transformers dequantizes too, so both sides start from the same weights), sequence length 256,
 // batch 4, AdamW (wd 0.01), lr 1e-3 with 5% warmup + cosine, grad-norm clip 1, 2 threads.
 // Contenders, each in its own process so peak RSS (VmHWM) is its alone:
-//   - ours: the native `train()` binding (RAYON_NUM_THREADS=2);
-//   - HF PEFT + PyTorch fp32, and the same with torch.autocast('cpu', bfloat16)
-//     (torch.set_num_threads(2)), benches/anchors/peft_train.py.
+//   - ours: the native `train()` binding (RAYON_NUM_THREADS=2), once per precision in
+//     BENCH_TRAIN_OURS (default `auto,fp32`: auto is bf16 on AVX512_BF16 CPUs, then fp32 too);
+//   - HF PEFT + PyTorch fp32, with torch.autocast('cpu', bfloat16), and both again under
+//     torch.compile (torch.set_num_threads(2)), benches/anchors/peft_train.py; BENCH_TRAIN_TORCH
+//     picks them (default `fp32,bf16,fp32-compile,bf16-compile`).
+// Each row gives the steady-state tokens/s and the wall time of a whole JOB_STEPS-step job
+// (process start-up, model load, compilation, every step and the eval): measured when the run
+// has JOB_STEPS steps, otherwise start-up + the steps run + the missing ones at the measured mean.
 // Data: multi-turn chats built from examples/sample_qna.jsonl (eval: sample_qna.eval.jsonl), each
 // longer than 256 tokens so every record is cut to exactly 256 and no batch has padding. Our
 // tokenizer and chat template turn them into ids + labels (prompt tokens unlabelled) once; the
@@ -32,6 +37,20 @@ const ANCHORS = path.join(ROOT, 'benches/anchors');
 const WARMUP = Number(process.env.BENCH_TRAIN_WARMUP ?? 3);
 const MEASURED = Number(process.env.BENCH_TRAIN_STEPS ?? 30);
 const STEPS = WARMUP + MEASURED + 1;
+const JOB_STEPS = 50;
+const list = (v, d) => (v ?? d).split(',').map((x) => x.trim()).filter(Boolean);
+const OURS_PRECISIONS = list(process.env.BENCH_TRAIN_OURS, 'auto,fp32');
+const TORCH_MODES = list(process.env.BENCH_TRAIN_TORCH, 'fp32,bf16,fp32-compile,bf16-compile');
+
+/** The CPU's model name and the SIMD flags that decide which kernels run. */
+function cpuInfo() {
+  let text = '';
+  try { text = readFileSync('/proc/cpuinfo', 'utf8'); } catch { /* not Linux */ }
+  const model = /model name\s*:\s*(.*)/.exec(text)?.[1] ?? os.cpus()[0]?.model;
+  const flags = new Set((/flags\s*:\s*(.*)/.exec(text)?.[1] ?? '').split(' '));
+  const wanted = ['avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'amx_bf16', 'amx_tile'];
+  return { model, flags: wanted.filter((f) => flags.has(f)) };
+}
 const HP = {
   seqLen: 256, batchSize: 4, steps: STEPS, lr: 1e-3, warmupRatio: 0.05, weightDecay: 0.01, maxGradNorm: 1,
   loraR: 8, loraAlpha: 16, loraDropout: 0, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'], seed: 42, threads: 2,
@@ -125,15 +144,15 @@ const OURS_CHILD = `
     trainSeconds: res.seconds, history: res.history, vmHwmKb: kb('VmHWM'), vmRssKb: kb('VmRSS') }));
 `;
 
-function runOurs(dir, gguf, trainFile, evalFile) {
+function runOurs(dir, gguf, trainFile, evalFile, precision) {
   const opts = {
-    base: gguf, data: trainFile, evalData: evalFile, out: path.join(dir, 'run'), maxSteps: STEPS, lr: HP.lr,
+    base: gguf, data: trainFile, evalData: evalFile, out: path.join(dir, `run-${precision}`), maxSteps: STEPS, lr: HP.lr, precision,
     batchSize: HP.batchSize, gradAccum: 1, loraR: HP.loraR, loraAlpha: HP.loraAlpha, loraDropout: HP.loraDropout,
     targetModules: HP.targetModules, maxSeqLen: HP.seqLen, seed: HP.seed, warmupRatio: HP.warmupRatio,
     weightDecay: HP.weightDecay, maxGradNorm: HP.maxGradNorm, evalEvery: 0, checkpointEvery: 0,
   };
-  const optsFile = path.join(dir, 'ours-options.json');
-  const outFile = path.join(dir, 'ours-result.json');
+  const optsFile = path.join(dir, `ours-${precision}-options.json`);
+  const outFile = path.join(dir, `ours-${precision}-result.json`);
   writeFileSync(optsFile, JSON.stringify(opts));
   const env = { ...process.env, RAYON_NUM_THREADS: String(HP.threads) };
   const t0 = performance.now();
@@ -147,7 +166,9 @@ function runOurs(dir, gguf, trainFile, evalFile) {
     seconds: at.has(h.step) && (h.step === 1 || at.has(h.step - 1)) ? at.get(h.step).elapsed - (h.step === 1 ? 0 : at.get(h.step - 1).elapsed) : null,
     cpuSeconds: at.has(h.step) && at.has(h.step - 1) ? at.get(h.step).cpu - at.get(h.step - 1).cpu : null,
   }));
-  return { engine: 'tinyforge (candle, ours)', steps, evalLoss: c.evalLoss, vmHwmKb: c.vmHwmKb, processSeconds: (performance.now() - t0) / 1000, threads: HP.threads };
+  const used = JSON.parse(readFileSync(path.join(opts.out, 'tinyforge.json'), 'utf8')).hyperparameters.fingerprint.precision;
+  const processSeconds = (performance.now() - t0) / 1000;
+  return { engine: `tinyforge (ours, ${precision})`, precision: used, compiled: false, steps, evalLoss: c.evalLoss, vmHwmKb: c.vmHwmKb, processSeconds, jobSeconds: processSeconds, threads: HP.threads };
 }
 
 function pythonReady(py) {
@@ -172,18 +193,19 @@ function findPython() {
   return pythonReady(py) ? { py } : { why: `${py} still cannot import torch, transformers, peft and gguf after pip install` };
 }
 
-function runPytorch(py, dir, dtype) {
-  const outFile = path.join(dir, `pytorch-${dtype}.json`);
+function runPytorch(py, dir, mode) {
+  const dtype = mode.replace('-compile', '');
+  const outFile = path.join(dir, `pytorch-${mode}.json`);
   const env = { ...process.env, OMP_NUM_THREADS: String(HP.threads), MKL_NUM_THREADS: String(HP.threads), HF_HUB_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error', TQDM_DISABLE: '1' };
   const t0 = performance.now();
   // BENCH_TRAIN_BF16_STEPS caps the bf16 row (4x slower than fp32 on CPUs without native bf16):
   // its tokens/s still compare; its final loss is then not from the whole schedule.
   const cap = dtype === 'bf16' ? process.env.BENCH_TRAIN_BF16_STEPS : undefined;
-  const args = [path.join(ANCHORS, 'peft_train.py'), path.join(dir, 'batches.json'), dtype, outFile, ...(cap ? [cap] : [])];
+  const args = [path.join(ANCHORS, 'peft_train.py'), path.join(dir, 'batches.json'), mode, outFile, ...(cap ? [cap] : [])];
   const r = spawnSync(py, args, { env, stdio: ['ignore', 'inherit', 'inherit'] });
-  if (r.status !== 0) throw new Error(`peft_train.py ${dtype} exited ${r.status ?? r.signal}`);
+  if (r.status !== 0) throw new Error(`peft_train.py ${mode} exited ${r.status ?? r.signal}`);
   const c = JSON.parse(readFileSync(outFile, 'utf8'));
-  const label = `PyTorch + PEFT ${dtype === 'bf16' ? 'bf16 autocast' : 'fp32'}${cap ? ` (first ${c.steps.length} steps)` : ''}`;
+  const label = `PyTorch + PEFT ${dtype === 'bf16' ? 'bf16 autocast' : 'fp32'}${c.compiled ? ', torch.compile' : ''}${cap ? ` (first ${c.steps.length} steps)` : ''}`;
   return { ...c, engine: label, processSeconds: (performance.now() - t0) / 1000 };
 }
 
@@ -196,8 +218,18 @@ function summarize(c) {
   const cpuSeconds = withCpu.reduce((n, s) => n + s.cpuSeconds, 0);
   const perStep = measured.map((s) => s.tokens / s.seconds).sort((a, b) => a - b);
   const last5 = c.steps.slice(-5).map((s) => s.loss);
+  // Whole-job wall time for JOB_STEPS steps: measured, or start-up + steps run + the rest at the mean.
+  const ran = c.steps.filter((s) => s.seconds != null);
+  const stepSeconds = ran.reduce((n, s) => n + s.seconds, 0);
+  const jobSeconds = c.steps.length >= JOB_STEPS ? c.jobSeconds : c.jobSeconds + (JOB_STEPS - c.steps.length) * (seconds / Math.max(measured.length, 1));
   return {
     engine: c.engine,
+    precision: c.precision,
+    compiled: c.compiled,
+    startupSeconds: +(c.jobSeconds - stepSeconds).toFixed(1),
+    firstStepSeconds: +(c.steps[0].seconds ?? 0).toFixed(1),
+    jobSeconds: +jobSeconds.toFixed(1),
+    jobEstimated: c.steps.length < JOB_STEPS,
     tokensPerSec: +(tokens / seconds).toFixed(1),
     tokensPerCpuSec: withCpu.length ? +(withCpu.reduce((n, s) => n + s.tokens, 0) / cpuSeconds).toFixed(1) : null,
     medianStepTokensPerSec: +perStep[Math.floor(perStep.length / 2)].toFixed(1),
@@ -217,14 +249,15 @@ function summarize(c) {
 /** Prints the table and the goal lines; returns the goals (null without both sides). */
 function report(rows) {
   const isOurs = (r) => r.engine.includes('ours');
-  const ours = rows.find(isOurs);
+  const ours = rows.filter(isOurs).sort((a, b) => b.tokensPerSec - a.tokensPerSec)[0];
   const best = rows.filter((r) => !isOurs(r)).sort((a, b) => b.tokensPerSec - a.tokensPerSec)[0];
   const fmt = (x, d = 1) => (x == null ? '-' : x.toFixed(d));
-  console.log(`\n| engine | tok/s (measured steps) | tok per CPU s | median step tok/s | peak RSS MB | first loss | final loss (last 5) | eval loss | process s | vs PyTorch best |`);
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log(`\n| engine | precision | tok/s (measured steps) | tok per CPU s | median step tok/s | first step s | ${JOB_STEPS}-step job s | peak RSS MB | first loss | final loss (last 5) | eval loss | vs PyTorch best |`);
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     const ratio = best ? `${fmt(r.tokensPerSec / best.tokensPerSec, 2)}x` : '-';
-    console.log(`| ${r.engine} | ${fmt(r.tokensPerSec)} | ${fmt(r.tokensPerCpuSec)} | ${fmt(r.medianStepTokensPerSec)} | ${r.peakRssMb} | ${fmt(r.firstLoss, 3)} | ${fmt(r.finalLoss, 3)} | ${fmt(r.evalLoss, 3)} | ${fmt(r.processSeconds, 0)} | ${ratio} |`);
+    const job = r.jobSeconds == null ? '-' : `${fmt(r.jobSeconds, 0)}${r.jobEstimated ? ' (est.)' : ''}`;
+    console.log(`| ${r.engine} | ${r.precision ?? '-'} | ${fmt(r.tokensPerSec)} | ${fmt(r.tokensPerCpuSec)} | ${fmt(r.medianStepTokensPerSec)} | ${fmt(r.firstStepSeconds)} | ${job} | ${r.peakRssMb} | ${fmt(r.firstLoss, 3)} | ${fmt(r.finalLoss, 3)} | ${fmt(r.evalLoss, 3)} | ${ratio} |`);
   }
   let goals = null;
   if (ours && best) {
@@ -279,6 +312,8 @@ try {
   }
   writeFileSync(path.join(dir, 'batches.json'), JSON.stringify({ gguf, hyperparameters: HP, train: trainSet.encoded, eval: evalSet.encoded }));
   console.log(`data: ${want.records} chats cut to ${HP.seqLen} tokens (${want.labelTokens} labelled of ${want.tokens}), ${EVAL_RECORDS} eval chats; ${STEPS} steps of batch ${HP.batchSize} (${WARMUP} warm-up, ${MEASURED} measured, 1 final with eval)`);
+  const cpu = cpuInfo();
+  console.log(`cpu: ${cpu.model}, ${os.availableParallelism()} threads; flags: ${cpu.flags.join(' ')}`);
   console.log(`model: ${gguf}; load average ${loadavg().join(' ')} (other work on this machine slows every row)`);
 
   const rows = [];
@@ -295,13 +330,12 @@ try {
     }
     load[name] = { before, after: loadavg() };
   };
-  run('ours', () => runOurs(dir, gguf, trainFile, evalFile));
+  for (const p of OURS_PRECISIONS) run(`ours ${p}`, () => runOurs(dir, gguf, trainFile, evalFile, p));
   // BENCH_TRAIN_ONLY=ours: our row alone (while iterating on speed; ratios need the full run).
   const python = process.env.BENCH_TRAIN_ONLY === 'ours' ? { why: 'BENCH_TRAIN_ONLY=ours' } : findPython();
   if (python.py) {
     console.log(`python: ${python.py} (${pythonReady(python.py)})`);
-    run('pytorch fp32', () => runPytorch(python.py, dir, 'fp32'));
-    run('pytorch bf16', () => runPytorch(python.py, dir, 'bf16'));
+    for (const mode of TORCH_MODES) run(`pytorch ${mode}`, () => runPytorch(python.py, dir, mode));
   } else {
     skipped.push({ name: 'PyTorch + PEFT', reason: python.why });
     console.log(`skipped: PyTorch + PEFT rows: ${python.why}`);
@@ -310,7 +344,7 @@ try {
   const out = {
     suite: 'train',
     date: new Date().toISOString(),
-    machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism(), memGb: Math.round(os.totalmem() / 2 ** 30), node: process.version, loadAverage: load },
+    machine: { cpu: cpu.model, flags: cpu.flags, cores: os.availableParallelism(), memGb: Math.round(os.totalmem() / 2 ** 30), node: process.version, loadAverage: load },
     note: process.env.BENCH_NOTE ?? null,
     model: path.basename(gguf),
     hyperparameters: { ...HP, warmupMeasuredSteps: WARMUP, measuredSteps: MEASURED, evalRecords: EVAL_RECORDS },

@@ -1,6 +1,6 @@
 """HF PEFT + PyTorch LoRA training anchor for `npm run bench -- train` (benches/train.mjs).
 
-Usage: python peft_train.py <batches.json> <fp32|bf16> <result.json>
+Usage: python peft_train.py <batches.json> <fp32|bf16|fp32-compile|bf16-compile> <result.json> [max steps]
 
 batches.json (written by benches/train.mjs) holds the GGUF path, the hyperparameters and the
 token ids + labels our tokenizer and chat template produced, so this process trains on exactly
@@ -12,9 +12,15 @@ Same loop as crates/train: AdamW (betas 0.9/0.999, eps 1e-8, decoupled weight de
 grad-norm clipping, linear warmup then cosine to zero over the run, loss = mean NLL over the
 labelled tokens of the step. `bf16` wraps the forward pass and the loss in
 torch.autocast('cpu', dtype=torch.bfloat16); weights, LoRA parameters and optimizer stay fp32.
+`-compile` adds `model = torch.compile(model)` after get_peft_model: the first step then includes
+the compilation (minutes on 2 cores), which is why the bench also reports whole-job wall time.
 Step times cover forward, backward, clipping and the optimizer update; the eval after the
 last step is not timed. Writes timings, losses, eval loss and peak RSS (VmHWM) as JSON.
 """
+import time
+
+T_START = time.perf_counter()  # before the heavy imports: start-up counts in the job's wall time
+
 import json
 import math
 import os
@@ -32,7 +38,8 @@ def vm_kb(field):
 
 
 def main():
-    spec_path, dtype, out_path = sys.argv[1:4]
+    spec_path, mode, out_path = sys.argv[1:4]
+    dtype, compiled = mode.removesuffix("-compile"), mode.endswith("-compile")
     # Optional cap on the steps run (for a setting too slow on this CPU to run the whole schedule).
     max_steps = int(sys.argv[4]) if len(sys.argv) > 4 else None
     with open(spec_path) as f:
@@ -60,6 +67,8 @@ def main():
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(model, lora)
+    if compiled:
+        model = torch.compile(model)
     model.train()
     load_seconds = time.perf_counter() - t_load
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -110,7 +119,7 @@ def main():
         tokens = int(ids.numel())  # no padding: every token is a real one
         loss = out.loss.detach().item()
         steps.append({"step": step + 1, "seconds": seconds, "cpuSeconds": cpu, "tokens": tokens, "loss": loss, "gradNorm": float(grad_norm), "lr": lr_at(step)})
-        print(f"  {dtype} step {step + 1}/{total}: loss {loss:.4f}, {tokens / seconds:.1f} tok/s", flush=True)
+        print(f"  {mode} step {step + 1}/{total}: loss {loss:.4f}, {tokens / seconds:.1f} tok/s", flush=True)
 
     model.eval()
     nll, n = 0.0, 0
@@ -125,7 +134,10 @@ def main():
             n += int((shift_labels != -100).sum())
 
     result = {
-        "engine": f"pytorch-peft-{dtype}",
+        "engine": f"pytorch-peft-{mode}",
+        "precision": dtype,
+        "compiled": compiled,
+        "startupSeconds": t_load - T_START,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__, "python": sys.version.split()[0]},
         "threads": torch.get_num_threads(),
         "mkldnnBf16": bool(getattr(torch.backends.mkldnn, "is_available", lambda: False)()),
@@ -135,6 +147,7 @@ def main():
         "evalLoss": nll / max(n, 1),
         "vmHwmKb": vm_kb("VmHWM"),
         "vmRssKb": vm_kb("VmRSS"),
+        "jobSeconds": time.perf_counter() - T_START,
     }
     with open(out_path, "w") as f:
         json.dump(result, f)

@@ -152,3 +152,78 @@ fn smollm2_step_time_by_precision() {
     }
     eprintln!("best: fp32 {:.0} tok/s, bf16 {:.0} tok/s", (4 * seq) as f64 / best[0], (4 * seq) as f64 / best[1]);
 }
+
+/// Manual probe (ignored) while the binding cannot be built: `train()` itself on SmolLM2 with the
+/// train bench's settings (chats from examples/sample_qna.jsonl cut to 256 tokens, batch 4, LoRA r 8
+/// on q,k,v,o, lr 1e-3, 2 threads) for PROBE_STEPS steps per precision in PROBE_PRECISIONS; prints
+/// steady tok/s (steps after the first 2) and the job's wall time, and writes the encoded batches
+/// in benches/anchors/peft_train.py's format to PROBE_BATCHES so PyTorch trains on the same ids.
+#[test]
+#[ignore]
+fn smollm2_train_job_by_precision() {
+    use std::time::Instant;
+    let Ok(gguf) = std::env::var("TINYFORGE_SMOLLM2_GGUF") else { return };
+    let steps: usize = std::env::var("PROBE_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
+    let tmp = tinyforge_testkit::temp_dir("precision-job");
+    let dir = tmp.path();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let pairs: Vec<serde_json::Value> = std::fs::read_to_string(root.join("examples/sample_qna.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Record r: 8 turns starting at pair 3r (longer than 256 tokens, so every record is cut to 256).
+    let records: Vec<String> = (0..steps * 4 + 8)
+        .map(|r| {
+            let messages: Vec<serde_json::Value> = (0..8)
+                .flat_map(|t| {
+                    let p = &pairs[(3 * r + t) % pairs.len()];
+                    [serde_json::json!({"role": "user", "content": p["input"]}), serde_json::json!({"role": "assistant", "content": p["output"]})]
+                })
+                .collect();
+            serde_json::json!({ "messages": messages }).to_string()
+        })
+        .collect();
+    let (train_file, eval_file) = (dir.join("train.jsonl"), dir.join("eval.jsonl"));
+    std::fs::write(&train_file, records[..steps * 4].join("\n") + "\n").unwrap();
+    std::fs::write(&eval_file, records[steps * 4..].join("\n") + "\n").unwrap();
+    if let Ok(out) = std::env::var("PROBE_BATCHES") {
+        let tok = tinyforge_tokenizer::Tokenizer::from_gguf(Path::new(&gguf)).unwrap();
+        let enc = |f: &Path| {
+            let d = tinyforge_train::data::load_jsonl(f, &tok, 256).unwrap();
+            d.examples.iter().map(|e| serde_json::json!({ "ids": e.ids, "labels": e.labels })).collect::<Vec<_>>()
+        };
+        let hp = serde_json::json!({ "seqLen": 256, "batchSize": 4, "steps": steps, "lr": 1e-3, "warmupRatio": 0.05,
+            "weightDecay": 0.01, "maxGradNorm": 1, "loraR": 8, "loraAlpha": 16, "loraDropout": 0,
+            "targetModules": ["q_proj", "k_proj", "v_proj", "o_proj"], "seed": 42, "threads": 2,
+            "warmupSteps": (steps as f64 * 0.05).round() as usize });
+        let spec = serde_json::json!({ "gguf": gguf, "hyperparameters": hp, "train": enc(&train_file), "eval": enc(&eval_file) });
+        std::fs::write(out, spec.to_string()).unwrap();
+    }
+    let precisions = std::env::var("PROBE_PRECISIONS").unwrap_or_else(|_| "fp32,bf16".into());
+    for name in precisions.split(',') {
+        let mut o = TrainOptions::new(PathBuf::from(&gguf), train_file.clone(), dir.join(name));
+        o.eval_data = Some(eval_file.clone());
+        o.precision = Precision::parse(name).unwrap();
+        o.max_seq_len = 256;
+        o.lora.dropout = 0.0;
+        o.training.max_steps = Some(steps);
+        o.training.batch_size = 4;
+        o.training.lr = 1e-3;
+        o.training.warmup_ratio = 0.05;
+        let t0 = Instant::now();
+        let mut at = Vec::new();
+        let out = train(&o, &mut |p| at.push((p.step, t0.elapsed().as_secs_f64(), p.loss)), &AtomicBool::new(false)).unwrap();
+        let job = t0.elapsed().as_secs_f64();
+        // Steady state: steps 3..steps-1 (the last one evaluates).
+        let (a, b) = (at.iter().find(|s| s.0 == 2).unwrap().1, at.iter().find(|s| s.0 == steps - 1).unwrap().1);
+        let tok_s = ((steps - 3) * 4 * 256) as f64 / (b - a);
+        eprintln!(
+            "{name}: steady {tok_s:.1} tok/s, first step done at {:.1} s, job {job:.1} s for {steps} steps, losses {:?}, eval {:?}",
+            at[0].1,
+            at.iter().map(|s| (s.2 * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
+            out.outcome.unwrap().final_eval.map(|e| e.loss)
+        );
+    }
+}
