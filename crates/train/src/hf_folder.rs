@@ -69,3 +69,33 @@ fn atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     }
     written
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tinyforge_model::{TinyOptions, create_tiny_model, load_checkpoint};
+
+    #[test]
+    fn hf_base_folder_is_copied_and_rewrites_leave_no_temporaries() {
+        let root = tinyforge_testkit::temp_dir("hf-folder");
+        let base = root.path().join("base");
+        create_tiny_model(&base, &TinyOptions { seed: 1, ..Default::default() }).unwrap();
+        let ckpt = load_checkpoint(&base).unwrap();
+        assert!(ckpt.config.tie_word_embeddings, "the default tiny model is tied");
+        let mut weights = ckpt.weights.clone();
+        weights.insert("lm_head.weight".into(), weights["model.embed_tokens.weight"].clone());
+        let out = root.path().join("out");
+        for _ in 0..2 {
+            // Twice: writing over an existing folder replaces each file.
+            write_hf_folder(&out, &base, ModelFormat::HfFolder, &ckpt.config, weights.clone(), None).unwrap();
+        }
+        for f in ["config.json", "tokenizer.json"] {
+            assert_eq!(std::fs::read(out.join(f)).unwrap(), std::fs::read(base.join(f)).unwrap(), "{f}");
+        }
+        let names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+        let back = load_checkpoint(&out).unwrap();
+        assert!(!back.weights.contains_key("lm_head.weight"), "a tied head is not written");
+        assert_eq!(back.weights.len(), ckpt.weights.len() - usize::from(ckpt.weights.contains_key("lm_head.weight")));
+    }
+}
