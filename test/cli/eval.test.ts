@@ -28,7 +28,23 @@ beforeAll(async () => {
   writeFileSync(data, jsonl(EVAL));
   const run = path.join(dir, 'run');
   const r = await runCli(
-    ['train', '--data', train, '--out', run, '--base', base, '--max-steps', '40', '--lr', '2e-2', '--eval-split', '0', '--lora-dropout', '0'],
+    [
+      'train',
+      '--data',
+      train,
+      '--out',
+      run,
+      '--base',
+      base,
+      '--max-steps',
+      '40',
+      '--lr',
+      '2e-2',
+      '--eval-split',
+      '0',
+      '--lora-dropout',
+      '0',
+    ],
     { env: { TINYFORGE_HOME: path.join(dir, 'home') } }
   );
   expect(r.code, r.stderr).toBe(0);
@@ -59,7 +75,10 @@ describe('foremforge eval', () => {
     expect(r.stdout).toMatch(/^fact recall\s+\S+%.*\s+\S+%/m);
     expect(r.stdout).toMatch(/^token F1 /m);
 
-    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ReportLine);
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as ReportLine);
     const rows = lines.filter((l) => l.summary === undefined);
     expect(rows).toHaveLength(2 * EVAL.length);
     expect(rows.map((l) => l.line)).toEqual([1, 2, 3, 4, 1, 2, 3, 4]);

@@ -81,7 +81,8 @@ export async function readEvalCases(file: string): Promise<EvalCase[]> {
     const shown = problems.slice(0, SHOWN_PROBLEMS).map((p) => `  ${file}:${p.slice('line '.length)}`);
     const more = problems.length > SHOWN_PROBLEMS ? [`  ... and ${problems.length - SHOWN_PROBLEMS} more`] : [];
     throw new ForgeError('INVALID_DATA', `${problems.length} bad eval record(s):\n${[...shown, ...more].join('\n')}`, {
-      suggestion: 'each line needs {"input","output"} (or {"messages"} ending with an assistant turn); check it with `foremforge data validate`',
+      suggestion:
+        'each line needs {"input","output"} (or {"messages"} ending with an assistant turn); check it with `foremforge data validate`',
     });
   }
   if (cases.length === 0) {

@@ -8,14 +8,17 @@
 
 /** Lower case, digit separators resolved, every other non-letter non-digit a space, collapsed. */
 export function normalizeAnswer(text: string): string {
-  return text
-    .normalize('NFKC')
-    .toLowerCase()
-    .replace(/(?<=\d),(?=\d{3}\b)/gu, '')
-    .replace(/(?<=\d)\.(?=\d)/gu, '\u0000')
-    .replace(/[^\p{L}\p{N}\u0000]+/gu, ' ')
-    .replace(/\u0000/gu, '.')
-    .trim();
+  return (
+    text
+      .normalize('NFKC')
+      .toLowerCase()
+      .replace(/(?<=\d),(?=\d{3}\b)/gu, '')
+      // A private-use character holds the decimal point while punctuation goes.
+      .replace(/(?<=\d)\.(?=\d)/gu, '\uE000')
+      .replace(/[^\p{L}\p{N}\uE000]+/gu, ' ')
+      .replace(/\uE000/gu, '.')
+      .trim()
+  );
 }
 
 /** The normalised words of `text`. */
