@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createTinyModel } from '@tinyforge/native';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readEvalCases } from '../../ts/pipeline/eval-data.js';
 import { scoreAnswer } from '../../ts/pipeline/eval-metrics.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -64,6 +65,32 @@ interface ReportLine {
   scores?: { exactMatch: number; contains: number; f1: number; factRecall?: number };
   summary?: { model: string; records: number; keyed: number; recalled: number; factRecall: number; f1: number };
 }
+
+describe('readEvalCases', () => {
+  it('asks a pair after its system prompt and a chat up to its last assistant turn', async () => {
+    const file = path.join(fx.dir, 'kinds.jsonl');
+    const chat = [
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: 'Hello.' },
+      { role: 'user', content: 'Price?' },
+      { role: 'assistant', content: '$189.' },
+    ];
+    writeFileSync(file, `${jsonl([{ system: 'Be brief.', input: 'Q?', output: 'A.', key: 'A' }, { messages: chat }])}\n\n`);
+    const cases = await readEvalCases(file);
+    expect(cases).toEqual([
+      {
+        line: 1,
+        messages: [
+          { role: 'system', content: 'Be brief.' },
+          { role: 'user', content: 'Q?' },
+        ],
+        reference: 'A.',
+        key: 'A',
+      },
+      { line: 2, messages: chat.slice(0, 3), reference: '$189.' },
+    ]);
+  });
+});
 
 describe('foremforge eval', () => {
   it('scores a run against its base side by side and writes the per-record report', async () => {
@@ -138,6 +165,9 @@ describe('foremforge eval', () => {
     const noModel = await runCli(['eval', '--model', path.join(fx.dir, 'nope'), '--data', fx.data]);
     expect(noModel.code).toBe(1);
     expect(noModel.stderr).toMatch(/^error\[MODEL_NOT_FOUND\]: .*nope/);
+    const notModel = await runCli(['eval', '--model', fx.dir, '--data', fx.data]);
+    expect(notModel.code).toBe(1);
+    expect(notModel.stderr).toMatch(/^error\[MODEL_NOT_FOUND\]: --model /);
     const noData = await runCli(['eval', '--model', fx.run, '--data', path.join(fx.dir, 'nope.jsonl')]);
     expect(noData.code).toBe(1);
     expect(noData.stderr).toMatch(/^error\[NOT_FOUND\]: .*nope\.jsonl/);

@@ -6,7 +6,7 @@
 // Eval loss and perplexity are not reported: no binding scores given text under a model (the
 // `Generator` only scores its own greedy choices, `train` only its eval split of a run it is
 // training). Confidence — exp(mean log-prob) of the greedy answer, EOS included — is what we have.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Generation, Generator } from '@tinyforge/native';
@@ -53,6 +53,17 @@ function candleAnswerer(label: string, kind: 'model' | 'run', generator: Generat
 export async function openAnswerer(model: string): Promise<Answerer> {
   let target: ReturnType<typeof resolveServeTarget>;
   if (existsSync(model)) {
+    // Checked here too so the message names --model; resolveServeTarget's names serve's --dir.
+    const dir = statSync(model).isDirectory();
+    if (dir && !existsSync(path.join(model, 'config.json')) && !existsSync(path.join(model, 'tinyforge.json'))) {
+      throw new ForgeError(
+        'MODEL_NOT_FOUND',
+        `--model ${model} is neither a model (config.json or .gguf) nor a run folder (tinyforge.json)`,
+        {
+          suggestion: 'pass a base model, a `foremforge train` run folder or a catalog name',
+        }
+      );
+    }
     target = resolveServeTarget(model);
   } else if (catalogNames().includes(model.toLowerCase())) {
     target = { kind: 'model', model: await resolveBase(model), id: model };
