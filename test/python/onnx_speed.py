@@ -42,10 +42,10 @@ class SharedDecoder:
         b.bind_cpu_input("attention_mask", np.ones((1, pos + n), np.int64))
         if "position_ids" in self.input_names:
             b.bind_cpu_input("position_ids", np.arange(pos, pos + n, dtype=np.int64)[None])
+        b.bind_output("logits")  # first: get_outputs() lists outputs in binding order
         for name, buf in self.bufs.items():
             b.bind_ortvalue_input(name, buf)
             b.bind_ortvalue_output(name.replace("past_key_values.", "present."), buf)
-        b.bind_output("logits")
         self.sess.run_with_iobinding(b)
         return b.get_outputs()[0].numpy()[0]
 

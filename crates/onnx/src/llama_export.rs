@@ -1,13 +1,10 @@
-//! Llama decoder → `model.onnx` with a KV cache, in the Optimum / transformers.js I/O layout
-//! (see the crate README, "Design note: decoder with KV cache"), built from plain opset-21 ops
-//! that ONNX Runtime's CPU provider runs (and fuses: RMSNorm, INT8 MatMuls).
-//!
-//! Inputs: `input_ids`, `attention_mask` `[batch, past + seq]`, `position_ids`,
-//! `past_key_values.{i}.key|value` `[batch, kv_heads, past, head_dim]`.
-//! Outputs: `logits` `[batch, seq, vocab]`, `present.{i}.key|value` `[batch, kv_heads, past + seq,
-//! head_dim]`. Every weight table is stored transposed (`[in, out]`, ONNX MatMul's B); the token
-//! embedding is a `Gather` on axis 1 of that same table when the head is tied, so a tied model
-//! stores its largest matrix once (f32 or INT8).
+//! Llama decoder → `model.onnx` with a KV cache, in the Optimum / transformers.js I/O names
+//! (crate README, "I/O contract"). Two attention graphs: the default fused one
+//! (`fused_ops.rs`: `GroupQueryAttention`, `SkipSimplifiedLayerNormalization`; right padding,
+//! KV cache usable as one shared buffer) and the plain opset-21 one (`plain_ops.rs`: any
+//! padding). Weights per `Scheme` (`scheme.rs`): f32 `MatMul`, `MatMulNBits` blocks
+//! (`blockwise.rs`) or the first dynamic INT8 pattern (`quantize.rs`). The token embedding is a
+//! `Gather` on the head's table when the head is tied, so the largest matrix is stored once.
 use std::path::{Path, PathBuf};
 
 use candle_core::DType;
