@@ -46,6 +46,7 @@ interface TrainFlags {
   useLora?: boolean;
   full?: boolean;
   dryRun?: boolean;
+  precision?: string;
   skipInvalid?: boolean;
   json?: boolean;
 }
@@ -127,6 +128,7 @@ export const trainCommand = new Command('train')
   .option('--full', 'fine-tune every weight and write a full model folder')
   .option('--dry-run', 'validate the data, print token statistics and the step count; train nothing')
   .option('--skip-invalid', 'train without invalid records instead of stopping')
+  .option('--precision <p>', 'frozen base weights in auto|fp32|bf16 (default auto: bf16 on AMD CPUs with AVX512_BF16)')
   .option('--json', 'print the result as JSON')
   .exitOverride()
   .action(async (flags: TrainFlags) => {
@@ -161,6 +163,7 @@ export const trainCommand = new Command('train')
       useRslora: flags.useRslora === true,
     };
     if (flags.base !== undefined) options.base = flags.base;
+    if (flags.precision !== undefined) options.precision = flags.precision;
     if (flags.evalData !== undefined) options.evalData = flags.evalData;
     if (flags.targetModules !== undefined) options.targetModules = flags.targetModules.split(',').map((s) => s.trim()).filter(Boolean);
     if (flags.earlyStopping !== undefined) options.earlyStoppingPatience = flags.earlyStopping;

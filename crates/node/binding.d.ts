@@ -276,6 +276,8 @@ export interface JsTrainOptions {
   full?: boolean
   /** Validate data, report token statistics and the step count; train nothing. @default false */
   dryRun?: boolean
+  /** Arithmetic of the frozen base weights: `auto` (bf16 where it beats f32: AMD CPUs with AVX512_BF16), `fp32` or `bf16`. @default "auto" */
+  precision?: string
   /** @default 0.05 */
   warmupRatio?: number
   /** @default 0.01 */

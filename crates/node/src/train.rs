@@ -71,6 +71,8 @@ pub struct JsTrainOptions {
     pub full: Option<bool>,
     /// Validate data, report token statistics and the step count; train nothing. @default false
     pub dry_run: Option<bool>,
+    /// Arithmetic of the frozen base weights: `auto` (bf16 where it beats f32: AMD CPUs with AVX512_BF16), `fp32` or `bf16`. @default "auto"
+    pub precision: Option<String>,
     /// @default 0.05
     pub warmup_ratio: Option<f64>,
     /// @default 0.01
@@ -114,6 +116,14 @@ impl TryFrom<JsTrainOptions> for tt::TrainOptions {
         t.skip_invalid = o.skip_invalid.unwrap_or(false);
         t.full = o.full.unwrap_or(false);
         t.dry_run = o.dry_run.unwrap_or(false);
+        if let Some(p) = o.precision {
+            t.precision = tinyforge_model::bf16::Precision::parse(&p).ok_or_else(|| {
+                crate::error::core_error(tt::TrainError::Options {
+                    field: "precision".into(),
+                    reason: format!("must be auto, fp32 or bf16, got `{p}`"),
+                })
+            })?;
+        }
         Ok(t)
     }
 }

@@ -179,7 +179,10 @@ fn smollm2_train_job_by_precision() {
             let messages: Vec<serde_json::Value> = (0..8)
                 .flat_map(|t| {
                     let p = &pairs[(3 * r + t) % pairs.len()];
-                    [serde_json::json!({"role": "user", "content": p["input"]}), serde_json::json!({"role": "assistant", "content": p["output"]})]
+                    [
+                        serde_json::json!({"role": "user", "content": p["input"]}),
+                        serde_json::json!({"role": "assistant", "content": p["output"]}),
+                    ]
                 })
                 .collect();
             serde_json::json!({ "messages": messages }).to_string()
