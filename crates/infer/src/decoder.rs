@@ -68,7 +68,7 @@ impl Default for DecoderOptions {
 }
 
 enum SlotCache {
-    Shared { binding: ort::session::IoBinding, len: usize },
+    Shared { binding: Box<ort::session::IoBinding>, len: usize },
     Chained { past: Vec<DynValue>, len: usize },
 }
 
@@ -127,13 +127,13 @@ impl OrtDecoder {
             return Err(InferError::InvalidOption { option: "contextLen".into(), reason: "must be at least 2".into() });
         }
         let session = build_session(path, options.threads, options.spinning)?;
-        let names: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
+        let names: Vec<String> = session.inputs().iter().map(|o| o.name().to_owned()).collect();
         for need in ["input_ids", "attention_mask"]
             .into_iter()
             .map(String::from)
             .chain((0..shape.layers).flat_map(|i| KINDS.map(|k| past_name(i, k))))
         {
-            if !names.contains(&need.as_str()) {
+            if !names.contains(&need) {
                 return Err(InferError::ModelLoad {
                     path: path.to_path_buf(),
                     reason: format!(
@@ -144,7 +144,7 @@ impl OrtDecoder {
                 });
             }
         }
-        let has_position_ids = names.contains(&"position_ids");
+        let has_position_ids = names.iter().any(|n| n == "position_ids");
         let mode = match options.kv {
             KvMode::Auto => {
                 let bytes = std::fs::read(path).map_err(|e| InferError::ModelLoad { path: path.to_path_buf(), reason: e.to_string() })?;
@@ -181,33 +181,27 @@ impl OrtDecoder {
 
     fn new_cache(&self) -> Result<SlotCache, InferError> {
         let KvShape { layers, kv_heads, head_dim, .. } = self.shape;
-        match self.mode {
-            KvMode::Shared => {
-                let mut binding = self.session.create_binding().map_err(|e| run_err(&e))?;
-                let dims = [1, kv_heads, self.context_len, head_dim];
-                for i in 0..layers {
-                    for kind in KINDS {
-                        // calloc'd: untouched positions cost no memory until written.
-                        let t = Tensor::<f32>::from_array((dims, vec![0.0; kv_heads * self.context_len * head_dim]))
-                            .map_err(|e| run_err(&e))?;
-                        // The binding keeps a reference to the input and owns the output: both
-                        // are this one buffer, which the kernel appends to in place.
-                        binding.bind_input(past_name(i, kind), &t).map_err(|e| run_err(&e))?;
-                        binding.bind_output(present_name(i, kind), t).map_err(|e| run_err(&e))?;
-                    }
+        if self.mode == KvMode::Shared {
+            let mut binding = self.session.create_binding().map_err(|e| run_err(&e))?;
+            let dims = [1, kv_heads, self.context_len, head_dim];
+            for i in 0..layers {
+                for kind in KINDS {
+                    // calloc'd: untouched positions cost no memory until written.
+                    let t =
+                        Tensor::<f32>::from_array((dims, vec![0.0; kv_heads * self.context_len * head_dim])).map_err(|e| run_err(&e))?;
+                    // The binding keeps a reference to the input and owns the output: both
+                    // are this one buffer, which the kernel appends to in place.
+                    binding.bind_input(past_name(i, kind), &t).map_err(|e| run_err(&e))?;
+                    binding.bind_output(present_name(i, kind), t).map_err(|e| run_err(&e))?;
                 }
-                Ok(SlotCache::Shared { binding, len: 0 })
             }
-            _ => {
-                let mut past = Vec::with_capacity(layers * 2);
-                for _ in 0..layers * 2 {
-                    past.push(
-                        Tensor::<f32>::from_array(([1, kv_heads, 0, head_dim], Vec::<f32>::new())).map_err(|e| run_err(&e))?.into_dyn(),
-                    );
-                }
-                Ok(SlotCache::Chained { past, len: 0 })
-            }
+            return Ok(SlotCache::Shared { binding: Box::new(binding), len: 0 });
         }
+        let mut past = Vec::with_capacity(layers * 2);
+        for _ in 0..layers * 2 {
+            past.push(Tensor::<f32>::from_array(([1, kv_heads, 0, head_dim], Vec::<f32>::new())).map_err(|e| run_err(&e))?.into_dyn());
+        }
+        Ok(SlotCache::Chained { past, len: 0 })
     }
 
     /// One forward of `tokens` on `slot`; returns the logits of the last position.
