@@ -239,3 +239,38 @@ fn int8_export_is_close_to_f32_and_about_a_quarter_of_its_size() {
         assert!((q_bytes as f64) < 0.35 * f_bytes as f64, "tied={tied}: {q_bytes} vs {f_bytes}");
     }
 }
+
+#[test]
+fn right_padding_in_the_fused_graph_gives_the_unpadded_logits() {
+    if !runtime() {
+        return;
+    }
+    let (cfg, w, model) = tiny(true, 13);
+    let tmp = temp_dir("right-padding");
+    let dir = tmp.path();
+    let mut s = export(&cfg, &w, &dir, None);
+    let (n, v, pad) = (PROMPT.len(), cfg.vocab_size, 3);
+    let short = &PROMPT[..n - pad];
+    // Row 1 right padded: GroupQueryAttention takes each row's length from the mask.
+    let ids = [row(&PROMPT), [row(short), vec![0; pad]].concat()];
+    let mask = [vec![1; n], [vec![1; n - pad], vec![0; pad]].concat()];
+    let positions = [(0..n as i64).collect(), (0..n as i64).collect()];
+    let (logits, past) = step(&mut s, &cfg, &ids, &mask, &positions, None);
+    let d0 = max_diff(&logits[..n * v], &candle_logits(&model, &PROMPT));
+    let d1 = max_diff(&logits[n * v..(2 * n - pad) * v], &candle_logits(&model, short));
+    eprintln!("fused, batch 2, right padding {pad}: row 0 diff {d0:.2e}, row 1 (real tokens) diff {d1:.2e}");
+    assert!(d0 < 1e-4 && d1 < 1e-4, "{d0} {d1}");
+
+    // One cached step: each row appends at its own length.
+    let next = [7u32, 9u32];
+    let ids = [vec![i64::from(next[0])], vec![i64::from(next[1])]];
+    let mask = [vec![1; n + 1], [vec![1; n - pad + 1], vec![0; pad]].concat()];
+    let positions = [vec![n as i64], vec![(n - pad) as i64]];
+    let (logits, _) = step(&mut s, &cfg, &ids, &mask, &positions, Some(past));
+    let want0 = candle_logits(&model, &[PROMPT.as_slice(), &next[..1]].concat());
+    let want1 = candle_logits(&model, &[short, &next[1..]].concat());
+    let d0 = max_diff(&logits[..v], &want0[n * v..]);
+    let d1 = max_diff(&logits[v..], &want1[(n - pad) * v..]);
+    eprintln!("fused, batch 2 cached step: row 0 diff {d0:.2e}, row 1 diff {d1:.2e}");
+    assert!(d0 < 1e-4 && d1 < 1e-4, "{d0} {d1}");
+}
