@@ -13,7 +13,8 @@ use crate::error::{core_error, guard, js_error};
 
 #[napi(object, object_to_js = false, js_name = "ExportOnnxOptions")]
 pub struct JsExportOptions {
-    /// "none" (f32) | "int8" (dynamic INT8, per-channel weights). @default "none"
+    /// "none" (f32) | "int8" (8-bit blocks, MatMulNBits) | "int4" (4-bit blocks, 8-bit head) |
+    /// "int8-dynamic" (the first INT8 scheme, for comparison). @default "none"
     pub quantize: Option<String>,
     /// PEFT LoRA adapter folder merged into the weights before export.
     pub adapter: Option<String>,
@@ -24,8 +25,11 @@ pub struct JsOnnxExport {
     pub path: String,
     pub bytes: f64,
     pub layers: u32,
-    /// "none" | "int8"
+    /// "none" | "int8" | "int4" | "int8-dynamic"
     pub quantization: String,
+    /// `tinyforge_onnx::QuantReport` as JSON: per tensor group the format, bytes, relative
+    /// weight RMSE and why (for `tinyforge.json`).
+    pub quant_report: String,
 }
 
 pub struct ExportTask {
@@ -43,8 +47,9 @@ impl Task for ExportTask {
             let opts = self.options.as_ref();
             let quantize = match opts.and_then(|o| o.quantize.as_deref()) {
                 None | Some("none") => None,
-                Some("int8") => Some(ox::Quantization::Int8),
-                Some(other) => return Err(js_error("INVALID_ARGUMENT", format!("quantize: expected \"none\" or \"int8\", got {other:?}"))),
+                Some(name) => Some(ox::Quantization::parse(name).ok_or_else(|| {
+                    js_error("INVALID_ARGUMENT", format!("quantize: expected \"none\", \"int8\", \"int4\" or \"int8-dynamic\", got {name:?}"))
+                })?),
             };
             let adapter = opts.and_then(|o| o.adapter.as_deref()).map(Path::new);
             let ckpt = tr::merge::load_with_adapter(&self.model, adapter).map_err(core_error)?;
@@ -58,6 +63,7 @@ impl Task for ExportTask {
             bytes: r.bytes as f64,
             layers: r.layers as u32,
             quantization: r.quantization.map_or("none", ox::Quantization::name).into(),
+            quant_report: serde_json::to_string(&r.quant).unwrap_or_default(),
         })
     }
 }
