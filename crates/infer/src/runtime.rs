@@ -94,7 +94,11 @@ pub fn precheck_library(lib_path: &Path) -> Result<String, InferError> {
     if base.is_null() {
         return Err(load_err("`OrtGetApiBase` returned null".into()));
     }
+    // SAFETY: `base` is non-null (checked above) and points at the library's static base struct;
+    // `GetVersionString` returns a pointer to a static NUL-terminated string inside the library.
     let version = unsafe { CStr::from_ptr(((*base).GetVersionString)()) }.to_string_lossy().into_owned();
+    // SAFETY: same struct; `GetApi` takes any API level and returns null for one it lacks
+    // (handled just below).
     let api = unsafe { ((*base).GetApi)(ort::MINOR_VERSION) };
     if api.is_null() {
         return Err(load_err(format!(
