@@ -20,9 +20,9 @@ use crate::{
     data::{DataStats, Example, fill_length_stats, load_jsonl},
     error::{RecordIssue, Result, TrainError},
     hf_folder::write_hf_folder,
+    loop_config::LoopConfig,
     lora::LoraConfig,
     manifest::{self, ManifestInput},
-    loop_config::LoopConfig,
     trainable::{LlamaForTraining, TrainableLm},
     trainer::{LoopOutcome, Progress, Trainer},
 };
