@@ -1,5 +1,5 @@
 // `foremforge demo` (what `npm run demo` runs): the main job on the default model and the sample
-// data, printed step by step. See ts/pipeline/demo.ts for what it does today.
+// data, printed step by step: pull, check, fine-tune, export INT8, serve, ask over HTTP, stop.
 import { Command, InvalidArgumentError } from 'commander';
 import path from 'node:path';
 
@@ -10,7 +10,7 @@ function positive(value: string): number {
 }
 
 export const demoCommand = new Command('demo')
-  .description('Fine-tune the default model on the sample data and compare its answer with the base model.')
+  .description('Fine-tune the default model on the sample data, export it to INT8 ONNX, serve it and ask it a question over HTTP.')
   .option('--out <dir>', 'run folder (default: runs/demo-<timestamp>)')
   .option('--epochs <n>', 'training epochs', positive, 3)
   .option('--lr <x>', 'learning rate', positive, 2e-3)
@@ -33,16 +33,32 @@ export const demoCommand = new Command('demo')
         if (tty) process.stderr.write(`\r${line}`);
         else if (p.step % 10 === 0 || p.step === p.totalSteps) process.stderr.write(`${line}\n`);
       },
+      onExportProgress: (p) => {
+        if (p.state === 'done')
+          process.stderr.write(`    ${p.label}: ${(p.seconds ?? 0).toFixed(1)} s${p.detail ? ` (${p.detail})` : ''}\n`);
+      },
       signal: controller.signal,
     });
     if (tty) process.stderr.write('\n');
     const show = (label: string, g: { text: string; confidence: number }) =>
       `    ${label}: ${g.text.trim()}\n    ${' '.repeat(label.length)}  (confidence ${g.confidence.toFixed(2)})\n`;
-    process.stdout.write(show('base model ', result.base));
-    process.stdout.write(show('fine-tuned ', result.tuned));
-    if (result.expected) process.stdout.write(`    reference  : ${result.expected}\n`);
     process.stdout.write(
-      `\nrun folder: ${result.training.runDir} (PEFT adapter, tinyforge.json, metrics.jsonl, loss.svg)\n` +
-        'Not built yet: INT8 ONNX export and the inference service (`foremforge export`, `foremforge serve`).\n',
+      show('served (fine-tuned, INT8, over HTTP)', { text: result.served.output, confidence: result.served.confidence })
+    );
+    process.stdout.write(show('base model (untuned)                ', result.base));
+    if (result.expected) process.stdout.write(`    reference                           : ${result.expected}\n`);
+    const s = result.seconds;
+    const steps: [string, number][] = [
+      ['pull', s.pull],
+      ['data', s.data],
+      ['train', s.train],
+      ['export', s.export],
+      ['serve (to /ready)', s.serve],
+      ['ask (HTTP)', s.ask],
+    ];
+    process.stdout.write(`\ntime: ${steps.map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}\n`);
+    process.stdout.write(
+      `run folder: ${result.training.runDir} (PEFT adapter, tinyforge.json, metrics.jsonl, loss.svg)\n` +
+        `export folder: ${result.export.out} (serve it: foremforge serve --dir ${result.export.out})\n`
     );
   });
