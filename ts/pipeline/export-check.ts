@@ -123,12 +123,12 @@ async function kvCheck(dec: OnnxDecoder, file: string, prompt: number[], strict:
     b2 += last[i]! ** 2;
   }
   const check = { maxDiff, cosine: dot / Math.sqrt(a2 * b2), sameTop1: argmax(cached, 0, full.vocab) === argmax(last, 0, full.vocab) };
-  // fp32: a 1-row and an n-row matmul round differently, nothing more (measured 0 to 1e-5 on
-  // SmolLM2). A quantized graph with per-tensor dynamic activation scales quantizes one row
-  // differently from n rows: cosine 0.55-0.83 and a different top-1 on SmolLM2 int8 today (7-bit
-  // weights, per-tensor activations), so for it the numbers are recorded, not judged; the fp32
-  // twin (same graph builder, same cache wiring) is judged when it is written.
-  if (strict && !(maxDiff <= 1e-3 * Math.max(1, maxAbs))) {
+  // fp32: a 1-row and an n-row matmul round differently, nothing more (max diff 4e-5 on
+  // SmolLM2). Quantized graphs quantize activations in blocks inside MatMulNBits, so one row and
+  // n rows round a little differently: on SmolLM2 int8 cosine 0.9997 (max diff 0.86), int4
+  // 1.0000. A miswired cache feeds another position's keys and lands far lower (the first,
+  // per-tensor int8 scheme measured 0.55-0.83, which is why it is not offered here).
+  if (strict ? !(maxDiff <= 1e-3 * Math.max(1, maxAbs)) : !(check.cosine >= 0.98)) {
     throw new ForgeError(
       'EXPORT_CHECK_FAILED',
       `${file}: a cached decode step differs from recomputing the sequence (max diff ${maxDiff.toPrecision(3)}, logits up to ${maxAbs.toPrecision(3)}, cosine ${check.cosine.toFixed(4)})`,
@@ -141,9 +141,9 @@ async function kvCheck(dec: OnnxDecoder, file: string, prompt: number[], strict:
 }
 
 /**
- * Loads `file` and checks its prefill (finite logits, right shape) and KV cache (judged for fp32,
- * measured for a quantized graph); with `fp32File`, judges that one's cache too and measures the
- * quantized model's top-1 agreement with it.
+ * Loads `file` and checks its prefill (finite logits, right shape) and KV cache (to fp32 rounding
+ * for fp32, cosine >= 0.98 for a quantized graph); with `fp32File`, checks that one's cache too
+ * and measures the quantized model's top-1 agreement with it.
  */
 export async function checkExport(file: string, prompt: number[], quantized: boolean, fp32File?: string): Promise<ExportCheck> {
   if (prompt.length < 2) throw new ForgeError('EXPORT_CHECK_FAILED', 'the check prompt needs at least 2 tokens');
