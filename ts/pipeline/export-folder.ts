@@ -42,7 +42,8 @@ export interface OutCheck {
  * a non-empty folder that is not a TinyForge export (--overwrite replaces exports, nothing else).
  */
 export function checkOut(check: OutCheck): string {
-  if (check.out.trim().length === 0) throw new ForgeError('INVALID_ARGUMENT', '--out is empty', { suggestion: 'pass --out DIR, the folder to write' });
+  if (check.out.trim().length === 0)
+    throw new ForgeError('INVALID_ARGUMENT', '--out is empty', { suggestion: 'pass --out DIR, the folder to write' });
   const abs = path.resolve(check.out);
   const real = realPath(abs);
   const unsafe = (why: string) =>
