@@ -22,10 +22,12 @@ const GOAL = { mbPerSec: 100, peakRssMb: 200 };
 // words, and a CJK or emoji word about once per 2,000 words, so the UTF-8 decoder's slow paths are
 // exercised without making every string two-byte); lengths vary so records range from ~100 bytes
 // to ~3 KB (mean ~1.2 KB, like real instruction data).
-const WORDS = ('invoice payment account plan price support error code version limit user team export import sync ' +
+const WORDS = (
+  'invoice payment account plan price support error code version limit user team export import sync ' +
   'backup the a to of and in for on with is are was be this that it can will not your our their refund ' +
   'currency attachment reminder quantity customer supplier monthly annual trial discount upgrade download ' +
-  'café naïve données résumé').split(' ');
+  'café naïve données résumé'
+).split(' ');
 const RARE = ['日本語', '🎉', 'Ελληνικά', 'добро'];
 let state = 0x9e3779b9;
 const rand = () => {
@@ -53,12 +55,18 @@ async function generate(file, targetBytes) {
     for (let i = 0; i < 2000; i++) {
       let line;
       const r = rand();
-      if (r < 0.01 && recent.length) line = recent[Math.floor(rand() * recent.length)]; // ~1% exact duplicates
-      else if (r < 0.0101) line = '{"input": "broken line", "output": '; // a few bad lines
-      else line = JSON.stringify({ input: sentence(8 + Math.floor(rand() * 40)) + '?', output: sentence(20 + Math.floor(rand() * 300)) + '.' });
+      if (r < 0.01 && recent.length)
+        line = recent[Math.floor(rand() * recent.length)]; // ~1% exact duplicates
+      else if (r < 0.0101)
+        line = '{"input": "broken line", "output": '; // a few bad lines
+      else
+        line = JSON.stringify({
+          input: `${sentence(8 + Math.floor(rand() * 40))}?`,
+          output: `${sentence(20 + Math.floor(rand() * 300))}.`,
+        });
       if (recent.length < 64) recent.push(line);
       else recent[Math.floor(rand() * 64)] = line;
-      buf += line + '\n';
+      buf += `${line}\n`;
       records++;
     }
     bytes += Buffer.byteLength(buf);
@@ -99,7 +107,9 @@ const CHILD = `
 
 function runChild(mode, file, workers = 'default') {
   const datasetUrl = pathToFileURL(path.join(ROOT, 'dist/ts/dataset/index.js')).href;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD, mode, file, datasetUrl, String(workers)], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD, mode, file, datasetUrl, String(workers)], {
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(`${mode} child failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop());
 }
@@ -141,16 +151,28 @@ async function main() {
       date: new Date().toISOString(),
       // Load average before and after: the machine may be shared; MB per CPU-second is the
       // number least disturbed by other processes.
-      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memGb: Math.round(os.totalmem() / 2 ** 30), loadBefore, loadAfter: os.loadavg().map((x) => +x.toFixed(2)), node: process.version },
+      machine: {
+        cpus: os.cpus().length,
+        cpu: os.cpus()[0]?.model,
+        memGb: Math.round(os.totalmem() / 2 ** 30),
+        loadBefore,
+        loadAfter: os.loadavg().map((x) => +x.toFixed(2)),
+        node: process.version,
+      },
       file: { bytes, records: gen.records, generateSeconds: +genSeconds.toFixed(1) },
       goal: GOAL,
       rows,
-      met: { throughput: best.mbPerSec >= GOAL.mbPerSec, memory: rows.every((r) => !r.name.startsWith('tinyforge') || r.peakRssMb < GOAL.peakRssMb) },
+      met: {
+        throughput: best.mbPerSec >= GOAL.mbPerSec,
+        memory: rows.every((r) => !r.name.startsWith('tinyforge') || r.peakRssMb < GOAL.peakRssMb),
+      },
     };
     mkdirSync(path.join(ROOT, 'benches/results'), { recursive: true });
     const out = path.join(ROOT, 'benches/results', `data-${result.date.slice(0, 10)}.json`);
     writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
-    console.log(`\ndata bench: ${(bytes / 1e6).toFixed(0)} MB, ${gen.records} records (${os.cpus().length} cpus, load avg before ${loadBefore.join(' ')}, after ${result.machine.loadAfter.join(' ')})`);
+    console.log(
+      `\ndata bench: ${(bytes / 1e6).toFixed(0)} MB, ${gen.records} records (${os.cpus().length} cpus, load avg before ${loadBefore.join(' ')}, after ${result.machine.loadAfter.join(' ')})`
+    );
     console.table(
       rows.map(({ name, seconds, mbPerSec, recordsPerSec, mbPerCpuSec, peakRssMb }) => ({
         name,
@@ -159,9 +181,11 @@ async function main() {
         'records/s': recordsPerSec,
         'MB/CPU-s': mbPerCpuSec,
         'peak RSS MB': peakRssMb,
-      })),
+      }))
     );
-    console.log(`goal >= ${GOAL.mbPerSec} MB/s: ${result.met.throughput ? 'met' : 'NOT met'}; RSS < ${GOAL.peakRssMb} MB: ${result.met.memory ? 'met' : 'NOT met'}`);
+    console.log(
+      `goal >= ${GOAL.mbPerSec} MB/s: ${result.met.throughput ? 'met' : 'NOT met'}; RSS < ${GOAL.peakRssMb} MB: ${result.met.memory ? 'met' : 'NOT met'}`
+    );
     console.log(`written ${path.relative(ROOT, out)}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });

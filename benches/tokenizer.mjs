@@ -31,7 +31,12 @@ const GOAL = { singleVsGptTokenizer: 2, batchVsGptTokenizer: 3 };
 // ---- corpus -------------------------------------------------------------------------------------
 function corpusFiles() {
   const files = [];
-  const list = (dir) => (existsSync(dir) ? readdirSync(dir).sort().map((n) => path.join(dir, n)) : []);
+  const list = (dir) =>
+    existsSync(dir)
+      ? readdirSync(dir)
+          .sort()
+          .map((n) => path.join(dir, n))
+      : [];
   files.push(...list('/usr/share/common-licenses'));
   for (const pkg of list('/usr/share/doc')) {
     files.push(path.join(pkg, 'copyright'));
@@ -174,9 +179,17 @@ function sumLengths(arrays) {
 
 // ---- main ---------------------------------------------------------------------------------------
 const corpus = buildCorpus();
-console.log(`load average: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (other work on the machine slows every row)`);
-console.log(`corpus: ${(corpus.totalBytes / 1e6).toFixed(2)} MB from ${corpus.files} files, ${corpus.chunks.length} chunks of ~4 KB (sha1 ${corpus.sha1.slice(0, 12)})`);
-if (corpus.totalBytes < CORPUS_BYTES * 0.9) console.log('note: less than 10 MB of text found under /usr/share; numbers are on what there is');
+console.log(
+  `load average: ${os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')} (other work on the machine slows every row)`
+);
+console.log(
+  `corpus: ${(corpus.totalBytes / 1e6).toFixed(2)} MB from ${corpus.files} files, ${corpus.chunks.length} chunks of ~4 KB (sha1 ${corpus.sha1.slice(0, 12)})`
+);
+if (corpus.totalBytes < CORPUS_BYTES * 0.9)
+  console.log('note: less than 10 MB of text found under /usr/share; numbers are on what there is');
 
 const rows = [];
 const skips = [];
@@ -197,13 +210,28 @@ const ours = gguf ? Tokenizer.fromGguf(gguf) : Tokenizer.fromFile(path.join(ROOT
 const ourLoadMs = performance.now() - t0;
 const ourSource = gguf ? `SmolLM2 GGUF (${path.basename(gguf)})` : 'fixture tokenizer.json (no GGUF found)';
 console.log(`our tokenizer: ${ourSource}`);
-add('tinyforge encode (1 thread)', 1, ourLoadMs, await measure(() => {
-  let n = 0;
-  for (const c of corpus.chunks) n += ours.encode(c).length;
-  return n;
-}, corpus.totalBytes));
-add(`tinyforge encodeBatch (${os.availableParallelism()} threads)`, os.availableParallelism(), ourLoadMs, await measure(() => sumLengths(ours.encodeBatch(corpus.chunks)), corpus.totalBytes));
-add(`tinyforge encodeBatchAsync (${os.availableParallelism()} threads)`, os.availableParallelism(), ourLoadMs, await measure(async () => sumLengths(await ours.encodeBatchAsync(corpus.chunks)), corpus.totalBytes));
+add(
+  'tinyforge encode (1 thread)',
+  1,
+  ourLoadMs,
+  await measure(() => {
+    let n = 0;
+    for (const c of corpus.chunks) n += ours.encode(c).length;
+    return n;
+  }, corpus.totalBytes)
+);
+add(
+  `tinyforge encodeBatch (${os.availableParallelism()} threads)`,
+  os.availableParallelism(),
+  ourLoadMs,
+  await measure(() => sumLengths(ours.encodeBatch(corpus.chunks)), corpus.totalBytes)
+);
+add(
+  `tinyforge encodeBatchAsync (${os.availableParallelism()} threads)`,
+  os.availableParallelism(),
+  ourLoadMs,
+  await measure(async () => sumLengths(await ours.encodeBatchAsync(corpus.chunks)), corpus.totalBytes)
+);
 
 ensureAnchors();
 for (const encoding of ['cl100k_base', 'r50k_base']) {
@@ -213,11 +241,16 @@ for (const encoding of ['cl100k_base', 'r50k_base']) {
     const mod = await importAnchor('gpt-tokenizer', `/encoding/${encoding}`);
     const loadMs = performance.now() - t0;
     const encode = mod.encode ?? mod.default.encode;
-    add(name, 1, loadMs, await measure(() => {
-      let n = 0;
-      for (const c of corpus.chunks) n += encode(c).length;
-      return n;
-    }, corpus.totalBytes));
+    add(
+      name,
+      1,
+      loadMs,
+      await measure(() => {
+        let n = 0;
+        for (const c of corpus.chunks) n += encode(c).length;
+        return n;
+      }, corpus.totalBytes)
+    );
   } catch (err) {
     skip(name, err.message);
   }
@@ -237,11 +270,16 @@ for (const encoding of ['cl100k_base', 'r50k_base']) {
     const probe = corpus.chunks[0];
     const same = JSON.stringify(hf.encode(probe, { add_special_tokens: false })) === JSON.stringify(Array.from(ours.encode(probe)));
     if (!same) console.log('note: transformers.js ids differ from ours on the first chunk');
-    add(name, 1, loadMs, await measure(() => {
-      let n = 0;
-      for (const c of corpus.chunks) n += hf.encode(c, { add_special_tokens: false }).length;
-      return n;
-    }, corpus.totalBytes));
+    add(
+      name,
+      1,
+      loadMs,
+      await measure(() => {
+        let n = 0;
+        for (const c of corpus.chunks) n += hf.encode(c, { add_special_tokens: false }).length;
+        return n;
+      }, corpus.totalBytes)
+    );
   } catch (err) {
     skip(name, err.message);
   } finally {
@@ -253,10 +291,14 @@ for (const encoding of ['cl100k_base', 'r50k_base']) {
 const base = rows.find((r) => r.name.startsWith('gpt-tokenizer cl100k_base'));
 const ratio = (r) => (base ? r.mbPerSec / base.mbPerSec : null);
 const fmt = (x, d = 2) => (x == null ? '-' : x.toFixed(d));
-console.log(`\n| contender | MB/s median [min-max] | M tokens/s | MB per CPU-second | cold MB/s | load ms | tokens | vs gpt-tokenizer cl100k |`);
+console.log(
+  `\n| contender | MB/s median [min-max] | M tokens/s | MB per CPU-second | cold MB/s | load ms | tokens | vs gpt-tokenizer cl100k |`
+);
 console.log('|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  console.log(`| ${r.name} | ${fmt(r.mbPerSec)} [${fmt(r.minMbPerSec)}-${fmt(r.maxMbPerSec)}] | ${fmt(r.mTokensPerSec)} | ${fmt(r.mbPerCpuSecond)} | ${fmt(r.coldMbPerSec)} | ${fmt(r.loadMs, 0)} | ${r.tokens.toLocaleString('en-US')} | ${base ? `${fmt(ratio(r))}x` : '-'} |`);
+  console.log(
+    `| ${r.name} | ${fmt(r.mbPerSec)} [${fmt(r.minMbPerSec)}-${fmt(r.maxMbPerSec)}] | ${fmt(r.mTokensPerSec)} | ${fmt(r.mbPerCpuSecond)} | ${fmt(r.coldMbPerSec)} | ${fmt(r.loadMs, 0)} | ${r.tokens.toLocaleString('en-US')} | ${base ? `${fmt(ratio(r))}x` : '-'} |`
+  );
 }
 const single = rows.find((r) => r.name.startsWith('tinyforge encode '));
 const batch = rows.find((r) => r.name.startsWith('tinyforge encodeBatch ('));
@@ -267,8 +309,12 @@ const goals = base
     }
   : null;
 if (goals) {
-  console.log(`\ngoal single-thread >= ${GOAL.singleVsGptTokenizer}x gpt-tokenizer: ${fmt(goals.single.ratio)}x ${goals.single.met ? 'met' : 'NOT met'}`);
-  console.log(`goal encodeBatch >= ${GOAL.batchVsGptTokenizer}x gpt-tokenizer: ${fmt(goals.batch.ratio)}x ${goals.batch.met ? 'met' : 'NOT met'}`);
+  console.log(
+    `\ngoal single-thread >= ${GOAL.singleVsGptTokenizer}x gpt-tokenizer: ${fmt(goals.single.ratio)}x ${goals.single.met ? 'met' : 'NOT met'}`
+  );
+  console.log(
+    `goal encodeBatch >= ${GOAL.batchVsGptTokenizer}x gpt-tokenizer: ${fmt(goals.batch.ratio)}x ${goals.batch.met ? 'met' : 'NOT met'}`
+  );
 }
 
 const cpu = os.cpus()[0]?.model ?? 'unknown';
@@ -276,7 +322,13 @@ const date = new Date().toISOString().slice(0, 10);
 const out = {
   suite: 'tokenizer',
   date: new Date().toISOString(),
-  machine: { cpu, cores: os.availableParallelism(), node: process.version, platform: `${os.platform()}-${os.arch()}`, loadAverageAtEnd: os.loadavg() },
+  machine: {
+    cpu,
+    cores: os.availableParallelism(),
+    node: process.version,
+    platform: `${os.platform()}-${os.arch()}`,
+    loadAverageAtEnd: os.loadavg(),
+  },
   corpus: { bytes: corpus.totalBytes, files: corpus.files, chunks: corpus.chunks.length, sha1: corpus.sha1 },
   ourTokenizer: ourSource,
   passes: PASSES,

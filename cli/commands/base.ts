@@ -44,7 +44,9 @@ function checkOut(out: string, overwrite: boolean): void {
 }
 
 const createTiny = new Command('create-tiny')
-  .description('Create a small random Llama model in the Hugging Face folder format (config.json, model.safetensors, tokenizer.json with a BPE trained on --text, ChatML chat template).')
+  .description(
+    'Create a small random Llama model in the Hugging Face folder format (config.json, model.safetensors, tokenizer.json with a BPE trained on --text, ChatML chat template).'
+  )
   .requiredOption('--out <dir>', 'folder to write (must be empty unless --overwrite)')
   .option('--layers <n>', 'decoder layers (default 2)')
   .option('--hidden <n>', 'hidden size (default 64)')
@@ -112,7 +114,7 @@ const info = new Command('info')
       ['dtype', c.torchDtype ?? '-'],
     ];
     const width = Math.max(...rows.map(([k]) => k.length));
-    process.stdout.write(rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n') + '\n');
+    process.stdout.write(`${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n`);
   });
 
 export const baseCommand = new Command('base')

@@ -31,7 +31,9 @@ function fraction(value: string): number {
 const printJson = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 
 const validate = new Command('validate')
-  .description('Check every record: bad JSON, missing fields, wrong types, empty output, unknown roles, over-long records, duplicates, mixed schemas. Exit 0 = usable, 2 = errors.')
+  .description(
+    'Check every record: bad JSON, missing fields, wrong types, empty output, unknown roles, over-long records, duplicates, mixed schemas. Exit 0 = usable, 2 = errors.'
+  )
   .argument('<file>', 'JSONL file')
   .option('--json', 'print {summary, problems} as JSON')
   .option('--max-chars <n>', 'longest record in characters', integer('--max-chars', 1), 65536)
@@ -39,37 +41,48 @@ const validate = new Command('validate')
   .option('--base <model>', 'base model for token counts: tokenizer.json, HF model folder, .gguf, or the name of a pulled model')
   .option('--strict', 'warnings (duplicates, unknown fields, mixed schemas, blank prompts) also make the exit code 2')
   .option('--workers <n>', 'worker threads (default: 2 for files of 16 MiB or more; 0 = one thread)', integer('--workers'))
-  .action(async (file: string, flags: { json?: boolean; maxChars: number; maxTokens?: number; base?: string; strict?: boolean; workers?: number }) => {
-    if (flags.maxTokens !== undefined && !flags.base) {
-      throw new ForgeError('INVALID_ARGUMENT', '--max-tokens needs --base <model> to count tokens', {
-        suggestion: 'add --base with a tokenizer.json, a model folder or a .gguf file',
+  .action(
+    async (
+      file: string,
+      flags: { json?: boolean; maxChars: number; maxTokens?: number; base?: string; strict?: boolean; workers?: number }
+    ) => {
+      if (flags.maxTokens !== undefined && !flags.base) {
+        throw new ForgeError('INVALID_ARGUMENT', '--max-tokens needs --base <model> to count tokens', {
+          suggestion: 'add --base with a tokenizer.json, a model folder or a .gguf file',
+        });
+      }
+      const tokenizer: NativeTokenizer | undefined = flags.base ? await loadTokenizerFor(flags.base) : undefined;
+      const { summary, problems } = await validateFile(file, {
+        maxChars: flags.maxChars,
+        ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+        ...(flags.maxTokens !== undefined ? { maxTokens: flags.maxTokens } : {}),
+        ...(tokenizer ? { tokenizer } : {}),
+        // Text output streams each problem as it is found, so nothing piles up in memory.
+        ...(flags.json ? {} : { maxProblems: 0, onProblem: (p) => process.stdout.write(`${formatProblem(file, p)}\n`) }),
       });
+      const failed = !summary.usable || (flags.strict && summary.warnings > 0);
+      if (flags.json) {
+        printJson({ summary, problems });
+      } else {
+        const kinds = Object.entries(summary.byKind)
+          .filter(([, n]) => n > 0)
+          .map(([k, n]) => `${k}: ${n}`)
+          .join(', ');
+        process.stdout.write(
+          `${file}: ${summary.records} records (${kinds || 'none'}), ${summary.valid} valid, ${summary.invalid} invalid, ` +
+            `${summary.duplicates} duplicates; ${summary.errors} errors, ${summary.warnings} warnings\n` +
+            `${failed ? 'NOT usable' : 'usable'}${summary.records === 0 ? ' (no records)' : ''}\n`
+        );
+      }
+      if (failed) process.exitCode = 2;
     }
-    const tokenizer: NativeTokenizer | undefined = flags.base ? await loadTokenizerFor(flags.base) : undefined;
-    const { summary, problems } = await validateFile(file, {
-      maxChars: flags.maxChars,
-      ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
-      ...(flags.maxTokens !== undefined ? { maxTokens: flags.maxTokens } : {}),
-      ...(tokenizer ? { tokenizer } : {}),
-      // Text output streams each problem as it is found, so nothing piles up in memory.
-      ...(flags.json ? {} : { maxProblems: 0, onProblem: (p) => process.stdout.write(`${formatProblem(file, p)}\n`) }),
-    });
-    const failed = !summary.usable || (flags.strict && summary.warnings > 0);
-    if (flags.json) {
-      printJson({ summary, problems });
-    } else {
-      const kinds = Object.entries(summary.byKind).filter(([, n]) => n > 0).map(([k, n]) => `${k}: ${n}`).join(', ');
-      process.stdout.write(
-        `${file}: ${summary.records} records (${kinds || 'none'}), ${summary.valid} valid, ${summary.invalid} invalid, ` +
-          `${summary.duplicates} duplicates; ${summary.errors} errors, ${summary.warnings} warnings\n` +
-          `${failed ? 'NOT usable' : 'usable'}${summary.records === 0 ? ' (no records)' : ''}\n`,
-      );
-    }
-    if (failed) process.exitCode = 2;
-  });
+  );
 
 function printStats(s: DatasetStats): void {
-  const kinds = Object.entries(s.byKind).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ');
+  const kinds = Object.entries(s.byKind)
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
   const row = (label: string, l: DatasetStats['chars']) =>
     `${label.padEnd(8)} total ${l.total}  min ${l.min}  mean ${l.mean}  p50 ${l.p50}  p90 ${l.p90}  p99 ${l.p99}  max ${l.max}\n`;
   let out = `${s.file}: ${s.records} records (${kinds || 'none'}), ${s.invalid} invalid (not counted below)\n`;
@@ -88,7 +101,9 @@ function printStats(s: DatasetStats): void {
 }
 
 const stats = new Command('stats')
-  .description('Counts by kind, character lengths and, with --base, a token length histogram using the base model\'s tokenizer and chat template.')
+  .description(
+    "Counts by kind, character lengths and, with --base, a token length histogram using the base model's tokenizer and chat template."
+  )
   .argument('<file>', 'JSONL file')
   .option('--base <model>', 'tokenizer.json, HF model folder, .gguf, or the name of a pulled model')
   .option('--max-seq-len <n>', 'also count records longer than this many tokens', integer('--max-seq-len', 1))
@@ -109,7 +124,9 @@ const sibling = (file: string, suffix: string) => {
 };
 
 const split = new Command('split')
-  .description('Seeded train/eval split: two streaming passes (count, then selection sampling of exactly round(n * fraction) eval records), order kept.')
+  .description(
+    'Seeded train/eval split: two streaming passes (count, then selection sampling of exactly round(n * fraction) eval records), order kept.'
+  )
   .argument('<file>', 'JSONL file')
   .option('--eval-fraction <f>', 'fraction for eval (default: evalSplit from tinyforge.config.json, else 0.1)', fraction)
   .option('--seed <n>', 'random seed (default: seed from tinyforge.config.json, else 42)', integer('--seed'))
@@ -128,11 +145,16 @@ const split = new Command('split')
       evalOut,
     });
     if (flags.json) printJson({ ...result, trainOut, evalOut });
-    else process.stdout.write(`${result.records} records -> ${result.train} train (${trainOut}), ${result.eval} eval (${evalOut}); seed ${result.seed}\n`);
+    else
+      process.stdout.write(
+        `${result.records} records -> ${result.train} train (${trainOut}), ${result.eval} eval (${evalOut}); seed ${result.seed}\n`
+      );
   });
 
 const dedup = new Command('dedup')
-  .description('Drop repeated records, keeping the first: exact (same fields) or --normalized (lowercase, whitespace collapsed, punctuation stripped).')
+  .description(
+    'Drop repeated records, keeping the first: exact (same fields) or --normalized (lowercase, whitespace collapsed, punctuation stripped).'
+  )
   .argument('<file>', 'JSONL file')
   .option('--out <file>', 'output (default: <file>.dedup.jsonl)')
   .option('--normalized', 'compare normalized text instead of exact fields')
@@ -141,7 +163,10 @@ const dedup = new Command('dedup')
     const out = flags.out ?? sibling(file, 'dedup');
     const result = await dedupFile(file, { out, normalized: flags.normalized ?? false });
     if (flags.json) printJson({ ...result, out });
-    else process.stdout.write(`${result.records} records -> ${result.kept} kept, ${result.removed} ${result.mode} duplicates removed (${out})\n`);
+    else
+      process.stdout.write(
+        `${result.records} records -> ${result.kept} kept, ${result.removed} ${result.mode} duplicates removed (${out})\n`
+      );
   });
 
 export const dataCommand = new Command('data')

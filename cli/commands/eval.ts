@@ -25,7 +25,7 @@ function maxTokensFlag(value: string): number {
 
 export const evalCommand = new Command('eval')
   .description('Answer every eval record greedily and score the answers (fact recall, contains, exact match, token F1).')
-  .requiredOption('--model <path>', 'training run folder, model folder, .gguf file or catalog name')
+  .requiredOption('--model <path>', 'training run folder, export folder, model folder, .gguf file or catalog name')
   .requiredOption('--data <file>', 'JSONL eval records: {"input","output","_key"?} or {"messages"}')
   .option('--compare <path>', 'a second model (usually the base) scored side by side')
   .option('--out <file>', 'write per-record answers and scores as JSONL (replaced if it exists)')
@@ -41,7 +41,11 @@ export const evalCommand = new Command('eval')
       const progress = process.stderr.isTTY
         ? (done: number, total: number) => process.stderr.write(`\r${model}: ${done}/${total}`)
         : undefined;
-      results.push(await evaluate(answerer, cases, { maxTokens, ...(progress ? { onRecord: progress } : {}) }));
+      try {
+        results.push(await evaluate(answerer, cases, { maxTokens, ...(progress ? { onRecord: progress } : {}) }));
+      } finally {
+        await answerer.close();
+      }
       if (progress) process.stderr.write('\n');
     }
     if (flags.out !== undefined) await writeReport(flags.out, results);

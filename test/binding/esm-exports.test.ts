@@ -12,14 +12,16 @@ describe('@tinyforge/native ESM entry', () => {
     const cjsNames = Object.keys(require('@tinyforge/native') as object)
       .filter((name) => !name.startsWith('__') && !name.startsWith('Js'))
       .sort();
-    const script = "const m = await import('@tinyforge/native'); console.log(JSON.stringify(Object.keys(m).filter((k) => k !== 'default').sort()));";
+    const script =
+      "const m = await import('@tinyforge/native'); console.log(JSON.stringify(Object.keys(m).filter((k) => k !== 'default').sort()));";
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
     const esmNames = JSON.parse(out) as string[];
     expect(esmNames).toEqual(cjsNames);
   });
 
   it('gives ESM callers coded errors too', async () => {
-    const script = "import { Tokenizer } from '@tinyforge/native'; try { Tokenizer.fromFile('/nonexistent/tokenizer.json'); } catch (e) { console.log(e.code); }";
+    const script =
+      "import { Tokenizer } from '@tinyforge/native'; try { Tokenizer.fromFile('/nonexistent/tokenizer.json'); } catch (e) { console.log(e.code); }";
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
     expect(out.trim()).toBe('TOKENIZER_LOAD');
   });

@@ -57,7 +57,7 @@ describe('generate (tiny model)', () => {
     const { dir, base } = await tiny();
     const data = path.join(dir, 'data.jsonl');
     const rows = Array.from({ length: 8 }, (_, i) => JSON.stringify({ input: `Question ${i}?`, output: `Answer ${i}.` }));
-    writeFileSync(data, rows.join('\n') + '\n');
+    writeFileSync(data, `${rows.join('\n')}\n`);
     const out = path.join(dir, 'run');
     await train({ base, data, out, maxSteps: 3, batchSize: 2, lr: 2e-2, targetModules: ['q_proj', 'v_proj', 'up_proj'] });
     const adapter = path.join(out, 'adapter');
@@ -71,7 +71,9 @@ describe('generate (tiny model)', () => {
     const fromMerged = await generate(merged.path, messages, { maxTokens: 6 });
     expect(fromMerged.tokens).toEqual(tuned.tokens);
     expect(fromMerged.text).toBe(tuned.text);
-    fromMerged.tokenProbs.forEach((p, i) => expect(p).toBeCloseTo(tuned.tokenProbs[i]!, 4));
+    fromMerged.tokenProbs.forEach((p, i) => {
+      expect(p).toBeCloseTo(tuned.tokenProbs[i]!, 4);
+    });
 
     const gen = await Generator.load(base, { adapter });
     const again = await gen.generate(messages, { maxTokens: 6 });

@@ -32,9 +32,27 @@ describe('createTinyModel / modelLogits', () => {
 
   it('honours the shape options', async () => {
     const dir = tempDir();
-    await createTinyModel(dir, { layers: 1, hidden: 48, heads: 6, kvHeads: 3, vocabSize: 300, tieEmbeddings: false, trainingText: 'abc abc abd 123\n'.repeat(50) });
+    await createTinyModel(dir, {
+      layers: 1,
+      hidden: 48,
+      heads: 6,
+      kvHeads: 3,
+      vocabSize: 300,
+      tieEmbeddings: false,
+      trainingText: 'abc abc abd 123\n'.repeat(50),
+    });
     const info = modelInfo(dir);
-    expect(info).toMatchObject({ format: 'hf', numHiddenLayers: 1, hiddenSize: 48, intermediateSize: 96, numAttentionHeads: 6, numKeyValueHeads: 3, headDim: 8, vocabSize: 300, tieWordEmbeddings: false });
+    expect(info).toMatchObject({
+      format: 'hf',
+      numHiddenLayers: 1,
+      hiddenSize: 48,
+      intermediateSize: 96,
+      numAttentionHeads: 6,
+      numKeyValueHeads: 3,
+      headDim: 8,
+      vocabSize: 300,
+      tieWordEmbeddings: false,
+    });
     expect((await modelLogits(dir, Uint32Array.from([5]))).length).toBe(300);
   });
 
@@ -81,8 +99,18 @@ describe('errors', () => {
 describe('SmolLM2-135M-Instruct (Q4_1 GGUF)', () => {
   it('loads and predicts the same next token as transformers', async () => {
     const gguf = await smollm2GgufPath();
-    expect(modelInfo(gguf)).toMatchObject({ format: 'gguf', numHiddenLayers: 30, hiddenSize: 576, numKeyValueHeads: 3, vocabSize: 49152, tieWordEmbeddings: true, parameters: 134_515_008 });
-    const ref = JSON.parse(readFileSync(path.join(DATA, 'reference_smollm2.json'), 'utf8')) as { cases: { text: string; ids: number[]; top_ids: number[]; top_logits: number[] }[] };
+    expect(modelInfo(gguf)).toMatchObject({
+      format: 'gguf',
+      numHiddenLayers: 30,
+      hiddenSize: 576,
+      numKeyValueHeads: 3,
+      vocabSize: 49152,
+      tieWordEmbeddings: true,
+      parameters: 134_515_008,
+    });
+    const ref = JSON.parse(readFileSync(path.join(DATA, 'reference_smollm2.json'), 'utf8')) as {
+      cases: { text: string; ids: number[]; top_ids: number[]; top_logits: number[] }[];
+    };
     const capital = ref.cases[0]!;
     const logits = await modelLogits(gguf, Uint32Array.from(capital.ids));
     expect(argmax(logits)).toBe(capital.top_ids[0]);

@@ -39,7 +39,7 @@ function writeMlp(file: string, w: Float32Array, b: Float32Array): void {
       ],
       metadata: { 'tinyforge.test': 'mlp' },
     },
-    file,
+    file
   );
 }
 
@@ -93,7 +93,7 @@ describe('OnnxModel', () => {
           { opType: 'Cast', inputs: ['ids'], outputs: ['ids32'], attributes: [{ name: 'to', int: 6 }] },
         ],
       },
-      file,
+      file
     );
     const model = await OnnxModel.load(file);
     const ids = [4, 0, 2];
@@ -124,7 +124,7 @@ describe('OnnxModel', () => {
         initializers: [{ name: 'W', dims: [k, n], data: randomValues(k * n, 8) }],
         nodes: [{ opType: 'MatMul', inputs: ['X', 'W'], outputs: ['Y'] }],
       },
-      file,
+      file
     );
     const model = await OnnxModel.load(file, { threads: 1 });
     const x = randomValues(512 * k, 9);
@@ -156,16 +156,19 @@ describe('OnnxModel', () => {
     await expect(OnnxModel.load(file, { optimization: 'max' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
 
     const base = { inputs: [{ name: 'X', elemType: 'float32', dims: [1] }], outputs: [{ name: 'Y', elemType: 'float32', dims: [1] }] };
-    expect(() => writeOnnxModel({ ...base, nodes: [{ opType: 'Relu', inputs: ['nope'], outputs: ['Y'] }] }, path.join(dir, 'a.onnx'))).toThrow(
-      expect.objectContaining({ code: 'ONNX_GRAPH_INVALID' }),
-    );
+    expect(() =>
+      writeOnnxModel({ ...base, nodes: [{ opType: 'Relu', inputs: ['nope'], outputs: ['Y'] }] }, path.join(dir, 'a.onnx'))
+    ).toThrow(expect.objectContaining({ code: 'ONNX_GRAPH_INVALID' }));
     const twoValues = [{ name: 'alpha', float: 1, int: 2 }];
-    expect(() => writeOnnxModel({ ...base, nodes: [{ opType: 'Elu', inputs: ['X'], outputs: ['Y'], attributes: twoValues }] }, path.join(dir, 'b.onnx'))).toThrow(
-      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
-    );
-    expect(() => writeOnnxModel({ ...base, inputs: [{ name: 'X', elemType: 'float33', dims: [1] }], nodes: [] }, path.join(dir, 'c.onnx'))).toThrow(
-      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
-    );
+    expect(() =>
+      writeOnnxModel(
+        { ...base, nodes: [{ opType: 'Elu', inputs: ['X'], outputs: ['Y'], attributes: twoValues }] },
+        path.join(dir, 'b.onnx')
+      )
+    ).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(() =>
+      writeOnnxModel({ ...base, inputs: [{ name: 'X', elemType: 'float33', dims: [1] }], nodes: [] }, path.join(dir, 'c.onnx'))
+    ).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 });
 

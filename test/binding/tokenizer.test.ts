@@ -94,7 +94,10 @@ describe('Tokenizer (tokenizer.json fixture)', () => {
     expect(codeOf(() => Tokenizer.fromGguf(path.join(dir, 'corrupt.gguf')))).toBe('GGUF_INVALID');
     expect(codeOf(() => Tokenizer.fromGguf(path.join(dir, 'missing.gguf')))).toBe('GGUF_INVALID');
     writeFileSync(path.join(dir, 'tokenizer.json'), tok.toJson());
-    writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: "{{ raise_exception('no ' + messages[0].role) }}" }));
+    writeFileSync(
+      path.join(dir, 'tokenizer_config.json'),
+      JSON.stringify({ chat_template: "{{ raise_exception('no ' + messages[0].role) }}" })
+    );
     const raising = Tokenizer.fromFile(path.join(dir, 'tokenizer.json'));
     expect(codeOf(() => raising.applyChatTemplate([{ role: 'tool', content: '' }]))).toBe('CHAT_TEMPLATE');
   });

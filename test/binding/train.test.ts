@@ -15,7 +15,7 @@ async function setup(): Promise<{ dir: string; base: string; data: string }> {
   const base = path.join(dir, 'base');
   await createTinyModel(base, { seed: 3 });
   const data = path.join(dir, 'data.jsonl');
-  writeFileSync(data, QA.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  writeFileSync(data, `${QA.map((r) => JSON.stringify(r)).join('\n')}\n`);
   return { dir, base, data };
 }
 
@@ -33,14 +33,19 @@ describe('train', () => {
     expect(existsSync(out)).toBe(false);
 
     const evalData = path.join(dir, 'eval.jsonl');
-    writeFileSync(evalData, QA.slice(0, 4).map((r) => JSON.stringify(r)).join('\n'));
+    writeFileSync(
+      evalData,
+      QA.slice(0, 4)
+        .map((r) => JSON.stringify(r))
+        .join('\n')
+    );
     const sep = await train({ base, data, out, dryRun: true, evalData, evalSplit: 0.5 });
     expect([sep.trainExamples, sep.evalExamples, sep.evalData?.valid]).toEqual([12, 4, 4]);
   });
 
   it('bad records: INVALID_DATA naming every line; skipInvalid trains without them', async () => {
     const { dir, base, data } = await setup();
-    writeFileSync(data, readFileSync(data, 'utf8') + '{"input":"no output"}\nnot json\n');
+    writeFileSync(data, `${readFileSync(data, 'utf8')}{"input":"no output"}\nnot json\n`);
     const out = path.join(dir, 'run');
     const err = await train({ base, data, out, maxSteps: 1 }).catch((e: Error & { code: string }) => e);
     expect((err as { code: string }).code).toBe('INVALID_DATA');
@@ -76,7 +81,16 @@ describe('train', () => {
 
   it('abort stops at a step boundary with a checkpoint; resume continues the same losses', async () => {
     const { dir, base, data } = await setup();
-    const opts = (out: string): JsTrainOptions => ({ base, data, out, maxSteps: 120, batchSize: 2, gradAccum: 2, lr: 5e-3, loraDropout: 0.1 });
+    const opts = (out: string): JsTrainOptions => ({
+      base,
+      data,
+      out,
+      maxSteps: 120,
+      batchSize: 2,
+      gradAccum: 2,
+      lr: 5e-3,
+      loraDropout: 0.1,
+    });
     // The event loop stays free while Rust trains: a 1 ms interval keeps firing.
     let ticks = 0;
     const timer = setInterval(() => ticks++, 1);

@@ -12,12 +12,39 @@ describe('foremforge base create-tiny', () => {
     const out = path.join(tempDir(), 'tiny');
     const text = path.join(tempDir(), 'corpus.txt');
     writeFileSync(text, 'the cat sat on the mat 42 times\n'.repeat(100));
-    const r = await runCli(['base', 'create-tiny', '--out', out, '--layers', '3', '--hidden', '32', '--heads', '4', '--kv-heads', '1', '--vocab', '300', '--seed', '5', '--text', text, '--json']);
+    const r = await runCli([
+      'base',
+      'create-tiny',
+      '--out',
+      out,
+      '--layers',
+      '3',
+      '--hidden',
+      '32',
+      '--heads',
+      '4',
+      '--kv-heads',
+      '1',
+      '--vocab',
+      '300',
+      '--seed',
+      '5',
+      '--text',
+      text,
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ path: out });
     for (const f of FILES) expect(existsSync(path.join(out, f)), f).toBe(true);
     const cfg = JSON.parse(readFileSync(path.join(out, 'config.json'), 'utf8'));
-    expect(cfg).toMatchObject({ architectures: ['LlamaForCausalLM'], model_type: 'llama', num_hidden_layers: 3, hidden_size: 32, num_key_value_heads: 1, vocab_size: 300 });
+    expect(cfg).toMatchObject({
+      architectures: ['LlamaForCausalLM'],
+      model_type: 'llama',
+      num_hidden_layers: 3,
+      hidden_size: 32,
+      num_key_value_heads: 1,
+      vocab_size: 300,
+    });
     const tok = JSON.parse(readFileSync(path.join(out, 'tokenizer.json'), 'utf8'));
     expect(tok.model.vocab).toHaveProperty('Ġcat'); // learnt from --text
     expect(JSON.parse(readFileSync(path.join(out, 'tokenizer_config.json'), 'utf8')).chat_template).toContain('<|im_start|>');
@@ -43,7 +70,13 @@ describe('foremforge base create-tiny', () => {
 
   it('rejects bad arguments with exit 2 and a code', async () => {
     const out = path.join(tempDir(), 'm');
-    for (const args of [['--layers', 'two'], ['--vocab', '100'], ['--heads', '3'], ['--hidden', '-4'], ['--text', '/nonexistent.txt']]) {
+    for (const args of [
+      ['--layers', 'two'],
+      ['--vocab', '100'],
+      ['--heads', '3'],
+      ['--hidden', '-4'],
+      ['--text', '/nonexistent.txt'],
+    ]) {
       const r = await runCli(['base', 'create-tiny', '--out', out, ...args]);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr, args.join(' ')).toContain('error[INVALID_ARGUMENT]');

@@ -7,19 +7,21 @@ import { tempDir } from '../helpers/tmp.js';
 
 const SAMPLE = path.join(ROOT, 'examples/sample_qna.jsonl');
 // Counted from the file so growing the sample set does not break these tests.
-const N = readFileSync(SAMPLE, 'utf8').split('\n').filter((l) => l.trim()).length;
+const N = readFileSync(SAMPLE, 'utf8')
+  .split('\n')
+  .filter((l) => l.trim()).length;
 
 function badFile(): string {
   const file = path.join(tempDir(), 'bad.jsonl');
   writeFileSync(
     file,
-    [
+    `${[
       JSON.stringify({ input: 'q', output: 'a' }),
       '{oops',
       JSON.stringify({ input: 'q2', output: '' }),
       JSON.stringify({ messages: [{ role: 'narrator', content: 'x' }] }),
       JSON.stringify({ input: 'q', output: 'a' }),
-    ].join('\n') + '\n',
+    ].join('\n')}\n`
   );
   return file;
 }
@@ -87,14 +89,29 @@ describe('foremforge data stats / split / dedup', () => {
 
   it('split writes a deterministic partition', async () => {
     const dir = tempDir();
-    const args = (tag: string) => ['data', 'split', SAMPLE, '--eval-fraction', '0.2', '--seed', '3', '--train-out', path.join(dir, `${tag}.train.jsonl`), '--eval-out', path.join(dir, `${tag}.eval.jsonl`), '--json'];
+    const args = (tag: string) => [
+      'data',
+      'split',
+      SAMPLE,
+      '--eval-fraction',
+      '0.2',
+      '--seed',
+      '3',
+      '--train-out',
+      path.join(dir, `${tag}.train.jsonl`),
+      '--eval-out',
+      path.join(dir, `${tag}.eval.jsonl`),
+      '--json',
+    ];
     const a = await runCli(args('a'));
     expect(a.code, a.stderr).toBe(0);
     expect(JSON.parse(a.stdout)).toMatchObject({ records: N, train: N - Math.round(N * 0.2), eval: Math.round(N * 0.2), seed: 3 });
     await runCli(args('b'));
     expect(readFileSync(path.join(dir, 'a.eval.jsonl'), 'utf8')).toBe(readFileSync(path.join(dir, 'b.eval.jsonl'), 'utf8'));
     const lines = (f: string) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean);
-    expect([...lines('a.train.jsonl'), ...lines('a.eval.jsonl')].sort()).toEqual(readFileSync(SAMPLE, 'utf8').split('\n').filter(Boolean).sort());
+    expect([...lines('a.train.jsonl'), ...lines('a.eval.jsonl')].sort()).toEqual(
+      readFileSync(SAMPLE, 'utf8').split('\n').filter(Boolean).sort()
+    );
     expect((await runCli(['data', 'split', SAMPLE, '--eval-fraction', '2'])).code).toBe(2);
   });
 
@@ -114,9 +131,13 @@ describe('foremforge data stats / split / dedup', () => {
     const file = path.join(dir, 'd.jsonl');
     writeFileSync(
       file,
-      [{ input: 'Hi there!', output: 'Hello.' }, { input: 'Hi there!', output: 'Hello.' }, { input: 'hi   there', output: 'hello' }]
+      [
+        { input: 'Hi there!', output: 'Hello.' },
+        { input: 'Hi there!', output: 'Hello.' },
+        { input: 'hi   there', output: 'hello' },
+      ]
         .map((r) => JSON.stringify(r))
-        .join('\n'),
+        .join('\n')
     );
     const exact = await runCli(['data', 'dedup', file, '--out', path.join(dir, 'e.jsonl'), '--json']);
     expect(exact.code, exact.stderr).toBe(0);

@@ -10,19 +10,43 @@ import { type TestPostgres, sql, testPostgres } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const FIX = path.join(ROOT, 'test/fixtures/connectors');
-const lines = (file: string) => readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+const lines = (file: string) =>
+  readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe('foremforge ingest --from file', () => {
   it('ingests a folder with globs into JSONL with _source provenance and prints a summary', async () => {
     const out = path.join(tempDir(), 'out/data.jsonl');
-    const r = await runCli(['ingest', '--from', 'file', '--path', FIX, '--include', '**/*.{jsonl,csv,md,pdf,docx}', '--exclude', 'bad.*', '--exclude', 'latin1.csv', '--exclude', 'gdocs-mock/**', '--out', out]);
+    const r = await runCli([
+      'ingest',
+      '--from',
+      'file',
+      '--path',
+      FIX,
+      '--include',
+      '**/*.{jsonl,csv,md,pdf,docx}',
+      '--exclude',
+      'bad.*',
+      '--exclude',
+      'latin1.csv',
+      '--exclude',
+      'gdocs-mock/**',
+      '--out',
+      out,
+    ]);
     expect(r.stderr).not.toContain('error');
     expect(r.code).toBe(0);
     const records = lines(out);
     // mixed.jsonl 4, qa-bom.csv 3, utf16.csv 1, guide.md 3, manual.pdf 2, handbook.docx 3
     expect(records).toHaveLength(16);
-    expect(records.find((x) => x.input === 'Hello?')).toMatchObject({ _source: { kind: 'file', path: path.join(FIX, 'utf16.csv'), line: 2 } });
-    expect(records.find((x) => (x._source as { page?: number }).page === 2)).toMatchObject({ text: expect.stringContaining('Clean the filter') });
+    expect(records.find((x) => x.input === 'Hello?')).toMatchObject({
+      _source: { kind: 'file', path: path.join(FIX, 'utf16.csv'), line: 2 },
+    });
+    expect(records.find((x) => (x._source as { page?: number }).page === 2)).toMatchObject({
+      text: expect.stringContaining('Clean the filter'),
+    });
     expect(r.stdout).toMatch(/wrote 16 records to .*data\.jsonl \(pair 6, chat 1, text 9\)/);
     // The temporary file was renamed away.
     expect(readdirSync(path.dirname(out))).toEqual(['data.jsonl']);
@@ -42,14 +66,32 @@ describe('foremforge ingest --from file', () => {
 
   it('--skip-invalid writes the good records and lists skipped ones with reasons; --json summary; --no-provenance', async () => {
     const out = path.join(tempDir(), 'data.jsonl');
-    const r = await runCli(['ingest', '--from', 'file', '--path', path.join(FIX, 'bad.jsonl'), '--out', out, '--skip-invalid', '--no-provenance', '--json']);
+    const r = await runCli([
+      'ingest',
+      '--from',
+      'file',
+      '--path',
+      path.join(FIX, 'bad.jsonl'),
+      '--out',
+      out,
+      '--skip-invalid',
+      '--no-provenance',
+      '--json',
+    ]);
     expect(r.code).toBe(0);
-    const summary = JSON.parse(r.stdout) as { records: number; skipped: { total: number; byReason: Array<{ examples: string[] }> }; byKind: Record<string, number> };
+    const summary = JSON.parse(r.stdout) as {
+      records: number;
+      skipped: { total: number; byReason: Array<{ examples: string[] }> };
+      byKind: Record<string, number>;
+    };
     expect(summary.records).toBe(2);
     expect(summary.byKind).toEqual({ pair: 2, chat: 0, text: 0 });
     expect(summary.skipped.total).toBe(3);
     expect(summary.skipped.byReason.flatMap((b) => b.examples).join('\n')).toMatch(/bad\.jsonl:2: invalid JSON/);
-    expect(lines(out)).toEqual([{ input: 'ok', output: 'fine' }, { input: 'ok again', output: 'fine' }]);
+    expect(lines(out)).toEqual([
+      { input: 'ok', output: 'fine' },
+      { input: 'ok again', output: 'fine' },
+    ]);
     const human = await runCli(['ingest', '--from', 'file', '--path', path.join(FIX, 'bad.jsonl'), '--out', out, '--skip-invalid']);
     expect(human.stdout).toMatch(/skipped 3 invalid records/);
     expect(human.stdout).toContain('bad.jsonl:3');
@@ -57,7 +99,21 @@ describe('foremforge ingest --from file', () => {
 
   it('maps CSV columns and decodes latin1 from flags', async () => {
     const out = path.join(tempDir(), 'data.jsonl');
-    const r = await runCli(['ingest', '--from', 'file', '--path', path.join(FIX, 'latin1.csv'), '--encoding', 'latin1', '--input-col', 'output', '--output-col', 'input', '--out', out]);
+    const r = await runCli([
+      'ingest',
+      '--from',
+      'file',
+      '--path',
+      path.join(FIX, 'latin1.csv'),
+      '--encoding',
+      'latin1',
+      '--input-col',
+      'output',
+      '--output-col',
+      'input',
+      '--out',
+      out,
+    ]);
     expect(r.code).toBe(0);
     expect(lines(out)[0]).toMatchObject({ input: 'Oui, très bon.', output: 'Café au lait?' });
   });
@@ -82,21 +138,55 @@ describe('foremforge ingest --from sqlite / gdocs', () => {
   it('reads a SQLite query with a named parameter', async () => {
     const dir = tempDir();
     const db = new Database(path.join(dir, 'kb.db'));
-    db.exec("CREATE TABLE kb (id INTEGER PRIMARY KEY, q TEXT, a TEXT, lang TEXT); INSERT INTO kb VALUES (1,'hi?','hello','en'),(2,'hallo?','servus','de')");
+    db.exec(
+      "CREATE TABLE kb (id INTEGER PRIMARY KEY, q TEXT, a TEXT, lang TEXT); INSERT INTO kb VALUES (1,'hi?','hello','en'),(2,'hallo?','servus','de')"
+    );
     db.close();
     const out = path.join(dir, 'data.jsonl');
-    const r = await runCli(['ingest', '--from', 'sqlite', '--db', path.join(dir, 'kb.db'), '--query', 'SELECT id, q, a FROM kb WHERE lang = :lang', '--param', 'lang=de', '--input-col', 'q', '--output-col', 'a', '--key-col', 'id', '--out', out]);
+    const r = await runCli([
+      'ingest',
+      '--from',
+      'sqlite',
+      '--db',
+      path.join(dir, 'kb.db'),
+      '--query',
+      'SELECT id, q, a FROM kb WHERE lang = :lang',
+      '--param',
+      'lang=de',
+      '--input-col',
+      'q',
+      '--output-col',
+      'a',
+      '--key-col',
+      'id',
+      '--out',
+      out,
+    ]);
     expect(r.code).toBe(0);
-    expect(lines(out)).toEqual([{ input: 'hallo?', output: 'servus', _source: { kind: 'sqlite', path: path.join(dir, 'kb.db'), query: 'SELECT id, q, a FROM kb WHERE lang = :lang', key: 2 } }]);
+    expect(lines(out)).toEqual([
+      {
+        input: 'hallo?',
+        output: 'servus',
+        _source: { kind: 'sqlite', path: path.join(dir, 'kb.db'), query: 'SELECT id, q, a FROM kb WHERE lang = :lang', key: 2 },
+      },
+    ]);
   });
 
   it('reads Google Docs offline from recorded responses (--mock)', async () => {
     const out = path.join(tempDir(), 'docs.jsonl');
-    const r = await runCli(['ingest', '--from', 'gdocs', '--mock', path.join(FIX, 'gdocs-mock'), '--folder', '0TeamFolderQwe', '--out', out], {
-      env: { GOOGLE_OAUTH_TOKEN: '', GOOGLE_APPLICATION_CREDENTIALS: '' },
-    });
+    const r = await runCli(
+      ['ingest', '--from', 'gdocs', '--mock', path.join(FIX, 'gdocs-mock'), '--folder', '0TeamFolderQwe', '--out', out],
+      {
+        env: { GOOGLE_OAUTH_TOKEN: '', GOOGLE_APPLICATION_CREDENTIALS: '' },
+      }
+    );
     expect(r.code).toBe(0);
-    expect(lines(out).map((x) => (x._source as { documentId: string }).documentId)).toEqual(['1FaqDocAbc123', '1FaqDocAbc123', '1PolicyDocXyz789', '1NotesDoc456']);
+    expect(lines(out).map((x) => (x._source as { documentId: string }).documentId)).toEqual([
+      '1FaqDocAbc123',
+      '1FaqDocAbc123',
+      '1PolicyDocXyz789',
+      '1NotesDoc456',
+    ]);
     const missing = await runCli(['ingest', '--from', 'gdocs', '--mock', path.join(FIX, 'gdocs-mock'), '--doc', '1Nope', '--out', out]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('error[NOT_FOUND]');
@@ -119,9 +209,13 @@ describe('foremforge ingest --from gdocs (live client against a local API server
     const env = { TINYFORGE_GDOCS_DOCS_URL: server.url, TINYFORGE_GDOCS_DRIVE_URL: server.url, GOOGLE_OAUTH_TOKEN: token };
     const ok = await runCli(['ingest', '--from', 'gdocs', '--doc', '1NotesDoc456', '--out', out], { env });
     expect(ok.code).toBe(0);
-    expect(lines(out)).toEqual([{ text: 'Version 1.2 adds offline mode.', _source: { kind: 'gdocs', documentId: '1NotesDoc456', title: 'Release notes' } }]);
+    expect(lines(out)).toEqual([
+      { text: 'Version 1.2 adds offline mode.', _source: { kind: 'gdocs', documentId: '1NotesDoc456', title: 'Release notes' } },
+    ]);
     expect(readFileSync(out, 'utf8')).not.toContain(token);
-    const bad = await runCli(['ingest', '--from', 'gdocs', '--doc', '1NotesDoc456', '--out', out], { env: { ...env, GOOGLE_OAUTH_TOKEN: 'ya29.revoked-token-999' } });
+    const bad = await runCli(['ingest', '--from', 'gdocs', '--doc', '1NotesDoc456', '--out', out], {
+      env: { ...env, GOOGLE_OAUTH_TOKEN: 'ya29.revoked-token-999' },
+    });
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('error[GDOCS_UNAUTHORIZED]');
     expect(bad.stdout + bad.stderr).not.toContain('revoked-token');
@@ -134,8 +228,11 @@ describe('foremforge ingest --from postgres', () => {
 
   beforeAll(async () => {
     pg = testPostgres();
-    await sql(pg.url, `DROP TABLE IF EXISTS ${T}; CREATE TABLE ${T} (id int PRIMARY KEY, question text, answer text);
-      INSERT INTO ${T} SELECT g, 'q' || g, 'a' || g FROM generate_series(1, 2500) g`);
+    await sql(
+      pg.url,
+      `DROP TABLE IF EXISTS ${T}; CREATE TABLE ${T} (id int PRIMARY KEY, question text, answer text);
+      INSERT INTO ${T} SELECT g, 'q' || g, 'a' || g FROM generate_series(1, 2500) g`
+    );
   });
 
   afterAll(async () => {
@@ -146,7 +243,23 @@ describe('foremforge ingest --from postgres', () => {
   it('streams a table with --url and never prints the password', async () => {
     const out = path.join(tempDir(), 'pg.jsonl');
     const password = decodeURIComponent(new URL(pg.url).password);
-    const r = await runCli(['ingest', '--from', 'postgres', '--url', pg.url, '--table', T, '--input-col', 'question', '--output-col', 'answer', '--fetch-size', '1000', '--out', out]);
+    const r = await runCli([
+      'ingest',
+      '--from',
+      'postgres',
+      '--url',
+      pg.url,
+      '--table',
+      T,
+      '--input-col',
+      'question',
+      '--output-col',
+      'answer',
+      '--fetch-size',
+      '1000',
+      '--out',
+      out,
+    ]);
     expect(r.code).toBe(0);
     const records = lines(out);
     expect(records).toHaveLength(2500);
@@ -156,9 +269,22 @@ describe('foremforge ingest --from postgres', () => {
 
   it('takes DATABASE_URL and positional --arg; a bad password fails with exit 1 and a redacted URL', async () => {
     const out = path.join(tempDir(), 'pg.jsonl');
-    const ok = await runCli(['ingest', '--from', 'postgres', '--query', `SELECT question AS input, answer AS output FROM ${T} WHERE id = $1`, '--arg', '42', '--out', out], {
-      env: { DATABASE_URL: pg.url },
-    });
+    const ok = await runCli(
+      [
+        'ingest',
+        '--from',
+        'postgres',
+        '--query',
+        `SELECT question AS input, answer AS output FROM ${T} WHERE id = $1`,
+        '--arg',
+        '42',
+        '--out',
+        out,
+      ],
+      {
+        env: { DATABASE_URL: pg.url },
+      }
+    );
     expect(ok.code).toBe(0);
     expect(lines(out)).toMatchObject([{ input: 'q42', output: 'a42' }]);
     const url = new URL(pg.url);

@@ -3,7 +3,15 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_KEYS, applyFlags, configJsonSchema, defaultConfig, envName, loadConfig, validateConfigObject } from '../../ts/config/index.js';
+import {
+  CONFIG_KEYS,
+  applyFlags,
+  configJsonSchema,
+  defaultConfig,
+  envName,
+  loadConfig,
+  validateConfigObject,
+} from '../../ts/config/index.js';
 import { ROOT, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -14,10 +22,19 @@ describe('foremforge init', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('foremforge train');
     expect(r.stdout).toContain('foremforge data validate examples/sample_qna.jsonl');
-    for (const f of ['tinyforge.config.json', 'data', '.tinyforge', 'examples/sample_qna.jsonl', 'examples/sample_qna.eval.jsonl', '.gitignore']) {
+    for (const f of [
+      'tinyforge.config.json',
+      'data',
+      '.tinyforge',
+      'examples/sample_qna.jsonl',
+      'examples/sample_qna.eval.jsonl',
+      '.gitignore',
+    ]) {
       expect(existsSync(path.join(dir, f)), f).toBe(true);
     }
-    expect(readFileSync(path.join(dir, 'examples/sample_qna.jsonl'), 'utf8')).toBe(readFileSync(path.join(ROOT, 'examples/sample_qna.jsonl'), 'utf8'));
+    expect(readFileSync(path.join(dir, 'examples/sample_qna.jsonl'), 'utf8')).toBe(
+      readFileSync(path.join(ROOT, 'examples/sample_qna.jsonl'), 'utf8')
+    );
     const gitignore = readFileSync(path.join(dir, '.gitignore'), 'utf8');
     expect(gitignore).toContain('.tinyforge/');
     expect(gitignore).toContain('runs/');
@@ -57,7 +74,24 @@ describe('foremforge init', () => {
 describe('config', () => {
   it('has a key for every train/export/serve flag, each with a TINYFORGE_ env name', () => {
     const keys = CONFIG_KEYS.map((k) => k.key);
-    for (const k of ['base', 'data', 'out', 'epochs', 'lr', 'batchSize', 'gradAccum', 'loraR', 'loraAlpha', 'targetModules', 'maxSeqLen', 'evalSplit', 'seed', 'export.quantize', 'serve.port', 'serve.host']) {
+    for (const k of [
+      'base',
+      'data',
+      'out',
+      'epochs',
+      'lr',
+      'batchSize',
+      'gradAccum',
+      'loraR',
+      'loraAlpha',
+      'targetModules',
+      'maxSeqLen',
+      'evalSplit',
+      'seed',
+      'export.quantize',
+      'serve.port',
+      'serve.host',
+    ]) {
       expect(keys).toContain(k);
     }
     expect(envName('batchSize')).toBe('TINYFORGE_BATCH_SIZE');
@@ -75,7 +109,13 @@ describe('config', () => {
       cwd: dir,
       env: { TINYFORGE_EPOCHS: '2', TINYFORGE_TARGET_MODULES: 'q_proj, v_proj', TINYFORGE_EXPORT_QUANTIZE: 'none' },
     });
-    expect(config).toMatchObject({ epochs: 2, targetModules: ['q_proj', 'v_proj'], export: { quantize: 'none' }, serve: { port: 9000, host: '127.0.0.1' }, lr: 2e-4 });
+    expect(config).toMatchObject({
+      epochs: 2,
+      targetModules: ['q_proj', 'v_proj'],
+      export: { quantize: 'none' },
+      serve: { port: 9000, host: '127.0.0.1' },
+      lr: 2e-4,
+    });
     expect(sources).toMatchObject({ epochs: 'env', 'serve.port': 'file', lr: 'default' });
   });
 
@@ -104,6 +144,8 @@ describe('config', () => {
     writeFileSync(file, '{ not json');
     expect(() => loadConfig({ cwd: dir, env: {} })).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG' }));
     writeFileSync(file, '{}');
-    expect(() => loadConfig({ cwd: dir, env: { TINYFORGE_SERVE_PORT: 'eighty' } })).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG' }));
+    expect(() => loadConfig({ cwd: dir, env: { TINYFORGE_SERVE_PORT: 'eighty' } })).toThrow(
+      expect.objectContaining({ code: 'INVALID_CONFIG' })
+    );
   });
 });

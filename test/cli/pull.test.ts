@@ -14,7 +14,13 @@ afterEach(async () => {
 });
 
 function env(cache: string): NodeJS.ProcessEnv {
-  return { TINYFORGE_HOME: path.join(cache, 'home'), TINYFORGE_CACHE: cache, HF_HUB_CACHE: tempDir('tinyforge-hf-empty-'), HF_ENDPOINT: 'http://127.0.0.1:1', HF_TOKEN: '' };
+  return {
+    TINYFORGE_HOME: path.join(cache, 'home'),
+    TINYFORGE_CACHE: cache,
+    HF_HUB_CACHE: tempDir('tinyforge-hf-empty-'),
+    HF_ENDPOINT: 'http://127.0.0.1:1',
+    HF_TOKEN: '',
+  };
 }
 
 describe('foremforge pull', () => {

@@ -17,11 +17,22 @@ const RECORDS: object[] = [
   { input: 'Which code has item 5?' }, // 5 MISSING_FIELD output
   { messages: [{ role: 'user', content: 'Hello?' }] }, // 6 NO_ASSISTANT
   { input: 'q', output: 'a', text: 't' }, // 7 AMBIGUOUS_SCHEMA
-  { messages: [{ role: 'user', content: '' }, { role: 'assistant', content: 'Hi.' }] }, // 8 EMPTY content (warning) + MIXED_SCHEMA (warning)
-  { messages: [{ role: 'user', content: 'Hi' }, { role: 'Assistant', content: 'Hi.' }] }, // 9 UNKNOWN_ROLE
+  {
+    messages: [
+      { role: 'user', content: '' },
+      { role: 'assistant', content: 'Hi.' },
+    ],
+  }, // 8 EMPTY content (warning) + MIXED_SCHEMA (warning)
+  {
+    messages: [
+      { role: 'user', content: 'Hi' },
+      { role: 'Assistant', content: 'Hi.' },
+    ],
+  }, // 9 UNKNOWN_ROLE
 ];
 
-const problemLines = (stdout: string, file: string) => stdout.split('\n').filter((l) => /^:\d+:/.test(l.slice(file.length)) && l.startsWith(file));
+const problemLines = (stdout: string, file: string) =>
+  stdout.split('\n').filter((l) => /^:\d+:/.test(l.slice(file.length)) && l.startsWith(file));
 
 describe('foremforge train --dry-run', () => {
   it('prints the same problem lines as data validate', async () => {
@@ -39,15 +50,33 @@ describe('foremforge train --dry-run', () => {
 
     // In file order; line 8 has two warnings, its own and the file-level one.
     const expected = problemLines(validate.stdout, data);
-    expect(expected.map((l) => /\[([A-Z_]+)/.exec(l)?.[1])).toEqual(
-      ['DUPLICATE', 'UNKNOWN_FIELD', 'EMPTY', 'MISSING_FIELD', 'NO_ASSISTANT', 'AMBIGUOUS_SCHEMA', 'EMPTY', 'MIXED_SCHEMA', 'UNKNOWN_ROLE']
-    );
+    expect(expected.map((l) => /\[([A-Z_]+)/.exec(l)?.[1])).toEqual([
+      'DUPLICATE',
+      'UNKNOWN_FIELD',
+      'EMPTY',
+      'MISSING_FIELD',
+      'NO_ASSISTANT',
+      'AMBIGUOUS_SCHEMA',
+      'EMPTY',
+      'MIXED_SCHEMA',
+      'UNKNOWN_ROLE',
+    ]);
     expect(problemLines(dry.stdout, data)).toEqual(expected);
 
     const json = await runCli(['train', '--data', data, '--out', path.join(dir, 'run'), '--base', base, '--dry-run', '--json']);
-    const result = JSON.parse(json.stdout) as { issues: { line: number }[]; warnings: { file: string; line: number; code: string }[]; warningCount: number };
+    const result = JSON.parse(json.stdout) as {
+      issues: { line: number }[];
+      warnings: { file: string; line: number; code: string }[];
+      warningCount: number;
+    };
     expect(result.issues.map((i) => i.line)).toEqual([5, 6, 7, 9]);
-    expect(result.warnings.map((w) => `${w.line}:${w.code}`)).toEqual(['2:DUPLICATE', '3:UNKNOWN_FIELD', '4:EMPTY', '8:EMPTY', '8:MIXED_SCHEMA']);
+    expect(result.warnings.map((w) => `${w.line}:${w.code}`)).toEqual([
+      '2:DUPLICATE',
+      '3:UNKNOWN_FIELD',
+      '4:EMPTY',
+      '8:EMPTY',
+      '8:MIXED_SCHEMA',
+    ]);
     expect(result.warningCount).toBe(5);
   });
 });

@@ -16,7 +16,7 @@ async function setup(): Promise<{ dir: string; base: string; data: string }> {
   const base = path.join(dir, 'base');
   await createTinyModel(base, { seed: 5 });
   const data = path.join(dir, 'data.jsonl');
-  writeFileSync(data, QA.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  writeFileSync(data, `${QA.map((r) => JSON.stringify(r)).join('\n')}\n`);
   return { dir, base, data };
 }
 
@@ -33,12 +33,30 @@ function safetensors(file: string): Map<string, Buffer> {
 }
 
 const losses = (run: string): number[] =>
-  readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { loss: number }).loss);
+  readFileSync(path.join(run, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { loss: number }).loss);
 
 describe('foremforge train', () => {
   it('--dry-run prints token statistics and the step count', async () => {
     const { dir, base, data } = await setup();
-    const r = await runCli(['train', '--data', data, '--out', path.join(dir, 'run'), '--base', base, '--dry-run', '--batch-size', '3', '--epochs', '2', '--eval-split', '0.2']);
+    const r = await runCli([
+      'train',
+      '--data',
+      data,
+      '--out',
+      path.join(dir, 'run'),
+      '--base',
+      base,
+      '--dry-run',
+      '--batch-size',
+      '3',
+      '--epochs',
+      '2',
+      '--eval-split',
+      '0.2',
+    ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/records: 10 \(valid 10, invalid 0/);
     expect(r.stdout).toMatch(/split: 8 train, 2 eval/);
@@ -62,7 +80,27 @@ describe('foremforge train', () => {
     const { dir, base, data } = await setup();
     const out = path.join(dir, 'run');
     const home = path.join(dir, 'home');
-    const r = await runCli(['train', '--data', data, '--out', out, '--base', base, '--max-steps', '6', '--batch-size', '2', '--eval-every', '3', '--lr', '5e-3', '--use-lora'], { env: { TINYFORGE_HOME: home } });
+    const r = await runCli(
+      [
+        'train',
+        '--data',
+        data,
+        '--out',
+        out,
+        '--base',
+        base,
+        '--max-steps',
+        '6',
+        '--batch-size',
+        '2',
+        '--eval-every',
+        '3',
+        '--lr',
+        '5e-3',
+        '--use-lora',
+      ],
+      { env: { TINYFORGE_HOME: home } }
+    );
     expect(r.code, r.stderr).toBe(0);
     // The run is registered with its lineage.
     const listed = await runCli(['models', 'list', '--json'], { env: { TINYFORGE_HOME: home } });
@@ -83,13 +121,36 @@ describe('foremforge train', () => {
   it('--full trains every weight and writes a tied HF folder', async () => {
     const { dir, base, data } = await setup();
     const out = path.join(dir, 'run');
-    const r = await runCli(['train', '--data', data, '--out', out, '--base', base, '--full', '--max-steps', '3', '--batch-size', '2', '--lr', '1e-2', '--eval-split', '0']);
+    const r = await runCli([
+      'train',
+      '--data',
+      data,
+      '--out',
+      out,
+      '--base',
+      base,
+      '--full',
+      '--max-steps',
+      '3',
+      '--batch-size',
+      '2',
+      '--lr',
+      '1e-2',
+      '--eval-split',
+      '0',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const before = safetensors(path.join(base, 'model.safetensors'));
     const after = safetensors(path.join(out, 'model', 'model.safetensors'));
     expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
     expect(after.has('lm_head.weight')).toBe(false);
-    for (const name of ['model.embed_tokens.weight', 'model.norm.weight', 'model.layers.0.input_layernorm.weight', 'model.layers.1.post_attention_layernorm.weight', 'model.layers.0.self_attn.q_proj.weight']) {
+    for (const name of [
+      'model.embed_tokens.weight',
+      'model.norm.weight',
+      'model.layers.0.input_layernorm.weight',
+      'model.layers.1.post_attention_layernorm.weight',
+      'model.layers.0.self_attn.q_proj.weight',
+    ]) {
       expect(after.get(name)?.equals(before.get(name) as Buffer), name).toBe(false);
     }
     const config = (p: string) => JSON.parse(readFileSync(path.join(p, 'config.json'), 'utf8')) as Record<string, unknown>;
@@ -98,7 +159,25 @@ describe('foremforge train', () => {
 
   it('--resume after SIGKILL continues with the same loss sequence', async () => {
     const { dir, base, data } = await setup();
-    const args = (out: string) => ['train', '--data', data, '--out', out, '--base', base, '--max-steps', '150', '--batch-size', '2', '--lr', '5e-3', '--checkpoint-every', '5', '--eval-split', '0'];
+    const args = (out: string) => [
+      'train',
+      '--data',
+      data,
+      '--out',
+      out,
+      '--base',
+      base,
+      '--max-steps',
+      '150',
+      '--batch-size',
+      '2',
+      '--lr',
+      '5e-3',
+      '--checkpoint-every',
+      '5',
+      '--eval-split',
+      '0',
+    ];
     const straight = path.join(dir, 'straight');
     expect((await runCli(args(straight))).code).toBe(0);
 

@@ -16,7 +16,7 @@ function listed(err: unknown): ErrorCode | undefined {
 export async function codeOf(p: Promise<unknown>): Promise<ErrorCode | 'no error' | undefined>;
 export function codeOf(fn: () => unknown): ErrorCode | 'no error' | undefined;
 export function codeOf(
-  p: Promise<unknown> | (() => unknown),
+  p: Promise<unknown> | (() => unknown)
 ): Promise<ErrorCode | 'no error' | undefined> | ErrorCode | 'no error' | undefined {
   if (typeof p === 'function') {
     try {
@@ -28,7 +28,7 @@ export function codeOf(
   }
   return p.then(
     () => 'no error' as const,
-    (err: unknown) => listed(err),
+    (err: unknown) => listed(err)
   );
 }
 

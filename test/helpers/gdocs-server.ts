@@ -78,7 +78,13 @@ export async function startGDocsServer(options: GDocsServerOptions): Promise<GDo
       return send(res, 400, { error: 'invalid_request', error_description: 'bad grant' });
     }
     const header = JSON.parse(Buffer.from(h, 'base64url').toString()) as { alg?: string };
-    const claims = JSON.parse(Buffer.from(c, 'base64url').toString()) as { iss: string; aud: string; scope: string; iat: number; exp: number };
+    const claims = JSON.parse(Buffer.from(c, 'base64url').toString()) as {
+      iss: string;
+      aud: string;
+      scope: string;
+      iat: number;
+      exp: number;
+    };
     const publicKey = options.serviceAccounts?.[claims.iss];
     const now = Math.floor(Date.now() / 1000);
     const valid =
@@ -113,9 +119,15 @@ export async function startGDocsServer(options: GDocsServerOptions): Promise<GDo
       const id = decodeURIComponent(doc[1]!);
       const failure = failures[id]?.shift();
       if (failure) {
-        return send(res, failure.status, googleError(failure.status, failure.status === 429 ? 'RESOURCE_EXHAUSTED' : 'UNAVAILABLE', 'try again'), failure.retryAfter ? { 'retry-after': failure.retryAfter } : {});
+        return send(
+          res,
+          failure.status,
+          googleError(failure.status, failure.status === 429 ? 'RESOURCE_EXHAUSTED' : 'UNAVAILABLE', 'try again'),
+          failure.retryAfter ? { 'retry-after': failure.retryAfter } : {}
+        );
       }
-      if (options.forbidden?.includes(id)) return send(res, 403, googleError(403, 'PERMISSION_DENIED', 'The caller does not have permission'));
+      if (options.forbidden?.includes(id))
+        return send(res, 403, googleError(403, 'PERMISSION_DENIED', 'The caller does not have permission'));
       const body = options.documents[id];
       if (!body) return send(res, 404, googleError(404, 'NOT_FOUND', `Requested entity was not found.`));
       return send(res, 200, body);
@@ -125,7 +137,9 @@ export async function startGDocsServer(options: GDocsServerOptions): Promise<GDo
       const ids = folder ? options.folders?.[folder] : undefined;
       if (!ids) return send(res, 404, googleError(404, 'NOT_FOUND', `File not found: ${folder}.`));
       const start = Number(url.searchParams.get('pageToken')?.replace('page-', '') ?? 0);
-      const files = ids.slice(start, start + pageSize).map((id) => ({ id, name: `doc ${id}`, mimeType: 'application/vnd.google-apps.document' }));
+      const files = ids
+        .slice(start, start + pageSize)
+        .map((id) => ({ id, name: `doc ${id}`, mimeType: 'application/vnd.google-apps.document' }));
       const next = start + pageSize < ids.length ? { nextPageToken: `page-${start + pageSize}` } : {};
       return send(res, 200, { kind: 'drive#fileList', incompleteSearch: false, files, ...next });
     }

@@ -44,7 +44,7 @@ const isLfs = (file: string) => /\.(safetensors|gguf|bin)$/.test(file);
 
 function listen(server: http.Server): Promise<string> {
   return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
+    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`))
   );
 }
 

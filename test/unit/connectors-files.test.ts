@@ -3,15 +3,7 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import {
-  type SkippedRecord,
-  type SourceRecord,
-  readCsv,
-  readFiles,
-  readJsonl,
-  readText,
-  toJsonLine,
-} from '../../ts/connectors/index.js';
+import { type SkippedRecord, type SourceRecord, readCsv, readFiles, readJsonl, readText, toJsonLine } from '../../ts/connectors/index.js';
 import { ROOT } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { all, failure } from '../helpers/records.js';
@@ -207,7 +199,7 @@ describe('PDF and DOCX', () => {
   it('extracts DOCX text in sections named by its headings', async () => {
     const records = await all(readFiles(fx('handbook.docx')));
     expect(records.map((r) => r.source)).toEqual(
-      ['Employee Handbook', 'Holidays', 'Expenses'].map((section) => ({ kind: 'file', path: fx('handbook.docx'), section })),
+      ['Employee Handbook', 'Holidays', 'Expenses'].map((section) => ({ kind: 'file', path: fx('handbook.docx'), section }))
     );
     expect(records[0]).toMatchObject({ text: 'Employee Handbook\n\nWelcome to the team & thanks for joining.' });
     expect(records[1]).toMatchObject({ text: 'Holidays\n\nYou get 25 days of paid leave a year.\n\nBook them two weeks ahead.' });
@@ -227,7 +219,12 @@ describe('folders', () => {
     writeFileSync(path.join(dir, '.git/config.json'), '[{"text":"never"}]');
     const ignored: string[] = [];
     const records = await all(readFiles(dir, { onIgnoredFile: (f) => ignored.push(path.basename(f)) }));
-    expect(records.map((r) => path.relative(dir, (r.source as { path: string }).path))).toEqual(['a/deep/q.jsonl', 'a/notes.md', 'b.csv', 'draft.txt']);
+    expect(records.map((r) => path.relative(dir, (r.source as { path: string }).path))).toEqual([
+      'a/deep/q.jsonl',
+      'a/notes.md',
+      'b.csv',
+      'draft.txt',
+    ]);
     expect(ignored).toEqual(['image.png']);
     const filtered = await all(readFiles(dir, { include: ['**/*.{jsonl,md,txt}'], exclude: ['draft.*', 'a/deep/**'] }));
     expect(filtered.map((r) => path.relative(dir, (r.source as { path: string }).path))).toEqual(['a/notes.md']);

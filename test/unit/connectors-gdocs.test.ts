@@ -17,7 +17,14 @@ const savedEnv = { ...process.env };
 let server: GDocsServer | undefined;
 
 beforeEach(() => {
-  for (const k of ['GOOGLE_OAUTH_TOKEN', 'GOOGLE_OAUTH_TOKEN_FILE', 'GOOGLE_APPLICATION_CREDENTIALS', 'TINYFORGE_GDOCS_DOCS_URL', 'TINYFORGE_GDOCS_DRIVE_URL']) delete process.env[k];
+  for (const k of [
+    'GOOGLE_OAUTH_TOKEN',
+    'GOOGLE_OAUTH_TOKEN_FILE',
+    'GOOGLE_APPLICATION_CREDENTIALS',
+    'TINYFORGE_GDOCS_DOCS_URL',
+    'TINYFORGE_GDOCS_DRIVE_URL',
+  ])
+    delete process.env[k];
 });
 
 afterEach(async () => {
@@ -28,7 +35,11 @@ afterEach(async () => {
 
 async function serve(options: Partial<GDocsServerOptions> = {}): Promise<GDocsServer> {
   server = await startGDocsServer({
-    documents: { '1FaqDocAbc123': recorded('1FaqDocAbc123'), '1PolicyDocXyz789': recorded('1PolicyDocXyz789'), '1NotesDoc456': recorded('1NotesDoc456') },
+    documents: {
+      '1FaqDocAbc123': recorded('1FaqDocAbc123'),
+      '1PolicyDocXyz789': recorded('1PolicyDocXyz789'),
+      '1NotesDoc456': recorded('1NotesDoc456'),
+    },
     tokens: [TOKEN],
     ...options,
   });
@@ -45,10 +56,18 @@ describe('Google Docs over HTTP', () => {
     process.env.GOOGLE_OAUTH_TOKEN = TOKEN;
     const records = await all(readGoogleDocs(live({ documentIds: ['1FaqDocAbc123'] })));
     expect(records).toEqual([
-      { text: 'Support FAQ\n\nReturns\n\nItems can be returned within 30 days of delivery.', source: { kind: 'gdocs', documentId: '1FaqDocAbc123', title: 'Support FAQ', heading: 'Returns' } },
-      { text: 'Shipping\n\n- Orders ship within 2 business days.\n\nExpress\n\nNext day, 9.90 EUR', source: { kind: 'gdocs', documentId: '1FaqDocAbc123', title: 'Support FAQ', heading: 'Shipping' } },
+      {
+        text: 'Support FAQ\n\nReturns\n\nItems can be returned within 30 days of delivery.',
+        source: { kind: 'gdocs', documentId: '1FaqDocAbc123', title: 'Support FAQ', heading: 'Returns' },
+      },
+      {
+        text: 'Shipping\n\n- Orders ship within 2 business days.\n\nExpress\n\nNext day, 9.90 EUR',
+        source: { kind: 'gdocs', documentId: '1FaqDocAbc123', title: 'Support FAQ', heading: 'Shipping' },
+      },
     ]);
-    expect(server!.requests).toEqual([expect.objectContaining({ method: 'GET', url: '/v1/documents/1FaqDocAbc123', authorization: `Bearer ${TOKEN}` })]);
+    expect(server!.requests).toEqual([
+      expect.objectContaining({ method: 'GET', url: '/v1/documents/1FaqDocAbc123', authorization: `Bearer ${TOKEN}` }),
+    ]);
   });
 
   it('lists a Drive folder across pages (nextPageToken) and reads every document', async () => {
@@ -56,7 +75,12 @@ describe('Google Docs over HTTP', () => {
     const tokenFile = path.join(tempDir(), 'token.json');
     writeFileSync(tokenFile, JSON.stringify({ access_token: TOKEN, expires_in: 3599 }));
     const records = await all(readGoogleDocs(live({ folderId: '0TeamFolder', tokenFile })));
-    expect(records.map((r) => (r.source as { documentId: string }).documentId)).toEqual(['1FaqDocAbc123', '1FaqDocAbc123', '1PolicyDocXyz789', '1NotesDoc456']);
+    expect(records.map((r) => (r.source as { documentId: string }).documentId)).toEqual([
+      '1FaqDocAbc123',
+      '1FaqDocAbc123',
+      '1PolicyDocXyz789',
+      '1NotesDoc456',
+    ]);
     const listings = server!.requests.filter((r) => r.url.startsWith('/drive/v3/files'));
     expect(listings).toHaveLength(2);
     const first = new URL(listings[0]!.url, server!.url).searchParams;
@@ -83,7 +107,9 @@ describe('Google Docs over HTTP', () => {
   it('retries 429 honouring Retry-After, and 5xx with backoff, then succeeds', async () => {
     await serve({ failures: { '1NotesDoc456': [{ status: 429, retryAfter: '1' }, { status: 503 }, { status: 500 }] } });
     const records = await all(readGoogleDocs(live({ documentIds: ['1NotesDoc456'], token: TOKEN })));
-    expect(records).toEqual([{ text: 'Version 1.2 adds offline mode.', source: { kind: 'gdocs', documentId: '1NotesDoc456', title: 'Release notes' } }]);
+    expect(records).toEqual([
+      { text: 'Version 1.2 adds offline mode.', source: { kind: 'gdocs', documentId: '1NotesDoc456', title: 'Release notes' } },
+    ]);
     const times = server!.requests.map((r) => r.at);
     expect(times).toHaveLength(4);
     // The wait after the 429 is at least its Retry-After (1 s).
@@ -92,9 +118,13 @@ describe('Google Docs over HTTP', () => {
 
   it('gives up after the retry budget with GDOCS_UNAVAILABLE (5xx) or GDOCS_RATE_LIMITED (429)', async () => {
     await serve({ failures: { '1NotesDoc456': Array(3).fill({ status: 503 }), '1FaqDocAbc123': Array(3).fill({ status: 429 }) } });
-    const down = await failure(readGoogleDocs(live({ documentIds: ['1NotesDoc456'], token: TOKEN, retry: { retries: 2, baseDelayMs: 1 } })));
+    const down = await failure(
+      readGoogleDocs(live({ documentIds: ['1NotesDoc456'], token: TOKEN, retry: { retries: 2, baseDelayMs: 1 } }))
+    );
     expect(down.code).toBe('GDOCS_UNAVAILABLE');
-    const limited = await failure(readGoogleDocs(live({ documentIds: ['1FaqDocAbc123'], token: TOKEN, retry: { retries: 2, baseDelayMs: 1 } })));
+    const limited = await failure(
+      readGoogleDocs(live({ documentIds: ['1FaqDocAbc123'], token: TOKEN, retry: { retries: 2, baseDelayMs: 1 } }))
+    );
     expect(limited.code).toBe('GDOCS_RATE_LIMITED');
     expect(server!.requests).toHaveLength(6);
   });
@@ -104,7 +134,16 @@ describe('Google Docs over HTTP', () => {
     const email = 'ingest@tinyforge-test.iam.gserviceaccount.com';
     await serve({ serviceAccounts: { [email]: publicKey }, tokens: [] });
     const keyFile = path.join(tempDir(), 'sa.json');
-    writeFileSync(keyFile, JSON.stringify({ type: 'service_account', client_email: email, private_key: privateKey, private_key_id: 'k1', token_uri: `${server!.url}/token` }));
+    writeFileSync(
+      keyFile,
+      JSON.stringify({
+        type: 'service_account',
+        client_email: email,
+        private_key: privateKey,
+        private_key_id: 'k1',
+        token_uri: `${server!.url}/token`,
+      })
+    );
     process.env.GOOGLE_APPLICATION_CREDENTIALS = keyFile;
     const records = await all(readGoogleDocs(live({ documentIds: ['1PolicyDocXyz789', '1NotesDoc456'] })));
     expect(records).toHaveLength(2);
@@ -118,7 +157,10 @@ describe('Google Docs over HTTP', () => {
     await serve({ serviceAccounts: { [email]: testKeyPair().publicKey }, tokens: [] });
     const other = testKeyPair().privateKey;
     const keyFile = path.join(tempDir(), 'sa.json');
-    writeFileSync(keyFile, JSON.stringify({ type: 'service_account', client_email: email, private_key: other, token_uri: `${server!.url}/token` }));
+    writeFileSync(
+      keyFile,
+      JSON.stringify({ type: 'service_account', client_email: email, private_key: other, token_uri: `${server!.url}/token` })
+    );
     const err = await failure(readGoogleDocs(live({ documentIds: ['1NotesDoc456'], serviceAccountKeyFile: keyFile })));
     expect(err.code).toBe('GDOCS_UNAUTHORIZED');
     const text = `${err.message} ${err.stack} ${JSON.stringify(err)}`;

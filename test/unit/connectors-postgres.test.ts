@@ -16,7 +16,7 @@ beforeAll(async () => {
      INSERT INTO ${T} SELECT g, 'question ' || g || '?', 'answer ' || g, NULL FROM generate_series(1, 12000) g;
      CREATE TABLE ${T}_log (x int);
      CREATE OR REPLACE FUNCTION ${T}_write() RETURNS text LANGUAGE plpgsql AS $$
-       BEGIN INSERT INTO ${T}_log VALUES (1); RETURN 'wrote'; END $$;`,
+       BEGIN INSERT INTO ${T}_log VALUES (1); RETURN 'wrote'; END $$;`
   );
 });
 
@@ -31,7 +31,14 @@ describe('PostgreSQL connector', () => {
     let n = 0;
     let first: SourceRecord | undefined;
     let last: SourceRecord | undefined;
-    for await (const r of readPostgres({ url: pg.url, table: T, inputCol: 'question', outputCol: 'answer', fetchSize: 1000, onFetch: (b) => batches.push(b) })) {
+    for await (const r of readPostgres({
+      url: pg.url,
+      table: T,
+      inputCol: 'question',
+      outputCol: 'answer',
+      fetchSize: 1000,
+      onFetch: (b) => batches.push(b),
+    })) {
       n += 1;
       first ??= r;
       last = r;
@@ -51,13 +58,23 @@ describe('PostgreSQL connector', () => {
         query: `SELECT id, question AS input, answer AS output FROM ${T} WHERE id BETWEEN $1 AND $2 ORDER BY id`,
         params: [10, 12],
         keyCol: 'id',
-      }),
+      })
     );
-    expect(records.map((r) => r.source)).toEqual([10, 11, 12].map((key) => ({ kind: 'postgres', query: expect.stringContaining('BETWEEN'), key })));
+    expect(records.map((r) => r.source)).toEqual(
+      [10, 11, 12].map((key) => ({ kind: 'postgres', query: expect.stringContaining('BETWEEN'), key }))
+    );
     const chats = await all(
-      readPostgres({ url: pg.url, query: `SELECT '[{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]'::jsonb AS messages` }),
+      readPostgres({
+        url: pg.url,
+        query: `SELECT '[{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]'::jsonb AS messages`,
+      })
     );
-    expect(chats[0]).toMatchObject({ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'yo' }] });
+    expect(chats[0]).toMatchObject({
+      messages: [
+        { role: 'user', content: 'hi' },
+        { role: 'assistant', content: 'yo' },
+      ],
+    });
   });
 
   it('runs inside a READ ONLY transaction: a query that writes is refused and nothing is written', async () => {
@@ -77,7 +94,10 @@ describe('PostgreSQL connector', () => {
     // The connector's backend goes away once its socket closes (poll: the server notices shortly).
     let others = -1;
     for (let i = 0; i < 50 && others !== 0; i++) {
-      const r = await sql(pg.url, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = current_user AND pid <> pg_backend_pid()`);
+      const r = await sql(
+        pg.url,
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = current_user AND pid <> pg_backend_pid()`
+      );
       others = r.rows[0].n;
       if (others !== 0) await new Promise((res) => setTimeout(res, 20));
     }

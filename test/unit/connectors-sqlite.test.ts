@@ -22,7 +22,13 @@ beforeEach(() => {
     for (let i = 1; i <= 10_000; i++) insert.run(i, `question ${i}?`, i === 7 ? null : `answer ${i}`, i % 2 ? 'en' : 'de');
   })();
   db.prepare('INSERT INTO notes (body) VALUES (?), (?)').run('first note', 'second note');
-  db.prepare('INSERT INTO chats VALUES (?, ?)').run('c1', JSON.stringify([{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }]));
+  db.prepare('INSERT INTO chats VALUES (?, ?)').run(
+    'c1',
+    JSON.stringify([
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: 'hello' },
+    ])
+  );
   db.close();
 });
 
@@ -32,7 +38,9 @@ describe('SQLite connector', () => {
     expect(err.code).toBe('INVALID_DATA');
     expect(err.message).toContain('key=7');
     const skipped: SkippedRecord[] = [];
-    const records = await all(readSqlite(file, { table: 'faq', inputCol: 'question', outputCol: 'answer', skipInvalid: true, onSkip: (s) => skipped.push(s) }));
+    const records = await all(
+      readSqlite(file, { table: 'faq', inputCol: 'question', outputCol: 'answer', skipInvalid: true, onSkip: (s) => skipped.push(s) })
+    );
     expect(records).toHaveLength(9_999);
     expect(records[0]).toEqual({ input: 'question 1?', output: 'answer 1', source: { kind: 'sqlite', path: file, table: 'faq', key: 1 } });
     expect(skipped).toEqual([{ source: { kind: 'sqlite', path: file, table: 'faq', key: 7 }, reason: 'field "answer" is missing' }]);
@@ -49,7 +57,13 @@ describe('SQLite connector', () => {
   it('reads chats from a JSON column of a WITHOUT ROWID table', async () => {
     const records = await all(readSqlite(file, { table: 'chats' }));
     expect(records).toEqual([
-      { messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }], source: { kind: 'sqlite', path: file, table: 'chats', key: 'c1' } },
+      {
+        messages: [
+          { role: 'user', content: 'hi' },
+          { role: 'assistant', content: 'hello' },
+        ],
+        source: { kind: 'sqlite', path: file, table: 'chats', key: 'c1' },
+      },
     ]);
   });
 
@@ -59,11 +73,15 @@ describe('SQLite connector', () => {
         query: 'SELECT id, question AS input, answer AS output FROM faq WHERE lang = :lang AND id <= :max ORDER BY id',
         namedParams: { lang: 'de', max: 6 },
         keyCol: 'id',
-      }),
+      })
     );
-    expect(named.map((r) => r.source)).toEqual([2, 4, 6].map((key) => ({ kind: 'sqlite', path: file, query: expect.stringContaining('SELECT'), key })));
+    expect(named.map((r) => r.source)).toEqual(
+      [2, 4, 6].map((key) => ({ kind: 'sqlite', path: file, query: expect.stringContaining('SELECT'), key }))
+    );
     expect(named[0]).toMatchObject({ input: 'question 2?', output: 'answer 2' });
-    const positional = await all(readSqlite(file, { query: 'SELECT question AS prompt, answer AS completion FROM faq WHERE id IN (?, ?)', params: [3, 5] }));
+    const positional = await all(
+      readSqlite(file, { query: 'SELECT question AS prompt, answer AS completion FROM faq WHERE id IN (?, ?)', params: [3, 5] })
+    );
     expect(positional.map((r) => r.source)).toMatchObject([{ key: 1 }, { key: 2 }]);
     expect(positional[1]).toMatchObject({ input: 'question 5?' });
   });

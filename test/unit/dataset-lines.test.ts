@@ -8,7 +8,10 @@ import { tempDir } from '../helpers/tmp.js';
 
 async function readAll(file: string, options = {}): Promise<{ line: number; text: string }[]> {
   const out: { line: number; text: string }[] = [];
-  for await (const b of readLineBatches(file, options)) b.lines.forEach((text, i) => out.push({ line: b.firstLine + i, text }));
+  for await (const b of readLineBatches(file, options))
+    b.lines.forEach((text, i) => {
+      out.push({ line: b.firstLine + i, text });
+    });
   return out;
 }
 
@@ -16,7 +19,7 @@ describe('readLineBatches', () => {
   it('gives the same lines and numbers for every chunk size, multibyte text included', async () => {
     const lines = ['{"input":"héllo wörld","output":"ok"}', '', 'ünïcödé → 日本語 🎉🎉', 'x'.repeat(300), 'last'];
     const file = path.join(tempDir(), 'l.jsonl');
-    writeFileSync(file, lines.join('\n') + '\n');
+    writeFileSync(file, `${lines.join('\n')}\n`);
     const expected = lines.map((text, i) => ({ line: i + 1, text }));
     for (const chunkBytes of [1, 2, 3, 7, 64, 65536]) {
       expect(await readAll(file, { chunkBytes }), `chunk ${chunkBytes}`).toEqual(expected);

@@ -20,9 +20,12 @@ function mixedFile(): string {
     if (r === 5) lines.push('{"input": "cut off');
     else if (r === 11) lines.push(JSON.stringify({ input: `q${i}`, output: '' }));
     else if (r === 13) lines.push('');
-    else if (r === 17) lines.push(JSON.stringify({ input: 'q1', output: 'same answer '.repeat(20) })); // duplicates
-    else if (r === 19) lines.push(JSON.stringify({ text: `t${i}` })); // mixed schema
-    else if (r === 23) lines.push(JSON.stringify({ input: `q${i}`, output: 'long '.repeat(200) })); // over maxChars
+    else if (r === 17)
+      lines.push(JSON.stringify({ input: 'q1', output: 'same answer '.repeat(20) })); // duplicates
+    else if (r === 19)
+      lines.push(JSON.stringify({ text: `t${i}` })); // mixed schema
+    else if (r === 23)
+      lines.push(JSON.stringify({ input: `q${i}`, output: 'long '.repeat(200) })); // over maxChars
     else if (i === 6000) lines.push(`{"input": "${'x'.repeat(3000)}", "output": "too long a line"}`);
     else lines.push(JSON.stringify({ input: `question ${i} ünïcödé 日本`, output: `answer ${i} `.repeat(1 + (i % 40)) }));
   }
@@ -37,7 +40,14 @@ describe('validateFile on worker threads', () => {
     const options = { maxChars: 800, maxLineChars: 2000 };
     const seq = await validateFile(file, { ...options, workers: 0 });
     expect(seq.summary.bytes).toBeGreaterThan(8 * 256 * 1024);
-    expect(seq.summary.problemCounts).toMatchObject({ BAD_JSON: 124, EMPTY: 124, DUPLICATE: 123, MIXED_SCHEMA: 124, TOO_LONG: 124, LINE_TOO_LONG: 1 });
+    expect(seq.summary.problemCounts).toMatchObject({
+      BAD_JSON: 124,
+      EMPTY: 124,
+      DUPLICATE: 123,
+      MIXED_SCHEMA: 124,
+      TOO_LONG: 124,
+      LINE_TOO_LONG: 1,
+    });
     for (const workers of [1, 2, 3]) {
       const par = await validateFile(file, { ...options, workers });
       expect(par.summary, `workers ${workers}`).toEqual(seq.summary);

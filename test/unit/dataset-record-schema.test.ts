@@ -42,7 +42,10 @@ describe('record schema fixture', () => {
     const r: CheckedLines = checkLines(lines, 1, { maxChars: Number.MAX_SAFE_INTEGER, hashes: true });
     cases.forEach((c, i) => {
       const flags = r.flags[i]!;
-      expect({ kind: KIND_BY_CODE[flags & 0x0f] ?? null, valid: (flags & HAS_RECORD) !== 0 }, c.name).toEqual({ kind: c.expect.kind, valid: c.expect.valid });
+      expect({ kind: KIND_BY_CODE[flags & 0x0f] ?? null, valid: (flags & HAS_RECORD) !== 0 }, c.name).toEqual({
+        kind: c.expect.kind,
+        valid: c.expect.valid,
+      });
       const problems = r.problems.filter((p) => p.line === i + 1).map(({ code, field, severity }) => ({ code, field, severity }));
       expect(problems, c.name).toEqual(c.expect.problems);
     });

@@ -12,7 +12,7 @@ function records(n: number): string {
   const dir = tempDir();
   const file = path.join(dir, 'data.jsonl');
   const lines = Array.from({ length: n }, (_, i) => JSON.stringify({ input: `question ${i}`, output: `answer ${i}` }));
-  writeFileSync(file, lines.join('\n') + '\n\n');
+  writeFileSync(file, `${lines.join('\n')}\n\n`);
   return file;
 }
 
@@ -20,7 +20,12 @@ describe('splitFile', () => {
   it('holds out exactly round(n * fraction) records, partitions the input and keeps order', async () => {
     const file = records(1000);
     const dir = path.dirname(file);
-    const r = await splitFile(file, { evalFraction: 0.1, seed: 42, trainOut: path.join(dir, 't.jsonl'), evalOut: path.join(dir, 'e.jsonl') });
+    const r = await splitFile(file, {
+      evalFraction: 0.1,
+      seed: 42,
+      trainOut: path.join(dir, 't.jsonl'),
+      evalOut: path.join(dir, 'e.jsonl'),
+    });
     expect(r).toMatchObject({ records: 1000, train: 900, eval: 100 });
     const train = readLines(path.join(dir, 't.jsonl'));
     const evalSet = readLines(path.join(dir, 'e.jsonl'));
@@ -52,9 +57,15 @@ describe('splitFile', () => {
   it('rejects bad fractions, tiny files and writing over the input', async () => {
     const file = records(10);
     const out = path.join(path.dirname(file), 'o.jsonl');
-    await expect(splitFile(file, { evalFraction: 1.5, seed: 1, trainOut: out, evalOut: `${out}2` })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    await expect(splitFile(file, { evalFraction: 0.1, seed: 1, trainOut: file, evalOut: out })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    await expect(splitFile(records(1), { evalFraction: 0.5, seed: 1, trainOut: out, evalOut: `${out}2` })).rejects.toMatchObject({ code: 'INVALID_DATA' });
+    await expect(splitFile(file, { evalFraction: 1.5, seed: 1, trainOut: out, evalOut: `${out}2` })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
+    await expect(splitFile(file, { evalFraction: 0.1, seed: 1, trainOut: file, evalOut: out })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
+    await expect(splitFile(records(1), { evalFraction: 0.5, seed: 1, trainOut: out, evalOut: `${out}2` })).rejects.toMatchObject({
+      code: 'INVALID_DATA',
+    });
   });
 
   it('seededRandom is uniform enough', () => {
@@ -68,7 +79,7 @@ describe('splitFile', () => {
 describe('dedupFile', () => {
   function file(lines: object[]): string {
     const f = path.join(tempDir(), 'd.jsonl');
-    writeFileSync(f, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    writeFileSync(f, `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
     return f;
   }
 
@@ -77,9 +88,24 @@ describe('dedupFile', () => {
       { input: 'Hello, World!', output: 'hi' },
       { output: 'hi', input: 'Hello, World!', _source: 'b.csv:9' },
       { input: 'hello world', output: 'hi' },
-      { messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'y' }] },
-      { messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'y' }] },
-      { messages: [{ role: 'system', content: 'x' }, { role: 'assistant', content: 'y' }] },
+      {
+        messages: [
+          { role: 'user', content: 'x' },
+          { role: 'assistant', content: 'y' },
+        ],
+      },
+      {
+        messages: [
+          { role: 'user', content: 'x' },
+          { role: 'assistant', content: 'y' },
+        ],
+      },
+      {
+        messages: [
+          { role: 'system', content: 'x' },
+          { role: 'assistant', content: 'y' },
+        ],
+      },
       { input: 'Hello, World!hi', output: '' },
     ]);
     const out = path.join(path.dirname(f), 'out.jsonl');

@@ -17,7 +17,7 @@ describe('datasetStats', () => {
       'not json',
       JSON.stringify({ input: 'q' }),
     ];
-    writeFileSync(file, lines.join('\n') + '\n');
+    writeFileSync(file, `${lines.join('\n')}\n`);
     const s = await datasetStats(file);
     expect(s.records).toBe(13);
     expect(s.invalid).toBe(2);
@@ -29,7 +29,7 @@ describe('datasetStats', () => {
   it('builds a token histogram with the given tokenizer (plain text without a chat template)', async () => {
     const file = path.join(tempDir(), 't.jsonl');
     const lines = [10, 20, 40, 40, 100, 600].map((n, i) => JSON.stringify({ input: `q${i}`, output: 'w '.repeat(n - 1).trim() }));
-    writeFileSync(file, lines.join('\n') + '\n');
+    writeFileSync(file, `${lines.join('\n')}\n`);
     const s = await datasetStats(file, { tokenizer: words, maxSeqLen: 64 });
     expect(s.tokens!.chatTemplate).toBe(false);
     expect(s.tokens).toMatchObject({ count: 6, min: 10, max: 600, total: 810, overMaxSeqLen: 2 });

@@ -75,7 +75,12 @@ describe.skipIf(!nativeHasTokenizer())('token statistics with an HF model folder
       const tokenizer = loadTokenizer(base);
       const counter = new TokenCounter(tokenizer);
       expect(counter.usesChatTemplate, base).toBe(true);
-      const record = { messages: [{ role: 'user', content: 'hello' }, { role: 'assistant', content: 'hi there' }] };
+      const record = {
+        messages: [
+          { role: 'user', content: 'hello' },
+          { role: 'assistant', content: 'hi there' },
+        ],
+      };
       const formatted = counter.format(record);
       expect(formatted).toContain('hello');
       expect(formatted).toContain('hi there');
@@ -90,6 +95,8 @@ describe.skipIf(!nativeHasTokenizer())('token statistics with an HF model folder
 describe('loadTokenizer errors', () => {
   it('a missing base, or a folder without tokenizer.json, is coded', () => {
     expect(() => loadTokenizer('/nonexistent/model.gguf')).toThrow(expect.objectContaining({ code: 'MODEL_NOT_FOUND' }));
-    expect(() => loadTokenizer(tempDir())).toThrow(expect.objectContaining({ code: nativeHasTokenizer() ? 'MODEL_NOT_FOUND' : 'NATIVE_UNAVAILABLE' }));
+    expect(() => loadTokenizer(tempDir())).toThrow(
+      expect.objectContaining({ code: nativeHasTokenizer() ? 'MODEL_NOT_FOUND' : 'NATIVE_UNAVAILABLE' })
+    );
   });
 });

@@ -8,7 +8,7 @@ import { tempDir } from '../helpers/tmp.js';
 
 function jsonl(lines: (string | object)[]): string {
   const file = path.join(tempDir(), 'data.jsonl');
-  writeFileSync(file, lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n') + '\n');
+  writeFileSync(file, `${lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n')}\n`);
   return file;
 }
 
@@ -17,10 +17,25 @@ const pick = (ps: { line: number; field: string; code: string }[]) => ps.map(({ 
 describe('validateFile', () => {
   it('accepts a clean file of each kind and counts by kind', async () => {
     const cases = {
-      pair: [{ input: 'q1', output: 'a1' }, { input: 'q2', output: 'a2', _source: 'b.csv:2' }],
+      pair: [
+        { input: 'q1', output: 'a1' },
+        { input: 'q2', output: 'a2', _source: 'b.csv:2' },
+      ],
       chat: [
-        { messages: [{ role: 'system', content: 's' }, { role: 'user', content: 'u1' }, { role: 'assistant', content: 'a1' }] },
-        { messages: [{ role: 'user', content: 'u2' }, { role: 'assistant', content: 'a2' }, { role: 'tool', content: 't' }] },
+        {
+          messages: [
+            { role: 'system', content: 's' },
+            { role: 'user', content: 'u1' },
+            { role: 'assistant', content: 'a1' },
+          ],
+        },
+        {
+          messages: [
+            { role: 'user', content: 'u2' },
+            { role: 'assistant', content: 'a2' },
+            { role: 'tool', content: 't' },
+          ],
+        },
       ],
       text: [{ text: 'first text' }, { text: 'second text', _source: { file: 'x.md', line: 3 } }],
     } as const;
@@ -39,7 +54,12 @@ describe('validateFile', () => {
       { input: 'q3' }, // 3 missing output
       { input: 'q4', output: '   ' }, // 4 empty output
       { input: 5, output: 'a5' }, // 5 wrong type
-      { messages: [{ role: 'robot', content: 'hi' }, { role: 'assistant', content: '' }] }, // 6 unknown role + empty content
+      {
+        messages: [
+          { role: 'robot', content: 'hi' },
+          { role: 'assistant', content: '' },
+        ],
+      }, // 6 unknown role + empty content
       [1, 2], // 7 not an object
       { prompt: 'x', completion: 'y' }, // 8 unknown schema
       { input: 'q1', output: 'a1', _source: 'elsewhere' }, // 9 duplicate of 1 (warning)
@@ -69,13 +89,25 @@ describe('validateFile', () => {
     ]);
     expect(problems.find((p) => p.code === 'DUPLICATE')!.reason).toContain('line 1');
     expect(problems.filter((p) => p.severity === 'warning').map((p) => p.code)).toEqual(['DUPLICATE', 'MIXED_SCHEMA', 'UNKNOWN_FIELD']);
-    expect(summary).toMatchObject({ lines: 15, blankLines: 1, records: 14, valid: 4, invalid: 10, duplicates: 1, usable: false, kind: 'mixed' });
+    expect(summary).toMatchObject({
+      lines: 15,
+      blankLines: 1,
+      records: 14,
+      valid: 4,
+      invalid: 10,
+      duplicates: 1,
+      usable: false,
+      kind: 'mixed',
+    });
     expect(summary.errors).toBe(11);
     expect(summary.warnings).toBe(3);
   });
 
   it('flags over-long records by characters', async () => {
-    const file = jsonl([{ input: 'q', output: 'x'.repeat(100) }, { input: 'q2', output: 'short' }]);
+    const file = jsonl([
+      { input: 'q', output: 'x'.repeat(100) },
+      { input: 'q2', output: 'short' },
+    ]);
     const { problems } = await validateFile(file, { maxChars: 50 });
     expect(pick(problems)).toEqual([{ line: 1, field: '', code: 'TOO_LONG' }]);
   });
@@ -87,7 +119,10 @@ describe('validateFile', () => {
       encode: (t: string) => t.split(/\s+/).filter(Boolean),
       applyChatTemplate: (ms: { role: string; content: string }[]) => ms.map((m) => `<${m.role}> ${m.content}`).join(' '),
     };
-    const file = jsonl([{ input: 'one two', output: 'three' }, { input: 'a', output: 'b c d e f g' }]);
+    const file = jsonl([
+      { input: 'one two', output: 'three' },
+      { input: 'a', output: 'b c d e f g' },
+    ]);
     const { problems } = await validateFile(file, { tokenizer, maxTokens: 6 });
     expect(pick(problems)).toEqual([{ line: 2, field: '', code: 'TOO_LONG' }]);
     expect(problems[0]!.reason).toContain('9 tokens');
@@ -136,7 +171,10 @@ describe('problemsToError / assertUsable', () => {
   });
 
   it('assertUsable returns the summary when only warnings exist', async () => {
-    const file = jsonl([{ input: 'q', output: 'a' }, { input: 'q', output: 'a' }]);
+    const file = jsonl([
+      { input: 'q', output: 'a' },
+      { input: 'q', output: 'a' },
+    ]);
     await expect(assertUsable(file)).resolves.toMatchObject({ valid: 2, duplicates: 1, usable: true });
   });
 });

@@ -81,7 +81,15 @@ describe('error codes', () => {
   });
 
   it('keeps the folded duplicates out', () => {
-    const folded = ['CANCELLED', 'FILE_NOT_FOUND', 'SOURCE_NOT_FOUND', 'BASE_NOT_FOUND', 'GDOCS_NOT_FOUND', 'ONNX_MODEL_NOT_FOUND', 'USAGE'];
+    const folded = [
+      'CANCELLED',
+      'FILE_NOT_FOUND',
+      'SOURCE_NOT_FOUND',
+      'BASE_NOT_FOUND',
+      'GDOCS_NOT_FOUND',
+      'ONNX_MODEL_NOT_FOUND',
+      'USAGE',
+    ];
     folded.push('INVALID_OPTION', 'INVALID_INPUT', 'ONNX_SPEC_INVALID', 'TOKENIZER_LOAD_FAILED', 'TOKENIZER', 'MODEL_WRITE', 'ONNX_WRITE');
     for (const code of folded) expect(isErrorCode(code), code).toBe(false);
   });

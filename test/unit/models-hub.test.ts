@@ -160,7 +160,7 @@ describe('pullModel from the hub', () => {
           progress.push(p.received);
           if (p.received > 0) controller.abort();
         },
-      }),
+      })
     );
     expect(err.code).toBe('ABORTED');
     expect(progress.length).toBeGreaterThan(0);

@@ -43,7 +43,13 @@ describe('pullModel without network', () => {
     const repo = tinyRepo();
     const snapshot = writeHfCache(hfCache, 'acme/tiny', repo);
     const got = await pullModel('acme/tiny', { cacheDir: tempDir(), endpoint: UNREACHABLE });
-    expect(got).toEqual({ name: 'acme--tiny', path: snapshot, format: 'hf', sha256: sha256(repo['model.safetensors']!), source: 'hf-cache' });
+    expect(got).toEqual({
+      name: 'acme--tiny',
+      path: snapshot,
+      format: 'hf',
+      sha256: sha256(repo['model.safetensors']!),
+      source: 'hf-cache',
+    });
   });
 
   it('finds the HF cache through HF_HOME too', async () => {

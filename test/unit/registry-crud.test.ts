@@ -20,7 +20,9 @@ function registry(): Registry {
   return r;
 }
 
-function runFolder(files: Record<string, string> = { 'adapter/adapter_model.safetensors': 'x'.repeat(1000), 'tinyforge.json': '{}' }): string {
+function runFolder(
+  files: Record<string, string> = { 'adapter/adapter_model.safetensors': 'x'.repeat(1000), 'tinyforge.json': '{}' }
+): string {
   const dir = path.join(tempDir(), 'run');
   for (const [rel, content] of Object.entries(files)) {
     mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
@@ -100,7 +102,9 @@ describe('Registry', () => {
     expect(() => r.get('nothing-like-it')).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
     await r.registerRun({ path: runFolder(), name: 'gamma', files: [] });
     expect(() => r.get('run-')).toThrow(expect.objectContaining({ code: 'AMBIGUOUS_ID' }));
-    await expect(r.registerExport({ path: runFolder(), parentId: 'run-000000000000', files: [] })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(r.registerExport({ path: runFolder(), parentId: 'run-000000000000', files: [] })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
   });
 
   it('lists newest first, filtered by kind', async () => {
@@ -153,7 +157,12 @@ describe('Registry', () => {
     const b = await r.registerRun({ path: '/', files: [] });
     await expect(r.remove(b.id, { deleteFiles: true })).rejects.toMatchObject({ code: 'UNSAFE_DELETE' });
     // A refused delete leaves the rows in place.
-    expect(r.list().map((x) => x.id).sort()).toEqual([a.id, b.id].sort());
+    expect(
+      r
+        .list()
+        .map((x) => x.id)
+        .sort()
+    ).toEqual([a.id, b.id].sort());
   });
 });
 

@@ -44,7 +44,7 @@ describe('registerRunFromFolder / registerExportFromFolder', () => {
         versions: { candle: '0.11.1' },
         steps: 120,
       },
-      { 'adapter/adapter_model.safetensors': 'w'.repeat(64) },
+      { 'adapter/adapter_model.safetensors': 'w'.repeat(64) }
     );
     const run = await registerRunFromFolder(runDir, { registry: r });
     expect(run).toMatchObject({
@@ -103,9 +103,20 @@ describe('registerRunFromFolder / registerExportFromFolder', () => {
 describe('registerPulledModel', () => {
   it('records the sha256; models at a user path are not owned', async () => {
     const r = registry();
-    const cached = await registerPulledModel({ name: 'smollm2', path: '/cache/m.gguf', format: 'gguf', sha256: 'f'.repeat(64), source: 'pypi' }, { registry: r });
-    const local = await registerPulledModel({ name: 'mine', path: '/home/me/m.gguf', format: 'gguf', sha256: '0'.repeat(64), source: 'local' }, { registry: r });
-    expect(cached).toMatchObject({ kind: 'base_model', baseSha256: 'f'.repeat(64), owned: true, extra: { format: 'gguf', source: 'pypi' } });
+    const cached = await registerPulledModel(
+      { name: 'smollm2', path: '/cache/m.gguf', format: 'gguf', sha256: 'f'.repeat(64), source: 'pypi' },
+      { registry: r }
+    );
+    const local = await registerPulledModel(
+      { name: 'mine', path: '/home/me/m.gguf', format: 'gguf', sha256: '0'.repeat(64), source: 'local' },
+      { registry: r }
+    );
+    expect(cached).toMatchObject({
+      kind: 'base_model',
+      baseSha256: 'f'.repeat(64),
+      owned: true,
+      extra: { format: 'gguf', source: 'pypi' },
+    });
     expect(local.owned).toBe(false);
   });
 });

@@ -152,19 +152,26 @@ export function loadConfig(options: { cwd?: string; file?: string; env?: NodeJS.
  * `serve.port` and `export --quantize` sets `export.quantize`. Undefined flags are ignored, flags
  * that are not config keys (e.g. `--json`) are left out, values are checked against the schema.
  */
-export function applyFlags(config: TinyForgeConfig, flags: Record<string, unknown>, options: { group?: 'export' | 'serve' } = {}): TinyForgeConfig {
+export function applyFlags(
+  config: TinyForgeConfig,
+  flags: Record<string, unknown>,
+  options: { group?: 'export' | 'serve' } = {}
+): TinyForgeConfig {
   const out = structuredClone(config) as unknown as Record<string, unknown>;
   const problems: ConfigProblem[] = [];
   for (const [name, value] of Object.entries(flags)) {
     if (value === undefined) continue;
-    const spec = CONFIG_KEYS.find((k) => k.key === (options.group ? `${options.group}.${name}` : name)) ?? CONFIG_KEYS.find((k) => k.key === name);
+    const spec =
+      CONFIG_KEYS.find((k) => k.key === (options.group ? `${options.group}.${name}` : name)) ?? CONFIG_KEYS.find((k) => k.key === name);
     if (!spec) continue;
     const reason = checkValue(spec, value);
     if (reason) problems.push({ key: `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, reason });
     else setPath(out, spec.key, value);
   }
   if (problems.length > 0) {
-    throw new ForgeError('INVALID_ARGUMENT', problems.map((p) => `${p.key} ${p.reason}`).join('; '), { suggestion: 'see --help for the accepted values' });
+    throw new ForgeError('INVALID_ARGUMENT', problems.map((p) => `${p.key} ${p.reason}`).join('; '), {
+      suggestion: 'see --help for the accepted values',
+    });
   }
   return out as unknown as TinyForgeConfig;
 }

@@ -44,7 +44,7 @@ export function packageRoot(): string {
       return dir;
     }
     const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('tinyforge package root not found above ' + fileURLToPath(import.meta.url));
+    if (parent === dir) throw new Error(`tinyforge package root not found above ${fileURLToPath(import.meta.url)}`);
     dir = parent;
   }
 }

@@ -18,7 +18,12 @@ export interface ConfigKey {
 }
 
 export const CONFIG_KEYS: readonly ConfigKey[] = [
-  { key: 'base', type: 'string', description: 'base model: catalog name, HF repo id, HF folder or .gguf file', default: 'smollm2-135m-instruct' },
+  {
+    key: 'base',
+    type: 'string',
+    description: 'base model: catalog name, HF repo id, HF folder or .gguf file',
+    default: 'smollm2-135m-instruct',
+  },
   { key: 'data', type: 'string', description: 'training data (JSONL)', default: 'data/train.jsonl' },
   { key: 'out', type: 'string', description: 'run folder that training writes', default: 'runs/latest' },
   { key: 'epochs', type: 'integer', description: 'passes over the training data', default: 3, min: 1, max: 1000 },
@@ -43,7 +48,10 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
 
 /** `batchSize` → `TINYFORGE_BATCH_SIZE`, `export.quantize` → `TINYFORGE_EXPORT_QUANTIZE`. */
 export function envName(key: string): string {
-  return `TINYFORGE_${key.replace(/\./g, '_').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
+  return `TINYFORGE_${key
+    .replace(/\./g, '_')
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .toUpperCase()}`;
 }
 
 export interface ConfigProblem {
@@ -76,7 +84,11 @@ export function checkValue(spec: ConfigKey, value: unknown): string | undefined 
 /** Parses an env string into the key's type (numbers, comma-separated lists). */
 export function parseEnvValue(spec: ConfigKey, raw: string): unknown {
   if (spec.type === 'integer' || spec.type === 'number') return raw.trim() === '' ? Number.NaN : Number(raw);
-  if (spec.type === 'string[]') return raw.split(',').map((s) => s.trim()).filter(Boolean);
+  if (spec.type === 'string[]')
+    return raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   return raw;
 }
 
@@ -87,7 +99,9 @@ export function configJsonSchema(): Record<string, unknown> {
     const parts = spec.key.split('.');
     let props = root;
     for (const part of parts.slice(0, -1)) {
-      const obj = (props[part] ??= { type: 'object', additionalProperties: false, properties: {} }) as { properties: Record<string, unknown> };
+      const obj = (props[part] ??= { type: 'object', additionalProperties: false, properties: {} }) as {
+        properties: Record<string, unknown>;
+      };
       props = obj.properties;
     }
     const s: Record<string, unknown> = { description: spec.description, default: spec.default };

@@ -13,9 +13,13 @@ export async function* readJsonArray(path: string, options: JsonArrayOptions = {
   await checkFile(path);
   const { size } = await stat(path);
   if (size > MAX_JSON_BYTES) {
-    throw new ForgeError('INPUT_TOO_LARGE', `${path} is ${(size / 2 ** 20).toFixed(0)} MiB; JSON arrays are parsed whole (limit ${MAX_JSON_BYTES / 2 ** 20} MiB)`, {
-      suggestion: 'convert it to JSONL (one record per line), which streams',
-    });
+    throw new ForgeError(
+      'INPUT_TOO_LARGE',
+      `${path} is ${(size / 2 ** 20).toFixed(0)} MiB; JSON arrays are parsed whole (limit ${MAX_JSON_BYTES / 2 ** 20} MiB)`,
+      {
+        suggestion: 'convert it to JSONL (one record per line), which streams',
+      }
+    );
   }
   let value: unknown;
   try {
@@ -27,7 +31,13 @@ export async function* readJsonArray(path: string, options: JsonArrayOptions = {
   }
   // A `{ "data": [...] }` wrapper is common in exports; accept it, nothing deeper.
   const wrapped = value as { data?: unknown; records?: unknown };
-  const items = Array.isArray(value) ? value : Array.isArray(wrapped?.data) ? wrapped.data : Array.isArray(wrapped?.records) ? wrapped.records : undefined;
+  const items = Array.isArray(value)
+    ? value
+    : Array.isArray(wrapped?.data)
+      ? wrapped.data
+      : Array.isArray(wrapped?.records)
+        ? wrapped.records
+        : undefined;
   if (!items) {
     throw new ForgeError('INVALID_DATA', `${path}: expected a JSON array of records`, {
       suggestion: 'wrap the records in [ ... ], or use JSONL',

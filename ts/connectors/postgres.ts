@@ -64,9 +64,13 @@ export async function* readPostgres(options: PostgresOptions): AsyncGenerator<So
     client = new pg.Client(url ? { connectionString: url } : {});
   } catch (err) {
     // Node's URL errors carry the whole input (password included) in `input`: never rethrow them.
-    throw new ForgeError('INVALID_ARGUMENT', `invalid PostgreSQL URL ${redact(url ?? '', secrets)}: ${redact((err as Error).message, secrets)}`, {
-      suggestion: 'percent-encode special characters in the user and password',
-    });
+    throw new ForgeError(
+      'INVALID_ARGUMENT',
+      `invalid PostgreSQL URL ${redact(url ?? '', secrets)}: ${redact((err as Error).message, secrets)}`,
+      {
+        suggestion: 'percent-encode special characters in the user and password',
+      }
+    );
   }
   // An idle client that loses its connection emits 'error'; without a listener Node would crash.
   client.on('error', () => {});
@@ -91,7 +95,7 @@ export async function* readPostgres(options: PostgresOptions): AsyncGenerator<So
              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
             WHERE i.indrelid = to_regclass($1) AND i.indisprimary
             ORDER BY array_position(i.indkey, a.attnum)`,
-          [options.table],
+          [options.table]
         );
         keyCols = pk.rows.map((r) => r.attname);
       }

@@ -20,9 +20,15 @@ const PATTERNS: Array<[RegExp, string]> = [
   // Authorization headers.
   [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g, `$1 ${MASK}`],
   // key=value pairs in conninfo strings and query strings.
-  [/\b(password|passwd|pwd|access_token|refresh_token|id_token|client_secret|assertion|api_key|apikey|token|key|sslpassword)=('[^']*'|[^\s&'"]+)/gi, `$1=${MASK}`],
+  [
+    /\b(password|passwd|pwd|access_token|refresh_token|id_token|client_secret|assertion|api_key|apikey|token|key|sslpassword)=('[^']*'|[^\s&'"]+)/gi,
+    `$1=${MASK}`,
+  ],
   // JSON fields.
-  [/"(password|access_token|refresh_token|id_token|client_secret|private_key|private_key_id|assertion)"\s*:\s*"(?:[^"\\]|\\.)*"/gi, `"$1":"${MASK}"`],
+  [
+    /"(password|access_token|refresh_token|id_token|client_secret|private_key|private_key_id|assertion)"\s*:\s*"(?:[^"\\]|\\.)*"/gi,
+    `"$1":"${MASK}"`,
+  ],
 ];
 
 export function redact(text: string, secrets: Array<string | undefined> = []): string {

@@ -20,7 +20,10 @@ export class SkipLog {
   add(skipped: SkippedRecord): void {
     this.total += 1;
     // Group by the reason's shape: numbers and quoted values vary from row to row.
-    const key = skipped.reason.replace(/\d+/g, 'N').replace(/\(has: [^)]*\)/, '').slice(0, 120);
+    const key = skipped.reason
+      .replace(/\d+/g, 'N')
+      .replace(/\(has: [^)]*\)/, '')
+      .slice(0, 120);
     const entry = this.reasons.get(key) ?? { count: 0, examples: [] };
     entry.count += 1;
     if (entry.examples.length < 3) entry.examples.push(`${describeSource(skipped.source)}: ${skipped.reason}`);
@@ -48,7 +51,9 @@ export function progressLine(out: NodeJS.WriteStream, skips: SkipLog): { update:
       drawnAt = now;
       drawn = true;
       const rate = stats.records / Math.max((now - started) / 1000, 0.001);
-      out.write(`\ringest: ${stats.records} records (${rate.toFixed(0)}/s), ${skips.total} skipped, ${(stats.bytes / 2 ** 20).toFixed(1)} MB\x1b[K`);
+      out.write(
+        `\ringest: ${stats.records} records (${rate.toFixed(0)}/s), ${skips.total} skipped, ${(stats.bytes / 2 ** 20).toFixed(1)} MB\x1b[K`
+      );
     },
     done() {
       if (drawn) out.write('\r\x1b[K');
@@ -63,12 +68,12 @@ export function formatSummary(s: IngestSummary): string {
     .map(([k, n]) => `${k} ${n}`)
     .join(', ');
   const rate = s.records / Math.max(s.seconds, 0.001);
-  const lines = [
-    `wrote ${s.records} records to ${s.out} (${kinds || 'none'}) in ${s.seconds.toFixed(2)} s, ${rate.toFixed(0)} records/s`,
-  ];
+  const lines = [`wrote ${s.records} records to ${s.out} (${kinds || 'none'}) in ${s.seconds.toFixed(2)} s, ${rate.toFixed(0)} records/s`];
   const kindsPresent = Object.values(s.byKind).filter((n) => n > 0).length;
   if (kindsPresent > 1) {
-    lines.push(`note: the output mixes record schemas (${kinds}); training takes it, but 'data validate' warns (MIXED_SCHEMA): a set is usually one kind; narrow the source (--include/--exclude) or ingest each kind to its own file`);
+    lines.push(
+      `note: the output mixes record schemas (${kinds}); training takes it, but 'data validate' warns (MIXED_SCHEMA): a set is usually one kind; narrow the source (--include/--exclude) or ingest each kind to its own file`
+    );
   }
   if (s.skipped.total > 0) {
     lines.push(`skipped ${s.skipped.total} invalid records:`);

@@ -36,13 +36,19 @@ export async function* readSqlite(file: string, options: SqliteOptions): AsyncGe
     let hidden: string[] = [];
     if (options.table) {
       const ident = quoteIdent(options.table);
-      const columns = db.prepare(`SELECT name, pk FROM pragma_table_info(?)`).all(options.table.split('.').pop()!) as Array<{ name: string; pk: number }>;
+      const columns = db.prepare(`SELECT name, pk FROM pragma_table_info(?)`).all(options.table.split('.').pop()!) as Array<{
+        name: string;
+        pk: number;
+      }>;
       if (columns.length === 0) {
         throw new ForgeError('NOT_FOUND', `sqlite ${file}: no table "${options.table}"`, {
           suggestion: 'list the tables with: sqlite3 FILE .tables',
         });
       }
-      const pk = columns.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk).map((c) => c.name);
+      const pk = columns
+        .filter((c) => c.pk > 0)
+        .sort((a, b) => a.pk - b.pk)
+        .map((c) => c.name);
       if (options.keyCol) keyCols = [options.keyCol];
       else if (pk.length > 0) keyCols = pk;
       if (keyCols.length === 0) {

@@ -65,7 +65,8 @@ export function checkRecord(value: unknown, line: number): CheckedRecord {
   if ('messages' in obj) kinds.push('chat');
   if ('text' in obj) kinds.push('text');
   if (kinds.length === 0) return rejected(problem(line, '', 'UNKNOWN_SCHEMA', 'expected "input"+"output", "messages" or "text"'));
-  if (kinds.length > 1) return rejected(problem(line, '', 'AMBIGUOUS_SCHEMA', `record mixes the ${kinds.join(' and ')} schemas; use exactly one`));
+  if (kinds.length > 1)
+    return rejected(problem(line, '', 'AMBIGUOUS_SCHEMA', `record mixes the ${kinds.join(' and ')} schemas; use exactly one`));
   const kind = kinds[0]!;
   const problems: Problem[] = [];
   let chars = 0;
@@ -109,7 +110,8 @@ function checkSystem(v: unknown, line: number, out: Problem[]): number {
     out.push(problem(line, 'system', 'WRONG_TYPE', `"system" must be a string, got ${typeName(v)}`));
     return 0;
   }
-  if (isBlank(v)) out.push(problem(line, 'system', 'EMPTY', '"system" is blank and is left out (the template\'s default applies)', 'warning'));
+  if (isBlank(v))
+    out.push(problem(line, 'system', 'EMPTY', '"system" is blank and is left out (the template\'s default applies)', 'warning'));
   return v.length;
 }
 
@@ -152,7 +154,8 @@ function checkMessages(messages: unknown, line: number, out: Problem[]): number 
     const role = msg.role;
     let valid = false;
     if (role === undefined) out.push(problem(line, `${at}.role`, 'MISSING_FIELD', '"role" is missing'));
-    else if (typeof role !== 'string') out.push(problem(line, `${at}.role`, 'WRONG_TYPE', `"role" must be a string, got ${typeName(role)}`));
+    else if (typeof role !== 'string')
+      out.push(problem(line, `${at}.role`, 'WRONG_TYPE', `"role" must be a string, got ${typeName(role)}`));
     else if (!(ROLES as readonly string[]).includes(role)) {
       out.push(problem(line, `${at}.role`, 'UNKNOWN_ROLE', `unknown role "${role}" (expected ${ROLES.join(', ')})`));
     } else valid = true;
@@ -163,6 +166,7 @@ function checkMessages(messages: unknown, line: number, out: Problem[]): number 
     unknownFields(msg, MESSAGE_FIELDS, `${at}.`, line, out);
   });
   // A chat whose roles are wrong gets that error, not a second one about the assistant.
-  if (!assistant && !roleProblem) out.push(problem(line, 'messages', 'NO_ASSISTANT', 'no "assistant" message: nothing to learn from this chat'));
+  if (!assistant && !roleProblem)
+    out.push(problem(line, 'messages', 'NO_ASSISTANT', 'no "assistant" message: nothing to learn from this chat'));
   return chars;
 }

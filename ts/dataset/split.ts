@@ -59,7 +59,8 @@ export async function splitFile(file: string, options: SplitOptions): Promise<Sp
       suggestion: 'use e.g. --eval-fraction 0.1',
     });
   }
-  if (!Number.isInteger(seed) || seed < 0) throw new ForgeError('INVALID_ARGUMENT', `--seed must be a non-negative integer, got ${seed}`, {
+  if (!Number.isInteger(seed) || seed < 0)
+    throw new ForgeError('INVALID_ARGUMENT', `--seed must be a non-negative integer, got ${seed}`, {
       suggestion: 'use e.g. --seed 42',
     });
   if (!existsSync(file)) throw new ForgeError('NOT_FOUND', `${file} does not exist`, { suggestion: 'check the path to the JSONL file' });
@@ -67,7 +68,8 @@ export async function splitFile(file: string, options: SplitOptions): Promise<Sp
 
   let n = 0;
   for await (const { lines } of readLineBatches(file)) for (const l of lines) if (isRecordLine(l)) n++;
-  if (n < 2) throw new ForgeError('INVALID_DATA', `${file} has ${n} record(s); a split needs at least 2`, { suggestion: 'add more records' });
+  if (n < 2)
+    throw new ForgeError('INVALID_DATA', `${file} has ${n} record(s); a split needs at least 2`, { suggestion: 'add more records' });
   const k = Math.min(n - 1, Math.max(1, Math.round(n * evalFraction)));
 
   const rand = seededRandom(seed);

@@ -90,10 +90,7 @@ export function tokenHistogram(values: Uint32Array): HistogramBucket[] {
   return buckets;
 }
 
-export async function datasetStats(
-  file: string,
-  options: { tokenizer?: NativeTokenizer; maxSeqLen?: number } = {},
-): Promise<DatasetStats> {
+export async function datasetStats(file: string, options: { tokenizer?: NativeTokenizer; maxSeqLen?: number } = {}): Promise<DatasetStats> {
   if (!existsSync(file)) throw new ForgeError('NOT_FOUND', `${file} does not exist`, { suggestion: 'check the path to the JSONL file' });
   const counter = options.tokenizer ? new TokenCounter(options.tokenizer) : undefined;
   const chars = new Lengths();

@@ -34,13 +34,17 @@ export function loadTokenizer(base: string): NativeTokenizer {
   }
   const { Tokenizer } = nativeModule();
   if (!Tokenizer) {
-    throw new ForgeError('NATIVE_UNAVAILABLE', 'this build of @tinyforge/native has no Tokenizer', { suggestion: 'rebuild with `npm run build:native`' });
+    throw new ForgeError('NATIVE_UNAVAILABLE', 'this build of @tinyforge/native has no Tokenizer', {
+      suggestion: 'rebuild with `npm run build:native`',
+    });
   }
   let file = base;
   if (statSync(base).isDirectory()) {
     file = path.join(base, 'tokenizer.json');
     if (!existsSync(file)) {
-      throw new ForgeError('MODEL_NOT_FOUND', `${base} has no tokenizer.json`, { suggestion: 'pass a Hugging Face model folder or a .gguf file' });
+      throw new ForgeError('MODEL_NOT_FOUND', `${base} has no tokenizer.json`, {
+        suggestion: 'pass a Hugging Face model folder or a .gguf file',
+      });
     }
   }
   try {

@@ -58,7 +58,8 @@ async function* jobs(file: string, maxLineBytes: number): AsyncGenerator<Buffer 
 
 /** The job's bytes as a transferable ArrayBuffer (copied when they share a pooled buffer). */
 function transferable(buf: Buffer): { bytes: ArrayBuffer; length: number } {
-  if (buf.byteOffset === 0 && buf.length >= 64 * 1024 && buf.buffer instanceof ArrayBuffer) return { bytes: buf.buffer, length: buf.length };
+  if (buf.byteOffset === 0 && buf.length >= 64 * 1024 && buf.buffer instanceof ArrayBuffer)
+    return { bytes: buf.buffer, length: buf.length };
   const copy = new Uint8Array(buf.length);
   copy.set(buf);
   return { bytes: copy.buffer, length: buf.length };
@@ -75,13 +76,16 @@ const overlongResult = (): CheckedLines => ({
 /** Yields each job's checked lines, in file order, with problems numbered for the whole file. */
 export async function* checkFileParallel(
   file: string,
-  options: { workers: number; maxChars: number; hashes: boolean; maxLineBytes?: number },
+  options: { workers: number; maxChars: number; hashes: boolean; maxLineBytes?: number }
 ): AsyncGenerator<{ firstLine: number; result: CheckedLines }> {
   const maxLine = options.maxLineBytes ?? 16 * 1024 * 1024;
   const workerUrl = new URL('./validate-worker.js', import.meta.url);
   // Workers inherit the process's flags; --input-type (from `node -e`) would make loading a file fail.
   const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
-  const pool = Array.from({ length: options.workers }, () => new Worker(workerUrl, { execArgv, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 } }));
+  const pool = Array.from(
+    { length: options.workers },
+    () => new Worker(workerUrl, { execArgv, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 } })
+  );
   const waiting = new Map<number, { resolve: (r: CheckedLines) => void; reject: (e: unknown) => void }>();
   let failure: unknown;
   for (const w of pool) {

@@ -112,8 +112,17 @@ export async function validateFile(file: string, options: ValidateOptions = {}):
   const workers = options.workers ?? (bytes >= 16 * 1024 * 1024 ? Math.min(2, os.availableParallelism()) : 0);
   const parallel = workers > 0 && canRunWorkers && !counter;
   const source = parallel
-    ? checkFileParallel(file, { workers, maxChars, hashes: checkDuplicates, ...(options.maxLineChars ? { maxLineBytes: options.maxLineChars } : {}) })
-    : inProcess(file, options.maxLineChars, { maxChars, hashes: checkDuplicates, ...(counter ? { counter, maxTokens: options.maxTokens! } : {}) });
+    ? checkFileParallel(file, {
+        workers,
+        maxChars,
+        hashes: checkDuplicates,
+        ...(options.maxLineChars ? { maxLineBytes: options.maxLineChars } : {}),
+      })
+    : inProcess(file, options.maxLineChars, {
+        maxChars,
+        hashes: checkDuplicates,
+        ...(counter ? { counter, maxTokens: options.maxTokens! } : {}),
+      });
 
   // Merge in file order: the per-line results, plus what needs the whole file (mixed schemas,
   // duplicates, counts).
@@ -142,7 +151,9 @@ export async function validateFile(file: string, options: ValidateOptions = {}):
         // A warning: training takes every record on its own (pairs and chats through the chat
         // template, text as is), but a mix is more often an ingest mistake than a plan.
         s.kind = 'mixed';
-        report(problem(line, '', 'MIXED_SCHEMA', `record is "${kind}" but the file started with "${firstKind.kind}" (line ${firstKind.line})`));
+        report(
+          problem(line, '', 'MIXED_SCHEMA', `record is "${kind}" but the file started with "${firstKind.kind}" (line ${firstKind.line})`)
+        );
       }
       if (checkDuplicates) {
         const first = seen.add(hashA[i]!, hashB[i]!, line);
@@ -163,7 +174,7 @@ export async function validateFile(file: string, options: ValidateOptions = {}):
 async function* inProcess(
   file: string,
   maxLineChars: number | undefined,
-  options: CheckLinesOptions,
+  options: CheckLinesOptions
 ): AsyncGenerator<{ firstLine: number; result: CheckedLines }> {
   for await (const { lines, firstLine } of readLineBatches(file, maxLineChars ? { maxLineChars } : {})) {
     yield { firstLine, result: checkLines(lines, firstLine, options) };
@@ -177,7 +188,10 @@ export type FileProblem = Problem & { file: string };
  * The warnings of each file, the first `limit` kept (default 1000) and all counted: what `train
  * --dry-run` prints beside the trainer's own list of rejected records, which has the errors.
  */
-export async function datasetWarnings(files: string[], options: { limit?: number } = {}): Promise<{ warnings: FileProblem[]; total: number }> {
+export async function datasetWarnings(
+  files: string[],
+  options: { limit?: number } = {}
+): Promise<{ warnings: FileProblem[]; total: number }> {
   const limit = options.limit ?? 1000;
   const warnings: FileProblem[] = [];
   let total = 0;
@@ -219,7 +233,9 @@ export async function assertUsable(file: string, options: ValidateOptions = {}):
   if (!summary.usable) {
     const errors = problems.filter((p) => p.severity === 'error');
     if (summary.records === 0) {
-      throw new ForgeError('INVALID_DATA', `${file} has no records`, { suggestion: 'add one JSON object per line: {"input": ..., "output": ...}' });
+      throw new ForgeError('INVALID_DATA', `${file} has no records`, {
+        suggestion: 'add one JSON object per line: {"input": ..., "output": ...}',
+      });
     }
     throw problemsToError(file, errors, { total: summary.errors });
   }

@@ -19,7 +19,7 @@ export class LineWriter {
   async write(lines: string[]): Promise<void> {
     if (lines.length === 0) return;
     this.lines += lines.length;
-    if (!this.stream.write(lines.join('\n') + '\n')) await once(this.stream, 'drain');
+    if (!this.stream.write(`${lines.join('\n')}\n`)) await once(this.stream, 'drain');
   }
 
   async close(): Promise<void> {

@@ -71,7 +71,7 @@ export async function readCachedModel(
   cacheDir: string,
   name: string,
   format: ModelFormat,
-  signal?: AbortSignal,
+  signal?: AbortSignal
 ): Promise<{ manifest: Manifest; path: string } | { reason: string }> {
   const dir = modelDir(cacheDir, name);
   let manifest: Manifest;

@@ -16,7 +16,7 @@ export type DownloadFailure = 'not-found' | 'auth' | 'http' | 'network' | 'check
 export class DownloadError extends Error {
   constructor(
     readonly kind: DownloadFailure,
-    message: string,
+    message: string
   ) {
     super(message);
     this.name = 'DownloadError';
@@ -46,7 +46,10 @@ const MAX_REDIRECTS = 10;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 async function sizeOf(file: string): Promise<number> {
-  return stat(file).then((s) => s.size, () => 0);
+  return stat(file).then(
+    (s) => s.size,
+    () => 0
+  );
 }
 
 function header(res: IncomingMessage, name: string): string | undefined {
@@ -93,9 +96,15 @@ async function open(url: URL, from: number, opts: DownloadOptions): Promise<Open
 
 /** Feeds the bytes already on disk into the hash, so a resumed file is still hashed end to end. */
 async function hashExisting(file: string, hash: Hash, signal?: AbortSignal): Promise<void> {
-  await pipeline(createReadStream(file), async function* (src: AsyncIterable<Buffer>) {
-    for await (const chunk of src) hash.update(chunk);
-  }, { signal });
+  await pipeline(
+    createReadStream(file),
+    // A sink stage: it consumes the stream and yields nothing.
+    // biome-ignore lint/correctness/useYield: pipeline() takes an async generator function as the final consumer
+    async function* (src: AsyncIterable<Buffer>) {
+      for await (const chunk of src) hash.update(chunk);
+    },
+    { signal }
+  );
 }
 
 async function attempt(url: URL, part: string, opts: DownloadOptions): Promise<Downloaded> {
@@ -171,7 +180,7 @@ async function finish(
   announced: string | undefined,
   commit: string | undefined,
   part: string,
-  where: string,
+  where: string
 ): Promise<Downloaded> {
   if (announced && announced !== sha256) {
     await rm(part, { force: true }); // Resuming from bad bytes would only fail again.

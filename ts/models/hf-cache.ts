@@ -39,7 +39,7 @@ async function snapshotFor(repoDir: string, revision: string): Promise<string | 
 export async function findInHfCache(
   spec: ModelSpec,
   revision: string,
-  signal?: AbortSignal,
+  signal?: AbortSignal
 ): Promise<{ path: string; sha256: string } | { reason: string }> {
   const repoDir = path.join(hfHubCacheDir(), `models--${spec.repo.replace('/', '--')}`);
   const commit = await snapshotFor(repoDir, revision);

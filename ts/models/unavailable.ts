@@ -15,7 +15,7 @@ export interface PullAttempt {
 export class ModelUnavailableError extends ForgeError {
   constructor(
     model: string,
-    readonly attempts: PullAttempt[],
+    readonly attempts: PullAttempt[]
   ) {
     const lines = attempts.map((a) => `  - ${a.source}: ${a.reason}`).join('\n');
     super('MODEL_UNAVAILABLE', `could not get ${model}; tried:\n${lines}`, {

@@ -1,7 +1,9 @@
 // `foremforge eval`: greedy answers for every eval record, scored against the reference (exact
 // match, contains, token F1, fact recall on `_key`; ./eval-metrics.ts), with mean confidence, and
-// a per-record report. The model side is an `Answerer` (one `answer(messages)` per model kind), so
-// an export folder on ONNX Runtime plugs in by adding a case to `openAnswerer`.
+// a per-record report. The model side is an `Answerer` (one `answer(messages)` per model kind):
+// model and run folders answer through the candle `Generator`, an export folder through the ONNX
+// Runtime `InferenceSession` (the engine `serve` uses for it), so `--compare run export` shows
+// what int8 quantization cost next to the run it came from.
 //
 // Eval loss and perplexity are not reported: no binding scores given text under a model (the
 // `Generator` only scores its own greedy choices, `train` only its eval split of a run it is
@@ -9,7 +11,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Generation, Generator } from '@tinyforge/native';
+import type { Generation, Generator, InferenceSession } from '@tinyforge/native';
 import type { ChatMessage } from '../dataset/index.js';
 import { ForgeError } from '../errors.js';
 import { catalogNames } from '../models/catalog.js';
@@ -32,6 +34,8 @@ export interface Answerer {
   label: string;
   kind: 'model' | 'run' | 'export';
   answer(messages: ChatMessage[], maxTokens: number): Promise<Answer>;
+  /** Frees the model (the ORT session's scheduler thread); the answerer is unusable after. */
+  close(): Promise<void>;
 }
 
 function candleAnswerer(label: string, kind: 'model' | 'run', generator: Generator): Answerer {
@@ -42,13 +46,29 @@ function candleAnswerer(label: string, kind: 'model' | 'run', generator: Generat
       const g: Generation = await generator.generate(messages, { maxTokens, temperature: 0 });
       return { text: g.text, confidence: g.confidence, completionTokens: g.completionTokens, finishReason: g.finishReason };
     },
+    async close() {},
+  };
+}
+
+function ortAnswerer(label: string, session: InferenceSession): Answerer {
+  return {
+    label,
+    kind: 'export',
+    async answer(messages, maxTokens) {
+      // Greedy with the chat template, as the candle side asks; confidence counts the EOS too.
+      const r = await session.generate(messages, { maxTokens, temperature: 0, chatTemplate: true });
+      return { text: r.text, confidence: r.confidence, completionTokens: r.usage.completionTokens, finishReason: r.finishReason };
+    },
+    async close() {
+      session.close();
+    },
   };
 }
 
 /**
  * Loads what `model` names: a base model (folder or .gguf), a training run folder (its base plus
- * adapter, as `serve` resolves it) or a catalog name (pulled if not cached). An export folder
- * needs the ONNX Runtime answerer, not built yet.
+ * adapter, as `serve` resolves it), an export folder (ONNX Runtime) or a catalog name (pulled if
+ * not cached).
  */
 export async function openAnswerer(model: string): Promise<Answerer> {
   let target: ReturnType<typeof resolveServeTarget>;
@@ -58,9 +78,9 @@ export async function openAnswerer(model: string): Promise<Answerer> {
     if (dir && !existsSync(path.join(model, 'config.json')) && !existsSync(path.join(model, 'tinyforge.json'))) {
       throw new ForgeError(
         'MODEL_NOT_FOUND',
-        `--model ${model} is neither a model (config.json or .gguf) nor a run folder (tinyforge.json)`,
+        `--model ${model} is neither a model (config.json or .gguf) nor a run or export folder (tinyforge.json)`,
         {
-          suggestion: 'pass a base model, a `foremforge train` run folder or a catalog name',
+          suggestion: 'pass a base model, a `foremforge train` run folder, a `foremforge export` folder or a catalog name',
         }
       );
     }
@@ -73,9 +93,8 @@ export async function openAnswerer(model: string): Promise<Answerer> {
     });
   }
   if (target.kind === 'export') {
-    throw new ForgeError('ENGINE_UNAVAILABLE', `${target.dir} is an export folder, which needs the ONNX Runtime answerer (not built yet)`, {
-      suggestion: 'evaluate the training run folder for now',
-    });
+    // One slot: eval asks one question at a time, so more slots would only hold KV memory.
+    return ortAnswerer(model, await native().InferenceSession.load(target.dir, { slots: 1 }));
   }
   const adapter = target.kind === 'run' ? target.adapter : undefined;
   const generator = await native().Generator.load(target.model, adapter === undefined ? {} : { adapter });

@@ -53,8 +53,10 @@ export function lossCurveSvg(points: LossPoint[], title = 'Training loss'): stri
   const ticks = [0, 0.25, 0.5, 0.75, 1]
     .map((f) => {
       const v = lo + f * (hi - lo);
-      return `<line x1="${pad.left}" x2="${W - pad.right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#e9ecef"/>` +
-        `<text x="${pad.left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v.toFixed(2)}</text>`;
+      return (
+        `<line x1="${pad.left}" x2="${W - pad.right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#e9ecef"/>` +
+        `<text x="${pad.left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v.toFixed(2)}</text>`
+      );
     })
     .join('');
   return [

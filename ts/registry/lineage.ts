@@ -38,7 +38,9 @@ async function withRegistry<T>(options: RegisterOptions, fn: (r: Registry) => Pr
 function readManifest(dir: string): Json {
   const file = path.join(dir, MANIFEST_FILE);
   if (!existsSync(file)) {
-    throw new ForgeError('MANIFEST_MISSING', `${dir} has no ${MANIFEST_FILE}`, { suggestion: 'is this a TinyForge run or service folder?' });
+    throw new ForgeError('MANIFEST_MISSING', `${dir} has no ${MANIFEST_FILE}`, {
+      suggestion: 'is this a TinyForge run or service folder?',
+    });
   }
   try {
     const m = obj(JSON.parse(readFileSync(file, 'utf8')));
@@ -106,7 +108,21 @@ function parentOf(m: Json, registry: Registry, dir: string, keys: string[]): str
   return undefined;
 }
 
-const KNOWN = new Set(['kind', 'name', 'base', 'baseModel', 'data', 'dataset', 'hyperparameters', 'metrics', 'versions', 'parent', 'parentId', 'run', 'source']);
+const KNOWN = new Set([
+  'kind',
+  'name',
+  'base',
+  'baseModel',
+  'data',
+  'dataset',
+  'hyperparameters',
+  'metrics',
+  'versions',
+  'parent',
+  'parentId',
+  'run',
+  'source',
+]);
 
 function extraOf(m: Json): Json {
   return Object.fromEntries(Object.entries(m).filter(([k]) => !KNOWN.has(k)));
@@ -148,14 +164,18 @@ export async function registerExportFromFolder(serviceDir: string, options: Regi
   return withRegistry(options, async (registry) => {
     const parentId = options.parentId ?? parentOf(m, registry, dir, ['run', 'source', 'parent', 'parentId']);
     const parent = parentId ? registry.get(parentId) : undefined;
-    const baseModel = baseOf(m) ?? (parent?.baseModel ? { name: parent.baseModel, ...(parent.baseSha256 ? { sha256: parent.baseSha256 } : {}) } : undefined);
-    const dataset = (await datasetOf(m, dir)) ?? (parent?.datasetPath
-      ? {
-          path: parent.datasetPath,
-          ...(parent.datasetSha256 ? { sha256: parent.datasetSha256 } : {}),
-          ...(parent.datasetRecords !== null ? { records: parent.datasetRecords } : {}),
-        }
-      : undefined);
+    const baseModel =
+      baseOf(m) ??
+      (parent?.baseModel ? { name: parent.baseModel, ...(parent.baseSha256 ? { sha256: parent.baseSha256 } : {}) } : undefined);
+    const dataset =
+      (await datasetOf(m, dir)) ??
+      (parent?.datasetPath
+        ? {
+            path: parent.datasetPath,
+            ...(parent.datasetSha256 ? { sha256: parent.datasetSha256 } : {}),
+            ...(parent.datasetRecords !== null ? { records: parent.datasetRecords } : {}),
+          }
+        : undefined);
     return registry.registerExport({
       path: dir,
       ...(str(m.name) ? { name: m.name as string } : {}),
@@ -188,6 +208,6 @@ export async function registerPulledModel(model: PulledModel, options: RegisterO
       sha256: model.sha256,
       owned: model.source !== 'local' && model.source !== 'hf-cache',
       extra: { format: model.format, source: model.source },
-    }),
+    })
   );
 }

@@ -115,7 +115,9 @@ export class Registry {
     const versions = { tinyforge: packageVersion(), node: process.version, ...input.versions };
     const write = this.db.transaction(() => {
       if (input.parentId !== undefined && !this.db.prepare('SELECT 1 FROM artifacts WHERE id = ?').get(input.parentId)) {
-        throw new ForgeError('NOT_FOUND', `parent ${input.parentId} is not in the registry`, { suggestion: 'see `foremforge models list`' });
+        throw new ForgeError('NOT_FOUND', `parent ${input.parentId} is not in the registry`, {
+          suggestion: 'see `foremforge models list`',
+        });
       }
       const existing = this.db.prepare('SELECT id, created_at FROM artifacts WHERE kind = ? AND path = ?').get(kind, abs) as
         | { id: string; created_at: string }
@@ -131,7 +133,7 @@ export class Registry {
              base_model = excluded.base_model, base_sha256 = excluded.base_sha256, dataset_path = excluded.dataset_path,
              dataset_sha256 = excluded.dataset_sha256, dataset_records = excluded.dataset_records,
              hyperparameters = excluded.hyperparameters, metrics = excluded.metrics, versions = excluded.versions,
-             extra = excluded.extra, size_bytes = excluded.size_bytes, updated_at = excluded.updated_at`,
+             extra = excluded.extra, size_bytes = excluded.size_bytes, updated_at = excluded.updated_at`
         )
         .run({
           id,
@@ -246,11 +248,13 @@ export class Registry {
 
   private toArtifact(r: Row, withFiles: boolean): Artifact {
     const files = withFiles
-      ? (this.db.prepare('SELECT path, size, sha256 FROM artifact_files WHERE artifact_id = ? ORDER BY path').all(r.id) as {
-          path: string;
-          size: number;
-          sha256: string | null;
-        }[]).map((f) => ({ path: f.path, size: f.size, ...(f.sha256 ? { sha256: f.sha256 } : {}) }))
+      ? (
+          this.db.prepare('SELECT path, size, sha256 FROM artifact_files WHERE artifact_id = ? ORDER BY path').all(r.id) as {
+            path: string;
+            size: number;
+            sha256: string | null;
+          }[]
+        ).map((f) => ({ path: f.path, size: f.size, ...(f.sha256 ? { sha256: f.sha256 } : {}) }))
       : [];
     return {
       id: r.id,

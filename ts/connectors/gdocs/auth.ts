@@ -8,10 +8,7 @@ import { ForgeError } from '../../errors.js';
 import { registerSecret } from '../redact.js';
 import { type RetryPolicy, requestJson } from './http.js';
 
-export const SCOPES = [
-  'https://www.googleapis.com/auth/documents.readonly',
-  'https://www.googleapis.com/auth/drive.readonly',
-];
+export const SCOPES = ['https://www.googleapis.com/auth/documents.readonly', 'https://www.googleapis.com/auth/drive.readonly'];
 
 export interface AuthOptions {
   token?: string;
@@ -53,9 +50,13 @@ function readKey(file: string): ServiceAccountKey {
   try {
     key = JSON.parse(readFileSync(file, 'utf8')) as ServiceAccountKey;
   } catch (err) {
-    throw new ForgeError('GDOCS_NO_CREDENTIALS', `cannot read the service-account key ${file}: ${(err as NodeJS.ErrnoException).code ?? 'invalid JSON'}`, {
-      suggestion: 'download a JSON key for the service account from the Google Cloud console',
-    });
+    throw new ForgeError(
+      'GDOCS_NO_CREDENTIALS',
+      `cannot read the service-account key ${file}: ${(err as NodeJS.ErrnoException).code ?? 'invalid JSON'}`,
+      {
+        suggestion: 'download a JSON key for the service account from the Google Cloud console',
+      }
+    );
   }
   registerSecret(key.private_key);
   if (key.type !== 'service_account' || !key.client_email || !key.private_key) {
@@ -79,7 +80,11 @@ function serviceAccountTokens(file: string, retry: RetryPolicy | undefined): Tok
     }).toString();
     let answer: { access_token?: string; expires_in?: number };
     try {
-      answer = await requestJson(tokenUri, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body }, { what: 'the service-account token', policy: retry });
+      answer = await requestJson(
+        tokenUri,
+        { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body },
+        { what: 'the service-account token', policy: retry }
+      );
     } catch (err) {
       const e = err as ForgeError;
       throw new ForgeError('GDOCS_UNAUTHORIZED', `the service-account token exchange failed: ${e.message}`, {
@@ -125,6 +130,7 @@ export function resolveTokenSource(options: AuthOptions = {}): TokenSource {
   const keyFile = options.serviceAccountKeyFile ?? env.GOOGLE_APPLICATION_CREDENTIALS;
   if (keyFile) return serviceAccountTokens(keyFile, options.retry);
   throw new ForgeError('GDOCS_NO_CREDENTIALS', 'no Google credentials', {
-    suggestion: 'set GOOGLE_OAUTH_TOKEN (or --token-file), or GOOGLE_APPLICATION_CREDENTIALS to a service-account key; or use --mock DIR offline',
+    suggestion:
+      'set GOOGLE_OAUTH_TOKEN (or --token-file), or GOOGLE_APPLICATION_CREDENTIALS to a service-account key; or use --mock DIR offline',
   });
 }

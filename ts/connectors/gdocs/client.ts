@@ -61,7 +61,11 @@ export class HttpDocsApi implements DocsApi {
 
   private async get<T>(url: string, what: string): Promise<T> {
     const token = await this.tokens();
-    const ctx = { what, ...(this.options.retry ? { policy: this.options.retry } : {}), ...(this.options.sleep ? { sleep: this.options.sleep } : {}) };
+    const ctx = {
+      what,
+      ...(this.options.retry ? { policy: this.options.retry } : {}),
+      ...(this.options.sleep ? { sleep: this.options.sleep } : {}),
+    };
     return requestJson<T>(url, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } }, ctx);
   }
 

@@ -54,7 +54,7 @@ export function httpError(status: number, what: string, body: string): ForgeErro
       });
     case 403:
       return new ForgeError('GDOCS_FORBIDDEN', `no access to ${what} (403): ${detail}`, {
-        suggestion: 'share the document or folder with the account (the service account\'s client_email) and enable the Docs and Drive APIs',
+        suggestion: "share the document or folder with the account (the service account's client_email) and enable the Docs and Drive APIs",
       });
     case 404:
       return new ForgeError('NOT_FOUND', `${what} not found (404)`, {
@@ -75,7 +75,7 @@ export function httpError(status: number, what: string, body: string): ForgeErro
 export async function requestJson<T>(
   url: string,
   init: { headers?: Record<string, string>; method?: string; body?: string },
-  ctx: RequestContext,
+  ctx: RequestContext
 ): Promise<T> {
   const retries = ctx.policy?.retries ?? 5;
   const base = ctx.policy?.baseDelayMs ?? 500;
