@@ -66,7 +66,6 @@ export const ERROR_CODES = {
   ORT_LIBRARY_LOAD: 'the ONNX Runtime library exists but cannot be loaded (wrong version or platform)',
   ORT_NOT_INITIALIZED: 'ONNX Runtime was used before it was loaded',
   NATIVE_UNAVAILABLE: 'the native core (@tinyforge/native) cannot be loaded, or lacks a feature',
-  ENGINE_UNAVAILABLE: 'the serving engine this folder needs is not available',
   SESSION_CLOSED: 'the inference session was closed before or while the request ran',
   REGISTRY_UNAVAILABLE: 'the registry database cannot be opened',
   REGISTRY_TOO_NEW: 'the registry was written by a newer TinyForge',

@@ -1,15 +1,17 @@
 // `foremforge eval` end to end on a tiny random model and a LoRA run trained on it: the printed
-// table (one column per model with --compare), the report JSONL (one line per record and model,
+// table (one column per model with --compare; an export of the run answers through ONNX Runtime,
+// checked against the InferenceSession), the report JSONL (one line per record and model,
 // scores recomputed from the answers it holds, a summary per model), --json, and bad input (an
 // eval record without its fields, a model that does not exist, an empty file, a bad flag): each a
 // coded error with the exit code scripts rely on.
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createTinyModel } from '@tinyforge/native';
+import { InferenceSession, createTinyModel } from '@tinyforge/native';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readEvalCases } from '../../ts/pipeline/eval-data.js';
 import { scoreAnswer } from '../../ts/pipeline/eval-metrics.js';
+import { exportModel } from '../../ts/pipeline/export.js';
 import { runCli } from '../helpers/cli.js';
 
 const QA = Array.from({ length: 8 }, (_, i) => ({ input: `Which code has item ${i}?`, output: `Item ${i} has code ${100 + i * 3}.` }));
@@ -125,6 +127,38 @@ describe('foremforge eval', () => {
     }
     // The write was atomic: no temp file left beside the report.
     expect(readdirSync(fx.dir).filter((f) => f.includes('.tmp'))).toEqual([]);
+  }, 300_000);
+
+  it('answers an export folder through ONNX Runtime and compares it with its run', async () => {
+    const exported = path.join(fx.dir, 'exp');
+    await exportModel({ model: fx.run, out: exported, home: path.join(fx.dir, 'home') });
+    const out = path.join(fx.dir, 'report-export.jsonl');
+    const r = await runCli(['eval', '--model', fx.run, '--compare', exported, '--data', fx.data, '--out', out, '--max-tokens', '12']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.split('\n')[0]!.trim().split(/\s+/)).toEqual(['run', 'exp']);
+    expect(r.stdout).toMatch(/^token F1\s+\S+%\s+\S+%$/m);
+    expect(r.stdout).toMatch(/^mean confidence\s+0\.\d{3}\s+0\.\d{3}$/m);
+
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as ReportLine & { confidence?: number });
+    const fromExport = lines.filter((l) => l.summary === undefined && l.model === exported);
+    expect(fromExport).toHaveLength(EVAL.length);
+    expect(lines.find((l) => l.summary?.model === exported)?.summary).toMatchObject({ kind: 'export', records: EVAL.length });
+    // The export's answers are those of the ORT session itself, greedy with the same token cap.
+    const session = await InferenceSession.load(exported);
+    try {
+      const cases = await readEvalCases(fx.data);
+      for (const [i, c] of cases.entries()) {
+        const direct = await session.generate(c.messages, { maxTokens: 12, temperature: 0, chatTemplate: true });
+        expect(direct.usage.completionTokens).toBeGreaterThan(0);
+        expect(fromExport[i]!.answer).toBe(direct.text);
+        expect(fromExport[i]!.confidence).toBeCloseTo(direct.confidence, 6);
+      }
+    } finally {
+      session.close();
+    }
   }, 300_000);
 
   it('prints JSON summaries with --json, deterministically (greedy)', async () => {

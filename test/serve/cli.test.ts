@@ -1,16 +1,18 @@
 // `foremforge serve` and `foremforge predict` as a user runs them (the built CLI in a child
 // process): SIGTERM during a generation lets it finish, refuses new work and exits 0; predict
-// answers from a model or a training run folder; bad --dir values fail with a coded error.
+// answers from a model, a training run folder or an export folder (ONNX Runtime, checked against
+// infer()); bad --dir values fail with a coded error.
 import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
 import { connect, createServer } from 'node:net';
 import os from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Generator } from '@tinyforge/native';
+import { Generator, InferenceSession, infer } from '@tinyforge/native';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, runCli } from '../helpers/cli.js';
 import { SLOW_MODEL, tinyModel, waitFor } from './helpers.js';
+import { pipelineExport } from './ort-fixture.js';
 
 let model: { path: string; cleanup: () => void };
 
@@ -253,13 +255,41 @@ describe('foremforge predict', () => {
     const fromRun = await runCli(['predict', '--dir', run, '--json', '--max-tokens', '6', 'What is 2+2?'], { timeoutMs: 120_000 });
     expect(fromRun.code).toBe(0);
     expect((JSON.parse(fromRun.stdout) as { output: string }).output).toBe(direct.text);
+  }, 300_000);
 
-    // An export folder needs the ONNX Runtime engine, which is not built yet: a clear error.
+  it('answers from an export folder through ONNX Runtime, like infer() greedy', async () => {
+    const exported = await pipelineExport();
+    try {
+      const r = await runCli(['predict', '--dir', exported.dir, '--json', '--max-tokens', '6', 'What is 2+2?'], { timeoutMs: 120_000 });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const out = JSON.parse(r.stdout) as { output: string; finish_reason: string; usage: { completion_tokens: number } };
+      // predict asks one user turn when the export has a chat template, as POST /predict does.
+      const session = await InferenceSession.load(exported.dir);
+      const chat = session.info.chatTemplate;
+      session.close();
+      const prompt = chat ? [{ role: 'user', content: 'What is 2+2?' }] : 'What is 2+2?';
+      const direct = await infer(exported.dir, prompt, { maxTokens: 6, temperature: 0, chatTemplate: chat });
+      expect(direct.usage.completionTokens).toBeGreaterThan(0);
+      expect(out.output).toBe(direct.text);
+      expect(out.usage.completion_tokens).toBe(direct.usage.completionTokens);
+      expect(out.finish_reason).toBe(direct.finishReason === 'length' ? 'length' : 'stop');
+
+      // Without --json the answer is printed as it is generated, then a newline.
+      const plain = await runCli(['predict', '--dir', exported.dir, '--max-tokens', '6', 'What is 2+2?'], { timeoutMs: 120_000 });
+      expect(plain.code, plain.stderr).toBe(0);
+      expect(plain.stdout).toBe(`${direct.text}\n`);
+    } finally {
+      exported.cleanup();
+    }
+  }, 300_000);
+
+  it('refuses a tinyforge.json folder with no ONNX model in it', async () => {
     const exported = path.join(path.dirname(model.path), 'export');
-    mkdirSync(exported);
+    mkdirSync(exported, { recursive: true });
     writeFileSync(path.join(exported, 'tinyforge.json'), JSON.stringify({ kind: 'tinyforge.export' }));
     const fromExport = await runCli(['predict', '--dir', exported, 'hi'], { timeoutMs: 60_000 });
     expect(fromExport.code).toBe(1);
-    expect(fromExport.stderr).toContain('error[ENGINE_UNAVAILABLE]');
+    expect(fromExport.stderr).toMatch(/^error\[NOT_FOUND\]: ONNX model not found/m);
   });
 });
