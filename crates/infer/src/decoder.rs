@@ -1,21 +1,16 @@
 //! The exported decoder (tinyforge-onnx `export_llama`) on ONNX Runtime as a
 //! `tinyforge_generate::Decoder`, so the one generation loop drives it.
 //!
-//! Two ways to keep a slot's KV cache, picked from the graph at load:
-//! - `Shared` (graphs with `GroupQueryAttention`): one preallocated buffer per layer and kind,
-//!   `[1, kv_heads, context_len, head_dim]`, bound through an `IoBinding` as both
-//!   `past_key_values.*` and `present.*`. The kernel writes the new keys in place, so a step
-//!   copies nothing: with the concat feeding a 30-layer model would copy the whole cache every
-//!   token (SmolLM2 at 1k positions: ~46 MB per step).
+//! Two ways to keep the KV cache, picked from the graph at load:
+//! - `Shared` (graphs with `GroupQueryAttention`): one preallocated buffer per layer and kind for
+//!   all slots, `[slots, kv_heads, context_len, head_dim]`, bound as both `past_key_values.*`
+//!   and `present.*` (see `shared_kv`). The kernel writes the new keys in place, so a step
+//!   copies nothing, and `step` is ONE forward over every slot row (idle rows get a dummy token
+//!   that cannot touch what they hold), so concurrent requests share the weight reads.
 //! - `Chained` (the plain-op graph, which concatenates): each run's `present.*` values are fed
-//!   back as the next `past_key_values.*` as they are (ORT's own outputs, no copy of ours).
-//!
-//! `step` runs the listed slots one forward each: the buffers are per slot, so a batched forward
-//! would first gather them into one `[batch, ...]` tensor (a copy per step) or need every slot in
-//! one buffer (compute for idle rows). Batching across requests happens in the scheduler.
+//!   back as the next `past_key_values.*` as they are; `step` runs the slots one forward each.
 use std::path::{Path, PathBuf};
 
-use ort::memory::MemoryInfo;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, Tensor};
@@ -23,6 +18,7 @@ use tinyforge_generate::{CodedError, Decoder, Slot};
 
 use crate::error::InferError;
 use crate::runtime::active_runtime;
+use crate::shared_kv::SharedKv;
 
 impl CodedError for InferError {
     fn code(&self) -> &'static str {
@@ -67,9 +63,9 @@ impl Default for DecoderOptions {
     }
 }
 
-enum SlotCache {
-    Shared { binding: Box<ort::session::IoBinding>, len: usize },
-    Chained { past: Vec<DynValue>, len: usize },
+struct SlotCache {
+    past: Vec<DynValue>,
+    len: usize,
 }
 
 pub struct OrtDecoder {
@@ -80,6 +76,7 @@ pub struct OrtDecoder {
     context_len: usize,
     has_position_ids: bool,
     caches: Vec<Option<SlotCache>>,
+    shared: Option<SharedKv>,
 }
 
 /// Loads a decoder graph into a CPU session with `options` (graph optimisation level 3).
@@ -152,7 +149,9 @@ impl OrtDecoder {
             }
             m => m,
         };
+        let shared = if mode == KvMode::Shared { Some(SharedKv::new(&session, shape, options.slots, options.context_len)?) } else { None };
         Ok(Self {
+            shared,
             session,
             path: path.to_path_buf(),
             shape,
@@ -174,34 +173,22 @@ impl OrtDecoder {
 
     /// Positions `slot` holds, or `None` when it is empty.
     pub fn slot_len(&self, slot: Slot) -> Option<usize> {
-        self.caches.get(slot)?.as_ref().map(|c| match c {
-            SlotCache::Shared { len, .. } | SlotCache::Chained { len, .. } => *len,
-        })
+        if slot >= self.caches.len() {
+            return None;
+        }
+        if let Some(sh) = &self.shared {
+            return Some(sh.len(slot)).filter(|&l| l > 0);
+        }
+        self.caches[slot].as_ref().map(|c| c.len)
     }
 
     fn new_cache(&self) -> Result<SlotCache, InferError> {
         let KvShape { layers, kv_heads, head_dim, .. } = self.shape;
-        if self.mode == KvMode::Shared {
-            let mut binding = self.session.create_binding().map_err(|e| run_err(&e))?;
-            let dims = [1, kv_heads, self.context_len, head_dim];
-            for i in 0..layers {
-                for kind in KINDS {
-                    // calloc'd: untouched positions cost no memory until written.
-                    let t =
-                        Tensor::<f32>::from_array((dims, vec![0.0; kv_heads * self.context_len * head_dim])).map_err(|e| run_err(&e))?;
-                    // The binding keeps a reference to the input and owns the output: both
-                    // are this one buffer, which the kernel appends to in place.
-                    binding.bind_input(past_name(i, kind), &t).map_err(|e| run_err(&e))?;
-                    binding.bind_output(present_name(i, kind), t).map_err(|e| run_err(&e))?;
-                }
-            }
-            return Ok(SlotCache::Shared { binding: Box::new(binding), len: 0 });
-        }
         let mut past = Vec::with_capacity(layers * 2);
         for _ in 0..layers * 2 {
             past.push(Tensor::<f32>::from_array(([1, kv_heads, 0, head_dim], Vec::<f32>::new())).map_err(|e| run_err(&e))?.into_dyn());
         }
-        Ok(SlotCache::Chained { past, len: 0 })
+        Ok(SlotCache { past, len: 0 })
     }
 
     /// One forward of `tokens` on `slot`; returns the logits of the last position.
@@ -213,7 +200,7 @@ impl OrtDecoder {
         if tokens.is_empty() {
             return Err(InferError::InvalidInput { name: "tokens".into(), reason: "at least one token is needed".into() });
         }
-        if self.caches[slot].is_none() {
+        if self.shared.is_none() && self.caches[slot].is_none() {
             self.caches[slot] = Some(self.new_cache()?);
         }
         let len = self.slot_len(slot).unwrap_or(0);
@@ -224,54 +211,72 @@ impl OrtDecoder {
                 reason: format!("slot {slot} would hold {total} positions, more than the context length {}", self.context_len),
             });
         }
+        let vocab = self.shape.vocab_size;
+        if let Some(sh) = self.shared.as_mut() {
+            let out = sh.prefill(&mut self.session, self.has_position_ids, slot, tokens)?;
+            return last_row(&out, vocab);
+        }
         let seq = tokens.len();
         let ids = Tensor::from_array(([1, seq], tokens.iter().map(|&t| i64::from(t)).collect::<Vec<_>>())).map_err(|e| run_err(&e))?;
         let mask = Tensor::from_array(([1, total], vec![1_i64; total])).map_err(|e| run_err(&e))?;
         let pos = Tensor::from_array(([1, seq], (len as i64..total as i64).collect::<Vec<_>>())).map_err(|e| run_err(&e))?;
-        let vocab = self.shape.vocab_size;
         let layers = self.shape.layers;
-        let has_pos = self.has_position_ids;
         let cache = self.caches[slot].as_mut().expect("cache created above");
-        let logits = match cache {
-            SlotCache::Shared { binding, len } => {
-                binding.bind_input("input_ids", &ids).map_err(|e| run_err(&e))?;
-                binding.bind_input("attention_mask", &mask).map_err(|e| run_err(&e))?;
-                if has_pos {
-                    binding.bind_input("position_ids", &pos).map_err(|e| run_err(&e))?;
-                }
-                // Rebound every run: a bound logits value keeps its first shape ([1, prompt,
-                // vocab]) and the next run, with one token, would be rejected.
-                binding.bind_output_to_device("logits", &MemoryInfo::default()).map_err(|e| run_err(&e))?;
-                let out = self.session.run_binding(binding).map_err(|e| run_err(&e))?;
-                let logits = last_row(&out["logits"], vocab)?;
-                *len = total;
-                logits
+        let mut inputs: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(3 + cache.past.len());
+        inputs.push(("input_ids".into(), ids.into()));
+        inputs.push(("attention_mask".into(), mask.into()));
+        if self.has_position_ids {
+            inputs.push(("position_ids".into(), pos.into()));
+        }
+        for (j, v) in cache.past.iter().enumerate() {
+            inputs.push((past_name(j / 2, KINDS[j % 2]), v.into()));
+        }
+        let mut out = self.session.run(inputs).map_err(|e| run_err(&e))?;
+        let logits = last_row(&out["logits"], vocab)?;
+        let mut next = Vec::with_capacity(layers * 2);
+        for i in 0..layers {
+            for kind in KINDS {
+                let name = present_name(i, kind);
+                next.push(out.remove(&name).ok_or_else(|| InferError::Run { reason: format!("the model returned no `{name}`") })?);
             }
-            SlotCache::Chained { past, len } => {
-                let mut inputs: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(3 + past.len());
-                inputs.push(("input_ids".into(), ids.into()));
-                inputs.push(("attention_mask".into(), mask.into()));
-                if has_pos {
-                    inputs.push(("position_ids".into(), pos.into()));
-                }
-                for (j, v) in past.iter().enumerate() {
-                    inputs.push((past_name(j / 2, KINDS[j % 2]), v.into()));
-                }
-                let mut out = self.session.run(inputs).map_err(|e| run_err(&e))?;
-                let logits = last_row(&out["logits"], vocab)?;
-                let mut next = Vec::with_capacity(layers * 2);
-                for i in 0..layers {
-                    for kind in KINDS {
-                        let name = present_name(i, kind);
-                        next.push(out.remove(&name).ok_or_else(|| InferError::Run { reason: format!("the model returned no `{name}`") })?);
-                    }
-                }
-                drop(out);
-                *past = next;
-                *len = total;
-                logits
+        }
+        drop(out);
+        cache.past = next;
+        cache.len = total;
+        Ok(logits)
+    }
+
+    /// One forward over all shared rows for `batch`; the logits rows of `batch`, in order.
+    fn step_shared(&mut self, batch: &[(Slot, u32)]) -> Result<Vec<f32>, InferError> {
+        let vocab = self.shape.vocab_size;
+        let mut seen = vec![false; self.caches.len()];
+        for &(slot, _) in batch {
+            let len = self.slot_len(slot).unwrap_or(0);
+            if len == 0 {
+                return Err(InferError::InvalidInput { name: "slot".into(), reason: format!("step: slot {slot} was not prefilled") });
             }
-        };
+            if len >= self.context_len {
+                return Err(InferError::InvalidInput {
+                    name: "tokens".into(),
+                    reason: format!("slot {slot} would hold {} positions, more than the context length {}", len + 1, self.context_len),
+                });
+            }
+            if std::mem::replace(&mut seen[slot], true) {
+                return Err(InferError::InvalidInput { name: "slot".into(), reason: format!("step: slot {slot} listed twice") });
+            }
+        }
+        let sh = self.shared.as_mut().expect("shared mode");
+        let out = sh.step(&mut self.session, self.has_position_ids, batch)?;
+        let (shape, data) = out.try_extract_tensor::<f32>().map_err(|e| run_err(&e))?;
+        if shape.last().copied() != Some(vocab as i64) || data.len() != self.caches.len() * vocab {
+            return Err(InferError::Run {
+                reason: format!("logits have shape {:?}, expected [{}, 1, {vocab}]", &shape[..], self.caches.len()),
+            });
+        }
+        let mut logits = Vec::with_capacity(batch.len() * vocab);
+        for &(slot, _) in batch {
+            logits.extend_from_slice(&data[slot * vocab..(slot + 1) * vocab]);
+        }
         Ok(logits)
     }
 }
@@ -305,6 +310,9 @@ impl Decoder for OrtDecoder {
     }
 
     fn step(&mut self, batch: &[(Slot, u32)]) -> Result<Vec<f32>, InferError> {
+        if self.shared.is_some() {
+            return self.step_shared(batch);
+        }
         let mut out = Vec::with_capacity(batch.len() * self.shape.vocab_size);
         for &(slot, token) in batch {
             if self.slot_len(slot).unwrap_or(0) == 0 {
@@ -316,12 +324,12 @@ impl Decoder for OrtDecoder {
     }
 
     fn release(&mut self, slot: Slot) {
-        // Shared buffers are kept for the next sequence: a length of 0 makes the kernel ignore
-        // what they hold, and reallocating would cost a page fault per 4 KiB again.
-        match self.caches.get_mut(slot) {
-            Some(Some(SlotCache::Shared { len, .. })) => *len = 0,
-            Some(c) => *c = None,
-            None => {}
+        if let Some(sh) = self.shared.as_mut() {
+            if slot < self.caches.len() {
+                sh.release(slot);
+            }
+        } else if let Some(c) = self.caches.get_mut(slot) {
+            *c = None;
         }
     }
 }

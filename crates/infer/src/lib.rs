@@ -7,6 +7,7 @@ pub mod error;
 pub mod folder;
 pub mod runtime;
 pub mod session;
+mod shared_kv;
 
 pub use decoder::{DecoderOptions, KvMode, KvShape, OrtDecoder};
 pub use engine::{CancelHandle, EngineError, EngineOptions, Event, InferenceSession, Request, SessionInfo, Sink};
