@@ -92,6 +92,14 @@ fn interleaved_slots_match_candle_logits() {
         assert_eq!(b.len(), 3 * cfg.vocab_size);
         assert!(max_diff(&a, &b) < 1e-3, "step {t}: {}", max_diff(&a, &b));
     }
+    // Steps over a subset: the slots left out get a dummy row in the shared forward, which must
+    // leave what they hold untouched (their next real token overwrites the dummy's position).
+    for t in 0..6_u32 {
+        let batch: &[(usize, u32)] = if t % 2 == 0 { &[(1, 400 + t)] } else { &[(2, 410 + t), (0, 420 + t)] };
+        let (a, b) = (c.step(batch).unwrap(), o.step(batch).unwrap());
+        assert!(max_diff(&a, &b) < 1e-3, "subset step {t}: {}", max_diff(&a, &b));
+    }
+    assert!(o.step(&[(0, 1), (0, 2)]).is_err(), "a slot listed twice is rejected");
     o.release(1);
     assert!(o.step(&[(1, 3)]).is_err(), "a released slot must be prefilled again");
     let err = o.prefill(0, &vec![1; 200]).unwrap_err();
