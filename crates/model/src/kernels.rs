@@ -52,7 +52,7 @@ pub fn sharing_pool<R>(sharers: usize, f: impl FnOnce() -> R) -> R {
 
 /// Threads a GEMM issued on this thread may use.
 pub(crate) fn gemm_threads() -> usize {
-    (rayon::current_num_threads() / SHARERS.with(|s| s.get())).max(1)
+    (rayon::current_num_threads() / SHARERS.with(std::cell::Cell::get)).max(1)
 }
 
 /// A strided matrix over a slice: element `(i, j)` is `data[i·rs + j·cs]`. `t()` swaps the
@@ -125,7 +125,7 @@ pub fn gemm_view(
             false,
             false,
             par,
-        )
+        );
     }
 }
 
@@ -134,6 +134,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::float_cmp)] // small integers times 0.5: every product and sum is exact
     fn gemm_view_matches_a_naive_product_with_transposes_and_accumulation() {
         let (m, k, n) = (3, 4, 5);
         let a: Vec<f32> = (0..m * k).map(|i| i as f32 * 0.5 - 2.0).collect();

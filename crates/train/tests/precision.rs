@@ -109,7 +109,7 @@ fn a_bf16_run_resumes_bit_exactly_and_refuses_another_precision() {
 /// fp32 and in bf16, alternating, on the training pool's 2 lanes as `train()` runs it.
 /// `TINYFORGE_SMOLLM2_GGUF=... cargo test --release -p tinyforge-train --test precision -- --ignored --nocapture`
 #[test]
-#[ignore]
+#[ignore = "needs the SmolLM2 GGUF; manual speed probe"]
 fn smollm2_step_time_by_precision() {
     use tinyforge_model::Llama;
     use tinyforge_train::{
@@ -159,7 +159,7 @@ fn smollm2_step_time_by_precision() {
 /// steady tok/s (steps after the first 2) and the job's wall time, and writes the encoded batches
 /// in benches/anchors/peft_train.py's format to PROBE_BATCHES so PyTorch trains on the same ids.
 #[test]
-#[ignore]
+#[ignore = "needs the SmolLM2 GGUF; manual speed probe"]
 fn smollm2_train_job_by_precision() {
     use std::time::Instant;
     let Ok(gguf) = std::env::var("TINYFORGE_SMOLLM2_GGUF") else { return };

@@ -40,6 +40,7 @@ pub unsafe fn convert_row(src: &[f32], dst: &mut [u16]) {
 /// # Safety
 /// AVX512F + AVX512_BF16; `a` readable for `rows` rows of `2·pairs` u16, `b` for `pairs·NR·2`
 /// u16, `dst` writable for `rows` rows of `cols` f32; `rows == R`, `cols <= NR`.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bf16")]
 pub unsafe fn tile<const R: usize>(
     a: *const u16,

@@ -143,7 +143,7 @@ fn precision_names_round_trip_and_auto_resolves() {
 /// Manual probe (ignored): single-thread GFLOP/s of this kernel against the f32 GEMM at
 /// SmolLM2's projection shapes (`cargo test --release -p tinyforge-model bf16_speed -- --ignored --nocapture`).
 #[test]
-#[ignore]
+#[ignore = "manual speed probe"]
 fn bf16_speed() {
     use crate::kernels::gemm_rowmajor;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
