@@ -149,7 +149,7 @@ impl OrtDecoder {
             }
             m => m,
         };
-        let shared = if mode == KvMode::Shared { Some(SharedKv::new(&session, shape, options.slots, options.context_len)?) } else { None };
+        let shared = if mode == KvMode::Shared { Some(SharedKv::new(shape, options.slots, options.context_len)) } else { None };
         Ok(Self {
             shared,
             session,
@@ -248,7 +248,6 @@ impl OrtDecoder {
 
     /// One forward over all shared rows for `batch`; the logits rows of `batch`, in order.
     fn step_shared(&mut self, batch: &[(Slot, u32)]) -> Result<Vec<f32>, InferError> {
-        let vocab = self.shape.vocab_size;
         let mut seen = vec![false; self.caches.len()];
         for &(slot, _) in batch {
             let len = self.slot_len(slot).unwrap_or(0);
@@ -266,18 +265,7 @@ impl OrtDecoder {
             }
         }
         let sh = self.shared.as_mut().expect("shared mode");
-        let out = sh.step(&mut self.session, self.has_position_ids, batch)?;
-        let (shape, data) = out.try_extract_tensor::<f32>().map_err(|e| run_err(&e))?;
-        if shape.last().copied() != Some(vocab as i64) || data.len() != self.caches.len() * vocab {
-            return Err(InferError::Run {
-                reason: format!("logits have shape {:?}, expected [{}, 1, {vocab}]", &shape[..], self.caches.len()),
-            });
-        }
-        let mut logits = Vec::with_capacity(batch.len() * vocab);
-        for &(slot, _) in batch {
-            logits.extend_from_slice(&data[slot * vocab..(slot + 1) * vocab]);
-        }
-        Ok(logits)
+        sh.step(&mut self.session, self.has_position_ids, batch)
     }
 }
 

@@ -1,20 +1,25 @@
 //! The KV cache of every slot in one buffer per layer and kind, `[slots, kv_heads, context_len,
 //! head_dim]`, bound through an `IoBinding` as both `past_key_values.*` and `present.*` (graphs
 //! with `GroupQueryAttention`, which writes the new keys in place), so that a decode step is ONE
-//! forward over all slot rows instead of one batch-1 forward per slot.
+//! forward over the slot rows instead of one batch-1 forward per slot.
 //!
-//! A step feeds every row one token; rows not in the step get a dummy token whose mask covers
-//! `len + 1` positions, so (per the graph contract, seqlens_k = Σmask − 1) the kernel writes
-//! their dummy key at position `len`, past what they hold, and their length stays `len`: their
-//! next real token or prefill chunk overwrites that position before it is ever attended to. A
-//! full row (`len == context_len`) can take no more tokens, so its dummy goes to the last
-//! position of a cache that is dead until `release`.
+//! The bound tensors are views into our buffers (ORT tensors over our memory, created through
+//! the C API because ort 2.0.0-rc.13 binds outputs only as owned values): a step binds the first
+//! `k` rows, `k` = 1 + the highest slot in use (the engine fills the lowest free slot first, so
+//! one request computes one row), and a prefill binds its slot's row alone, with no copy.
 //!
-//! Prefill runs batch 1 on a staging buffer `[1, kv_heads, context_len, head_dim]`: the row's
-//! held positions are copied in, the chunk runs, the new positions are copied back (ort 2.0.0-rc.13
-//! binds outputs only as owned values, so a row of the shared buffer cannot be bound as a view).
+//! Rows below `k` that are not in the step get a dummy token whose mask covers `len + 1`
+//! positions, so (per the graph contract, seqlens_k = Σmask − 1) the kernel writes their dummy
+//! key at position `len`, past what they hold, and their length stays `len`: their next real
+//! token or prefill chunk overwrites that position before it is ever attended to. A full row
+//! (`len == context_len`) can take no more tokens, so its dummy goes to its last position, in a
+//! cache that is dead until `release`.
+use std::ptr::NonNull;
+
+use ort::AsPointer;
 use ort::memory::MemoryInfo;
 use ort::session::{IoBinding, Session};
+use ort::sys::ONNXTensorElementDataType;
 use ort::value::{DynValue, Tensor};
 
 use crate::decoder::KvShape;
@@ -26,73 +31,29 @@ fn run_err(e: &ort::Error) -> InferError {
     InferError::Run { reason: e.message().to_string() }
 }
 
-/// One binding with one zeroed `[rows, kv, ctx, hd]` buffer per layer and kind, and the buffers'
-/// data pointers (the binding owns the tensors; their heap data never moves).
-struct Bound {
-    binding: IoBinding,
-    ptrs: Vec<*mut f32>,
-}
-
-// SAFETY: the pointers only address buffers owned by `binding`, which moves with them; they are
-// dereferenced only through `&SharedKv` between runs, never shared across threads.
-unsafe impl Send for Bound {}
-
-impl Bound {
-    fn new(session: &Session, shape: KvShape, rows: usize, ctx: usize) -> Result<Self, InferError> {
-        let KvShape { layers, kv_heads, head_dim, .. } = shape;
-        let mut binding = session.create_binding().map_err(|e| run_err(&e))?;
-        let mut ptrs = Vec::with_capacity(layers * 2);
-        for i in 0..layers {
-            for kind in KINDS {
-                // calloc'd: untouched positions cost no memory until written.
-                let mut t = Tensor::<f32>::from_array(([rows, kv_heads, ctx, head_dim], vec![0.0; rows * kv_heads * ctx * head_dim]))
-                    .map_err(|e| run_err(&e))?;
-                ptrs.push(t.extract_tensor_mut().1.as_mut_ptr());
-                binding.bind_input(format!("past_key_values.{i}.{kind}"), &t).map_err(|e| run_err(&e))?;
-                binding.bind_output(format!("present.{i}.{kind}"), t).map_err(|e| run_err(&e))?;
-            }
-        }
-        Ok(Self { binding, ptrs })
-    }
-
-    /// Binds ids/mask/positions, runs, and returns the logits value.
-    fn run(
-        &mut self,
-        session: &mut Session,
-        ids: &Tensor<i64>,
-        mask: &Tensor<i64>,
-        pos: Option<&Tensor<i64>>,
-    ) -> Result<DynValue, InferError> {
-        self.binding.bind_input("input_ids", ids).map_err(|e| run_err(&e))?;
-        self.binding.bind_input("attention_mask", mask).map_err(|e| run_err(&e))?;
-        if let Some(p) = pos {
-            self.binding.bind_input("position_ids", p).map_err(|e| run_err(&e))?;
-        }
-        // Rebound every run: a bound logits value keeps its first shape and a later run with
-        // another sequence length would be rejected.
-        self.binding.bind_output_to_device("logits", &MemoryInfo::default()).map_err(|e| run_err(&e))?;
-        let mut out = session.run_binding(&self.binding).map_err(|e| run_err(&e))?;
-        out.remove("logits").ok_or_else(|| InferError::Run { reason: "the model returned no `logits`".into() })
-    }
-}
-
 pub(crate) struct SharedKv {
+    // Declared before `bufs`: the bindings hold tensors over the buffers' memory.
+    /// `steps[k - 1]` binds rows `0..k`; `rows[s]` binds row `s` alone (for prefill).
+    steps: Vec<Option<IoBinding>>,
+    rows: Vec<Option<IoBinding>>,
+    bufs: Vec<Box<[f32]>>,
     shape: KvShape,
     ctx: usize,
-    all: Bound,
-    staging: Bound,
     lens: Vec<usize>,
 }
 
 impl SharedKv {
-    pub(crate) fn new(session: &Session, shape: KvShape, slots: usize, ctx: usize) -> Result<Self, InferError> {
-        Ok(Self {
+    pub(crate) fn new(shape: KvShape, slots: usize, ctx: usize) -> Self {
+        let n = slots * shape.kv_heads * ctx * shape.head_dim;
+        Self {
+            steps: (0..slots).map(|_| None).collect(),
+            rows: (0..slots).map(|_| None).collect(),
+            // calloc'd: untouched positions cost no memory until written.
+            bufs: (0..shape.layers * 2).map(|_| vec![0.0_f32; n].into_boxed_slice()).collect(),
             shape,
             ctx,
-            all: Bound::new(session, shape, slots, ctx)?,
-            staging: Bound::new(session, shape, 1, ctx)?,
             lens: vec![0; slots],
-        })
+        }
     }
 
     pub(crate) fn len(&self, slot: usize) -> usize {
@@ -104,47 +65,90 @@ impl SharedKv {
         self.lens[slot] = 0;
     }
 
-    /// Copies positions `from..to` of `slot`'s row between the shared buffers and staging.
-    fn copy_row(&self, slot: usize, from: usize, to: usize, into_staging: bool) {
-        let KvShape { kv_heads, head_dim, .. } = self.shape;
-        let row = kv_heads * self.ctx * head_dim;
-        for (&shared, &staged) in self.all.ptrs.iter().zip(&self.staging.ptrs) {
-            for h in 0..kv_heads {
-                let off = h * self.ctx * head_dim + from * head_dim;
-                let n = (to - from) * head_dim;
-                // SAFETY: both buffers are owned by their bindings for as long as `self` lives,
-                // hold `rows * row` f32s, `off + n <= row`, they are distinct allocations, and
-                // no ORT run is in progress (we hold `&self`, runs need `&mut self`).
-                unsafe {
-                    let (a, b) = (shared.add(slot * row + off), staged.add(off));
-                    if into_staging { std::ptr::copy_nonoverlapping(a, b, n) } else { std::ptr::copy_nonoverlapping(b, a, n) }
-                }
+    /// A binding of every past/present pair to rows `first..first + rows` of the buffers.
+    fn bind(&mut self, session: &Session, first: usize, rows: usize) -> Result<IoBinding, InferError> {
+        let KvShape { layers, kv_heads, head_dim, .. } = self.shape;
+        let per_row = kv_heads * self.ctx * head_dim;
+        let dims = [rows as i64, kv_heads as i64, self.ctx as i64, head_dim as i64];
+        let info = MemoryInfo::default();
+        let mut binding = session.create_binding().map_err(|e| run_err(&e))?;
+        for i in 0..layers {
+            for (k, kind) in KINDS.iter().enumerate() {
+                let part = &mut self.bufs[i * 2 + k][first * per_row..(first + rows) * per_row];
+                let mut raw = std::ptr::null_mut();
+                // SAFETY: `part` is valid for `part.len()` f32s for as long as `self.bufs` lives,
+                // which outlives every binding (field order; bindings are only replaced, never
+                // leaked elsewhere); the tensor does not own or free the memory; `dims` has 4
+                // entries whose product is `part.len()`.
+                let view = unsafe {
+                    ort::Error::result_from_status((ort::api().CreateTensorWithDataAsOrtValue)(
+                        info.ptr(),
+                        part.as_mut_ptr().cast(),
+                        std::mem::size_of_val(part),
+                        dims.as_ptr(),
+                        dims.len(),
+                        ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
+                        &raw mut raw,
+                    ))
+                    .map_err(|e| run_err(&e))?;
+                    let ptr = NonNull::new(raw).ok_or_else(|| InferError::Run { reason: "ORT returned no tensor".into() })?;
+                    DynValue::from_ptr(ptr, None)
+                };
+                binding.bind_input(format!("past_key_values.{i}.{kind}"), &view).map_err(|e| run_err(&e))?;
+                binding.bind_output(format!("present.{i}.{kind}"), view).map_err(|e| run_err(&e))?;
             }
         }
+        Ok(binding)
     }
 
-    /// A batch-1 forward of `tokens` appended to `slot`; returns logits `[1, seq, vocab]`.
+    fn run(
+        binding: &mut IoBinding,
+        session: &mut Session,
+        ids: &Tensor<i64>,
+        mask: &Tensor<i64>,
+        pos: Option<&Tensor<i64>>,
+    ) -> Result<DynValue, InferError> {
+        binding.bind_input("input_ids", ids).map_err(|e| run_err(&e))?;
+        binding.bind_input("attention_mask", mask).map_err(|e| run_err(&e))?;
+        if let Some(p) = pos {
+            binding.bind_input("position_ids", p).map_err(|e| run_err(&e))?;
+        }
+        // Rebound every run: a bound logits value keeps its first shape and a later run with
+        // another sequence length would be rejected.
+        binding.bind_output_to_device("logits", &MemoryInfo::default()).map_err(|e| run_err(&e))?;
+        let mut out = session.run_binding(binding).map_err(|e| run_err(&e))?;
+        out.remove("logits").ok_or_else(|| InferError::Run { reason: "the model returned no `logits`".into() })
+    }
+
+    /// A batch-1 forward of `tokens` appended to `slot`'s row; returns logits `[1, seq, vocab]`.
     pub(crate) fn prefill(&mut self, session: &mut Session, has_pos: bool, slot: usize, tokens: &[u32]) -> Result<DynValue, InferError> {
         let len = self.lens[slot];
         let total = len + tokens.len();
-        self.copy_row(slot, 0, len, true);
         let seq = tokens.len();
         let ids = Tensor::from_array(([1, seq], tokens.iter().map(|&t| i64::from(t)).collect::<Vec<_>>())).map_err(|e| run_err(&e))?;
         let mask = Tensor::from_array(([1, total], vec![1_i64; total])).map_err(|e| run_err(&e))?;
         let pos = Tensor::from_array(([1, seq], (len as i64..total as i64).collect::<Vec<_>>())).map_err(|e| run_err(&e))?;
-        let logits = self.staging.run(session, &ids, &mask, has_pos.then_some(&pos))?;
-        self.copy_row(slot, len, total, false);
+        let mut binding = match self.rows[slot].take() {
+            Some(b) => b,
+            None => self.bind(session, slot, 1)?,
+        };
+        let out = Self::run(&mut binding, session, &ids, &mask, has_pos.then_some(&pos));
+        self.rows[slot] = Some(binding);
+        let logits = out?;
         self.lens[slot] = total;
         Ok(logits)
     }
 
-    /// One forward over all rows; `batch` slots (each distinct, prefilled, below the context
-    /// length) get their token, the others a dummy. Returns logits `[slots, 1, vocab]`.
-    pub(crate) fn step(&mut self, session: &mut Session, has_pos: bool, batch: &[(usize, u32)]) -> Result<DynValue, InferError> {
-        let rows = self.lens.len();
+    /// One forward over rows `0..k` (k = 1 + the highest slot in use); `batch` slots (each
+    /// distinct, prefilled, below the context length) get their token, the others a dummy.
+    /// Returns the logits rows of `batch`, in order.
+    pub(crate) fn step(&mut self, session: &mut Session, has_pos: bool, batch: &[(usize, u32)]) -> Result<Vec<f32>, InferError> {
+        let vocab = self.shape.vocab_size;
+        let in_use = self.lens.iter().rposition(|&l| l > 0).unwrap_or(0);
+        let rows = 1 + batch.iter().map(|b| b.0).max().unwrap_or(0).max(in_use);
         let mut ids = vec![0_i64; rows];
         // Where each row's token lands: its length, or the last position of a full row.
-        let at: Vec<usize> = self.lens.iter().map(|&l| l.min(self.ctx - 1)).collect();
+        let at: Vec<usize> = self.lens[..rows].iter().map(|&l| l.min(self.ctx - 1)).collect();
         for &(slot, token) in batch {
             ids[slot] = i64::from(token);
         }
@@ -157,8 +161,20 @@ impl SharedKv {
         let ids = Tensor::from_array(([rows, 1], ids)).map_err(|e| run_err(&e))?;
         let mask = Tensor::from_array(([rows, width], mask)).map_err(|e| run_err(&e))?;
         let pos = Tensor::from_array(([rows, 1], pos)).map_err(|e| run_err(&e))?;
-        let logits = self.all.run(session, &ids, &mask, has_pos.then_some(&pos))?;
+        let mut binding = match self.steps[rows - 1].take() {
+            Some(b) => b,
+            None => self.bind(session, 0, rows)?,
+        };
+        let out = Self::run(&mut binding, session, &ids, &mask, has_pos.then_some(&pos));
+        self.steps[rows - 1] = Some(binding);
+        let out = out?;
+        let (shape, data) = out.try_extract_tensor::<f32>().map_err(|e| run_err(&e))?;
+        if shape.last().copied() != Some(vocab as i64) || data.len() != rows * vocab {
+            return Err(InferError::Run { reason: format!("logits have shape {:?}, expected [{rows}, 1, {vocab}]", &shape[..]) });
+        }
+        let mut logits = Vec::with_capacity(batch.len() * vocab);
         for &(slot, _) in batch {
+            logits.extend_from_slice(&data[slot * vocab..(slot + 1) * vocab]);
             self.lens[slot] += 1;
         }
         Ok(logits)
