@@ -16,7 +16,7 @@ fn main() -> candle_core::Result<()> {
         for _ in 0..n {
             xd.matmul(&wd.t()?)?;
         }
-        let s = t.elapsed().as_secs_f64() / n as f64;
+        let s = t.elapsed().as_secs_f64() / f64::from(n);
         println!("{dtype:?}: {:.2} ms, {:.1} GFLOP/s", s * 1e3, 2.0 * (rows * inp * out) as f64 / s / 1e9);
     }
     Ok(())

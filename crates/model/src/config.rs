@@ -164,10 +164,10 @@ impl LlamaConfig {
 
     /// Checks what the decoder relies on; the message names the offending field.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if let Some(mt) = &self.model_type {
-            if !matches!(mt.as_str(), "llama" | "mistral" | "smollm" | "smollm2") {
-                return Err(format!("model_type `{mt}` is not a Llama-family model"));
-            }
+        if let Some(mt) = &self.model_type
+            && !matches!(mt.as_str(), "llama" | "mistral" | "smollm" | "smollm2")
+        {
+            return Err(format!("model_type `{mt}` is not a Llama-family model"));
         }
         let nonzero = [
             ("hidden_size", self.hidden_size),
@@ -180,13 +180,13 @@ impl LlamaConfig {
             return Err(format!("`{name}` must be > 0"));
         }
         let kv = self.num_kv_heads();
-        if kv == 0 || self.num_attention_heads % kv != 0 {
+        if kv == 0 || !self.num_attention_heads.is_multiple_of(kv) {
             return Err(format!("num_attention_heads ({}) must be a multiple of num_key_value_heads ({kv})", self.num_attention_heads));
         }
-        if self.head_dim.is_none() && self.hidden_size % self.num_attention_heads != 0 {
+        if self.head_dim.is_none() && !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err("hidden_size must be a multiple of num_attention_heads".into());
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return Err(format!("head_dim ({}) must be even for RoPE", self.head_dim()));
         }
         if self.attention_bias || self.mlp_bias {

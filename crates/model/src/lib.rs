@@ -12,8 +12,8 @@ pub mod tiny;
 pub mod weights;
 
 pub use config::{LlamaConfig, RopeScaling};
-pub use error::{ModelError, Result};
 pub use decoder::LlamaDecoder;
+pub use error::{ModelError, Result};
 pub use llama::{ForwardMode, FrozenLinear, Llama, Projection};
 pub use tiny::{TinyModel, TinyOptions, create_tiny_model};
 pub use weights::{Checkpoint, ModelFormat, Weights, detect_format, load_checkpoint, load_config};

@@ -118,7 +118,7 @@ struct WeightPath<'a> {
     prefix: String,
 }
 
-impl<'a> WeightPath<'a> {
+impl WeightPath<'_> {
     fn pp(&self, part: impl std::fmt::Display) -> Self {
         let prefix = if self.prefix.is_empty() { part.to_string() } else { format!("{}.{part}", self.prefix) };
         Self { weights: self.weights, prefix }

@@ -58,7 +58,7 @@ fn missing_shard_and_missing_tensor_are_named() {
     let tmp = sharded_copy("missing", DType::F32);
     let dir = tmp.path();
     std::fs::remove_file(dir.join("model-00002-of-00002.safetensors")).unwrap();
-    let err = load_checkpoint(&dir).err().unwrap();
+    let err = load_checkpoint(dir).err().unwrap();
     assert_eq!(err.code(), "WEIGHTS_INVALID", "{err}");
     assert!(err.to_string().contains("model-00002-of-00002.safetensors"), "{err}");
 

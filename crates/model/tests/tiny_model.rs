@@ -7,13 +7,13 @@ use tinyforge_model::{ForwardMode, Llama, TinyOptions, create_tiny_model, load_c
 fn writes_a_complete_hf_folder() {
     let tmp = tinyforge_testkit::temp_dir("model-folder");
     let dir = tmp.path();
-    let made = create_tiny_model(&dir, &TinyOptions::default()).unwrap();
+    let made = create_tiny_model(dir, &TinyOptions::default()).unwrap();
     for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
-    let ckpt = load_checkpoint(&dir).unwrap();
+    let ckpt = load_checkpoint(dir).unwrap();
     assert_eq!(ckpt.config, made.config);
-    let n: usize = ckpt.weights.values().map(|t| t.elem_count()).sum();
+    let n: usize = ckpt.weights.values().map(candle_core::Tensor::elem_count).sum();
     assert_eq!(n, made.parameters);
 
     let tc: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("tokenizer_config.json")).unwrap()).unwrap();
@@ -50,8 +50,8 @@ fn same_seed_same_bytes_other_seed_other_weights() {
 fn train_and_eval_paths_agree_and_gradients_flow() {
     let tmp = tinyforge_testkit::temp_dir("model-paths");
     let dir = tmp.path();
-    create_tiny_model(&dir, &TinyOptions { seed: 3, ..Default::default() }).unwrap();
-    let model = Llama::load(&dir).unwrap();
+    create_tiny_model(dir, &TinyOptions { seed: 3, ..Default::default() }).unwrap();
+    let model = Llama::load(dir).unwrap();
     let ids = Tensor::new(&[[5u32, 300, 17, 42, 99, 1, 2, 260], [7, 8, 9, 10, 11, 12, 13, 14]], &Device::Cpu).unwrap();
     let fast = model.forward(&ids, ForwardMode::Eval).unwrap();
     let slow = model.forward(&ids, ForwardMode::Train).unwrap();

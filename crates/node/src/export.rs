@@ -48,7 +48,10 @@ impl Task for ExportTask {
             let quantize = match opts.and_then(|o| o.quantize.as_deref()) {
                 None | Some("none") => None,
                 Some(name) => Some(ox::Quantization::parse(name).ok_or_else(|| {
-                    js_error("INVALID_ARGUMENT", format!("quantize: expected \"none\", \"int8\", \"int4\" or \"int8-dynamic\", got {name:?}"))
+                    js_error(
+                        "INVALID_ARGUMENT",
+                        format!("quantize: expected \"none\", \"int8\", \"int4\" or \"int8-dynamic\", got {name:?}"),
+                    )
                 })?),
             };
             let adapter = opts.and_then(|o| o.adapter.as_deref()).map(Path::new);

@@ -59,6 +59,7 @@ impl Engine {
 }
 
 #[napi(object, object_to_js = false, js_name = "GenerateOptions")]
+#[derive(Default)]
 pub struct JsGenerateOptions {
     /// PEFT adapter folder applied on top of the base (merged in at load). Ignored by
     /// `Generator.generate` (give it to `Generator.load`).
@@ -137,25 +138,6 @@ fn request(prompt: Either<String, Vec<JsChatMessage>>, o: Option<JsGenerateOptio
     };
     params.validate().map_err(core_error)?;
     Ok((gn::Request { prompt, chat_template: o.chat_template, params }, o.adapter))
-}
-
-impl Default for JsGenerateOptions {
-    fn default() -> Self {
-        Self {
-            adapter: None,
-            max_tokens: None,
-            temperature: None,
-            top_k: None,
-            top_p: None,
-            min_p: None,
-            repetition_penalty: None,
-            frequency_penalty: None,
-            presence_penalty: None,
-            seed: None,
-            stop: None,
-            chat_template: None,
-        }
-    }
 }
 
 pub struct GenerateTask {

@@ -52,6 +52,7 @@ pub struct JsTrainOptions {
     /// Scale alpha/√r instead of alpha/r. @default false
     pub use_rslora: Option<bool>,
     /// @default ["q_proj","k_proj","v_proj","o_proj"]
+    #[allow(clippy::doc_link_with_quotes)] // a JSON default for the generated .d.ts, not a doc link
     pub target_modules: Option<Vec<String>>,
     /// Longer records are truncated (and counted). @default 512
     pub max_seq_len: Option<u32>,

@@ -18,10 +18,13 @@ fn main() {
     let (name, plain) = spec.strip_suffix("+plain").map_or((spec, false), |n| (n, true));
     let mut scheme = match name {
         "none" => Scheme::f32(),
-        name => Quantization::parse(name).map(Quantization::scheme).unwrap_or_else(|| {
-            eprintln!("unknown quantization {name:?}");
-            std::process::exit(2)
-        }),
+        name => Quantization::parse(name).map_or_else(
+            || {
+                eprintln!("unknown quantization {name:?}");
+                std::process::exit(2)
+            },
+            Quantization::scheme,
+        ),
     };
     scheme.fused &= !plain;
     // Experiments: TF_LINEAR / TF_DOWN / TF_HEAD = `f32` or `BITS/BLOCK/ACCURACY_LEVEL` (e.g. `8/32/4`).

@@ -95,7 +95,7 @@ fn save_is_atomic_and_loads_back() {
     let back = load(&path).unwrap();
     assert_eq!(&back, mlp().model());
     // No temp file left behind.
-    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names.len(), 1, "{names:?}");
     // A failed save (directory missing) reports WRITE_FAILED and leaves nothing.
     let err = mlp().save(&dir.join("no/such/dir/m.onnx")).unwrap_err();

@@ -7,7 +7,12 @@ use tinyforge_tokenizer::Tokenizer;
 fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().expect("usage: throughput <tokenizer.json|model.gguf> <text files>...");
-    let tok = if path.ends_with(".gguf") { Tokenizer::from_gguf(&path) } else { Tokenizer::from_file(&path) }.unwrap();
+    let tok = if std::path::Path::new(&path).extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+        Tokenizer::from_gguf(&path)
+    } else {
+        Tokenizer::from_file(&path)
+    }
+    .unwrap();
     let mut text = String::new();
     for f in args {
         text.push_str(&String::from_utf8_lossy(&std::fs::read(f).unwrap()));

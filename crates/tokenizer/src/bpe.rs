@@ -50,6 +50,8 @@ fn pair_key(a: u32, b: u32) -> u64 {
 impl ByteBpe {
     /// `merges` are (left id, right id, merged id) in rank order; `vocab_bytes` maps the raw bytes
     /// each token stands for to its id (only used with `ignore_merges`).
+    // The table is moved into the struct it builds; a reference would only add a copy.
+    #[allow(clippy::large_types_passed_by_value)]
     pub(crate) fn new(
         byte_ids: [u32; 256],
         unk: Option<(u32, bool)>,
@@ -68,15 +70,14 @@ impl ByteBpe {
     pub(crate) fn with_cache<R>(&self, f: impl FnOnce(&mut WordCache) -> R) -> R {
         CACHES.with(|caches| {
             let mut caches = caches.borrow_mut();
-            let index = match caches.iter().position(|(uid, _)| *uid == self.uid) {
-                Some(i) => i,
-                None => {
-                    if caches.len() >= CACHES_PER_THREAD {
-                        caches.remove(0);
-                    }
-                    caches.push((self.uid, WordCache::default()));
-                    caches.len() - 1
+            let index = if let Some(i) = caches.iter().position(|(uid, _)| *uid == self.uid) {
+                i
+            } else {
+                if caches.len() >= CACHES_PER_THREAD {
+                    caches.remove(0);
                 }
+                caches.push((self.uid, WordCache::default()));
+                caches.len() - 1
             };
             f(&mut caches[index].1)
         })

@@ -246,9 +246,8 @@ fn strftime(format: &str, unix: i64) -> String {
             Some('H') => write!(out, "{:02}", secs / 3600),
             Some('M') => write!(out, "{:02}", secs / 60 % 60),
             Some('S') => write!(out, "{:02}", secs % 60),
-            Some('%') => write!(out, "%"),
+            Some('%') | None => write!(out, "%"),
             Some(other) => write!(out, "%{other}"),
-            None => write!(out, "%"),
         };
     }
     out

@@ -27,7 +27,7 @@ pub mod trainable;
 pub mod trainer;
 
 pub use error::{RecordIssue, Result, TrainError};
+pub use loop_config::LoopConfig;
 pub use lora::LoraConfig;
 pub use run::{TrainOptions, TrainReport, train};
-pub use loop_config::LoopConfig;
 pub use trainer::{EvalResult, LoopOutcome, Progress, Trainer};

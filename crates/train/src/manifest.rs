@@ -1,6 +1,7 @@
 //! The run folder's manifest (`tinyforge.json`: base + SHA-256, data + SHA-256, hyperparameters,
 //! metrics, versions) and the digests it records.
 use std::{
+    fmt::Write as _,
     io::Read,
     path::{Path, PathBuf},
 };
@@ -51,7 +52,7 @@ pub fn base_sha256(path: &Path, format: ModelFormat) -> Result<String> {
     let mut listing = String::new();
     for f in files {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        listing += &format!("{name} {}\n", sha256_file(&f)?);
+        let _ = writeln!(listing, "{name} {}", sha256_file(&f)?);
     }
     Ok(hex(&Sha256::digest(listing.as_bytes())))
 }

@@ -138,7 +138,7 @@ mod tests {
                 alpha: 8.0,
                 dropout: 0.0,
                 use_rslora: rs,
-                target_modules: targets.iter().map(|s| s.to_string()).collect(),
+                target_modules: targets.iter().map(std::string::ToString::to_string).collect(),
             };
             let with_lora = adapter(&cfg, &w, &lora, &dir);
             let ids = Tensor::new(&[[1u32, 50, 300, 7, 99, 2]], &Device::Cpu).unwrap();

@@ -27,6 +27,8 @@ use crate::{
     trainer::{LoopOutcome, Progress, Trainer},
 };
 
+// One field per `foremforge train` flag; several of them are on/off switches.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
     /// An HF model folder or a GGUF file.
@@ -125,6 +127,9 @@ pub fn load_tokenizer(base: &Path, format: ModelFormat) -> Result<Tokenizer> {
     })
 }
 
+// Read top to bottom as the run's stages (resolve, load, data, model, loop, write); splitting it
+// would scatter one sequence over helpers with the same long argument lists.
+#[allow(clippy::too_many_lines)]
 pub fn train(opts: &TrainOptions, on_progress: &mut (dyn FnMut(&Progress) + Send), cancel: &AtomicBool) -> Result<TrainReport> {
     opts.validate()?;
     let format = detect_format(&opts.base)?;

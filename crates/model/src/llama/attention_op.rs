@@ -47,7 +47,7 @@ pub fn causal_attention(
             v.dims()
         )
     }
-    if n_kv == 0 || n_head % n_kv != 0 || head_dim % 2 != 0 {
+    if n_kv == 0 || !n_head.is_multiple_of(n_kv) || !head_dim.is_multiple_of(2) {
         bail!("causal_attention: {n_head} heads over {n_kv} kv heads of dim {head_dim}")
     }
     if cos.dims() != [s, head_dim / 2] || sin.dims() != [s, head_dim / 2] {
@@ -139,7 +139,9 @@ impl AttentionOp {
                 sum += *v;
             }
             let inv = 1.0 / sum;
-            seen.iter_mut().for_each(|v| *v *= inv);
+            for v in seen.iter_mut() {
+                *v *= inv;
+            }
             masked.fill(0.0);
         }
         Roped { q: qr, k: kr }
