@@ -137,7 +137,7 @@ fn full_sequence_logits_match_candle_tied_and_untied() {
         let dir = tmp.path();
         let n = PROMPT.len();
         let want = candle_logits(&model, &PROMPT);
-        for (graph, mut s) in [("fused", export(&cfg, &w, &dir, None)), ("plain", export_plain(&cfg, &w, &dir))] {
+        for (graph, mut s) in [("fused", export(&cfg, &w, dir, None)), ("plain", export_plain(&cfg, &w, dir))] {
             let (logits, _) = step(&mut s, &cfg, &[row(&PROMPT)], &[vec![1; n]], &[(0..n as i64).collect()], None);
             let d = max_diff(&logits, &want);
             let range = want.iter().fold(0f32, |m, x| m.max(x.abs()));
@@ -155,7 +155,7 @@ fn incremental_decoding_through_the_cache_matches_the_full_sequence() {
     let (cfg, w, model) = tiny(true, 11);
     let tmp = temp_dir("incremental");
     let dir = tmp.path();
-    let mut s = export(&cfg, &w, &dir, None);
+    let mut s = export(&cfg, &w, dir, None);
     let (n, v) = (PROMPT.len(), cfg.vocab_size);
     let want = candle_logits(&model, &PROMPT);
     let first = n - 3;
@@ -178,7 +178,7 @@ fn left_padding_via_attention_mask_gives_the_unpadded_logits() {
     let (cfg, w, model) = tiny(true, 3);
     let tmp = temp_dir("padding");
     let dir = tmp.path();
-    let mut s = export_plain(&cfg, &w, &dir);
+    let mut s = export_plain(&cfg, &w, dir);
     let (n, v, pad) = (PROMPT.len(), cfg.vocab_size, 3);
     let short = &PROMPT[..n - pad];
     // Row 0: the full prompt. Row 1: a shorter prompt left-padded with id 0 to the same length,
@@ -217,8 +217,8 @@ fn int8_export_is_close_to_f32_and_about_a_quarter_of_its_size() {
         let (cfg, w, _) = tiny(tied, 5);
         let tmp = temp_dir(&format!("int8-{tied}"));
         let dir = tmp.path();
-        let mut f = export(&cfg, &w, &dir, None);
-        let mut q = export(&cfg, &w, &dir, Some(Quantization::Int8));
+        let mut f = export(&cfg, &w, dir, None);
+        let mut q = export(&cfg, &w, dir, Some(Quantization::Int8));
         let size = |name: &str| std::fs::metadata(dir.join(name)).unwrap().len();
         let (f_bytes, q_bytes) = (size("model.fp32.onnx"), size("model.int8.onnx"));
         let (n, v) = (PROMPT.len(), cfg.vocab_size);
@@ -248,7 +248,7 @@ fn right_padding_in_the_fused_graph_gives_the_unpadded_logits() {
     let (cfg, w, model) = tiny(true, 13);
     let tmp = temp_dir("right-padding");
     let dir = tmp.path();
-    let mut s = export(&cfg, &w, &dir, None);
+    let mut s = export(&cfg, &w, dir, None);
     let (n, v, pad) = (PROMPT.len(), cfg.vocab_size, 3);
     let short = &PROMPT[..n - pad];
     // Row 1 right padded: GroupQueryAttention takes each row's length from the mask.
