@@ -38,22 +38,41 @@ const WARMUP = Number(process.env.BENCH_TRAIN_WARMUP ?? 3);
 const MEASURED = Number(process.env.BENCH_TRAIN_STEPS ?? 30);
 const STEPS = WARMUP + MEASURED + 1;
 const JOB_STEPS = 50;
-const list = (v, d) => (v ?? d).split(',').map((x) => x.trim()).filter(Boolean);
+const list = (v, d) =>
+  (v ?? d)
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 const OURS_PRECISIONS = list(process.env.BENCH_TRAIN_OURS, 'auto,fp32');
 const TORCH_MODES = list(process.env.BENCH_TRAIN_TORCH, 'fp32,bf16,fp32-compile,bf16-compile');
 
 /** The CPU's model name and the SIMD flags that decide which kernels run. */
 function cpuInfo() {
   let text = '';
-  try { text = readFileSync('/proc/cpuinfo', 'utf8'); } catch { /* not Linux */ }
+  try {
+    text = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    /* not Linux */
+  }
   const model = /model name\s*:\s*(.*)/.exec(text)?.[1] ?? os.cpus()[0]?.model;
   const flags = new Set((/flags\s*:\s*(.*)/.exec(text)?.[1] ?? '').split(' '));
   const wanted = ['avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'amx_bf16', 'amx_tile'];
   return { model, flags: wanted.filter((f) => flags.has(f)) };
 }
 const HP = {
-  seqLen: 256, batchSize: 4, steps: STEPS, lr: 1e-3, warmupRatio: 0.05, weightDecay: 0.01, maxGradNorm: 1,
-  loraR: 8, loraAlpha: 16, loraDropout: 0, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'], seed: 42, threads: 2,
+  seqLen: 256,
+  batchSize: 4,
+  steps: STEPS,
+  lr: 1e-3,
+  warmupRatio: 0.05,
+  weightDecay: 0.01,
+  maxGradNorm: 1,
+  loraR: 8,
+  loraAlpha: 16,
+  loraDropout: 0,
+  targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
+  seed: 42,
+  threads: 2,
 };
 HP.warmupSteps = Math.round(STEPS * HP.warmupRatio); // as crates/train/src/trainer.rs `schedule`
 const EVAL_RECORDS = 8;
@@ -67,7 +86,11 @@ function smollm2Gguf() {
   const found = [process.env.TINYFORGE_SMOLLM2_GGUF, '/tmp/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'];
   const walk = (dir, depth) => {
     let names = [];
-    try { names = readdirSync(dir); } catch { return; }
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return;
+    }
     for (const n of names.sort()) {
       if (/smollm2.*\.gguf$/i.test(n)) found.push(path.join(dir, n));
       else if (depth > 0 && !n.includes('.')) walk(path.join(dir, n), depth - 1);
@@ -80,12 +103,17 @@ function smollm2Gguf() {
 // ---- data ---------------------------------------------------------------------------------------
 let rngState = 0x2545f491;
 const rand = () => {
-  rngState ^= rngState << 13; rngState ^= rngState >>> 17; rngState ^= rngState << 5;
+  rngState ^= rngState << 13;
+  rngState ^= rngState >>> 17;
+  rngState ^= rngState << 5;
   return (rngState >>> 0) / 4294967296;
 };
 const shuffled = (xs) => {
   const a = [...xs];
-  for (let i = a.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); [a[i], a[j]] = [a[j], a[i]]; }
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
   return a;
 };
 
@@ -120,7 +148,11 @@ function makeRecords(tok, pairs, count) {
   return { records, encoded };
 }
 
-const readPairs = (file) => readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+const readPairs = (file) =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
 const labelCount = (e) => e.labels.slice(1).filter(Boolean).length;
 
 // ---- contenders ---------------------------------------------------------------------------------
@@ -146,33 +178,71 @@ const OURS_CHILD = `
 
 function runOurs(dir, gguf, trainFile, evalFile, precision) {
   const opts = {
-    base: gguf, data: trainFile, evalData: evalFile, out: path.join(dir, `run-${precision}`), maxSteps: STEPS, lr: HP.lr, precision,
-    batchSize: HP.batchSize, gradAccum: 1, loraR: HP.loraR, loraAlpha: HP.loraAlpha, loraDropout: HP.loraDropout,
-    targetModules: HP.targetModules, maxSeqLen: HP.seqLen, seed: HP.seed, warmupRatio: HP.warmupRatio,
-    weightDecay: HP.weightDecay, maxGradNorm: HP.maxGradNorm, evalEvery: 0, checkpointEvery: 0,
+    base: gguf,
+    data: trainFile,
+    evalData: evalFile,
+    out: path.join(dir, `run-${precision}`),
+    maxSteps: STEPS,
+    lr: HP.lr,
+    precision,
+    batchSize: HP.batchSize,
+    gradAccum: 1,
+    loraR: HP.loraR,
+    loraAlpha: HP.loraAlpha,
+    loraDropout: HP.loraDropout,
+    targetModules: HP.targetModules,
+    maxSeqLen: HP.seqLen,
+    seed: HP.seed,
+    warmupRatio: HP.warmupRatio,
+    weightDecay: HP.weightDecay,
+    maxGradNorm: HP.maxGradNorm,
+    evalEvery: 0,
+    checkpointEvery: 0,
   };
   const optsFile = path.join(dir, `ours-${precision}-options.json`);
   const outFile = path.join(dir, `ours-${precision}-result.json`);
   writeFileSync(optsFile, JSON.stringify(opts));
   const env = { ...process.env, RAYON_NUM_THREADS: String(HP.threads) };
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', OURS_CHILD, ROOT, optsFile, outFile], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', OURS_CHILD, ROOT, optsFile, outFile], {
+    env,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   if (r.status !== 0) throw new Error(`ours: child exited ${r.status ?? r.signal}`);
   const c = JSON.parse(readFileSync(outFile, 'utf8'));
   // Per-step seconds from the trainer's own clock (elapsed since its loop started).
   const at = new Map(c.events.map((e) => [e.step, e]));
   const steps = c.history.map((h) => ({
-    step: h.step, loss: h.loss, tokens: HP.batchSize * HP.seqLen,
-    seconds: at.has(h.step) && (h.step === 1 || at.has(h.step - 1)) ? at.get(h.step).elapsed - (h.step === 1 ? 0 : at.get(h.step - 1).elapsed) : null,
+    step: h.step,
+    loss: h.loss,
+    tokens: HP.batchSize * HP.seqLen,
+    seconds:
+      at.has(h.step) && (h.step === 1 || at.has(h.step - 1))
+        ? at.get(h.step).elapsed - (h.step === 1 ? 0 : at.get(h.step - 1).elapsed)
+        : null,
     cpuSeconds: at.has(h.step) && at.has(h.step - 1) ? at.get(h.step).cpu - at.get(h.step - 1).cpu : null,
   }));
   const used = JSON.parse(readFileSync(path.join(opts.out, 'tinyforge.json'), 'utf8')).hyperparameters.fingerprint.precision;
   const processSeconds = (performance.now() - t0) / 1000;
-  return { engine: `tinyforge (ours, ${precision})`, precision: used, compiled: false, steps, evalLoss: c.evalLoss, vmHwmKb: c.vmHwmKb, processSeconds, jobSeconds: processSeconds, threads: HP.threads };
+  return {
+    engine: `tinyforge (ours, ${precision})`,
+    precision: used,
+    compiled: false,
+    steps,
+    evalLoss: c.evalLoss,
+    vmHwmKb: c.vmHwmKb,
+    processSeconds,
+    jobSeconds: processSeconds,
+    threads: HP.threads,
+  };
 }
 
 function pythonReady(py) {
-  const r = spawnSync(py, ['-c', 'import torch, transformers, peft, gguf; print(torch.__version__, transformers.__version__, peft.__version__)'], { encoding: 'utf8' });
+  const r = spawnSync(
+    py,
+    ['-c', 'import torch, transformers, peft, gguf; print(torch.__version__, transformers.__version__, peft.__version__)'],
+    { encoding: 'utf8' }
+  );
   return r.status === 0 ? r.stdout.trim() : null;
 }
 
@@ -188,7 +258,9 @@ function findPython() {
   console.log(`installing PyTorch + PEFT from PyPI into ${venv} (one time; torch is a large download) ...`);
   const mk = spawnSync('python3', ['-m', 'venv', venv], { stdio: 'inherit' });
   if (mk.status !== 0) return { why: `python3 -m venv ${venv} failed (is python3-venv installed?)` };
-  const pip = spawnSync(py, ['-m', 'pip', 'install', '--disable-pip-version-check', '-r', path.join(ANCHORS, 'train-requirements.txt')], { stdio: 'inherit' });
+  const pip = spawnSync(py, ['-m', 'pip', 'install', '--disable-pip-version-check', '-r', path.join(ANCHORS, 'train-requirements.txt')], {
+    stdio: 'inherit',
+  });
   if (pip.status !== 0) return { why: `pip install -r benches/anchors/train-requirements.txt failed (exit ${pip.status})` };
   return pythonReady(py) ? { py } : { why: `${py} still cannot import torch, transformers, peft and gguf after pip install` };
 }
@@ -196,7 +268,14 @@ function findPython() {
 function runPytorch(py, dir, mode) {
   const dtype = mode.replace('-compile', '');
   const outFile = path.join(dir, `pytorch-${mode}.json`);
-  const env = { ...process.env, OMP_NUM_THREADS: String(HP.threads), MKL_NUM_THREADS: String(HP.threads), HF_HUB_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error', TQDM_DISABLE: '1' };
+  const env = {
+    ...process.env,
+    OMP_NUM_THREADS: String(HP.threads),
+    MKL_NUM_THREADS: String(HP.threads),
+    HF_HUB_OFFLINE: '1',
+    TRANSFORMERS_VERBOSITY: 'error',
+    TQDM_DISABLE: '1',
+  };
   const t0 = performance.now();
   // BENCH_TRAIN_BF16_STEPS caps the bf16 row (4x slower than fp32 on CPUs without native bf16):
   // its tokens/s still compare; its final loss is then not from the whole schedule.
@@ -221,7 +300,8 @@ function summarize(c) {
   // Whole-job wall time for JOB_STEPS steps: measured, or start-up + steps run + the rest at the mean.
   const ran = c.steps.filter((s) => s.seconds != null);
   const stepSeconds = ran.reduce((n, s) => n + s.seconds, 0);
-  const jobSeconds = c.steps.length >= JOB_STEPS ? c.jobSeconds : c.jobSeconds + (JOB_STEPS - c.steps.length) * (seconds / Math.max(measured.length, 1));
+  const jobSeconds =
+    c.steps.length >= JOB_STEPS ? c.jobSeconds : c.jobSeconds + (JOB_STEPS - c.steps.length) * (seconds / Math.max(measured.length, 1));
   return {
     engine: c.engine,
     precision: c.precision,
@@ -252,12 +332,16 @@ function report(rows) {
   const ours = rows.filter(isOurs).sort((a, b) => b.tokensPerSec - a.tokensPerSec)[0];
   const best = rows.filter((r) => !isOurs(r)).sort((a, b) => b.tokensPerSec - a.tokensPerSec)[0];
   const fmt = (x, d = 1) => (x == null ? '-' : x.toFixed(d));
-  console.log(`\n| engine | precision | tok/s (measured steps) | tok per CPU s | median step tok/s | first step s | ${JOB_STEPS}-step job s | peak RSS MB | first loss | final loss (last 5) | eval loss | vs PyTorch best |`);
+  console.log(
+    `\n| engine | precision | tok/s (measured steps) | tok per CPU s | median step tok/s | first step s | ${JOB_STEPS}-step job s | peak RSS MB | first loss | final loss (last 5) | eval loss | vs PyTorch best |`
+  );
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     const ratio = best ? `${fmt(r.tokensPerSec / best.tokensPerSec, 2)}x` : '-';
     const job = r.jobSeconds == null ? '-' : `${fmt(r.jobSeconds, 0)}${r.jobEstimated ? ' (est.)' : ''}`;
-    console.log(`| ${r.engine} | ${r.precision ?? '-'} | ${fmt(r.tokensPerSec)} | ${fmt(r.tokensPerCpuSec)} | ${fmt(r.medianStepTokensPerSec)} | ${fmt(r.firstStepSeconds)} | ${job} | ${r.peakRssMb} | ${fmt(r.firstLoss, 3)} | ${fmt(r.finalLoss, 3)} | ${fmt(r.evalLoss, 3)} | ${ratio} |`);
+    console.log(
+      `| ${r.engine} | ${r.precision ?? '-'} | ${fmt(r.tokensPerSec)} | ${fmt(r.tokensPerCpuSec)} | ${fmt(r.medianStepTokensPerSec)} | ${fmt(r.firstStepSeconds)} | ${job} | ${r.peakRssMb} | ${fmt(r.firstLoss, 3)} | ${fmt(r.finalLoss, 3)} | ${fmt(r.evalLoss, 3)} | ${ratio} |`
+    );
   }
   let goals = null;
   if (ours && best) {
@@ -273,8 +357,12 @@ function report(rows) {
       stretchMet: ours.tokensPerSec / best.tokensPerSec >= GOAL.stretch,
       lossMet: lossDiff <= GOAL.lossWithin,
     };
-    console.log(`\nours / ${best.engine}: ${goals.tokensPerSecRatio}x tokens/s (goal >= ${GOAL.vsPytorchBest}x: ${goals.speedMet ? 'met' : 'NOT met'}; stretch ${GOAL.stretch}x: ${goals.stretchMet ? 'met' : 'not met'}), ${goals.peakRssRatio}x peak RSS`);
-    console.log(`final loss ${ours.finalLoss} vs ${best.finalLoss}: ${(lossDiff * 100).toFixed(1)}% apart (goal <= ${GOAL.lossWithin * 100}%: ${goals.lossMet ? 'met' : 'NOT met'}); eval loss ${ours.evalLoss} vs ${best.evalLoss}`);
+    console.log(
+      `\nours / ${best.engine}: ${goals.tokensPerSecRatio}x tokens/s (goal >= ${GOAL.vsPytorchBest}x: ${goals.speedMet ? 'met' : 'NOT met'}; stretch ${GOAL.stretch}x: ${goals.stretchMet ? 'met' : 'not met'}), ${goals.peakRssRatio}x peak RSS`
+    );
+    console.log(
+      `final loss ${ours.finalLoss} vs ${best.finalLoss}: ${(lossDiff * 100).toFixed(1)}% apart (goal <= ${GOAL.lossWithin * 100}%: ${goals.lossMet ? 'met' : 'NOT met'}); eval loss ${ours.evalLoss} vs ${best.evalLoss}`
+    );
   }
   return goals;
 }
@@ -290,7 +378,9 @@ if (process.argv[2] === '--report') {
 }
 const gguf = smollm2Gguf();
 if (!gguf) {
-  console.log('skip: train bench: no SmolLM2-135M-Instruct GGUF (set TINYFORGE_SMOLLM2_GGUF or run `foremforge pull smollm2-135m-instruct --format gguf`)');
+  console.log(
+    'skip: train bench: no SmolLM2-135M-Instruct GGUF (set TINYFORGE_SMOLLM2_GGUF or run `foremforge pull smollm2-135m-instruct --format gguf`)'
+  );
   process.exit(0);
 }
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tinyforge-bench-train-'));
@@ -300,18 +390,40 @@ try {
   const evalSet = makeRecords(tok, readPairs(path.join(ROOT, 'examples/sample_qna.eval.jsonl')), EVAL_RECORDS);
   const trainFile = path.join(dir, 'train.jsonl');
   const evalFile = path.join(dir, 'eval.jsonl');
-  writeFileSync(trainFile, trainSet.records.map((r) => JSON.stringify(r)).join('\n') + '\n');
-  writeFileSync(evalFile, evalSet.records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  writeFileSync(trainFile, `${trainSet.records.map((r) => JSON.stringify(r)).join('\n')}\n`);
+  writeFileSync(evalFile, `${evalSet.records.map((r) => JSON.stringify(r)).join('\n')}\n`);
 
   // Our trainer's own count of the same files must match the sequences PyTorch will get.
-  const dry = await train({ base: gguf, data: trainFile, evalData: evalFile, out: path.join(dir, 'dry'), maxSeqLen: HP.seqLen, dryRun: true });
-  const want = { records: trainSet.encoded.length, tokens: STEPS * HP.batchSize * HP.seqLen, labelTokens: trainSet.encoded.reduce((n, e) => n + labelCount(e), 0) };
+  const dry = await train({
+    base: gguf,
+    data: trainFile,
+    evalData: evalFile,
+    out: path.join(dir, 'dry'),
+    maxSeqLen: HP.seqLen,
+    dryRun: true,
+  });
+  const want = {
+    records: trainSet.encoded.length,
+    tokens: STEPS * HP.batchSize * HP.seqLen,
+    labelTokens: trainSet.encoded.reduce((n, e) => n + labelCount(e), 0),
+  };
   const got = { records: dry.data.valid, tokens: dry.data.tokens, labelTokens: dry.data.labelTokens };
-  if (JSON.stringify(want) !== JSON.stringify(got) || dry.data.truncated !== want.records || dry.evalData.labelTokens !== evalSet.encoded.reduce((n, e) => n + labelCount(e), 0)) {
-    throw new Error(`our trainer tokenizes the bench data differently from the bench: bench ${JSON.stringify(want)}, trainer ${JSON.stringify(got)}`);
+  if (
+    JSON.stringify(want) !== JSON.stringify(got) ||
+    dry.data.truncated !== want.records ||
+    dry.evalData.labelTokens !== evalSet.encoded.reduce((n, e) => n + labelCount(e), 0)
+  ) {
+    throw new Error(
+      `our trainer tokenizes the bench data differently from the bench: bench ${JSON.stringify(want)}, trainer ${JSON.stringify(got)}`
+    );
   }
-  writeFileSync(path.join(dir, 'batches.json'), JSON.stringify({ gguf, hyperparameters: HP, train: trainSet.encoded, eval: evalSet.encoded }));
-  console.log(`data: ${want.records} chats cut to ${HP.seqLen} tokens (${want.labelTokens} labelled of ${want.tokens}), ${EVAL_RECORDS} eval chats; ${STEPS} steps of batch ${HP.batchSize} (${WARMUP} warm-up, ${MEASURED} measured, 1 final with eval)`);
+  writeFileSync(
+    path.join(dir, 'batches.json'),
+    JSON.stringify({ gguf, hyperparameters: HP, train: trainSet.encoded, eval: evalSet.encoded })
+  );
+  console.log(
+    `data: ${want.records} chats cut to ${HP.seqLen} tokens (${want.labelTokens} labelled of ${want.tokens}), ${EVAL_RECORDS} eval chats; ${STEPS} steps of batch ${HP.batchSize} (${WARMUP} warm-up, ${MEASURED} measured, 1 final with eval)`
+  );
   const cpu = cpuInfo();
   console.log(`cpu: ${cpu.model}, ${os.availableParallelism()} threads; flags: ${cpu.flags.join(' ')}`);
   console.log(`model: ${gguf}; load average ${loadavg().join(' ')} (other work on this machine slows every row)`);
@@ -344,12 +456,31 @@ try {
   const out = {
     suite: 'train',
     date: new Date().toISOString(),
-    machine: { cpu: cpu.model, flags: cpu.flags, cores: os.availableParallelism(), memGb: Math.round(os.totalmem() / 2 ** 30), node: process.version, loadAverage: load },
+    machine: {
+      cpu: cpu.model,
+      flags: cpu.flags,
+      cores: os.availableParallelism(),
+      memGb: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+      loadAverage: load,
+    },
     note: process.env.BENCH_NOTE ?? null,
     model: path.basename(gguf),
     hyperparameters: { ...HP, warmupMeasuredSteps: WARMUP, measuredSteps: MEASURED, evalRecords: EVAL_RECORDS },
-    data: { trainRecords: want.records, tokensPerStep: HP.batchSize * HP.seqLen, labelTokens: want.labelTokens, source: 'examples/sample_qna.jsonl chats (eval: sample_qna.eval.jsonl)',
-      sha256: Object.fromEntries(['sample_qna.jsonl', 'sample_qna.eval.jsonl'].map((n) => [n, createHash('sha256').update(readFileSync(path.join(ROOT, 'examples', n))).digest('hex')])) },
+    data: {
+      trainRecords: want.records,
+      tokensPerStep: HP.batchSize * HP.seqLen,
+      labelTokens: want.labelTokens,
+      source: 'examples/sample_qna.jsonl chats (eval: sample_qna.eval.jsonl)',
+      sha256: Object.fromEntries(
+        ['sample_qna.jsonl', 'sample_qna.eval.jsonl'].map((n) => [
+          n,
+          createHash('sha256')
+            .update(readFileSync(path.join(ROOT, 'examples', n)))
+            .digest('hex'),
+        ])
+      ),
+    },
     rows,
     skipped,
     goals: report(rows),

@@ -10,16 +10,20 @@ import { sparkline } from '../../ts/pipeline/loss-curve.js';
 import { type TrainProgress, type TrainResult, type TrainRunOptions, runTraining } from '../../ts/pipeline/train.js';
 import { registerRunFromFolder } from '../../ts/registry/index.js';
 
-const int = (name: string) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
-  return n;
-};
-const num = (name: string) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
-  return n;
-};
+const int =
+  (name: string) =>
+  (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    return n;
+  };
+const num =
+  (name: string) =>
+  (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+    return n;
+  };
 
 interface TrainFlags {
   data: string;
@@ -61,8 +65,10 @@ function progressLine(p: TrainProgress): string {
   const width = 24;
   const done = Math.round((p.step / Math.max(1, p.totalSteps)) * width);
   const bar = '█'.repeat(done) + '░'.repeat(width - done);
-  return `${bar} ${p.step}/${p.totalSteps} ep ${p.epoch.toFixed(2)} loss ${p.loss.toFixed(4)} lr ${p.lr.toExponential(1)} ` +
-    `${Math.round(p.tokensPerSecond)} tok/s eta ${duration(p.etaSeconds)}`;
+  return (
+    `${bar} ${p.step}/${p.totalSteps} ep ${p.epoch.toFixed(2)} loss ${p.loss.toFixed(4)} lr ${p.lr.toExponential(1)} ` +
+    `${Math.round(p.tokensPerSecond)} tok/s eta ${duration(p.etaSeconds)}`
+  );
 }
 
 function printDryRun(r: TrainResult): void {
@@ -92,7 +98,8 @@ function printSummary(r: JsTrainResult & { lossCurve?: string }): void {
   const losses = r.history.map((h) => h.loss);
   const lines = [
     `trained ${r.steps}/${r.totalSteps} steps in ${duration(r.seconds)} (${Math.round(r.tokensPerSecond)} tok/s)` +
-      (r.resumedFrom != null ? `, resumed from step ${r.resumedFrom}` : '') + (r.stoppedEarly ? ', stopped early' : ''),
+      (r.resumedFrom != null ? `, resumed from step ${r.resumedFrom}` : '') +
+      (r.stoppedEarly ? ', stopped early' : ''),
     `loss: ${losses[0]?.toFixed(4) ?? '?'} → ${r.finalLoss?.toFixed(4) ?? '?'}  ${sparkline(losses)}`,
   ];
   if (r.evalLoss != null) lines.push(`eval loss ${r.evalLoss.toFixed(4)}, perplexity ${r.perplexity?.toFixed(2)}`);
@@ -143,7 +150,9 @@ export const trainCommand = new Command('train')
     let lastLine = 0;
     const onProgress = (p: TrainProgress): void => {
       if (p.evalLoss != null) {
-        process.stderr.write(`${tty ? '\r\x1b[K' : ''}eval @ step ${p.step}: loss ${p.evalLoss.toFixed(4)}, perplexity ${p.perplexity?.toFixed(2)}\n`);
+        process.stderr.write(
+          `${tty ? '\r\x1b[K' : ''}eval @ step ${p.step}: loss ${p.evalLoss.toFixed(4)}, perplexity ${p.perplexity?.toFixed(2)}\n`
+        );
       }
       if (tty) process.stderr.write(`\r\x1b[K${progressLine(p)}`);
       else if (p.step === p.totalSteps || Date.now() - lastLine > 2000) {
@@ -165,9 +174,27 @@ export const trainCommand = new Command('train')
     if (flags.base !== undefined) options.base = flags.base;
     if (flags.precision !== undefined) options.precision = flags.precision;
     if (flags.evalData !== undefined) options.evalData = flags.evalData;
-    if (flags.targetModules !== undefined) options.targetModules = flags.targetModules.split(',').map((s) => s.trim()).filter(Boolean);
+    if (flags.targetModules !== undefined)
+      options.targetModules = flags.targetModules
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
     if (flags.earlyStopping !== undefined) options.earlyStoppingPatience = flags.earlyStopping;
-    const numeric = ['epochs', 'maxSteps', 'lr', 'batchSize', 'gradAccum', 'loraR', 'loraAlpha', 'loraDropout', 'maxSeqLen', 'evalSplit', 'evalEvery', 'checkpointEvery', 'seed'] as const;
+    const numeric = [
+      'epochs',
+      'maxSteps',
+      'lr',
+      'batchSize',
+      'gradAccum',
+      'loraR',
+      'loraAlpha',
+      'loraDropout',
+      'maxSeqLen',
+      'evalSplit',
+      'evalEvery',
+      'checkpointEvery',
+      'seed',
+    ] as const;
     for (const key of numeric) {
       const v = flags[key];
       if (v !== undefined) options[key] = v;
