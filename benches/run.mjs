@@ -14,6 +14,7 @@ const SUITES = {
   data: 'data.mjs',
   train: 'train.mjs',
   serve: 'serve.mjs',
+  export: 'export.mjs',
 };
 
 const asked = process.argv.slice(2);

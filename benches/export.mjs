@@ -1,0 +1,270 @@
+#!/usr/bin/env node
+// Export bench (issue 9): our fp32 / int8 / int4 ONNX exports through the native InferenceSession
+// against llama.cpp (node-llama-cpp, on the shipped Q4_1 GGUF) and transformers.js (our int8
+// folder). Each contender runs in its own child process (`--one <name>`) so two ONNX Runtimes
+// never share a process; all use the same thread count: llama.cpp's best of 1 and 2.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..');
+const ANCHORS = path.join(HERE, 'anchors');
+const LLAMA_PKG = 'node-llama-cpp';
+const LLAMA_VERSION = '3.22.1';
+const GGUF =
+  process.env.TINYFORGE_SMOLLM2_GGUF ??
+  path.join(os.homedir(), '.cache/tinyforge/models/smollm2-135m-instruct/gguf/SmolLM2-135M-Instruct.Q4_1.gguf');
+const OUT = path.join(os.tmpdir(), 'tinyforge-bench-export');
+const NEW_TOKENS = 128;
+const DECODE_PROMPT = 127;
+const PREFILL_PROMPT = 512;
+// Decode reads every weight once per token, so bytes/token ≈ weight bytes; ~30 GB/s is this
+// class of server core's sustained single-socket read bandwidth (perf-anchors.md).
+const BANDWIDTH = Number(process.env.BENCH_BANDWIDTH_GBS ?? 30) * 1e9;
+
+// Plain prose so greedy decoding runs on instead of stopping at EOS.
+const PROSE =
+  'The history of the printing press begins in the workshops of fifteenth century Europe, where ' +
+  'goldsmiths and merchants experimented with movable metal type, oil based inks and screw presses ' +
+  'borrowed from wine makers. Within fifty years presses were running in more than two hundred ' +
+  'cities, and the price of a book fell so far that students, clerks and craftsmen could own one. ' +
+  'Printers standardized spelling, numbered pages, added indexes and title pages, and shipped ' +
+  'pamphlets along the same rivers and roads that carried wool, salt and grain. Scholars argue about ' +
+  'how quickly ideas spread, but the ledgers of booksellers show steady growth in sermons, almanacs, ' +
+  'grammars, maps, medical manuals and collections of songs. ';
+
+const require = createRequire(import.meta.url);
+const now = () => performance.now();
+
+/** Prose cut at a word boundary so our tokenizer gives exactly `n` tokens (or the closest below). */
+function promptOf(tokenizer, n) {
+  const words = PROSE.repeat(Math.ceil((n * 1.5) / 100) + 2)
+    .split(' ')
+    .filter(Boolean);
+  let lo = 1;
+  let hi = words.length;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (tokenizer.encode(words.slice(0, mid).join(' ')).length <= n) lo = mid;
+    else hi = mid - 1;
+  }
+  return words.slice(0, lo).join(' ');
+}
+
+function dirBytes(dir) {
+  let total = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile() && /\.onnx(_data)?$|\.onnx\.data$/.test(e.name)) total += statSync(path.join(e.parentPath, e.name)).size;
+  }
+  return total;
+}
+
+/** Decode rate from per-token timestamps: the first token closes prefill, the rest are decode. */
+function rates(t0, times, promptTokens) {
+  const n = times.length;
+  return {
+    tokens: n,
+    decodeTokS: n > 1 ? ((n - 1) * 1000) / (times[n - 1] - times[0]) : null,
+    ttftMs: times[0] - t0,
+    promptTokens,
+  };
+}
+
+async function runOurs(dir, threads, prompts) {
+  const native = require(path.join(ROOT, 'crates/node/index.cjs'));
+  native.ensureRuntime();
+  const t0 = now();
+  const session = await native.InferenceSession.load(dir, { threads, slots: 1 });
+  const loadMs = now() - t0;
+  const gen = async (prompt, maxTokens) => {
+    const times = [];
+    const start = now();
+    const r = await session.generate(prompt, { maxTokens, temperature: 0, chatTemplate: false }, { onDelta: () => times.push(now()) });
+    return rates(start, times, r.usage.promptTokens);
+  };
+  await gen(prompts.decode, 8);
+  const decode = await gen(prompts.decode, NEW_TOKENS);
+  const prefill = await gen(prompts.prefill, 1);
+  session.close?.();
+  return { loadMs, decode, prefill };
+}
+
+async function loadLlama() {
+  const installed = () => existsSync(path.join(ANCHORS, 'node_modules', LLAMA_PKG, 'package.json'));
+  if (!installed()) {
+    const r = spawnSync(
+      'npm',
+      ['install', '--prefix', ANCHORS, '--no-save', '--no-audit', '--no-fund', '--loglevel=error', `${LLAMA_PKG}@${LLAMA_VERSION}`],
+      { env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', NODE_LLAMA_CPP_SKIP_DOWNLOAD: 'true' }, encoding: 'utf8' }
+    );
+    if (r.status !== 0 || !installed()) throw new Error(`npm install ${LLAMA_PKG} failed: ${(r.stderr ?? '').trim().slice(-300)}`);
+  }
+  const resolved = createRequire(path.join(ANCHORS, 'package.json')).resolve(LLAMA_PKG);
+  return import(pathToFileURL(resolved).href);
+}
+
+async function runLlama(gguf, threads, prompts) {
+  const { getLlama } = await loadLlama();
+  // Prebuilt CPU binary only: a source build would need a toolchain and minutes.
+  const llama = await getLlama({ build: 'never', gpu: false, logLevel: 'error' });
+  const t0 = now();
+  const model = await llama.loadModel({ modelPath: gguf });
+  const ctx = await model.createContext({ contextSize: 1024, batchSize: 512, threads });
+  const loadMs = now() - t0;
+  const seq = ctx.getSequence();
+  const gen = async (text, maxTokens) => {
+    await seq.clearHistory();
+    const tokens = model.tokenize(text);
+    const times = [];
+    const start = now();
+    for await (const _ of seq.evaluate(tokens, { temperature: 0 })) {
+      times.push(now());
+      if (times.length >= maxTokens) break;
+    }
+    return rates(start, times, tokens.length);
+  };
+  await gen(prompts.decode, 8);
+  const decode = await gen(prompts.decode, NEW_TOKENS);
+  const prefill = await gen(prompts.prefill, 1);
+  await ctx.dispose();
+  await model.dispose();
+  return { loadMs, decode, prefill, version: LLAMA_VERSION };
+}
+
+async function runTjs(dir, threads, prompts) {
+  const resolved = createRequire(path.join(ANCHORS, 'package.json')).resolve('@huggingface/transformers');
+  const tjs = await import(pathToFileURL(resolved).href);
+  tjs.env.allowRemoteModels = false;
+  tjs.env.allowLocalModels = true;
+  tjs.env.localModelPath = path.dirname(dir);
+  const t0 = now();
+  const tokenizer = await tjs.AutoTokenizer.from_pretrained(path.basename(dir));
+  const model = await tjs.AutoModelForCausalLM.from_pretrained(path.basename(dir), {
+    dtype: 'q8',
+    session_options: { intraOpNumThreads: threads, interOpNumThreads: 1 },
+  });
+  const loadMs = now() - t0;
+  const gen = async (text, maxTokens) => {
+    const inputs = tokenizer(text);
+    const promptTokens = inputs.input_ids.dims[1];
+    const times = [];
+    // The first put is the prompt; every later one is one generated token.
+    const streamer = { put: () => times.push(now()), end: () => {} };
+    const start = now();
+    await model.generate({ ...inputs, max_new_tokens: maxTokens, min_new_tokens: maxTokens, do_sample: false, streamer });
+    return rates(start, times.slice(times.length - maxTokens), promptTokens);
+  };
+  await gen(prompts.decode, 8);
+  const decode = await gen(prompts.decode, NEW_TOKENS);
+  const prefill = await gen(prompts.prefill, 1);
+  await model.dispose();
+  return { loadMs, decode, prefill, version: '4.3.2' };
+}
+
+/** Runs one contender in a child process; its JSON result is the last stdout line. */
+function child(args) {
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--one', JSON.stringify(args)], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
+  const last = (r.stdout ?? '').trim().split('\n').pop();
+  if (r.status !== 0) return { error: `${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}` };
+  return JSON.parse(last);
+}
+
+async function one(args) {
+  const fn = { ours: runOurs, llama: runLlama, tjs: runTjs }[args.kind];
+  const out = await fn(args.path, args.threads, args.prompts);
+  console.log(JSON.stringify(out));
+}
+
+function exportFolder(quantize) {
+  const dir = path.join(OUT, quantize === 'none' ? 'fp32' : quantize);
+  const t0 = now();
+  const cli = path.join(ROOT, 'dist/cli/index.js');
+  const args = [cli, 'export', '--model', GGUF, '--out', dir, '--quantize', quantize, '--overwrite'];
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`export ${quantize} failed: ${r.stderr.trim().slice(-400)}`);
+  return { dir, exportS: (now() - t0) / 1000, bytes: dirBytes(dir) };
+}
+
+const fmt = (v, d = 1) => (v == null || Number.isNaN(v) ? '—' : v.toFixed(d));
+
+async function main() {
+  if (!existsSync(GGUF)) {
+    console.log(`skip: export bench (no GGUF at ${GGUF}; run \`npx foremforge pull --format gguf\`)`);
+    return;
+  }
+  if (!existsSync(path.join(ROOT, 'dist/cli/index.js'))) throw new Error('run `npm run build:ts` first');
+  mkdirSync(OUT, { recursive: true });
+  const exports = { fp32: exportFolder('none'), int8: exportFolder('int8'), int4: exportFolder('int4') };
+  const { Tokenizer } = require(path.join(ROOT, 'crates/node/index.cjs'));
+  const tok = Tokenizer.fromFile(path.join(exports.int8.dir, 'tokenizer.json'));
+  const prompts = { decode: promptOf(tok, DECODE_PROMPT), prefill: promptOf(tok, PREFILL_PROMPT) };
+
+  // Thread count: llama.cpp's best decode of 1 and 2 threads, then everyone runs with it.
+  const ggufBytes = statSync(GGUF).size;
+  const llamaBy = {};
+  let threads = Math.min(2, os.availableParallelism());
+  for (const t of [1, 2].filter((x) => x <= os.availableParallelism())) {
+    llamaBy[t] = child({ kind: 'llama', path: GGUF, threads: t, prompts });
+  }
+  const ok = Object.entries(llamaBy).filter(([, r]) => !r.error);
+  if (ok.length > 0) threads = Number(ok.sort((a, b) => b[1].decode.decodeTokS - a[1].decode.decodeTokS)[0][0]);
+  else console.log(`skip: llama.cpp (${llamaBy[1]?.error ?? 'not run'})`);
+
+  const rows = [];
+  const llamaRow = llamaBy[threads];
+  if (llamaRow && !llamaRow.error) rows.push({ name: 'llama.cpp Q4_1 (node-llama-cpp)', bytes: ggufBytes, ...llamaRow });
+  for (const [name, e] of Object.entries(exports)) {
+    const r = child({ kind: 'ours', path: e.dir, threads, prompts });
+    if (r.error) console.log(`skip: tinyforge ${name} (${r.error})`);
+    else rows.push({ name: `tinyforge ${name} (ORT)`, bytes: e.bytes, exportS: e.exportS, ...r });
+  }
+  const tj = child({ kind: 'tjs', path: exports.int8.dir, threads, prompts });
+  if (tj.error) console.log(`skip: transformers.js (${tj.error})`);
+  else rows.push({ name: 'transformers.js int8 (our folder)', bytes: exports.int8.bytes, ...tj });
+
+  const base = llamaRow && !llamaRow.error ? llamaRow : null;
+  for (const r of rows) {
+    r.ceilingTokS = BANDWIDTH / r.bytes;
+    r.decodeOfCeiling = r.decode.decodeTokS / r.ceilingTokS;
+    r.prefillTokS = (r.prefill.promptTokens * 1000) / r.prefill.ttftMs;
+    r.decodeVsLlama = base ? r.decode.decodeTokS / base.decode.decodeTokS : null;
+    r.prefillVsLlama = base ? r.prefillTokS / ((base.prefill.promptTokens * 1000) / base.prefill.ttftMs) : null;
+  }
+  const cpu = (os.cpus()[0]?.model ?? 'unknown CPU').trim();
+  console.log(
+    `SmolLM2-135M-Instruct, ${threads} thread(s), ${cpu}; decode = ${NEW_TOKENS} greedy tokens after a ${DECODE_PROMPT}-token prompt; prefill = ${PREFILL_PROMPT}-token prompt`
+  );
+  console.log(`llama.cpp decode tok/s by threads: ${ok.map(([t, r]) => `${t}: ${fmt(r.decode.decodeTokS)}`).join(', ') || '—'}`);
+  const table = [
+    ['contender', 'file MB', 'load ms', 'decode tok/s', 'x llama', '% BW ceiling', 'prefill tok/s', 'x llama'],
+    ...rows.map((r) => [
+      r.name,
+      fmt(r.bytes / 1e6),
+      fmt(r.loadMs, 0),
+      `${fmt(r.decode.decodeTokS)} (${r.decode.tokens} tok)`,
+      fmt(r.decodeVsLlama, 2),
+      `${fmt(r.decodeOfCeiling * 100, 0)}% of ${fmt(r.ceilingTokS, 0)}`,
+      `${fmt(r.prefillTokS, 0)} (${r.prefill.promptTokens} tok)`,
+      fmt(r.prefillVsLlama, 2),
+    ]),
+  ];
+  const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
+  for (const row of table) console.log(row.map((c, i) => c.padEnd(widths[i])).join('  '));
+
+  const date = new Date().toISOString().slice(0, 10);
+  mkdirSync(path.join(HERE, 'results'), { recursive: true });
+  const file = path.join(HERE, 'results', `export-${date}.json`);
+  writeFileSync(file, `${JSON.stringify({ date, cpu, threads, bandwidthGBs: BANDWIDTH / 1e9, llamaByThreads: llamaBy, rows }, null, 2)}\n`);
+  console.log(`wrote ${path.relative(ROOT, file)}`);
+}
+
+const i = process.argv.indexOf('--one');
+if (i >= 0) await one(JSON.parse(process.argv[i + 1]));
+else await main();
