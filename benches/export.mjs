@@ -192,6 +192,17 @@ function exportFolder(quantize) {
   return { dir, exportS: (now() - t0) / 1000, bytes: dirBytes(dir) };
 }
 
+/** The shipped GGUF re-quantized to Q8_0 by benches/anchors/gguf_q8_0.py (PyPI `gguf`). */
+function q8Gguf() {
+  const out = path.join(OUT, 'SmolLM2-135M-Instruct.Q8_0.gguf');
+  if (existsSync(out) && statSync(out).mtimeMs > statSync(GGUF).mtimeMs) return { path: out };
+  const python = process.env.PYTHON ?? 'python3';
+  const r = spawnSync(python, [path.join(ANCHORS, 'gguf_q8_0.py'), GGUF, out], { encoding: 'utf8' });
+  if (r.status !== 0)
+    return { reason: `gguf_q8_0.py failed (pip install gguf): ${(r.stderr ?? r.error?.message ?? '').trim().split('\n').pop()}` };
+  return { path: out };
+}
+
 const fmt = (v, d = 1) => (v == null || Number.isNaN(v) ? '—' : v.toFixed(d));
 
 async function main() {
@@ -220,6 +231,13 @@ async function main() {
   const rows = [];
   const llamaRow = llamaBy[threads];
   if (llamaRow && !llamaRow.error) rows.push({ name: 'llama.cpp Q4_1 (node-llama-cpp)', bytes: ggufBytes, ...llamaRow });
+  const q8 = q8Gguf();
+  if (q8.reason) console.log(`skip: llama.cpp Q8_0 (${q8.reason})`);
+  else {
+    const r = child({ kind: 'llama', path: q8.path, threads, prompts });
+    if (r.error) console.log(`skip: llama.cpp Q8_0 (${r.error})`);
+    else rows.push({ name: 'llama.cpp Q8_0 (node-llama-cpp)', bytes: statSync(q8.path).size, ...r });
+  }
   for (const [name, e] of Object.entries(exports)) {
     const r = child({ kind: 'ours', path: e.dir, threads, prompts });
     if (r.error) console.log(`skip: tinyforge ${name} (${r.error})`);
