@@ -15,6 +15,7 @@ use tinyforge_tokenizer as tk;
 use tinyforge_train as tr;
 
 use crate::error::{CoreError, core_error, guard, js_error};
+use crate::sampling::{self, SamplingFields};
 use crate::tokenizer::JsChatMessage;
 
 impl CoreError for gn::GenerateError {
@@ -111,31 +112,26 @@ fn request(prompt: Either<String, Vec<JsChatMessage>>, o: Option<JsGenerateOptio
     let Some(o) = o else {
         return request(prompt, Some(JsGenerateOptions::default()));
     };
-    let prompt = match prompt {
-        Either::A(t) => gn::Prompt::Text(t),
-        Either::B(m) => gn::Prompt::Messages(m.into_iter().map(|m| tk::ChatMessage::new(m.role, m.content)).collect()),
-    };
+    let prompt = sampling::prompt(prompt);
     if let gn::Prompt::Messages(m) = &prompt
         && m.is_empty()
     {
         return Err(js_error("INVALID_ARGUMENT", "messages is empty"));
     }
-    let d = gn::SamplingParams::default();
-    let params = gn::GenerateParams {
-        sampling: gn::SamplingParams {
-            temperature: o.temperature.unwrap_or(d.temperature),
-            top_k: o.top_k.map(|k| k as usize),
-            top_p: o.top_p,
-            min_p: o.min_p,
-            repetition_penalty: o.repetition_penalty.unwrap_or(d.repetition_penalty),
-            frequency_penalty: o.frequency_penalty.unwrap_or(d.frequency_penalty),
-            presence_penalty: o.presence_penalty.unwrap_or(d.presence_penalty),
-            seed: o.seed.map_or(0, u64::from),
-        },
-        max_tokens: o.max_tokens.map_or(gn::GenerateParams::default().max_tokens, |n| n as usize),
-        stop: o.stop.unwrap_or_default(),
-        top_logprobs: 0,
+    let fields = SamplingFields {
+        max_tokens: o.max_tokens,
+        temperature: o.temperature,
+        top_k: o.top_k,
+        top_p: o.top_p,
+        min_p: o.min_p,
+        repetition_penalty: o.repetition_penalty,
+        frequency_penalty: o.frequency_penalty,
+        presence_penalty: o.presence_penalty,
+        seed: o.seed,
+        stop: o.stop,
+        top_logprobs: None,
     };
+    let params = sampling::generate_params(fields, &gn::SamplingParams::default(), gn::GenerateParams::default().max_tokens);
     params.validate().map_err(core_error)?;
     Ok((gn::Request { prompt, chat_template: o.chat_template, params }, o.adapter))
 }

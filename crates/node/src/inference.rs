@@ -17,6 +17,7 @@ use tinyforge_infer as inf;
 use tinyforge_tokenizer as tk;
 
 use crate::error::{CoreError, core_error, guard};
+use crate::sampling::{self, SamplingFields};
 use crate::tokenizer::JsChatMessage;
 
 impl CoreError for inf::EngineError {
@@ -154,32 +155,24 @@ fn empty_event(kind: &str) -> JsInferEvent {
     }
 }
 
-fn prompt_of(p: Either<String, Vec<JsChatMessage>>) -> gn::Prompt {
-    match p {
-        Either::A(t) => gn::Prompt::Text(t),
-        Either::B(m) => gn::Prompt::Messages(m.into_iter().map(|m| tk::ChatMessage::new(m.role, m.content)).collect()),
-    }
-}
-
 fn request(s: &inf::InferenceSession, prompt: Either<String, Vec<JsChatMessage>>, o: Option<JsInferOptions>) -> inf::Request {
     let o = o.unwrap_or_default();
-    let d = &s.folder().sampling;
-    let params = gn::GenerateParams {
-        sampling: gn::SamplingParams {
-            temperature: o.temperature.unwrap_or(d.temperature),
-            top_k: o.top_k.map(|k| k as usize).or(d.top_k),
-            top_p: o.top_p.or(d.top_p),
-            min_p: o.min_p.or(d.min_p),
-            repetition_penalty: o.repetition_penalty.unwrap_or(d.repetition_penalty),
-            frequency_penalty: o.frequency_penalty.unwrap_or(d.frequency_penalty),
-            presence_penalty: o.presence_penalty.unwrap_or(d.presence_penalty),
-            seed: o.seed.map_or(0, u64::from),
-        },
-        max_tokens: o.max_tokens.map(|n| n as usize).or(s.info().max_new_tokens).unwrap_or(gn::GenerateParams::default().max_tokens),
-        stop: o.stop.unwrap_or_default(),
-        top_logprobs: o.top_logprobs.map_or(0, |n| n as usize),
+    let fields = SamplingFields {
+        max_tokens: o.max_tokens,
+        temperature: o.temperature,
+        top_k: o.top_k,
+        top_p: o.top_p,
+        min_p: o.min_p,
+        repetition_penalty: o.repetition_penalty,
+        frequency_penalty: o.frequency_penalty,
+        presence_penalty: o.presence_penalty,
+        seed: o.seed,
+        stop: o.stop,
+        top_logprobs: o.top_logprobs,
     };
-    inf::Request { prompt: prompt_of(prompt), chat_template: o.chat_template, params }
+    let default_max = s.info().max_new_tokens.unwrap_or(gn::GenerateParams::default().max_tokens);
+    let params = sampling::generate_params(fields, &s.folder().sampling, default_max);
+    inf::Request { prompt: sampling::prompt(prompt), chat_template: o.chat_template, params }
 }
 
 pub struct LoadTask {
@@ -267,7 +260,7 @@ impl JsInferenceSession {
         chat_template: Option<bool>,
     ) -> napi::Result<u32> {
         guard("counting prompt tokens", || {
-            let ids = gn::build_prompt(self.inner.tokenizer(), &prompt_of(prompt), chat_template).map_err(core_error)?;
+            let ids = gn::build_prompt(self.inner.tokenizer(), &sampling::prompt(prompt), chat_template).map_err(core_error)?;
             Ok(ids.len() as u32)
         })
     }

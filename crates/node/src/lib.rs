@@ -15,6 +15,7 @@ mod model;
 mod onnx_graph;
 mod onnx_session;
 mod runtime;
+mod sampling;
 mod tokenizer;
 mod train;
 
