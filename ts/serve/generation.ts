@@ -2,7 +2,7 @@
 // cancellation when the client leaves or the server shuts down, and the metrics every route
 // shares (prompt/generated tokens, time to first token, tokens/s). Routes only format.
 import { ApiError } from './api-error.js';
-import type { DeltaEvent, DoneEvent, Engine, GenerateRequest } from './engine.js';
+import type { DeltaEvent, DoneEvent, Engine, GenerateRequest, GeneratedToken } from './engine.js';
 import type { ServerMetrics } from './metrics.js';
 import type { Reply } from './reply.js';
 import type { Scheduler } from './scheduler.js';
@@ -87,4 +87,27 @@ export async function runGeneration(
   stats.finishReason = done.finishReason;
   stats.completionTokens = done.usage.completionTokens;
   return done;
+}
+
+/** A non-streamed answer: the whole text, every generated token, and the final event. */
+export interface CollectedGeneration {
+  text: string;
+  tokens: GeneratedToken[];
+  done: DoneEvent;
+}
+
+/** `runGeneration` for the routes that answer once: gathers the deltas into one text. */
+export async function collectGeneration(
+  ctx: GenerationContext,
+  reply: Reply,
+  stats: GenerationStats,
+  request: GenerateRequest
+): Promise<CollectedGeneration> {
+  const texts: string[] = [];
+  const tokens: GeneratedToken[] = [];
+  const done = await runGeneration(ctx, reply, stats, request, (d) => {
+    texts.push(d.text);
+    tokens.push(...d.tokens);
+  });
+  return { text: texts.join(''), tokens, done };
 }

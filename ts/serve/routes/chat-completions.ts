@@ -1,8 +1,7 @@
 // POST /v1/chat/completions: OpenAI's chat API, plain or streamed (SSE), n = 1.
 import { ApiError, badParam, toApiError } from '../api-error.js';
-import type { GeneratedToken } from '../engine.js';
 import { Fields, parseJsonObject } from '../fields.js';
-import { runGeneration } from '../generation.js';
+import { collectGeneration } from '../generation.js';
 import { checkModel, readMessages } from '../messages.js';
 import { chatLogprobs, newId, usage } from '../openai-format.js';
 import { SAMPLING_FIELDS, checkTopLogprobs, fitContext, readSampling } from '../sampling.js';
@@ -83,19 +82,14 @@ export async function chatCompletions(rc: RouteContext): Promise<void> {
     });
     return;
   }
-  const texts: string[] = [];
-  const tokens: GeneratedToken[] = [];
-  const done = await runGeneration(rc.generation, reply, stats, request, (d) => {
-    texts.push(d.text);
-    tokens.push(...d.tokens);
-  });
+  const { text, tokens, done } = await collectGeneration(rc.generation, reply, stats, request);
   reply.json(200, {
     ...base,
     object: 'chat.completion',
     choices: [
       {
         index: 0,
-        message: { role: 'assistant', content: texts.join(''), refusal: null },
+        message: { role: 'assistant', content: text, refusal: null },
         logprobs: logprobs ? chatLogprobs(tokens) : null,
         finish_reason: done.finishReason,
       },

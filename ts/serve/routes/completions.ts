@@ -2,7 +2,7 @@
 import { badParam, toApiError } from '../api-error.js';
 import type { GeneratedToken } from '../engine.js';
 import { Fields, parseJsonObject } from '../fields.js';
-import { runGeneration } from '../generation.js';
+import { collectGeneration } from '../generation.js';
 import { checkModel } from '../messages.js';
 import { completionLogprobs, newId, usage } from '../openai-format.js';
 import { SAMPLING_FIELDS, checkTopLogprobs, fitContext, readSampling } from '../sampling.js';
@@ -79,15 +79,10 @@ export async function completions(rc: RouteContext): Promise<void> {
     });
     return;
   }
-  const texts: string[] = [];
-  const tokens: GeneratedToken[] = [];
-  const done = await runGeneration(rc.generation, reply, stats, request, (d) => {
-    texts.push(d.text);
-    tokens.push(...d.tokens);
-  });
+  const { text: output, tokens, done } = await collectGeneration(rc.generation, reply, stats, request);
   reply.json(200, {
     ...base,
-    choices: [{ index: 0, text: texts.join(''), logprobs: withLogprobs ? logprobsOf(tokens) : null, finish_reason: done.finishReason }],
+    choices: [{ index: 0, text: output, logprobs: withLogprobs ? logprobsOf(tokens) : null, finish_reason: done.finishReason }],
     usage: usage(done),
   });
 }

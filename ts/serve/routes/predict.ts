@@ -5,7 +5,7 @@
 import { badParam, toApiError } from '../api-error.js';
 import type { EnginePrompt } from '../engine.js';
 import { Fields, parseJsonObject } from '../fields.js';
-import { runGeneration } from '../generation.js';
+import { collectGeneration } from '../generation.js';
 import { checkModel, readMessages } from '../messages.js';
 import { usage } from '../openai-format.js';
 import { SAMPLING_FIELDS, fitContext, readSampling } from '../sampling.js';
@@ -37,10 +37,9 @@ export async function predict(rc: RouteContext): Promise<void> {
   stats.promptTokens = promptTokens;
   if (rc.logPrompts) stats.prompt = text ?? f.body.messages;
 
-  const texts: string[] = [];
-  const done = await runGeneration(rc.generation, reply, stats, { prompt, params }, (d) => texts.push(d.text));
+  const { text: output, done } = await collectGeneration(rc.generation, reply, stats, { prompt, params });
   reply.json(200, {
-    output: texts.join(''),
+    output,
     confidence: done.confidence,
     finish_reason: done.finishReason,
     usage: usage(done),
