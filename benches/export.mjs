@@ -4,7 +4,7 @@
 // folder). Each contender runs in its own child process (`--one <name>`) so two ONNX Runtimes
 // never share a process; all use the same thread count: llama.cpp's best of 1 and 2.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -189,7 +189,19 @@ function exportFolder(quantize) {
   const args = [cli, 'export', '--model', GGUF, '--out', dir, '--quantize', quantize, '--overwrite'];
   const r = spawnSync(process.execPath, args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`export ${quantize} failed: ${r.stderr.trim().slice(-400)}`);
-  return { dir, exportS: (now() - t0) / 1000, bytes: dirBytes(dir) };
+  return { dir, exportS: (now() - t0) / 1000, bytes: dirBytes(dir), perplexity: exportPerplexity(dir) };
+}
+
+/** The held-out perplexity `foremforge export` measured into tinyforge.json's `quality`, if any. */
+function exportPerplexity(dir) {
+  try {
+    const q = JSON.parse(readFileSync(path.join(dir, 'tinyforge.json'), 'utf8')).quality;
+    const p = q?.perplexity;
+    const v = typeof p === 'number' ? p : (p?.value ?? null);
+    return typeof v === 'number' && Number.isFinite(v) ? v : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The shipped GGUF re-quantized to Q8_0 by benches/anchors/gguf_q8_0.py (PyPI `gguf`). */
@@ -241,18 +253,20 @@ async function main() {
   for (const [name, e] of Object.entries(exports)) {
     const r = child({ kind: 'ours', path: e.dir, threads, prompts });
     if (r.error) console.log(`skip: tinyforge ${name} (${r.error})`);
-    else rows.push({ name: `tinyforge ${name} (ORT)`, bytes: e.bytes, exportS: e.exportS, ...r });
+    else rows.push({ name: `tinyforge ${name} (ORT)`, bytes: e.bytes, exportS: e.exportS, perplexity: e.perplexity, ...r });
   }
   const tj = child({ kind: 'tjs', path: exports.int8.dir, threads, prompts });
   if (tj.error) console.log(`skip: transformers.js (${tj.error})`);
-  else rows.push({ name: 'transformers.js int8 (our folder)', bytes: exports.int8.bytes, ...tj });
+  else rows.push({ name: 'transformers.js int8 (our folder)', bytes: exports.int8.bytes, perplexity: exports.int8.perplexity, ...tj });
 
   const base = llamaRow && !llamaRow.error ? llamaRow : null;
+  const tjsDecode = tj.error ? null : tj.decode.decodeTokS;
   for (const r of rows) {
     r.ceilingTokS = BANDWIDTH / r.bytes;
     r.decodeOfCeiling = r.decode.decodeTokS / r.ceilingTokS;
     r.prefillTokS = (r.prefill.promptTokens * 1000) / r.prefill.ttftMs;
     r.decodeVsLlama = base ? r.decode.decodeTokS / base.decode.decodeTokS : null;
+    r.decodeVsTjs = tjsDecode ? r.decode.decodeTokS / tjsDecode : null;
     r.prefillVsLlama = base ? r.prefillTokS / ((base.prefill.promptTokens * 1000) / base.prefill.ttftMs) : null;
   }
   const cpu = (os.cpus()[0]?.model ?? 'unknown CPU').trim();
@@ -261,13 +275,28 @@ async function main() {
   );
   console.log(`llama.cpp decode tok/s by threads: ${ok.map(([t, r]) => `${t}: ${fmt(r.decode.decodeTokS)}`).join(', ') || '—'}`);
   const table = [
-    ['contender', 'file MB', 'load ms', 'decode tok/s', 'x llama', '% BW ceiling', 'prefill tok/s', 'x llama'],
+    [
+      'contender',
+      'export s',
+      'file MB',
+      'perplexity',
+      'load ms',
+      'decode tok/s',
+      'x llama',
+      'x tjs',
+      '% BW ceiling',
+      'prefill tok/s',
+      'x llama',
+    ],
     ...rows.map((r) => [
       r.name,
+      fmt(r.exportS),
       fmt(r.bytes / 1e6),
+      fmt(r.perplexity, 2),
       fmt(r.loadMs, 0),
       `${fmt(r.decode.decodeTokS)} (${r.decode.tokens} tok)`,
       fmt(r.decodeVsLlama, 2),
+      fmt(r.decodeVsTjs, 2),
       `${fmt(r.decodeOfCeiling * 100, 0)}% of ${fmt(r.ceilingTokS, 0)}`,
       `${fmt(r.prefillTokS, 0)} (${r.prefill.promptTokens} tok)`,
       fmt(r.prefillVsLlama, 2),
