@@ -24,6 +24,7 @@ import { Generator, Tokenizer, createTinyModel } from '@tinyforge/native';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OnnxDecoder } from '../../ts/pipeline/export-check.js';
 import { exportModel } from '../../ts/pipeline/export.js';
+import { SERVICE_FILES } from '../../ts/pipeline/export-service.js';
 import { CLI, ROOT, runCli } from '../helpers/cli.js';
 import { rejection } from '../helpers/errors.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -37,7 +38,8 @@ const FOLDER = [
   'tinyforge.json',
   'tokenizer.json',
   'tokenizer_config.json',
-];
+  ...SERVICE_FILES,
+].sort();
 
 let fx: { dir: string; home: string; base: string; run: string; data: string };
 

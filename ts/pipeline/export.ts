@@ -5,6 +5,8 @@
 //   onnx/model_quantized.onnx   int8 (dtype q8)            onnx/model_q4.onnx   int4 (dtype q4)
 //   onnx/model.onnx             fp32 (--quantize none, or --keep-fp32 beside a quantized one)
 //   config.json  generation_config.json  tokenizer.json  tokenizer_config.json  tinyforge.json
+//   server.mjs  package.json  .npmrc  Dockerfile  .dockerignore  README.md  vendor/*.tar
+//                               the standalone service (export-service.ts)
 //
 // The folder is built in a staging sibling and renamed into place at the end (export-folder.ts);
 // the serving command only adds files next to these. The CLI and the API call this, not the binding.
@@ -18,6 +20,7 @@ import { Registry } from '../registry/registry.js';
 import { type ExportCheck, checkExport } from './export-check.js';
 import { type TransformersJsDtype, TRANSFORMERS_JS_FILES, writeHfFiles } from './export-files.js';
 import { StagingFolder, checkOut, removeStaleStaging } from './export-folder.js';
+import { writeServiceFiles } from './export-service.js';
 import { type ExportManifestInput, writeExportManifest } from './export-manifest.js';
 import { type Lineage, ensureLineage, registerExport } from './export-register.js';
 import { type ExportSource, resolveExportSource } from './export-source.js';
@@ -27,7 +30,7 @@ export const QUANTIZE_CHOICES: readonly Quantize[] = ['int8', 'int4', 'none'];
 
 const DTYPE: Record<Quantize, TransformersJsDtype> = { int8: 'q8', int4: 'q4', none: 'fp32' };
 
-export type ExportStage = 'resolve' | 'export' | 'fp32' | 'files' | 'check' | 'finish';
+export type ExportStage = 'resolve' | 'export' | 'fp32' | 'files' | 'check' | 'service' | 'finish';
 
 export interface ExportProgress {
   stage: ExportStage;
@@ -176,6 +179,10 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
         fp32 ? path.join(onnxDir, TRANSFORMERS_JS_FILES.fp32) : undefined
       );
       done('check', 'check in ONNX Runtime', `ok, cached step vs recompute: cosine ${check.kvCache.cosine.toFixed(4)}`);
+
+      start('service', 'service files (server.mjs, Dockerfile, packed server)');
+      writeServiceFiles(staging.dir, modelFile);
+      done('service', 'service files (server.mjs, Dockerfile, packed server)');
 
       start('finish', 'write tinyforge.json, move into place, register');
       // Registered only now: a failed export must not leave rows for a broken base behind.
