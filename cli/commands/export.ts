@@ -76,7 +76,8 @@ function printSummary(r: ExportResult, source: string): void {
       `max diff ${r.check.kvCache.maxDiff.toPrecision(2)}${r.check.kvCache.sameTop1 ? '' : ', top-1 differs'}` +
       (agree !== undefined ? `, top-1 agreement with fp32 ${(agree * 100).toFixed(0)}% of ${r.check.promptTokens} positions` : ''),
     `registry: ${r.id}${r.parentId ? ` (parent ${r.parentId})` : ''}; lineage: foremforge models show ${r.id}`,
-    `load: transformers.js pipeline('text-generation', '${r.out}') (offline: env.localModelPath), or ONNX Runtime on ${r.model}`
+    `load: transformers.js pipeline('text-generation', '${r.out}') (offline: env.localModelPath), or ONNX Runtime on ${r.model}`,
+    `serve: foremforge serve --dir ${r.out}, or standalone: cd ${r.out} && npm install --omit=dev && node server.mjs (README.md, Dockerfile)`
   );
   process.stdout.write(`${lines.join('\n')}\n`);
 }
