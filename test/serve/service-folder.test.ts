@@ -205,6 +205,16 @@ describe('the service folder standing alone', () => {
       const npm = spawnSync(install![0]!, install!.slice(1), { cwd: alone, env: cleanEnv(), encoding: 'utf8', timeout: 300_000 });
       expect(npm.status, `${npm.stdout}\n${npm.stderr}`).toBe(0);
       console.log(`npm install of the service folder: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      // npm 11 skips dependency install scripts; npm 10 (the node:20 image's) runs them, and
+      // onnxruntime-node's would fetch CUDA files from NuGet unless the folder's .npmrc says skip.
+      // Run it the way npm runs it, with the folder's npm config in the environment.
+      const postinstall = spawnSync('npm', ['exec', '--offline', '--', 'node', 'node_modules/onnxruntime-node/script/install'], {
+        cwd: alone,
+        env: cleanEnv(),
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(postinstall.status, postinstall.stderr).toBe(0);
       const resolved = spawnSync(
         process.execPath,
         ['-p', "require.resolve('@tinyforge/native') + ' ' + require.resolve('tinyforge/package.json')"],
