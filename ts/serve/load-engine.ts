@@ -5,6 +5,10 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ForgeError } from '../errors.js';
 import type { Engine } from './engine.js';
+// Static (it is small; the native addon loads on first use): a dynamic import would defer the
+// session load by a few event-loop turns, during which startService's other startup work runs
+// instead of overlapping with the load.
+import { OrtEngine } from './engines/ort.js';
 
 export type ServeTarget =
   | { kind: 'model'; model: string; id: string }
@@ -76,7 +80,6 @@ export async function loadEngine(target: ServeTarget, options: LoadEngineOptions
       });
     }
     case 'export': {
-      const { OrtEngine } = await import('./engines/ort.js');
       return OrtEngine.load({
         dir: target.dir,
         id: target.id,

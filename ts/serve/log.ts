@@ -12,6 +12,8 @@ export interface Logger {
   error(msg: string, fields?: LogFields): void;
   /** Writes lines still buffered. */
   flush(): void;
+  /** Whether lines of `level` are written (lets a hot path skip building their fields). */
+  enabled?(level: Exclude<LogLevel, 'silent'>): boolean;
 }
 
 export function parseLogLevel(value: string | undefined): LogLevel {
@@ -54,12 +56,30 @@ export function createLogger(level: LogLevel = parseLogLevel(process.env.LOG_LEV
     write(text);
   };
   onExit(flush);
-  const emit =
-    (lvl: Exclude<LogLevel, 'silent'>) =>
-    (msg: string, fields: LogFields = {}): void => {
+  // Many lines share a millisecond under load: format its timestamp once.
+  let lastMs = -1;
+  let lastTime = '';
+  const emit = (lvl: Exclude<LogLevel, 'silent'>) => {
+    const head = `","level":"${lvl}","msg":`;
+    return (msg: string, fields?: LogFields): void => {
       if (LEVELS[lvl] < threshold) return;
+      const now = Date.now();
+      if (now !== lastMs) {
+        lastMs = now;
+        lastTime = new Date(now).toISOString();
+      }
       if (pending.length === 0) setImmediate(flush);
-      pending.push(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...fields })}\n`);
+      // The fixed keys first, then the fields' own object: one stringify, no merged copy.
+      const rest = fields === undefined ? '}' : JSON.stringify(fields);
+      pending.push(`{"time":"${lastTime}${head}${JSON.stringify(msg)}${rest.length > 2 ? `,${rest.slice(1)}` : '}'}\n`);
     };
-  return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error'), flush };
+  };
+  return {
+    debug: emit('debug'),
+    info: emit('info'),
+    warn: emit('warn'),
+    error: emit('error'),
+    flush,
+    enabled: (lvl) => LEVELS[lvl] >= threshold,
+  };
 }

@@ -72,7 +72,9 @@ export class Reply {
   private writeHead(status: number, headers: Record<string, string>): void {
     this.status = status;
     this.res.writeStatus(`${status} ${STATUS_TEXT[status] ?? ''}`);
-    for (const [k, v] of Object.entries({ ...this.headers, ...headers })) this.res.writeHeader(k, v);
+    // Per-response headers win over the shared ones (no merged copy: this runs per request).
+    for (const k in this.headers) if (!(k in headers)) this.res.writeHeader(k, this.headers[k] as string);
+    for (const k in headers) this.res.writeHeader(k, headers[k] as string);
   }
 
   /** Sends a whole response. No-op when the client is gone or a response was already sent. */

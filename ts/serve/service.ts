@@ -20,7 +20,22 @@ export async function startService(options: ServiceOptions, handleSignals = true
   // Resolve --dir before binding the port, so a typo fails fast with a clear message.
   const target = resolveServeTarget(options.dir);
   const server = new InferenceServer(options);
-  const port = await server.listen();
+  // The model loads on native threads from here; the server listens meanwhile, so /health and
+  // /ready answer during the load, and the rest of startup (uWS, the process metrics' modules)
+  // overlaps with it instead of adding to the time to /ready.
+  const loading = loadEngine(target, options);
+  // Awaited below; until then a failed load must not count as an unhandled rejection.
+  loading.catch(() => undefined);
+  let port: number;
+  try {
+    port = await server.listen();
+  } catch (err) {
+    void loading.then(
+      (engine) => engine.close(),
+      () => undefined
+    );
+    throw err;
+  }
   let resolveStopped: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
   const stop = async (): Promise<void> => {
@@ -37,7 +52,7 @@ export async function startService(options: ServiceOptions, handleSignals = true
     });
   }
   try {
-    server.setEngine(await loadEngine(target, options));
+    server.setEngine(await loading);
   } catch (err) {
     await stop();
     throw err;
