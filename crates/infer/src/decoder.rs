@@ -144,8 +144,7 @@ impl OrtDecoder {
         let has_position_ids = names.iter().any(|n| n == "position_ids");
         let mode = match options.kv {
             KvMode::Auto => {
-                let bytes = std::fs::read(path).map_err(|e| InferError::ModelLoad { path: path.to_path_buf(), reason: e.to_string() })?;
-                if bytes.windows(19).any(|w| w == b"GroupQueryAttention") { KvMode::Shared } else { KvMode::Chained }
+                if crate::folder::model_mentions(path, "GroupQueryAttention")? { KvMode::Shared } else { KvMode::Chained }
             }
             m => m,
         };
