@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import path from 'node:path';
 import { loadConfig } from '../../ts/config/load.js';
+import { augmentCommand } from './data-augment.js';
 import { ForgeError } from '../../ts/errors.js';
 import {
   type DatasetStats,
@@ -170,8 +171,9 @@ const dedup = new Command('dedup')
   });
 
 export const dataCommand = new Command('data')
-  .description('Dataset tools for JSONL training data: validate, stats, split, dedup.')
+  .description('Dataset tools for JSONL training data: validate, stats, split, dedup, augment.')
   .addCommand(validate)
   .addCommand(stats)
   .addCommand(split)
-  .addCommand(dedup);
+  .addCommand(dedup)
+  .addCommand(augmentCommand);
