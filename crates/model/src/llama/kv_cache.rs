@@ -91,6 +91,14 @@ impl Llama {
     /// Appends `ids` (one sequence) after the cached positions and returns the logits at the
     /// last new position. The prompt goes in once; then one token per call.
     pub fn forward_cached(&self, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
+        let hidden = self.forward_cached_hidden(ids, cache)?;
+        let last = hidden.narrow(1, ids.len() - 1, 1)?;
+        Ok(self.lm_head(&last)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
+    }
+
+    /// Like `forward_cached`, but returns the final-norm hidden states `[1, s, hidden]` of every
+    /// new position (the scorer needs each position's prediction, not only the last).
+    pub fn forward_cached_hidden(&self, ids: &[u32], cache: &mut KvCache) -> Result<Tensor> {
         let (s, past) = (ids.len(), cache.len);
         if s == 0 {
             return Err(ModelError::Input("forward_cached: no token ids".into()));
@@ -111,7 +119,6 @@ impl Llama {
             x = layer.forward_cached(&x, &rope, mask.as_ref(), slot)?;
         }
         cache.len += s;
-        let last = self.norm.forward(&x.narrow(1, s - 1, 1)?, MODE)?;
-        Ok(self.lm_head(&last)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
+        Ok(self.norm.forward(&x, MODE)?)
     }
 }
