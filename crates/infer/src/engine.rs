@@ -130,30 +130,36 @@ pub struct InferenceSession {
 impl InferenceSession {
     pub fn load(dir: &Path, opts: &EngineOptions) -> Result<Self, EngineError> {
         let folder = ExportFolder::open(dir)?;
-        let tokenizer = Arc::new(folder.tokenizer()?);
         if opts.slots == 0 || opts.prefill_chunk == 0 {
             return Err(InferError::InvalidOption { option: "slots/prefillChunk".into(), reason: "must be at least 1".into() }.into());
         }
         let context_len = opts.context_len.unwrap_or(folder.max_positions.min(4096)).min(folder.max_positions);
         let dopts = DecoderOptions { slots: opts.slots, context_len, threads: opts.threads, spinning: opts.spinning, kv: KvMode::Auto };
-        let eos = eos_ids(&folder.eos, &tokenizer);
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<bool, InferError>>();
-        let (path, shape, tok, chunk) = (folder.model_path.clone(), folder.shape, Arc::clone(&tokenizer), opts.prefill_chunk);
-        let eos2 = eos.clone();
+        let (tok_tx, tok_rx) = mpsc::channel::<(Arc<Tokenizer>, Vec<u32>)>();
+        let (path, shape, chunk) = (folder.model_path.clone(), folder.shape, opts.prefill_chunk);
         // The session and its IoBindings stay on this thread for their whole life.
         let thread = std::thread::Builder::new()
             .name("tinyforge-infer".into())
             .spawn(move || match OrtDecoder::load(&path, shape, &dopts) {
                 Ok(d) => {
                     let _ = ready_tx.send(Ok(d.kv_mode() == KvMode::Shared));
-                    Scheduler { decoder: d, tok, eos: eos2, chunk, rx, queue: VecDeque::new(), live: Vec::new() }.run();
+                    // Nothing comes when the tokenizer failed: `load` returns that error, this thread ends.
+                    if let Ok((tok, eos2)) = tok_rx.recv() {
+                        Scheduler { decoder: d, tok, eos: eos2, chunk, rx, queue: VecDeque::new(), live: Vec::new() }.run();
+                    }
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
                 }
             })
             .map_err(|e| InferError::Run { reason: format!("cannot start the scheduler thread: {e}") })?;
+        // tokenizer.json parses here (~170 ms CPU for SmolLM2) while that thread builds the ORT
+        // session (~400 ms): a load takes the longer of the two instead of their sum.
+        let tokenizer = Arc::new(folder.tokenizer()?);
+        let eos = eos_ids(&folder.eos, &tokenizer);
+        let _ = tok_tx.send((Arc::clone(&tokenizer), eos.clone()));
         let kv_shared = ready_rx.recv().map_err(|_| EngineError::Closed)??;
         let info = SessionInfo {
             dir: dir.to_path_buf(),

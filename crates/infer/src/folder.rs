@@ -4,8 +4,6 @@
 //! `tokenizer_config.json` (chat template), and `tinyforge.json` naming the model file.
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use serde_json::Value;
 use tinyforge_generate::SamplingParams;
@@ -103,38 +101,6 @@ impl ExportFolder {
         let path = self.dir.join("tokenizer.json");
         Tokenizer::from_file(&path).map_err(|e| InferError::ModelLoad { path, reason: e.to_string() })
     }
-
-    /// Starts parsing the tokenizer on its own thread; `PendingTokenizer::wait` returns it.
-    /// SmolLM2's tokenizer.json costs ~170 ms of CPU (49k vocab + 49k merges, then our fast
-    /// encoder's tables) and ORT's session build ~400 ms, and neither needs the other: run side
-    /// by side on 2 cores a load takes the longer of the two instead of their sum.
-    pub fn spawn_tokenizer(&self) -> PendingTokenizer {
-        let folder = self.clone();
-        let handle = std::thread::Builder::new().name("tinyforge-tokenizer".into()).spawn(move || folder.tokenizer().map(Arc::new));
-        match handle {
-            Ok(h) => PendingTokenizer(Pending::Running(h)),
-            // No thread to spare: parse here, as before.
-            Err(_) => PendingTokenizer(Pending::Done(self.tokenizer().map(Arc::new))),
-        }
-    }
-}
-
-enum Pending {
-    Running(JoinHandle<Result<Arc<Tokenizer>, InferError>>),
-    Done(Result<Arc<Tokenizer>, InferError>),
-}
-
-/// A tokenizer being parsed on another thread (`ExportFolder::spawn_tokenizer`).
-pub struct PendingTokenizer(Pending);
-
-impl PendingTokenizer {
-    /// Blocks until the tokenizer is parsed.
-    pub fn wait(self) -> Result<Arc<Tokenizer>, InferError> {
-        match self.0 {
-            Pending::Done(r) => r,
-            Pending::Running(h) => h.join().unwrap_or_else(|_| Err(InferError::Run { reason: "the tokenizer thread panicked".into() })),
-        }
-    }
 }
 
 const CHUNK: usize = 256 << 10;
@@ -204,27 +170,5 @@ mod tests {
         let e = model_mentions(&tmp.path().join("absent.onnx"), op).unwrap_err();
         assert_eq!(e.code(), "ONNX_MODEL_LOAD");
         assert!(e.to_string().contains("absent.onnx"), "{e}");
-    }
-
-    #[test]
-    fn spawned_tokenizer_equals_the_direct_one_and_reports_a_bad_file() {
-        let tmp = tinyforge_testkit::temp_dir("pending-tokenizer");
-        let dir = tmp.path();
-        let config = r#"{"num_attention_heads":2,"hidden_size":8,"num_hidden_layers":1,"vocab_size":3,"max_position_embeddings":64}"#;
-        std::fs::write(dir.join("config.json"), config).unwrap();
-        std::fs::create_dir(dir.join("onnx")).unwrap();
-        std::fs::write(dir.join("onnx/model.onnx"), b"").unwrap();
-        let folder = ExportFolder::open(dir).unwrap();
-        let e = folder.spawn_tokenizer().wait().unwrap_err();
-        assert_eq!(e.code(), "ONNX_MODEL_LOAD");
-        assert!(e.to_string().contains("tokenizer.json"), "{e}");
-        let word_level = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,
-            "pre_tokenizer":{"type":"Whitespace"},"post_processor":null,"decoder":null,
-            "model":{"type":"WordLevel","vocab":{"hello":0,"world":1,"[UNK]":2},"unk_token":"[UNK]"}}"#;
-        std::fs::write(dir.join("tokenizer.json"), word_level).unwrap();
-        let spawned = folder.spawn_tokenizer().wait().unwrap();
-        let direct = folder.tokenizer().unwrap();
-        assert_eq!(spawned.encode("world hello there", false).unwrap(), vec![1, 0, 2]);
-        assert_eq!(spawned.encode("world hello there", false).unwrap(), direct.encode("world hello there", false).unwrap());
     }
 }

@@ -105,3 +105,16 @@ fn cancel_and_errors() {
     assert_eq!(s.generate(&req("closed", 3)).unwrap_err().code(), "SESSION_CLOSED");
     assert_eq!(InferenceSession::load(&tmp.path().join("nope"), &EngineOptions::default()).err().unwrap().code(), "NOT_FOUND");
 }
+
+/// The tokenizer parses while the scheduler thread builds the ORT session: its failure must
+/// still fail the load, with the file named.
+#[test]
+fn a_corrupt_tokenizer_fails_the_load_naming_it() {
+    common::init();
+    let tmp = common::temp_dir("engine-bad-tokenizer");
+    let dir = export_folder(tmp.path(), None);
+    std::fs::write(dir.join("tokenizer.json"), "{ not json").unwrap();
+    let e = InferenceSession::load(&dir, &EngineOptions { slots: 1, threads: Some(1), ..Default::default() }).err().unwrap();
+    assert_eq!(e.code(), "ONNX_MODEL_LOAD");
+    assert!(e.to_string().contains("tokenizer.json"), "{e}");
+}
