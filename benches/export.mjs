@@ -74,11 +74,11 @@ function rates(t0, times, promptTokens) {
   };
 }
 
-async function runOurs(dir, threads, prompts) {
+async function runOurs(dir, threads, prompts, spinning = false) {
   const native = require(path.join(ROOT, 'crates/node/index.cjs'));
   native.ensureRuntime();
   const t0 = now();
-  const session = await native.InferenceSession.load(dir, { threads, slots: 1 });
+  const session = await native.InferenceSession.load(dir, { threads, slots: 1, spinning });
   const loadMs = now() - t0;
   const gen = async (prompt, maxTokens) => {
     const times = [];
@@ -178,7 +178,7 @@ function child(args) {
 
 async function one(args) {
   const fn = { ours: runOurs, llama: runLlama, tjs: runTjs }[args.kind];
-  const out = await fn(args.path, args.threads, args.prompts);
+  const out = await fn(args.path, args.threads, args.prompts, args.spinning);
   console.log(JSON.stringify(out));
 }
 
@@ -255,6 +255,12 @@ async function main() {
     if (r.error) console.log(`skip: tinyforge ${name} (${r.error})`);
     else rows.push({ name: `tinyforge ${name} (ORT)`, bytes: e.bytes, exportS: e.exportS, perplexity: e.perplexity, ...r });
   }
+  // Our default leaves ORT's idle pool threads asleep between ops (kind to a shared server);
+  // transformers.js runs ORT's default (spinning) and llama.cpp's pool spins too, so int8 also
+  // runs that way for a like-for-like row. Only meaningful on a quiet machine.
+  const spin = child({ kind: 'ours', path: exports.int8.dir, threads, prompts, spinning: true });
+  if (spin.error) console.log(`skip: tinyforge int8 spinning (${spin.error})`);
+  else rows.push({ name: 'tinyforge int8 (ORT, spinning)', bytes: exports.int8.bytes, perplexity: exports.int8.perplexity, ...spin });
   const tj = child({ kind: 'tjs', path: exports.int8.dir, threads, prompts });
   if (tj.error) console.log(`skip: transformers.js (${tj.error})`);
   else rows.push({ name: 'transformers.js int8 (our folder)', bytes: exports.int8.bytes, perplexity: exports.int8.perplexity, ...tj });
