@@ -6,6 +6,7 @@ pub mod engine;
 pub mod error;
 pub mod folder;
 pub mod runtime;
+pub mod score;
 pub mod session;
 mod shared_kv;
 
@@ -13,5 +14,6 @@ pub use decoder::{DecoderOptions, KvMode, KvShape, OrtDecoder};
 pub use engine::{CancelHandle, EngineError, EngineOptions, Event, InferenceSession, Request, SessionInfo, Sink};
 pub use error::InferError;
 pub use folder::ExportFolder;
+pub use score::{Score, Scorer};
 pub use runtime::{RuntimeInfo, active_runtime, init_runtime, precheck_library};
 pub use session::{HostTensor, OnnxSession, OptimizationLevel, SessionOptions, TensorData, TensorInfo};
