@@ -17,7 +17,9 @@ const SUITES = {
   export: 'export.mjs',
 };
 
-const asked = process.argv.slice(2);
+// `--flags` go to every suite run (e.g. `npm run bench -- serve --quick`); the rest name suites.
+const flags = process.argv.slice(2).filter((a) => a.startsWith('--'));
+const asked = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const unknown = asked.filter((name) => !(name in SUITES));
 if (unknown.length > 0) {
   console.error(`unknown bench suite: ${unknown.join(', ')}; known: ${Object.keys(SUITES).join(', ')}`);
@@ -32,7 +34,7 @@ const names = (asked.length > 0 ? asked : Object.keys(SUITES)).filter((name) => 
 let failed = 0;
 for (const name of names) {
   console.log(`\n=== bench: ${name} ===`);
-  const r = spawnSync(process.execPath, [path.join(HERE, SUITES[name])], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [path.join(HERE, SUITES[name]), ...flags], { stdio: 'inherit' });
   if (r.status !== 0) {
     console.error(`bench ${name} failed (exit ${r.status ?? r.signal})`);
     failed += 1;
