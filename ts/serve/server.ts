@@ -117,7 +117,8 @@ export class InferenceServer {
         }
         this.listenSocket = socket;
         this.boundPort = this.uws.us_socket_local_port(socket as never);
-        this.log.info('listening', { host, port: this.boundPort, transport: this.transport });
+        // sinceStartMs: since the process started (performance's time origin), for cold starts.
+        this.log.info('listening', { host, port: this.boundPort, transport: this.transport, sinceStartMs: Math.round(performance.now()) });
         // The process metrics' modules load now, while the model loads on its own threads.
         setImmediate(() => void this.metrics.loadDefaults());
         resolve(this.boundPort);
@@ -140,6 +141,7 @@ export class InferenceServer {
       engine: engine.info.engine,
       contextLength: engine.info.contextLength,
       loadSeconds: engine.info.loadSeconds,
+      sinceStartMs: Math.round(performance.now()),
       maxActive,
       maxQueue: this.options.maxQueue,
     });
