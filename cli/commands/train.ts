@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import type { JsTrainResult } from '@tinyforge/native';
 import { formatProblem } from '../../ts/dataset/validate.js';
 import { sparkline } from '../../ts/pipeline/loss-curve.js';
+import { formatRecipe } from '../../ts/pipeline/recipe-apply.js';
 import { type TrainProgress, type TrainResult, type TrainRunOptions, runTraining } from '../../ts/pipeline/train.js';
 import { registerRunFromFolder } from '../../ts/registry/index.js';
 
@@ -45,6 +46,9 @@ interface TrainFlags {
   evalEvery?: number;
   checkpointEvery?: number;
   earlyStopping?: number;
+  warmupRatio?: number;
+  augment?: number;
+  recipe: boolean;
   seed?: number;
   resume?: boolean;
   useLora?: boolean;
@@ -114,18 +118,24 @@ export const trainCommand = new Command('train')
   .requiredOption('--out <dir>', 'run folder (adapter/, tinyforge.json, metrics.jsonl, checkpoints/, loss.svg)')
   .option('--base <model>', 'model folder, .gguf file or catalog name (default: smollm2-135m-instruct)')
   .option('--eval-data <file>', 'separate JSONL eval set (instead of --eval-split)')
-  .option('--epochs <n>', 'passes over the data (default 3)', int('--epochs'))
+  .option('--epochs <n>', 'passes over the data (default: the recipe)', int('--epochs'))
   .option('--max-steps <n>', 'optimizer steps (overrides --epochs)', int('--max-steps'))
-  .option('--lr <rate>', 'peak learning rate (default 2e-4)', num('--lr'))
+  .option('--lr <rate>', 'peak learning rate (default: the recipe)', num('--lr'))
   .option('--batch-size <n>', 'records per micro-batch (default 4)', int('--batch-size'))
   .option('--grad-accum <n>', 'micro-batches per optimizer step (default 1)', int('--grad-accum'))
-  .option('--lora-r <n>', 'LoRA rank (default 8)', int('--lora-r'))
-  .option('--lora-alpha <a>', 'LoRA alpha (default 16)', num('--lora-alpha'))
+  .option('--lora-r <n>', 'LoRA rank (default: the recipe)', int('--lora-r'))
+  .option('--lora-alpha <a>', 'LoRA alpha (default: the recipe)', num('--lora-alpha'))
   .option('--lora-dropout <p>', 'LoRA dropout (default 0.05)', num('--lora-dropout'))
   .option('--use-rslora', 'scale by alpha/sqrt(r) (rank-stabilized LoRA)')
-  .option('--target-modules <list>', 'comma-separated: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj')
+  .option('--target-modules <list>', 'comma-separated: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj (default: the recipe)')
   .option('--max-seq-len <n>', 'truncate longer records (default 512)', int('--max-seq-len'))
-  .option('--eval-split <f>', 'fraction held out for eval (default 0.1)', num('--eval-split'))
+  .option('--eval-split <f>', 'fraction held out for eval (default: the recipe; none up to 500 records)', num('--eval-split'))
+  .option('--warmup-ratio <f>', 'fraction of steps warming up the learning rate (default 0.05)', num('--warmup-ratio'))
+  .option('--augment <n>', 'add N model-written rewordings of each question before training (default: the recipe)', int('--augment'))
+  .option(
+    '--no-recipe',
+    "no data-driven recipe: unset hyperparameters take the trainer's fixed defaults (r 8, q/k/v/o, lr 2e-4, 3 epochs, split 0.1)"
+  )
   .option('--eval-every <n>', 'evaluate every N steps (default: at the end)', int('--eval-every'))
   .option('--checkpoint-every <n>', 'checkpoint every N steps (default: only on Ctrl-C)', int('--checkpoint-every'))
   .option('--early-stopping <patience>', 'stop after N evaluations without improvement', int('--early-stopping'))
@@ -180,6 +190,11 @@ export const trainCommand = new Command('train')
         .map((s) => s.trim())
         .filter(Boolean);
     if (flags.earlyStopping !== undefined) options.earlyStoppingPatience = flags.earlyStopping;
+    if (flags.augment !== undefined) options.augment = flags.augment;
+    if (!flags.recipe) options.recipe = false;
+    // The recipe block goes before the progress bar; --json carries it in the result instead.
+    if (!flags.json) options.onRecipe = (r) => process.stdout.write(`${formatRecipe(r)}\n`);
+    options.onLog = (line) => process.stderr.write(`${line}\n`);
     const numeric = [
       'epochs',
       'maxSteps',
@@ -191,6 +206,7 @@ export const trainCommand = new Command('train')
       'loraDropout',
       'maxSeqLen',
       'evalSplit',
+      'warmupRatio',
       'evalEvery',
       'checkpointEvery',
       'seed',

@@ -2,7 +2,7 @@
 // native `train()` off the main thread with progress events and an AbortSignal, and writes the
 // loss curve (loss.svg) into the run folder. The CLI and the API call this, not the binding.
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { JsTrainOptions, JsTrainProgress, JsTrainResult } from '@tinyforge/native';
 import { type FileProblem, datasetWarnings } from '../dataset/validate.js';
@@ -11,10 +11,13 @@ import { DEFAULT_MODEL } from '../models/catalog.js';
 import { pullModel } from '../models/pull.js';
 import { native } from '../native.js';
 import { lossCurveSvg } from './loss-curve.js';
+import { type AppliedRecipe, applyRecipe, augmentForRun } from './recipe-apply.js';
 
 export type TrainProgress = JsTrainProgress;
 export type TrainResult = JsTrainResult & {
   lossCurve?: string;
+  /** The default recipe's choices (absent with --full or --no-recipe). */
+  recipe?: AppliedRecipe;
   /** Dry runs: the data's warnings as `data validate` reports them (first 1000), and their count. */
   warnings?: FileProblem[];
   warningCount?: number;
@@ -23,6 +26,14 @@ export type TrainResult = JsTrainResult & {
 export interface TrainRunOptions extends Omit<JsTrainOptions, 'base'> {
   /** Model folder, .gguf file or catalog name. Default: the default model (pulled if needed). */
   base?: string;
+  /** Model-written rewordings per question added before training (`data augment`); 0: none. */
+  augment?: number;
+  /** Fill unset hyperparameters from the data-driven recipe (./recipe.ts). @default true */
+  recipe?: boolean;
+  /** Called once the recipe is chosen, before any augmentation or training. */
+  onRecipe?: (r: AppliedRecipe) => void;
+  /** Lines about work before training (the augmentation's start and report). */
+  onLog?: (line: string) => void;
   onProgress?: (p: TrainProgress) => void;
   signal?: AbortSignal;
 }
@@ -36,14 +47,39 @@ export async function resolveBase(base: string | undefined, signal?: AbortSignal
 }
 
 export async function runTraining(options: TrainRunOptions): Promise<TrainResult> {
-  const { onProgress, signal, base, ...rest } = options;
+  const { onProgress, onRecipe, onLog, signal, base, augment, recipe: useRecipe, ...rest } = options;
   if (!existsSync(rest.data)) {
     throw new ForgeError('INVALID_ARGUMENT', `data file not found: ${rest.data}`, { suggestion: 'pass --data path/to/records.jsonl' });
   }
   const resolved = await resolveBase(base, signal);
   // An already-aborted signal never fires `abort` again, so the native side would not see it.
   if (signal?.aborted) throw new ForgeError('ABORTED', 'training was aborted before it started');
-  const jsOptions: JsTrainOptions = { ...rest, base: resolved };
+  let jsOptions: JsTrainOptions = { ...rest, base: resolved };
+  let applied: AppliedRecipe | undefined;
+  if (useRecipe !== false && rest.full !== true) {
+    applied = await applyRecipe(jsOptions, augment);
+    jsOptions = applied.options;
+    onRecipe?.(applied);
+    if (applied.recipe.augment > 0 && !rest.dryRun) {
+      jsOptions = {
+        ...jsOptions,
+        data: await augmentForRun(
+          rest.data,
+          rest.out,
+          resolved,
+          applied.recipe.augment,
+          rest.seed ?? 42,
+          rest.resume === true,
+          onLog ?? (() => {})
+        ),
+      };
+    }
+  } else if (augment !== undefined && augment > 0 && !rest.dryRun) {
+    jsOptions = {
+      ...jsOptions,
+      data: await augmentForRun(rest.data, rest.out, resolved, augment, rest.seed ?? 42, rest.resume === true, onLog ?? (() => {})),
+    };
+  }
   let result: JsTrainResult;
   try {
     result = await native().train(jsOptions, onProgress, signal);
@@ -60,10 +96,21 @@ export async function runTraining(options: TrainRunOptions): Promise<TrainResult
     // The trainer lists the records it rejects (errors); the warnings come from the dataset
     // checker, which applies the same record rules (ts/dataset/README.md) plus file-level ones.
     const { warnings, total } = await datasetWarnings(rest.evalData ? [rest.data, rest.evalData] : [rest.data]);
-    return { ...result, warnings, warningCount: total };
+    return { ...result, warnings, warningCount: total, ...(applied ? { recipe: applied } : {}) };
   }
-  if (result.history.length === 0) return result;
+  if (applied && result.manifest) await recordRecipe(result.manifest, applied);
+  const withRecipe = applied ? { ...result, recipe: applied } : result;
+  if (result.history.length === 0) return withRecipe;
   const svg = path.join(result.runDir, 'loss.svg');
   await writeFile(svg, lossCurveSvg(result.history, `Training loss — ${path.basename(resolved)}`));
-  return { ...result, lossCurve: svg };
+  return { ...withRecipe, lossCurve: svg };
+}
+
+/** Adds the recipe (values, which came from flags, reasons) to the run's tinyforge.json, atomically. */
+async function recordRecipe(manifest: string, applied: AppliedRecipe): Promise<void> {
+  const json = JSON.parse(await readFile(manifest, 'utf8')) as Record<string, unknown>;
+  json.recipe = { values: applied.recipe, fromFlags: applied.fromFlags, reasons: applied.reasons, input: applied.input };
+  const tmp = `${manifest}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(json, null, 2)}\n`);
+  await rename(tmp, manifest);
 }
