@@ -144,7 +144,11 @@ impl OrtDecoder {
         let has_position_ids = names.iter().any(|n| n == "position_ids");
         let mode = match options.kv {
             KvMode::Auto => {
-                if crate::folder::model_mentions(path, "GroupQueryAttention")? { KvMode::Shared } else { KvMode::Chained }
+                if crate::folder::model_mentions(path, "GroupQueryAttention")? {
+                    KvMode::Shared
+                } else {
+                    KvMode::Chained
+                }
             }
             m => m,
         };
@@ -243,6 +247,41 @@ impl OrtDecoder {
         cache.past = next;
         cache.len = total;
         Ok(logits)
+    }
+
+    /// Appends each row's tokens to its slot and returns each row's last logits, row-major
+    /// `[rows.len() x vocab]`: in ONE forward when the cache is shared and every slot is empty
+    /// (the first chunk of new requests, the case GroupQueryAttention batches), else one
+    /// forward per row.
+    pub fn prefill_rows(&mut self, rows: &[(Slot, &[u32])]) -> Result<Vec<f32>, InferError> {
+        let n = self.caches.len();
+        let mut seen = vec![false; n];
+        let mut all_empty = true;
+        for &(slot, toks) in rows {
+            if slot >= n || std::mem::replace(&mut seen[slot], true) {
+                return Err(InferError::InvalidInput {
+                    name: "slot".into(),
+                    reason: format!("prefill: slot {slot} out of range (0..{n}) or listed twice"),
+                });
+            }
+            if toks.is_empty() || toks.len() > self.context_len {
+                return Err(InferError::InvalidInput {
+                    name: "tokens".into(),
+                    reason: format!("prefill: slot {slot} gets {} tokens (1 to the context length {})", toks.len(), self.context_len),
+                });
+            }
+            all_empty &= self.slot_len(slot).is_none();
+        }
+        match self.shared.as_mut() {
+            Some(sh) if all_empty && rows.len() > 1 => sh.prefill_first(&mut self.session, self.has_position_ids, rows),
+            _ => {
+                let mut out = Vec::with_capacity(rows.len() * self.shape.vocab_size);
+                for &(slot, toks) in rows {
+                    out.extend(self.forward(slot, toks)?);
+                }
+                Ok(out)
+            }
+        }
     }
 
     /// One forward over all shared rows for `batch`; the logits rows of `batch`, in order.

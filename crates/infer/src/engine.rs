@@ -1,21 +1,21 @@
-//! `InferenceSession`: an export folder served by one scheduler thread that owns the
-//! `OrtDecoder` and runs continuous batching over its slots. Requests join at the next step
-//! boundary (a free slot), their prompt is prefilled one chunk per loop turn between decode
-//! steps (so a long prompt never stalls the running streams for its whole prefill), they leave
-//! when finished, and a cancelled request frees its slot at the next step.
-use std::collections::VecDeque;
+//! `InferenceSession`: an export folder served by one scheduler thread (`scheduler.rs`) that
+//! owns the `OrtDecoder` and runs continuous batching over its slots. Requests join at the next
+//! step boundary (a free slot), new prompts are prefilled together in chunks between decode
+//! steps (so prompts never stall the running streams for long), they leave when finished, and
+//! a cancelled request frees its slot at the next step.
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use tinyforge_generate::{CodedError, Decoder, GenerateParams, Generation, Prompt, Sequence, Step, TokenLogprob, build_prompt, eos_ids};
+use tinyforge_generate::{CodedError, GenerateParams, Generation, Prompt, Sequence, Step, TokenLogprob, build_prompt, eos_ids};
 use tinyforge_tokenizer::Tokenizer;
 
 use crate::decoder::{DecoderOptions, KvMode, OrtDecoder};
 use crate::error::InferError;
 use crate::folder::ExportFolder;
+use crate::scheduler::{Job, Scheduler};
 
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -27,13 +27,17 @@ pub struct EngineOptions {
     /// Positions per slot; `None` = `max_position_embeddings` capped at 4096 (each slot
     /// preallocates its cache: SmolLM2-135M needs 46 KB per position).
     pub context_len: Option<usize>,
-    /// Prompt tokens prefilled per loop turn.
+    /// Prompt tokens per prefill chunk (a longer prompt takes one chunk per loop turn).
     pub prefill_chunk: usize,
+    /// Padded tokens (rows x longest first chunk) one batched prefill of new requests may take
+    /// (the oldest waiting request always goes; 1 = one request at a time): bounds how long a
+    /// prefill stalls the running streams.
+    pub prefill_budget: usize,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { threads: None, spinning: false, slots: 8, context_len: None, prefill_chunk: 128 }
+        Self { threads: None, spinning: false, slots: 8, context_len: None, prefill_chunk: 128, prefill_budget: 512 }
     }
 }
 
@@ -57,7 +61,7 @@ impl EngineError {
         }
     }
 
-    fn generate(e: &impl CodedError) -> Self {
+    pub(crate) fn generate(e: &impl CodedError) -> Self {
         Self::Generate { code: e.code(), message: e.to_string() }
     }
 }
@@ -112,13 +116,6 @@ pub struct SessionInfo {
     pub max_new_tokens: Option<usize>,
 }
 
-struct Job {
-    ids: Vec<u32>,
-    params: GenerateParams,
-    cancel: Arc<AtomicBool>,
-    sink: Sink,
-}
-
 pub struct InferenceSession {
     tx: Mutex<Option<Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -139,6 +136,7 @@ impl InferenceSession {
         let (ready_tx, ready_rx) = mpsc::channel::<Result<bool, InferError>>();
         let (tok_tx, tok_rx) = mpsc::channel::<(Arc<Tokenizer>, Vec<u32>)>();
         let (path, shape, chunk) = (folder.model_path.clone(), folder.shape, opts.prefill_chunk);
+        let budget = opts.prefill_budget;
         // The session and its IoBindings stay on this thread for their whole life.
         let thread = std::thread::Builder::new()
             .name("tinyforge-infer".into())
@@ -147,7 +145,7 @@ impl InferenceSession {
                     let _ = ready_tx.send(Ok(d.kv_mode() == KvMode::Shared));
                     // Nothing comes when the tokenizer failed: `load` returns that error, this thread ends.
                     if let Ok((tok, eos2)) = tok_rx.recv() {
-                        Scheduler { decoder: d, tok, eos: eos2, chunk, rx, queue: VecDeque::new(), live: Vec::new() }.run();
+                        Scheduler::new(d, tok, eos2, chunk, budget, rx).run();
                     }
                 }
                 Err(e) => {
@@ -225,180 +223,5 @@ impl InferenceSession {
 impl Drop for InferenceSession {
     fn drop(&mut self) {
         self.close();
-    }
-}
-
-struct Live {
-    slot: usize,
-    seq: Sequence,
-    ids: Vec<u32>,
-    prefilled: usize,
-    cancel: Arc<AtomicBool>,
-    sink: Sink,
-}
-
-struct Scheduler {
-    decoder: OrtDecoder,
-    tok: Arc<Tokenizer>,
-    eos: Vec<u32>,
-    chunk: usize,
-    rx: Receiver<Job>,
-    queue: VecDeque<Job>,
-    live: Vec<Live>,
-}
-
-impl Scheduler {
-    fn run(mut self) {
-        let mut open = true;
-        loop {
-            if open && self.live.is_empty() && self.queue.is_empty() {
-                match self.rx.recv() {
-                    Ok(j) => self.queue.push_back(j),
-                    Err(_) => open = false,
-                }
-            }
-            while open {
-                match self.rx.try_recv() {
-                    Ok(j) => self.queue.push_back(j),
-                    Err(mpsc::TryRecvError::Empty) => break,
-                    Err(mpsc::TryRecvError::Disconnected) => open = false,
-                }
-            }
-            if !open {
-                // Closing: whatever runs or waits ends as cancelled.
-                for l in &self.live {
-                    l.cancel.store(true, Ordering::Relaxed);
-                }
-                for mut j in self.queue.drain(..) {
-                    (j.sink)(Event::Done(Err(EngineError::Closed)));
-                }
-            }
-            if self.live.is_empty() && self.queue.is_empty() {
-                if open {
-                    continue;
-                }
-                return;
-            }
-            self.admit();
-            self.reap_cancelled();
-            self.prefill_one();
-            self.decode_step();
-        }
-    }
-
-    fn admit(&mut self) {
-        while self.live.len() < self.decoder.slots() {
-            let Some(mut job) = self.queue.pop_front() else { return };
-            if job.cancel.load(Ordering::Relaxed) {
-                let seq = Sequence::new(&job.ids, job.params.clone(), &self.eos, self.decoder.context_len());
-                let done = seq.map_err(EngineError::from).map(|mut s| {
-                    let _ = s.cancel(&self.tok);
-                    s.generation()
-                });
-                (job.sink)(Event::Done(done));
-                continue;
-            }
-            let slot = (0..self.decoder.slots()).find(|s| !self.live.iter().any(|l| l.slot == *s)).expect("a free slot");
-            match Sequence::new(&job.ids, job.params.clone(), &self.eos, self.decoder.context_len()) {
-                Ok(seq) => {
-                    self.decoder.release(slot);
-                    self.live.push(Live { slot, seq, ids: job.ids, prefilled: 0, cancel: job.cancel, sink: job.sink });
-                }
-                Err(e) => (job.sink)(Event::Done(Err(e.into()))),
-            }
-        }
-    }
-
-    fn finish(&mut self, i: usize, result: Result<Generation, EngineError>) {
-        let mut l = self.live.swap_remove(i);
-        self.decoder.release(l.slot);
-        (l.sink)(Event::Done(result));
-    }
-
-    fn reap_cancelled(&mut self) {
-        let mut i = 0;
-        while i < self.live.len() {
-            if self.live[i].cancel.load(Ordering::Relaxed) {
-                let l = &mut self.live[i];
-                let r = l.seq.cancel(&self.tok).map_err(EngineError::from).map(|step| {
-                    (l.sink)(Event::Step { step, logprob: None, top: Vec::new() });
-                    l.seq.generation()
-                });
-                self.finish(i, r);
-            } else {
-                i += 1;
-            }
-        }
-    }
-
-    /// Feeds `logits` to live `i`; emits the step and finishes it when done.
-    fn accept(&mut self, i: usize, logits: &[f32]) -> bool {
-        let l = &mut self.live[i];
-        match l.seq.accept(logits, &self.tok) {
-            Ok(step) => {
-                // `Sequence` exposes the chosen token's log-probability only through
-                // `generation()` (a clone of the whole record so far).
-                let (logprob, top) = if step.token.is_some() {
-                    let g = l.seq.generation();
-                    (g.logprobs.last().copied(), g.top_logprobs.last().cloned().unwrap_or_default())
-                } else {
-                    (None, Vec::new())
-                };
-                (l.sink)(Event::Step { step, logprob, top });
-                if l.seq.is_finished() {
-                    let g = l.seq.generation();
-                    self.finish(i, Ok(g));
-                    return true;
-                }
-                false
-            }
-            Err(e) => {
-                self.finish(i, Err(e.into()));
-                true
-            }
-        }
-    }
-
-    /// One prompt chunk for the oldest request still prefilling.
-    fn prefill_one(&mut self) {
-        let Some(i) = self.live.iter().position(|l| l.prefilled < l.ids.len()) else { return };
-        let l = &mut self.live[i];
-        let end = (l.prefilled + self.chunk).min(l.ids.len());
-        match self.decoder.prefill(l.slot, &l.ids[l.prefilled..end]) {
-            Ok(logits) => {
-                l.prefilled = end;
-                if end == l.ids.len() {
-                    self.accept(i, &logits);
-                }
-            }
-            Err(e) => self.finish(i, Err(EngineError::generate(&e))),
-        }
-    }
-
-    /// One token for every request past its prompt, in one `step`.
-    fn decode_step(&mut self) {
-        let rows: Vec<usize> = (0..self.live.len()).filter(|&i| self.live[i].prefilled == self.live[i].ids.len()).collect();
-        let batch: Vec<(usize, u32)> = rows.iter().filter_map(|&i| self.live[i].seq.next_input().map(|t| (self.live[i].slot, t))).collect();
-        if batch.is_empty() {
-            return;
-        }
-        match self.decoder.step(&batch) {
-            Ok(logits) => {
-                let v = self.decoder.vocab_size();
-                // Finishing swap-removes, so walk the slots, not the indices.
-                for (r, &(slot, _)) in batch.iter().enumerate() {
-                    if let Some(i) = self.live.iter().position(|l| l.slot == slot) {
-                        self.accept(i, &logits[r * v..(r + 1) * v]);
-                    }
-                }
-            }
-            Err(e) => {
-                for &(slot, _) in batch.iter().rev() {
-                    if let Some(i) = self.live.iter().position(|l| l.slot == slot) {
-                        self.finish(i, Err(EngineError::generate(&e)));
-                    }
-                }
-            }
-        }
     }
 }

@@ -18,7 +18,7 @@ use std::ptr::NonNull;
 
 use ort::AsPointer;
 use ort::memory::MemoryInfo;
-use ort::session::{IoBinding, Session};
+use ort::session::{IoBinding, Session, SessionInputValue};
 use ort::sys::ONNXTensorElementDataType;
 use ort::value::{DynValue, Tensor};
 
@@ -136,6 +136,82 @@ impl SharedKv {
         self.rows[slot] = Some(binding);
         let logits = out?;
         self.lens[slot] = total;
+        Ok(logits)
+    }
+
+    /// One first-prompt forward over several empty slots (`rows`: distinct, empty, each with 1
+    /// to `ctx` tokens), right padded to the longest; returns each row's logits at its last
+    /// token, row-major `[rows.len() x vocab]`.
+    ///
+    /// GroupQueryAttention takes a multi-token batch only as a first prompt (ORT rejects
+    /// `batch > 1` with `sequence_length > 1` once a past is given), i.e. with every row
+    /// starting at position 0, which the shared view over rows `0..k` cannot express for a few
+    /// scattered slots. So this runs on an empty past with ORT-allocated `present` outputs
+    /// `[b, kv, s, hd]` and copies each row's first `n` positions into its slot (46 KB a token
+    /// for SmolLM2-135M, well under 1% of the forward). Every row's mask covers all `s`
+    /// positions: a padded row's filler tokens then attend like real ones (finite values; a
+    /// row masked shorter than `s` would let them read uninitialised scores), they come after
+    /// the real tokens so causality keeps them out of the real rows, and their keys are not
+    /// copied.
+    pub(crate) fn prefill_first(&mut self, session: &mut Session, has_pos: bool, rows: &[(usize, &[u32])]) -> Result<Vec<f32>, InferError> {
+        let KvShape { layers, kv_heads, head_dim, vocab_size: vocab } = self.shape;
+        let (b, s) = (rows.len(), rows.iter().map(|r| r.1.len()).max().unwrap_or(0));
+        let mut ids = Vec::with_capacity(b * s);
+        for &(_, toks) in rows {
+            // Filler: the row's last token again, so the activations stay in the real rows'
+            // range (the INT8 graph quantizes each activation tensor with one scale).
+            let last = toks.last().copied().unwrap_or(0);
+            ids.extend(toks.iter().chain(std::iter::repeat_n(&last, s - toks.len())).map(|&t| i64::from(t)));
+        }
+        let pos: Vec<i64> = (0..b).flat_map(|_| 0..s as i64).collect();
+        let ids = Tensor::from_array(([b, s], ids)).map_err(|e| run_err(&e))?;
+        let mask = Tensor::from_array(([b, s], vec![1_i64; b * s])).map_err(|e| run_err(&e))?;
+        let pos = Tensor::from_array(([b, s], pos)).map_err(|e| run_err(&e))?;
+        let empty = Tensor::<f32>::from_array(([b, kv_heads, 0, head_dim], Vec::<f32>::new())).map_err(|e| run_err(&e))?;
+        let mut inputs: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(3 + layers * 2);
+        inputs.push(("input_ids".into(), (&ids).into()));
+        inputs.push(("attention_mask".into(), (&mask).into()));
+        if has_pos {
+            inputs.push(("position_ids".into(), (&pos).into()));
+        }
+        for i in 0..layers {
+            for kind in KINDS {
+                inputs.push((format!("past_key_values.{i}.{kind}"), (&empty).into()));
+            }
+        }
+        let out = session.run(inputs).map_err(|e| run_err(&e))?;
+        let per_row = kv_heads * self.ctx * head_dim;
+        for i in 0..layers {
+            for (k, kind) in KINDS.iter().enumerate() {
+                let name = format!("present.{i}.{kind}");
+                let v = out.get(&name).ok_or_else(|| InferError::Run { reason: format!("the model returned no `{name}`") })?;
+                let (_, data) = v.try_extract_tensor::<f32>().map_err(|e| run_err(&e))?;
+                if data.len() != b * kv_heads * s * head_dim {
+                    return Err(InferError::Run {
+                        reason: format!("`{name}` has {} values, expected [{b}, {kv_heads}, {s}, {head_dim}]", data.len()),
+                    });
+                }
+                let buf = &mut self.bufs[i * 2 + k];
+                for (r, &(slot, toks)) in rows.iter().enumerate() {
+                    let n = toks.len() * head_dim;
+                    for h in 0..kv_heads {
+                        let src = ((r * kv_heads + h) * s) * head_dim;
+                        let dst = slot * per_row + h * self.ctx * head_dim;
+                        buf[dst..dst + n].copy_from_slice(&data[src..src + n]);
+                    }
+                }
+            }
+        }
+        let (shape, data) = out["logits"].try_extract_tensor::<f32>().map_err(|e| run_err(&e))?;
+        if data.len() != b * s * vocab {
+            return Err(InferError::Run { reason: format!("logits have shape {:?}, expected [{b}, {s}, {vocab}]", &shape[..]) });
+        }
+        let mut logits = Vec::with_capacity(b * vocab);
+        for (r, &(slot, toks)) in rows.iter().enumerate() {
+            let at = (r * s + toks.len() - 1) * vocab;
+            logits.extend_from_slice(&data[at..at + vocab]);
+            self.lens[slot] = toks.len();
+        }
         Ok(logits)
     }
 

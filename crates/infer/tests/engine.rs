@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use tinyforge_generate::{FinishReason, GenerateParams, Prompt};
+use tinyforge_generate::{FinishReason, GenerateParams, Generation, Prompt};
 use tinyforge_infer::{EngineOptions, Event, InferenceSession, Request};
 use tinyforge_model::{TinyOptions, create_tiny_model};
 use tinyforge_onnx::{ExportOptions, Quantization, export_llama_path};
@@ -66,6 +66,69 @@ fn concurrent_greedy_equals_alone() {
         tokens += g.tokens.len();
     }
     eprintln!("16 concurrent requests: {tokens} tokens in {:?}", t0.elapsed());
+}
+
+/// Submits `p` on `s`; its final (text, generation) goes to `done` tagged `i`, and `first` gets
+/// `i` at its first token.
+fn submit_tagged(s: &InferenceSession, i: usize, p: &str, first: &mpsc::Sender<usize>, done: &mpsc::Sender<(usize, Generation)>) {
+    let (first, done) = (first.clone(), done.clone());
+    let mut seen = false;
+    s.submit(
+        &req(p, 20),
+        Box::new(move |e| match e {
+            Event::Step { .. } if !seen => {
+                seen = true;
+                let _ = first.send(i);
+            }
+            Event::Step { .. } => {}
+            Event::Done(r) => done.send((i, r.unwrap())).unwrap(),
+        }),
+    )
+    .unwrap();
+}
+
+#[test]
+fn arrivals_during_decode_and_prefill_equal_alone() {
+    common::init();
+    let tmp = common::temp_dir("engine-arrivals");
+    let dir = export_folder(tmp.path(), None);
+    // Short prompts (one first chunk, batched with their neighbours, padded to the longest) and
+    // long ones (several chunks: later chunks run alone while others decode).
+    let prompts: Vec<String> = (0..14)
+        .map(|i| {
+            if i % 4 == 1 {
+                format!("long {i}: {}", "the quick brown fox jumps over the lazy dog ".repeat(4))
+            } else {
+                format!("short {i} {}", "hey ".repeat(i % 3))
+            }
+        })
+        .collect();
+    let alone: Vec<_> = {
+        let s = InferenceSession::load(&dir, &EngineOptions { slots: 1, threads: Some(1), ..Default::default() }).unwrap();
+        prompts.iter().map(|p| s.generate(&req(p, 20)).unwrap()).collect()
+    };
+    let opts = EngineOptions { slots: 5, threads: Some(1), prefill_chunk: 8, prefill_budget: 24, ..Default::default() };
+    let s = InferenceSession::load(&dir, &opts).unwrap();
+    let (first_tx, first_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    // Wave 1: a short and a long prompt. Wave 2 arrives when the short one has its first token
+    // (it decodes while the long one is still prefilling chunk by chunk); wave 3 when a wave-2
+    // request has its first token; the rest queue for slots and join as others leave.
+    submit_tagged(&s, 0, &prompts[0], &first_tx, &done_tx);
+    submit_tagged(&s, 1, &prompts[1], &first_tx, &done_tx);
+    assert_eq!(first_rx.recv().unwrap(), 0, "the short prompt decodes first");
+    for i in 2..6 {
+        submit_tagged(&s, i, &prompts[i], &first_tx, &done_tx);
+    }
+    while first_rx.recv().unwrap() < 2 {}
+    for i in 6..prompts.len() {
+        submit_tagged(&s, i, &prompts[i], &first_tx, &done_tx);
+    }
+    for _ in 0..prompts.len() {
+        let (i, g) = done_rx.recv().unwrap();
+        assert_eq!(g.tokens, alone[i].tokens, "prompt {i}");
+        assert_eq!(g.text, alone[i].text, "prompt {i}");
+    }
 }
 
 #[test]

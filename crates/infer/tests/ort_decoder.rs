@@ -125,3 +125,40 @@ fn int8_export_stays_close_to_fp32() {
     assert_eq!(toks.len(), 20);
     assert!(toks.iter().all(|&t| (t as usize) < cfg.vocab_size));
 }
+
+#[test]
+fn batched_first_prefill_matches_candle() {
+    common::init();
+    let (cfg, w, model) = tiny(5);
+    let tmp = common::temp_dir("ortdec-batch-prefill");
+    let path = tmp.path().join("model.onnx");
+    export_llama(&cfg, &w, &path, &ExportOptions::default()).unwrap();
+    let mut c = LlamaDecoder::new(&model, 4);
+    let mut o = ort(&path, &cfg, 4, KvMode::Auto);
+    // Slot 1 holds a sequence already: a batched first prefill must leave it alone.
+    let held: Vec<u32> = (50..61).collect();
+    let (a, b) = (c.prefill(1, &held).unwrap(), o.prefill(1, &held).unwrap());
+    assert!(max_diff(&a, &b) < 1e-3);
+    // Different lengths in one forward (right padded to 17), on scattered slots 3, 0 and 2.
+    let prompts: [(usize, Vec<u32>); 3] = [(3, (100..117).collect()), (0, vec![7]), (2, (200..209).collect())];
+    let rows: Vec<(usize, &[u32])> = prompts.iter().map(|(s, p)| (*s, p.as_slice())).collect();
+    let got = o.prefill_rows(&rows).unwrap();
+    assert_eq!(got.len(), 3 * cfg.vocab_size);
+    for (r, (s, p)) in prompts.iter().enumerate() {
+        let want = c.prefill(*s, p).unwrap();
+        let d = max_diff(&want, &got[r * cfg.vocab_size..(r + 1) * cfg.vocab_size]);
+        assert!(d < 1e-3, "batched prefill row {r} (slot {s}): {d}");
+        assert_eq!(o.slot_len(*s), Some(p.len()));
+    }
+    // The copied keys carry on: decode all four slots together, then a continuation chunk.
+    for t in 0..8_u32 {
+        let batch = [(0, 300 + t), (1, 310 + t), (2, 320 + t), (3, 330 + t)];
+        let (a, b) = (c.step(&batch).unwrap(), o.step(&batch).unwrap());
+        assert!(max_diff(&a, &b) < 1e-3, "step {t} after batched prefill: {}", max_diff(&a, &b));
+    }
+    let more: Vec<u32> = (400..406).collect();
+    let (a, b) = (c.prefill(0, &more).unwrap(), o.prefill_rows(&[(0, more.as_slice())]).unwrap());
+    assert!(max_diff(&a, &b) < 1e-3, "continuation chunk: {}", max_diff(&a, &b));
+    assert!(o.prefill_rows(&[(0, &[1][..]), (0, &[2][..])]).is_err(), "a slot listed twice is rejected");
+    assert!(o.prefill_rows(&[(9, &[1][..])]).is_err(), "a slot out of range is rejected");
+}

@@ -39,6 +39,9 @@ pub struct JsInferenceLoadOptions {
     pub spinning: Option<bool>,
     /// Prompt tokens prefilled per scheduler turn, between decode steps. @default 128
     pub prefill_chunk: Option<u32>,
+    /// Padded tokens (requests x longest first chunk) one batched prefill of new requests may
+    /// take: bounds the stall a prefill puts on running streams. @default 512
+    pub prefill_budget: Option<u32>,
 }
 
 #[napi(object, object_to_js = false, js_name = "InferOptions")]
@@ -233,6 +236,7 @@ impl JsInferenceSession {
             slots: o.slots.map_or(d.slots, |n| n as usize),
             context_len: o.context_len.map(|n| n as usize),
             prefill_chunk: o.prefill_chunk.map_or(d.prefill_chunk, |n| n as usize),
+            prefill_budget: o.prefill_budget.map_or(d.prefill_budget, |n| n as usize),
         };
         AsyncTask::new(LoadTask { dir: PathBuf::from(dir), options })
     }

@@ -1,0 +1,189 @@
+//! Serving harness (prints numbers, asserts none): on the export folder `$TINYFORGE_BENCH_EXPORT`
+//! (skipped without it), side by side in one run:
+//! - single stream: the bare decoder (`OrtDecoder::step` + argmax, no scheduler, no sampler)
+//!   against `InferenceSession` generating the same greedy tokens;
+//! - closed-loop clients (each submits a 64-token request, waits for it, submits the next):
+//!   time to first token p50/p90/p99 and aggregate generated tok/s at 1, 8 and 32 clients, for
+//!   several engine configurations (`slots`/`prefill_budget`).
+//!
+//! Run with `TINYFORGE_BENCH_EXPORT=/tmp/smol-int8 cargo test --release --target
+//! x86_64-unknown-linux-gnu -p tinyforge-infer --test bench_serve -- --nocapture`
+//! (`TINYFORGE_BENCH_CONFIGS="8:1,8:512,32:512"` picks slots:budget pairs).
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use tinyforge_generate::{Decoder, GenerateParams, Prompt, argmax};
+use tinyforge_infer::{DecoderOptions, EngineOptions, Event, ExportFolder, InferenceSession, OrtDecoder, Request};
+
+const THREADS: usize = 2;
+const NEW_TOKENS: usize = 64;
+
+const PROSE: &str = "The history of the printing press begins in the workshops of fifteenth century Europe, where \
+goldsmiths and merchants experimented with movable metal type, oil based inks and screw presses borrowed from wine \
+makers. Within fifty years presses were running in more than two hundred cities, and the price of a book fell so far \
+that students, clerks and craftsmen could own one.";
+
+/// A short prompt of 20 to 60 tokens, different per request.
+fn prompt(n: usize) -> String {
+    let words: Vec<&str> = PROSE.split(' ').collect();
+    let start = (n * 7) % 20;
+    let len = 15 + (n * 13) % 30;
+    words.iter().cycle().skip(start).take(len).copied().collect::<Vec<_>>().join(" ")
+}
+
+fn request(n: usize) -> Request {
+    Request {
+        prompt: Prompt::Text(prompt(n)),
+        chat_template: Some(false),
+        params: GenerateParams { max_tokens: NEW_TOKENS, ..Default::default() },
+    }
+}
+
+struct Load {
+    ttft_ms: Vec<f64>,
+    tokens: usize,
+    secs: f64,
+}
+
+/// `clients` closed-loop clients, `per_client` requests each.
+fn closed_loop(s: &InferenceSession, clients: usize, per_client: usize) -> Load {
+    let (tx, rx) = mpsc::channel::<(usize, Option<f64>, usize)>();
+    let submit = |c: usize, k: usize| {
+        let tx = tx.clone();
+        let t0 = Instant::now();
+        let mut first = None;
+        s.submit(
+            &request(c * 1000 + k),
+            Box::new(move |e| match e {
+                Event::Step { .. } => {
+                    first.get_or_insert_with(|| t0.elapsed().as_secs_f64() * 1e3);
+                }
+                Event::Done(r) => tx.send((c, first, r.map(|g| g.tokens.len()).unwrap_or(0))).unwrap(),
+            }),
+        )
+        .unwrap();
+    };
+    let t0 = Instant::now();
+    let mut sent = vec![1; clients];
+    for c in 0..clients {
+        submit(c, 0);
+    }
+    let mut load = Load { ttft_ms: Vec::new(), tokens: 0, secs: 0.0 };
+    for _ in 0..clients * per_client {
+        let (c, ttft, n) = rx.recv().unwrap();
+        load.ttft_ms.extend(ttft);
+        load.tokens += n;
+        if sent[c] < per_client {
+            submit(c, sent[c]);
+            sent[c] += 1;
+        }
+    }
+    load.secs = t0.elapsed().as_secs_f64();
+    load
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Greedy decode of `n` tokens on the bare decoder; returns decode tok/s (prefill excluded).
+fn bare_decode(d: &mut OrtDecoder, ids: &[u32], n: usize) -> f64 {
+    d.release(0);
+    let mut logits = d.prefill(0, ids).unwrap();
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let t = argmax(&logits);
+        logits = d.step(&[(0, t)]).unwrap();
+    }
+    n as f64 / t0.elapsed().as_secs_f64()
+}
+
+/// Decode tok/s of one engine request, timed from its first token to its last.
+fn engine_decode(s: &InferenceSession, req: &Request) -> f64 {
+    let (tx, rx) = mpsc::channel();
+    let mut times = Vec::new();
+    s.submit(
+        req,
+        Box::new(move |e| match e {
+            Event::Step { step, .. } if step.token.is_some() => times.push(Instant::now()),
+            Event::Step { .. } => {}
+            Event::Done(_) => tx.send(std::mem::take(&mut times)).unwrap(),
+        }),
+    )
+    .unwrap();
+    let times = rx.recv().unwrap();
+    (times.len() - 1) as f64 / (times[times.len() - 1] - times[0]).as_secs_f64()
+}
+
+fn single_stream(dir: &Path) {
+    let folder = ExportFolder::open(dir).unwrap();
+    let dopts = DecoderOptions { slots: 1, context_len: 512, threads: Some(THREADS), ..Default::default() };
+    let mut d = OrtDecoder::load(&folder.model_path, folder.shape, &dopts).unwrap();
+    let s = InferenceSession::load(dir, &EngineOptions { threads: Some(THREADS), slots: 8, context_len: Some(512), ..Default::default() })
+        .unwrap();
+    let n = 128;
+    let req = Request {
+        prompt: Prompt::Text(PROSE.into()),
+        chat_template: Some(false),
+        params: GenerateParams { max_tokens: n + 1, ..Default::default() },
+    };
+    let ids = s.tokenizer().encode(PROSE, false).unwrap();
+    let (mut bare, mut eng) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        bare.push(bare_decode(&mut d, &ids, n));
+        eng.push(engine_decode(&s, &req));
+    }
+    let (b, e) = (pct(&mut bare, 0.5), pct(&mut eng, 0.5));
+    eprintln!("single stream decode, median of 5 x {n} tokens: bare decoder {b:.1} tok/s, engine {e:.1} tok/s ({:.3}x)", e / b);
+}
+
+#[test]
+fn serving_harness() {
+    let Some(dir) = std::env::var_os("TINYFORGE_BENCH_EXPORT").map(PathBuf::from) else {
+        eprintln!("SKIPPED: set TINYFORGE_BENCH_EXPORT to an export folder");
+        return;
+    };
+    common::init();
+    single_stream(&dir);
+    let configs: Vec<(usize, usize)> = std::env::var("TINYFORGE_BENCH_CONFIGS")
+        .unwrap_or_else(|_| "8:1,8:512,32:512".into())
+        .split(',')
+        .map(|c| {
+            let (a, b) = c.split_once(':').expect("slots:budget");
+            (a.parse().unwrap(), b.parse().unwrap())
+        })
+        .collect();
+    let sessions: Vec<InferenceSession> = configs
+        .iter()
+        .map(|&(slots, budget)| {
+            let o = EngineOptions { threads: Some(THREADS), slots, context_len: Some(512), prefill_budget: budget, ..Default::default() };
+            InferenceSession::load(&dir, &o).unwrap()
+        })
+        .collect();
+    for s in &sessions {
+        closed_loop(s, 2, 1); // warm-up
+    }
+    let mut single = 0.0;
+    for (clients, per_client) in [(1, 3), (8, 4), (32, 2)] {
+        // Alternating configurations so load changes on a shared machine hit them alike.
+        for (&(slots, budget), s) in configs.iter().zip(&sessions) {
+            let mut l = closed_loop(s, clients, per_client);
+            let rate = l.tokens as f64 / l.secs;
+            if clients == 1 && single == 0.0 {
+                single = rate;
+            }
+            eprintln!(
+                "{clients:>2} clients, slots {slots:>2}, budget {budget:>4}: {rate:7.1} tok/s ({:.2}x of 1 client), TTFT p50 {:6.1} p90 {:6.1} p99 {:6.1} ms ({} requests)",
+                rate / single,
+                pct(&mut l.ttft_ms, 0.5),
+                pct(&mut l.ttft_ms, 0.9),
+                pct(&mut l.ttft_ms, 0.99),
+                l.ttft_ms.len()
+            );
+        }
+    }
+}
