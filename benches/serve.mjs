@@ -201,6 +201,9 @@ async function main() {
           `\nllama-server (${found.source}) -t ${threads} -np ${MAX_BATCH} -c ${ctx}: cold start to /health ${fmt(s.coldStartMs, 0)} ms`
         );
         const h = await healthCompare({ llama: s }, 1, 16);
+        console.log(
+          `  GET /health, 16 connections x 1 in flight: ${fmt(h.servers.llama.reqPerSec, 0)} req/s (${fmt(h.servers.llama.cpuUsPerReq, 2)} us CPU/req)`
+        );
         const levels = await generationLevels(s, 'default');
         llamaServer = { source: found.source, coldStartMs: s.coldStartMs, health: h.servers.llama, levels };
         await stop(s);
