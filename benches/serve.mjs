@@ -160,11 +160,13 @@ async function main() {
   // 2 + 3. Cold starts, then /health on the last server started.
   const raw = await startRawUws();
   const colds = [];
+  const coldCpu = [];
   let ours;
   for (let i = 0; i < C.coldRuns; i++) {
     await stop(ours);
     ours = await startOurs(int8.dir, { threads, maxBatch: MAX_BATCH });
     colds.push(ours.coldStartMs);
+    coldCpu.push(ours.coldStartCpuMs);
   }
   const coldStartMs = median(colds);
   // The server's own account of the model load, and its memory idle at /ready.
@@ -172,7 +174,7 @@ async function main() {
   const modelLoadMs = Number(/^tinyforge_model_load_seconds (\S+)/m.exec(scrape)?.[1]) * 1000;
   const readyRssMB = rssBytes(ours.proc.pid) / 2 ** 20;
   console.log(
-    `\ncold start to /ready: ${colds.map((c) => fmt(c, 0)).join(', ')} ms (median ${fmt(coldStartMs, 0)}; the last one's model load ${fmt(modelLoadMs, 0)} ms); RSS at /ready ${fmt(readyRssMB, 0)} MB`
+    `\ncold start to /ready: ${colds.map((c) => fmt(c, 0)).join(', ')} ms (median ${fmt(coldStartMs, 0)}; the last one's model load ${fmt(modelLoadMs, 0)} ms; CPU time to /ready ${fmt(median(coldCpu), 0)} ms); RSS at /ready ${fmt(readyRssMB, 0)} MB`
   );
   const health = [await healthCompare({ raw, ours }, 1, 16), await healthCompare({ raw, ours }, 16, 8)];
   await stop(raw);
@@ -268,7 +270,7 @@ async function main() {
     maxTokens: MAX_TOKENS,
     model: { gguf: GGUF, int8Bytes: int8.bytes, q8: q8.path ?? null },
     singleStream: { ours: oursStream, llamaByThreads },
-    coldStartMs: { runs: colds, median: coldStartMs, lastModelLoadMs: modelLoadMs },
+    coldStartMs: { runs: colds, median: coldStartMs, lastModelLoadMs: modelLoadMs, cpuMsRuns: coldCpu },
     readyRssMB,
     health,
     levels: oursLevels,
