@@ -71,3 +71,26 @@ describe('probe routes', () => {
     expect(lines.filter((l) => l.route === '/metrics').map((l) => l.level)).toEqual(['debug']);
   });
 });
+
+describe('request log lines', () => {
+  it('are one JSON object each: time, level, msg, then the fields; below the level nothing is built', () => {
+    let text = '';
+    const logger = createLogger('info', (t) => {
+      text += t;
+    });
+    logger.info('plain');
+    logger.warn('with fields', { a: 1, s: 'x"y\n', nested: { ok: true }, gone: undefined });
+    logger.debug('hidden', { a: 2 });
+    logger.flush();
+    const lines = text
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toEqual({ time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/), level: 'info', msg: 'plain' });
+    expect(lines[1]).toMatchObject({ level: 'warn', msg: 'with fields', a: 1, s: 'x"y\n', nested: { ok: true } });
+    expect(Object.keys(lines[1] ?? {})).toEqual(['time', 'level', 'msg', 'a', 's', 'nested']);
+    expect(logger.enabled?.('debug')).toBe(false);
+    expect(logger.enabled?.('error')).toBe(true);
+  });
+});
