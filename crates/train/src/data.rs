@@ -170,6 +170,24 @@ pub fn encode_line(line: &str, tok: &Tokenizer) -> std::result::Result<(Vec<u32>
     }
 }
 
+/// The chat's last assistant turn as eval loss scores it (`foremforge eval`): the ids of the whole
+/// rendered chat and labels on that turn only, the prompt before it given as context. The labels
+/// are the trainer's own (`encode_chat`) with every assistant run but the last cleared, so eval
+/// and training count the same tokens (the reply and its end-of-turn marker). Errs when the chat
+/// does not end with an assistant turn.
+pub fn encode_answer(messages: &[ChatMessage], tok: &Tokenizer) -> std::result::Result<(Vec<u32>, Vec<bool>), String> {
+    if messages.last().is_none_or(|m| m.role != "assistant") {
+        return Err("the chat must end with an assistant turn (the answer to score)".into());
+    }
+    let (ids, mut labels) = encode_chat(messages, tok)?;
+    // Assistant turns are separated by unlabelled prompt tokens, so the last run of labels is the
+    // last turn (two assistant turns in a row, with nothing between, stay one run).
+    let last = labels.iter().rposition(|&l| l).ok_or("the answer renders to no tokens")?;
+    let start = labels[..last].iter().rposition(|&l| !l).map_or(0, |i| i + 1);
+    labels[..start].fill(false);
+    Ok((ids, labels))
+}
+
 /// Renders the chat and labels the tokens inside each assistant turn's byte span.
 fn encode_chat(messages: &[ChatMessage], tok: &Tokenizer) -> std::result::Result<(Vec<u32>, Vec<bool>), String> {
     let render = |msgs: &[ChatMessage], generation: bool| {
