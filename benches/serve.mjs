@@ -12,7 +12,7 @@
 // about a minute to check the bench works; the numbers of a quick run are not the bench's.
 // Needs `npm run build` and the GGUF from `npx foremforge pull --format gguf`.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,6 +72,38 @@ function q8Gguf() {
   const r = spawnSync(process.env.PYTHON ?? 'python3', [path.join(HERE, 'anchors/gguf_q8_0.py'), GGUF, out], { encoding: 'utf8' });
   if (r.status !== 0) return { reason: `gguf_q8_0.py failed (pip install gguf): ${(r.stderr ?? '').trim().split('\n').pop()}` };
   return { path: out };
+}
+
+/**
+ * The bare graph: test/python/onnx_speed.py (PyPI onnxruntime) decoding our int8 graph in a plain
+ * greedy loop, its best feed (past/present buffers shared through IOBinding when the graph allows,
+ * else Optimum's concat). The issue's goal: our engine's single-stream decode within 5% of it.
+ */
+function bareOrt(int8Dir, threads, newTokens) {
+  const dir = path.join(WORK, 'bare-ort');
+  mkdirSync(dir, { recursive: true });
+  const onnx = readdirSync(path.join(int8Dir, 'onnx')).find((f) => f.endsWith('.onnx'));
+  const link = path.join(dir, 'model.onnx');
+  if (!existsSync(link)) symlinkSync(path.join(int8Dir, 'onnx', onnx), link);
+  const json = path.join(dir, 'speed.json');
+  const args = [
+    path.join(ROOT, 'test/python/onnx_speed.py'),
+    dir,
+    '--threads',
+    String(threads),
+    '--new-tokens',
+    String(newTokens),
+    '--repeats',
+    '2',
+    '--json',
+    json,
+  ];
+  const r = spawnSync(process.env.PYTHON ?? 'python3', args, { encoding: 'utf8' });
+  if (r.status !== 0)
+    return { reason: `onnx_speed.py failed (pip install onnxruntime onnx): ${(r.stderr ?? '').trim().split('\n').pop()}` };
+  const rows = JSON.parse(readFileSync(json, 'utf8')).rows;
+  const best = rows.sort((a, b) => b.decode_tok_s - a.decode_tok_s)[0];
+  return { decodeTokS: best.decode_tok_s, feed: best.feed, prefillTokS: best.prefill512_tok_s, rows };
 }
 
 /** /health of `servers` (name → {proc, port}) in interleaved passes; medians per server. */
@@ -145,6 +177,8 @@ async function main() {
   }
   const oursStream = singleStream({ kind: 'ours', dir: int8.dir, threads, ...stream });
   if (oursStream.error) throw new Error(`our engine failed: ${oursStream.error}`);
+  const bare = bareOrt(int8.dir, threads, C.newTokens);
+  if (bare.reason) console.log(`skip: bare ORT row (${bare.reason})`);
   const llamaStream = llamaByThreads[threads] && !llamaByThreads[threads].error ? llamaByThreads[threads] : null;
   const prefillTokS = (r) => (r ? (r.prefill.promptTokens * 1000) / r.prefill.ttftMs : Number.NaN);
   console.log(
@@ -152,6 +186,9 @@ async function main() {
   );
   console.log(
     `  tinyforge int8 (ORT)       decode ${fmt(oursStream.decode.decodeTokS)} tok/s, prefill ${fmt(prefillTokS(oursStream), 0)} tok/s`
+  );
+  console.log(
+    `  bare ORT graph (PyPI onnxruntime, ${bare.feed ?? '—'} feed) decode ${fmt(bare.decodeTokS)} tok/s, prefill ${fmt(bare.prefillTokS, 0)} tok/s`
   );
   console.log(
     `  llama.cpp Q8_0 (node-llama-cpp) decode ${fmt(llamaStream?.decode.decodeTokS)} tok/s, prefill ${fmt(prefillTokS(llamaStream), 0)} tok/s`
@@ -221,7 +258,9 @@ async function main() {
   const peakRss = Math.max(...oursLevels.map((l) => l.peakRssMB));
   const scale = (at(oursLevels, 32)?.tokensPerSec ?? Number.NaN) / (at(oursLevels, 1)?.tokensPerSec ?? Number.NaN);
   const healthRatio = health[0].servers.ours.reqPerSec / health[0].servers.raw.reqPerSec;
+  const vsBare = oursStream.decode.decodeTokS / bare.decodeTokS;
   const goals = [
+    ['engine decode / bare ORT graph', `${fmt(vsBare, 2)}x`, '>= 0.95x', vsBare >= 0.95],
     [
       '/health vs raw uWS (1 in flight)',
       `${fmt(healthRatio, 2)}x (CPU ${fmt(health[0].servers.raw.cpuUsPerReq / health[0].servers.ours.cpuUsPerReq, 2)}x)`,
@@ -269,7 +308,7 @@ async function main() {
     maxBatch: MAX_BATCH,
     maxTokens: MAX_TOKENS,
     model: { gguf: GGUF, int8Bytes: int8.bytes, q8: q8.path ?? null },
-    singleStream: { ours: oursStream, llamaByThreads },
+    singleStream: { ours: oursStream, bareOrt: bare, llamaByThreads },
     coldStartMs: { runs: colds, median: coldStartMs, lastModelLoadMs: modelLoadMs, cpuMsRuns: coldCpu },
     readyRssMB,
     health,

@@ -51,39 +51,41 @@ export async function httpLoad({ port, path = '/health', seconds = 3, warmupSeco
     counting = true;
     countFrom = performance.now();
   }, warmupSeconds * 1000);
+  // One connection until the server closes it (llama-server's HTTP library does after 100
+  // requests) or the time is up; a closed one is replaced while time remains.
+  const connection = () =>
+    new Promise((resolve, reject) => {
+      const socket = net.connect({ port, host: '127.0.0.1', noDelay: true });
+      let pending = Buffer.alloc(0);
+      let inFlight = 0;
+      socket.on('connect', () => {
+        inFlight = depth;
+        socket.write(batch);
+      });
+      socket.on('data', (chunk) => {
+        pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+        const { count, consumed } = parseResponses(pending, statusCounts);
+        if (count === 0) return;
+        pending = pending.subarray(consumed);
+        inFlight -= count;
+        if (counting) counted += count;
+        if (performance.now() >= stopAt) {
+          socket.destroy();
+          resolve();
+          return;
+        }
+        // Refill to `depth`: one write for the whole refill.
+        const refill = depth - inFlight;
+        inFlight = depth;
+        socket.write(refill === depth ? batch : Buffer.concat(Array.from({ length: refill }, () => request)));
+      });
+      socket.on('error', reject);
+      socket.on('close', resolve);
+    });
   await Promise.all(
-    Array.from(
-      { length: connections },
-      () =>
-        new Promise((resolve, reject) => {
-          const socket = net.connect({ port, host: '127.0.0.1', noDelay: true });
-          let pending = Buffer.alloc(0);
-          let inFlight = 0;
-          socket.on('connect', () => {
-            inFlight = depth;
-            socket.write(batch);
-          });
-          socket.on('data', (chunk) => {
-            pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-            const { count, consumed } = parseResponses(pending, statusCounts);
-            if (count === 0) return;
-            pending = pending.subarray(consumed);
-            inFlight -= count;
-            if (counting) counted += count;
-            if (performance.now() >= stopAt) {
-              socket.destroy();
-              resolve();
-              return;
-            }
-            // Refill to `depth`: one write for the whole refill.
-            const refill = depth - inFlight;
-            inFlight = depth;
-            socket.write(refill === depth ? batch : Buffer.concat(Array.from({ length: refill }, () => request)));
-          });
-          socket.on('error', reject);
-          socket.on('close', resolve);
-        })
-    )
+    Array.from({ length: connections }, async () => {
+      while (performance.now() < stopAt) await connection();
+    })
   );
   clearTimeout(warm);
   const measured = (performance.now() - countFrom) / 1000;
