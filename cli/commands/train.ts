@@ -48,6 +48,7 @@ interface TrainFlags {
   earlyStopping?: number;
   warmupRatio?: number;
   augment?: number;
+  rehearsal?: number;
   recipe: boolean;
   seed?: number;
   resume?: boolean;
@@ -133,6 +134,11 @@ export const trainCommand = new Command('train')
   .option('--warmup-ratio <f>', 'fraction of steps warming up the learning rate (default 0.05)', num('--warmup-ratio'))
   .option('--augment <n>', 'add N model-written rewordings of each question before training (default: the recipe)', int('--augment'))
   .option(
+    '--rehearsal <n>',
+    'train alongside N general passages the base model writes, to keep its general text (default: the recipe)',
+    int('--rehearsal')
+  )
+  .option(
     '--no-recipe',
     "no data-driven recipe: unset hyperparameters take the trainer's fixed defaults (r 8, q/k/v/o, lr 2e-4, 3 epochs, split 0.1)"
   )
@@ -191,6 +197,7 @@ export const trainCommand = new Command('train')
         .filter(Boolean);
     if (flags.earlyStopping !== undefined) options.earlyStoppingPatience = flags.earlyStopping;
     if (flags.augment !== undefined) options.augment = flags.augment;
+    if (flags.rehearsal !== undefined) options.rehearsal = flags.rehearsal;
     if (!flags.recipe) options.recipe = false;
     // The recipe block goes before the progress bar; --json carries it in the result instead.
     if (!flags.json) options.onRecipe = (r) => process.stdout.write(`${formatRecipe(r)}\n`);

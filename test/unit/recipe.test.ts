@@ -1,70 +1,67 @@
 // The default recipe's rules (ts/pipeline/recipe.ts) on the dataset shapes the sweep measured and
 // on the edges between them: each rule has a case on each side of its threshold.
 import { describe, expect, it } from 'vitest';
-import { ALL_PROJECTIONS, AUGMENT_MAX_PAIRS, NO_SPLIT_MAX_RECORDS, TOKEN_BUDGET, chooseRecipe } from '../../ts/pipeline/recipe.js';
+import { ALL_PROJECTIONS, NO_SPLIT_MAX_RECORDS, TOKEN_BUDGET, chooseRecipe } from '../../ts/pipeline/recipe.js';
 
 const SMOL = 134_515_008;
 const base = { parameters: SMOL, hasEvalData: false };
 
 describe('chooseRecipe', () => {
-  it('30 question/answer facts: all projections, lr 2e-3, rewordings, no eval split', () => {
-    const { recipe, reasons } = chooseRecipe({ ...base, records: 30, tokens: 1653, qaPairs: 30 });
+  it('30 question/answer facts: all projections, lr 2e-3, 8 epochs, rehearsal, no rewording, no eval split', () => {
+    const { recipe, reasons } = chooseRecipe({ ...base, records: 30, tokens: 1653 });
     expect(recipe.targetModules).toEqual([...ALL_PROJECTIONS]);
     expect(recipe.loraR).toBe(16);
     expect(recipe.loraAlpha).toBe(32);
     expect(recipe.lr).toBe(2e-3);
-    expect(recipe.augment).toBe(3);
+    expect(recipe.augment).toBe(0);
+    expect(recipe.epochs).toBe(8);
     expect(recipe.evalSplit).toBe(0);
     expect(recipe.evalEvery).toBe(0);
     expect(recipe.earlyStoppingPatience).toBeUndefined();
-    expect(recipe.epochs * 1653 * (1 + recipe.augment)).toBeLessThanOrEqual(TOKEN_BUDGET);
+    expect(recipe.rehearsal).toBe(30);
+    expect(recipe.epochs * (1653 * (1 + recipe.augment) + recipe.rehearsal * 110)).toBeLessThanOrEqual(TOKEN_BUDGET);
     expect(reasons.some((r) => r.includes('no eval split'))).toBe(true);
   });
 
-  it('rewords only sets that are mostly question/answer pairs, and only small ones', () => {
-    expect(chooseRecipe({ ...base, records: 100, tokens: 6000, qaPairs: 70 }).recipe.augment).toBe(0);
-    expect(chooseRecipe({ ...base, records: AUGMENT_MAX_PAIRS, tokens: 6000, qaPairs: AUGMENT_MAX_PAIRS }).recipe.augment).toBe(3);
-    expect(chooseRecipe({ ...base, records: AUGMENT_MAX_PAIRS + 1, tokens: 6000, qaPairs: AUGMENT_MAX_PAIRS + 1 }).recipe.augment).toBe(0);
-  });
-
   it('cuts epochs to the token budget, never below 1', () => {
-    const big = chooseRecipe({ ...base, records: 400, tokens: 60_000, qaPairs: 0 });
+    const big = chooseRecipe({ ...base, records: 400, tokens: 60_000 });
     expect(big.recipe.epochs).toBe(1);
     expect(big.reasons.some((r) => r.includes('budget'))).toBe(true);
-    const mid = chooseRecipe({ ...base, records: 400, tokens: 20_000, qaPairs: 0 });
+    const mid = chooseRecipe({ ...base, records: 400, tokens: 15_000 });
     expect(mid.recipe.epochs).toBe(3);
-    expect(chooseRecipe({ ...base, records: 10_000, tokens: 2_000_000, qaPairs: 0 }).recipe.epochs).toBe(1);
+    expect(chooseRecipe({ ...base, records: 10_000, tokens: 2_000_000 }).recipe.epochs).toBe(1);
   });
 
   it('holds out an eval split with early stopping only past the no-split size', () => {
-    expect(chooseRecipe({ ...base, records: NO_SPLIT_MAX_RECORDS, tokens: 30_000, qaPairs: 0 }).recipe.evalSplit).toBe(0);
-    const r = chooseRecipe({ ...base, records: NO_SPLIT_MAX_RECORDS + 1, tokens: 30_000, qaPairs: 0 }).recipe;
+    expect(chooseRecipe({ ...base, records: NO_SPLIT_MAX_RECORDS, tokens: 30_000 }).recipe.evalSplit).toBe(0);
+    const r = chooseRecipe({ ...base, records: NO_SPLIT_MAX_RECORDS + 1, tokens: 30_000 }).recipe;
     expect(r.evalSplit).toBeCloseTo(0.05);
+    expect(r.rehearsal).toBe(0);
     expect(r.earlyStoppingPatience).toBe(3);
     expect(r.evalEvery).toBeGreaterThan(0);
     // 200 eval records at most.
-    expect(chooseRecipe({ ...base, records: 10_000, tokens: 2_000_000, qaPairs: 0 }).recipe.evalSplit * 10_000).toBeCloseTo(200);
+    expect(chooseRecipe({ ...base, records: 10_000, tokens: 2_000_000 }).recipe.evalSplit * 10_000).toBeCloseTo(200);
   });
 
   it('with --eval-data: scored at the end for a small set, early stopping for a large one', () => {
-    const small = chooseRecipe({ ...base, hasEvalData: true, records: 30, tokens: 1653, qaPairs: 30 }).recipe;
+    const small = chooseRecipe({ ...base, hasEvalData: true, records: 30, tokens: 1653 }).recipe;
     expect(small.evalSplit).toBe(0);
     expect(small.evalEvery).toBe(0);
     expect(small.earlyStoppingPatience).toBeUndefined();
-    const large = chooseRecipe({ ...base, hasEvalData: true, records: 5000, tokens: 300_000, qaPairs: 0 }).recipe;
+    const large = chooseRecipe({ ...base, hasEvalData: true, records: 5000, tokens: 300_000 }).recipe;
     expect(large.evalSplit).toBe(0);
     expect(large.earlyStoppingPatience).toBe(3);
     expect(large.evalEvery).toBeGreaterThan(0);
   });
 
   it('keeps a tenth for eval when evaluations are asked for without an eval file', () => {
-    const r = chooseRecipe({ ...base, records: 30, tokens: 1653, qaPairs: 30, evalRequested: true });
+    const r = chooseRecipe({ ...base, records: 30, tokens: 1653, evalRequested: true });
     expect(r.recipe.evalSplit).toBe(0.1);
-    expect(chooseRecipe({ ...base, hasEvalData: true, records: 30, tokens: 1653, qaPairs: 30, evalRequested: true }).recipe.evalSplit).toBe(0);
+    expect(chooseRecipe({ ...base, hasEvalData: true, records: 30, tokens: 1653, evalRequested: true }).recipe.evalSplit).toBe(0);
   });
 
   it('lowers the learning rate for bigger models', () => {
-    const lr = (parameters: number) => chooseRecipe({ records: 30, tokens: 1653, qaPairs: 30, parameters, hasEvalData: false }).recipe.lr;
+    const lr = (parameters: number) => chooseRecipe({ records: 30, tokens: 1653, parameters, hasEvalData: false }).recipe.lr;
     expect(lr(SMOL)).toBe(2e-3);
     expect(lr(1.7e9)).toBe(5e-4);
     expect(lr(7e9)).toBe(2e-4);

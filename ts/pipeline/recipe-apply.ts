@@ -3,13 +3,13 @@
 // its config, fills every hyperparameter the user left unset and remembers which ones the user
 // set. Also runs the recipe's paraphrase augmentation into the run folder.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { JsTrainOptions } from '@tinyforge/native';
+import type { Generator, JsTrainOptions } from '@tinyforge/native';
 import { augmentFile, formatAugmentReport } from '../dataset/augment.js';
-import { checkLine } from '../dataset/check-record.js';
+import { rehearsalRecords } from '../dataset/rehearsal.js';
 import { native } from '../native.js';
-import { AUGMENT_MAX_PAIRS, type Recipe, type RecipeInput, chooseRecipe } from './recipe.js';
+import { type Recipe, type RecipeInput, chooseRecipe } from './recipe.js';
 
 export interface AppliedRecipe {
   /** The options training runs with (the user's values where given, the recipe's elsewhere). */
@@ -33,32 +33,19 @@ const KEYS: (keyof Recipe)[] = [
   'evalEvery',
   'earlyStoppingPatience',
   'augment',
+  'rehearsal',
 ];
 
-/** Question/answer records: pairs and single-turn chats (what augmentation can reword). */
-async function countQaPairs(file: string): Promise<number> {
-  let n = 0;
-  for (const [i, line] of (await readFile(file, 'utf8')).split('\n').entries()) {
-    if (line.trim() === '') continue;
-    const { record } = checkLine(line, i + 1);
-    if (record === undefined) continue;
-    if ('input' in record) n++;
-    else if ('messages' in record && record.messages.filter((m) => m.role !== 'system').length === 2) n++;
-  }
-  return n;
-}
-
-export async function applyRecipe(options: JsTrainOptions, augment: number | undefined): Promise<AppliedRecipe> {
+export async function applyRecipe(
+  options: JsTrainOptions,
+  flags: { augment?: number | undefined; rehearsal?: number | undefined }
+): Promise<AppliedRecipe> {
   const dry = await native().train({ ...options, dryRun: true });
   const records = dry.data.valid;
   // Only a set small enough to augment is read a second time (the rule needs its pair count).
-  // A file with bad records is not reworded: training refuses it (or skips them), and the trainer's
-  // own error, naming each line, is the one to see.
-  const qaPairs = records <= AUGMENT_MAX_PAIRS / 0.8 && dry.data.invalid === 0 ? await countQaPairs(options.data) : 0;
   const input: RecipeInput = {
     records,
     tokens: dry.data.tokens,
-    qaPairs,
     parameters: native().modelInfo(options.base).parameters,
     hasEvalData: options.evalData !== undefined,
     evalRequested: (options.evalEvery ?? 0) > 0 || options.earlyStoppingPatience !== undefined,
@@ -75,18 +62,26 @@ export async function applyRecipe(options: JsTrainOptions, augment: number | und
     ...(options.evalSplit !== undefined ? { evalSplit: options.evalSplit } : {}),
     ...(options.evalEvery !== undefined ? { evalEvery: options.evalEvery } : {}),
     ...(options.earlyStoppingPatience !== undefined ? { earlyStoppingPatience: options.earlyStoppingPatience } : {}),
-    ...(augment !== undefined ? { augment } : {}),
+    ...(flags.augment !== undefined ? { augment: flags.augment } : {}),
+    ...(flags.rehearsal !== undefined ? { rehearsal: flags.rehearsal } : {}),
   };
   const fromFlags = KEYS.filter((k) => given[k] !== undefined);
   const recipe: Recipe = { ...choice.recipe, ...given };
-  const { augment: _augment, earlyStoppingPatience, ...trainerValues } = recipe;
+  const reasons = [...choice.reasons];
+  if (dry.data.invalid > 0 && options.skipInvalid !== true) {
+    // Training stops on bad records; its error must name the user's file, not a prepared copy.
+    recipe.augment = 0;
+    recipe.rehearsal = 0;
+    reasons.push(`no rehearsal or rewording: ${dry.data.invalid} invalid records stop the run`);
+  }
+  const { augment: _augment, rehearsal: _rehearsal, earlyStoppingPatience, ...trainerValues } = recipe;
   const merged: JsTrainOptions = {
     ...options,
     ...trainerValues,
     ...(earlyStoppingPatience === undefined ? {} : { earlyStoppingPatience }),
   };
   if (options.maxSteps !== undefined && options.epochs === undefined) delete merged.epochs;
-  return { options: merged, recipe, fromFlags, reasons: choice.reasons, input };
+  return { options: merged, recipe, fromFlags, reasons, input };
 }
 
 /** The recipe as the CLI prints it: one line of values, then why, then what the user overrode. */
@@ -103,29 +98,60 @@ export function formatRecipe(a: AppliedRecipe): string {
     mark('warmupRatio', `warmup ${r.warmupRatio}`),
     mark('evalSplit', `eval split ${r.evalSplit}`),
     mark('augment', `augment ${r.augment}`),
+    mark('rehearsal', `rehearsal ${r.rehearsal}`),
   ].join(', ');
   const head = `recipe for ${a.input.records} records, ${a.input.tokens} tokens, ${Math.round(a.input.parameters / 1e6)}M-parameter model:`;
   return [head, `  ${values}`, ...a.reasons.map((x) => `  - ${x}`)].join('\n');
 }
 
+export interface PrepareOptions {
+  data: string;
+  out: string;
+  base: string;
+  augment: number;
+  rehearsal: number;
+  seed: number;
+  resume: boolean;
+  log: (line: string) => void;
+}
+
 /**
- * Writes `out/augmented.jsonl` (the data plus N rewordings per question) and returns its path.
- * A resumed run reuses the file so it trains on the same records its checkpoint counted.
+ * Writes `out/train-data.jsonl`: the data with N rewordings per question (./dataset/augment.ts)
+ * and R rehearsal passages (../dataset/rehearsal.ts), all written by the base model, and returns
+ * its path. A resumed run reuses the file so it trains on the records its checkpoint counted.
  */
-export async function augmentForRun(
-  data: string,
-  out: string,
-  base: string,
-  n: number,
-  seed: number,
-  resume: boolean,
-  log: (line: string) => void
-): Promise<string> {
-  const file = path.join(out, 'augmented.jsonl');
-  if (resume && existsSync(file)) return file;
-  await mkdir(out, { recursive: true });
-  log(`augmenting ${data}: ${n} rewordings per question, written by the base model...`);
-  const report = await augmentFile(data, file, async () => native().Generator.load(base), { paraphrases: n, seed });
-  log(formatAugmentReport(report, file));
+export async function prepareRunData(o: PrepareOptions): Promise<string> {
+  const file = path.join(o.out, 'train-data.jsonl');
+  if (o.resume && existsSync(file)) return file;
+  await mkdir(o.out, { recursive: true });
+  let generator: Generator | undefined;
+  const load = async (): Promise<Generator> => {
+    generator ??= await native().Generator.load(o.base);
+    return generator;
+  };
+  const augmented = path.join(o.out, `.augmented.${process.pid}.jsonl`);
+  try {
+    let lines: string;
+    if (o.augment > 0) {
+      o.log(`augmenting ${o.data}: ${o.augment} rewordings per question, written by the base model...`);
+      const report = await augmentFile(o.data, augmented, load, { paraphrases: o.augment, seed: o.seed });
+      o.log(formatAugmentReport(report, file));
+      lines = await readFile(augmented, 'utf8');
+    } else lines = await readFile(o.data, 'utf8');
+    if (!lines.endsWith('\n')) lines += '\n';
+    if (o.rehearsal > 0) {
+      const started = performance.now();
+      const passages = await rehearsalRecords(await load(), { passages: o.rehearsal, seed: o.seed });
+      lines += passages.map((p) => `${JSON.stringify(p)}\n`).join('');
+      o.log(
+        `rehearsal: ${passages.length} general passages written by the base model in ${((performance.now() - started) / 1000).toFixed(1)} s`
+      );
+    }
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(tmp, lines);
+    await rename(tmp, file);
+  } finally {
+    await rm(augmented, { force: true });
+  }
   return file;
 }

@@ -11,7 +11,7 @@ import { DEFAULT_MODEL } from '../models/catalog.js';
 import { pullModel } from '../models/pull.js';
 import { native } from '../native.js';
 import { lossCurveSvg } from './loss-curve.js';
-import { type AppliedRecipe, applyRecipe, augmentForRun } from './recipe-apply.js';
+import { type AppliedRecipe, applyRecipe, prepareRunData } from './recipe-apply.js';
 
 export type TrainProgress = JsTrainProgress;
 export type TrainResult = JsTrainResult & {
@@ -28,6 +28,8 @@ export interface TrainRunOptions extends Omit<JsTrainOptions, 'base'> {
   base?: string;
   /** Model-written rewordings per question added before training (`data augment`); 0: none. */
   augment?: number;
+  /** General passages the base model writes, trained alongside to keep its general text; 0: none. */
+  rehearsal?: number;
   /** Fill unset hyperparameters from the data-driven recipe (./recipe.ts). @default true */
   recipe?: boolean;
   /** Called once the recipe is chosen, before any augmentation or training. */
@@ -47,7 +49,7 @@ export async function resolveBase(base: string | undefined, signal?: AbortSignal
 }
 
 export async function runTraining(options: TrainRunOptions): Promise<TrainResult> {
-  const { onProgress, onRecipe, onLog, signal, base, augment, recipe: useRecipe, ...rest } = options;
+  const { onProgress, onRecipe, onLog, signal, base, augment, rehearsal, recipe: useRecipe, ...rest } = options;
   if (!existsSync(rest.data)) {
     throw new ForgeError('INVALID_ARGUMENT', `data file not found: ${rest.data}`, { suggestion: 'pass --data path/to/records.jsonl' });
   }
@@ -56,29 +58,24 @@ export async function runTraining(options: TrainRunOptions): Promise<TrainResult
   if (signal?.aborted) throw new ForgeError('ABORTED', 'training was aborted before it started');
   let jsOptions: JsTrainOptions = { ...rest, base: resolved };
   let applied: AppliedRecipe | undefined;
+  let extra = { augment: augment ?? 0, rehearsal: rehearsal ?? 0 };
   if (useRecipe !== false && rest.full !== true) {
-    applied = await applyRecipe(jsOptions, augment);
+    applied = await applyRecipe(jsOptions, { augment, rehearsal });
     jsOptions = applied.options;
     onRecipe?.(applied);
-    if (applied.recipe.augment > 0 && !rest.dryRun) {
-      jsOptions = {
-        ...jsOptions,
-        data: await augmentForRun(
-          rest.data,
-          rest.out,
-          resolved,
-          applied.recipe.augment,
-          rest.seed ?? 42,
-          rest.resume === true,
-          onLog ?? (() => {})
-        ),
-      };
-    }
-  } else if (augment !== undefined && augment > 0 && !rest.dryRun) {
-    jsOptions = {
-      ...jsOptions,
-      data: await augmentForRun(rest.data, rest.out, resolved, augment, rest.seed ?? 42, rest.resume === true, onLog ?? (() => {})),
-    };
+    extra = { augment: applied.recipe.augment, rehearsal: applied.recipe.rehearsal };
+  }
+  if ((extra.augment > 0 || extra.rehearsal > 0) && !rest.dryRun) {
+    const prepared = await prepareRunData({
+      data: rest.data,
+      out: rest.out,
+      base: resolved,
+      ...extra,
+      seed: rest.seed ?? 42,
+      resume: rest.resume === true,
+      log: onLog ?? (() => {}),
+    });
+    jsOptions = { ...jsOptions, data: prepared };
   }
   let result: JsTrainResult;
   try {

@@ -1,0 +1,90 @@
+// `foremforge train` with no hyperparameter flags on a tiny random model: the recipe block is
+// printed and recorded in tinyforge.json, the rehearsal passages the model wrote are in the run's
+// train-data.jsonl and counted by the trainer, a flag overrides its field (and is listed as a
+// flag), and --no-recipe leaves the trainer's fixed defaults.
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createTinyModel } from '@tinyforge/native';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+
+const QA = Array.from({ length: 12 }, (_, i) => ({ input: `Which code has item ${i}?`, output: `Item ${i} has code ${100 + i * 3}.` }));
+
+let fx: { dir: string; base: string; data: string };
+
+beforeAll(async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tinyforge-recipe-'));
+  const base = path.join(dir, 'base');
+  await createTinyModel(base, { seed: 5 });
+  const data = path.join(dir, 'data.jsonl');
+  writeFileSync(data, `${QA.map((r) => JSON.stringify(r)).join('\n')}\n`);
+  fx = { dir, base, data };
+}, 60_000);
+
+interface Manifest {
+  recipe?: { values: Record<string, unknown>; fromFlags: string[]; reasons: string[] };
+}
+
+describe('train: the data-driven recipe', () => {
+  it('no flags: prints and records the recipe, trains with rehearsal passages', async () => {
+    const out = path.join(fx.dir, 'run');
+    const r = await runCli(['train', '--data', fx.data, '--out', out, '--base', fx.base, '--max-steps', '3']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/recipe for 12 records, \d+ tokens/);
+    expect(r.stdout).toContain('all 7 projections');
+    expect(r.stdout).toContain('rehearsal 16');
+    const m = JSON.parse(readFileSync(path.join(out, 'tinyforge.json'), 'utf8')) as Manifest;
+    expect(m.recipe?.values.lr).toBe(2e-3);
+    expect(m.recipe?.values.targetModules).toHaveLength(7);
+    expect(m.recipe?.fromFlags).toEqual(['epochs']);
+    const rows = readFileSync(path.join(out, 'train-data.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(rows.slice(0, 12)).toEqual(QA);
+    const passages = rows.filter((x) => x._rehearsal === true);
+    expect(passages.length).toBe(rows.length - 12);
+    expect(passages.length).toBeGreaterThan(0);
+    for (const p of passages) expect(typeof p.text).toBe('string');
+    const adapter = JSON.parse(readFileSync(path.join(out, 'adapter/adapter_config.json'), 'utf8')) as {
+      r: number;
+      target_modules: string[];
+    };
+    expect(adapter.r).toBe(16);
+    expect(adapter.target_modules).toHaveLength(7);
+  }, 180_000);
+
+  it('a flag overrides its field; --no-recipe keeps the fixed defaults', async () => {
+    const out = path.join(fx.dir, 'run-flags');
+    const r = await runCli([
+      'train',
+      '--data',
+      fx.data,
+      '--out',
+      out,
+      '--base',
+      fx.base,
+      '--max-steps',
+      '2',
+      '--lora-r',
+      '4',
+      '--rehearsal',
+      '0',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('r 4 (flag)');
+    const m = JSON.parse(readFileSync(path.join(out, 'tinyforge.json'), 'utf8')) as Manifest;
+    expect(m.recipe?.values.loraR).toBe(4);
+    expect(m.recipe?.fromFlags).toEqual(expect.arrayContaining(['loraR', 'rehearsal']));
+    expect(existsSync(path.join(out, 'train-data.jsonl'))).toBe(false);
+
+    const plain = path.join(fx.dir, 'run-plain');
+    const p = await runCli(['train', '--data', fx.data, '--out', plain, '--base', fx.base, '--max-steps', '2', '--no-recipe']);
+    expect(p.code, p.stderr).toBe(0);
+    expect(p.stdout).not.toContain('recipe for');
+    expect((JSON.parse(readFileSync(path.join(plain, 'tinyforge.json'), 'utf8')) as Manifest).recipe).toBeUndefined();
+    const adapter = JSON.parse(readFileSync(path.join(plain, 'adapter/adapter_config.json'), 'utf8')) as { r: number };
+    expect(adapter.r).toBe(8);
+  }, 180_000);
+});
