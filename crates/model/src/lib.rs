@@ -7,6 +7,7 @@ pub mod bf16;
 pub mod config;
 pub mod decoder;
 pub mod error;
+pub mod fast_exp;
 pub mod kernels;
 pub mod llama;
 pub mod score;

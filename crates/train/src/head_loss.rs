@@ -15,7 +15,10 @@ use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
-use tinyforge_model::kernels::{View, from_vec, gemm_view, slice, with_data};
+use tinyforge_model::{
+    fast_exp,
+    kernels::{View, from_vec, gemm_view, slice, with_data},
+};
 
 /// Rows per chunk: its logits (`CHUNK_ROWS × vocab` f32, 8 MB for 49k tokens) stay within
 /// reach of the cache and W is streamed once per chunk.
@@ -58,11 +61,7 @@ fn chunk_loss(logits: &mut [f32], targets: &[u32], vocab: usize, grad: bool) -> 
     for (row, &t) in logits.chunks_mut(vocab).zip(targets) {
         let target_logit = row[t as usize];
         let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let mut sum = 0f32;
-        for v in row.iter_mut() {
-            *v = (*v - m).exp();
-            sum += *v;
-        }
+        let sum = fast_exp::exp_shifted_sum(row, m);
         loss += f64::from(m + sum.ln() - target_logit);
         if grad {
             let inv = 1.0 / sum;

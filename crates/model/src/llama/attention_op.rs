@@ -17,7 +17,10 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use crate::kernels::{View, from_vec, gemm_view, slice, with_data};
+use crate::{
+    fast_exp,
+    kernels::{View, from_vec, gemm_view, slice, with_data},
+};
 
 /// Query rows per causal block (see `AttentionOp::blocks`).
 const BLOCK: usize = 32;
@@ -133,12 +136,7 @@ impl AttentionOp {
         for (i, row) in p.chunks_mut(s).enumerate() {
             let (seen, masked) = row.split_at_mut(i + 1);
             let m = seen.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            let mut sum = 0.0;
-            for v in seen.iter_mut() {
-                *v = (*v - m).exp();
-                sum += *v;
-            }
-            let inv = 1.0 / sum;
+            let inv = 1.0 / fast_exp::exp_shifted_sum(seen, m);
             for v in seen.iter_mut() {
                 *v *= inv;
             }

@@ -19,7 +19,10 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use crate::kernels::{from_vec, last_dim, slice, with_data};
+use crate::{
+    fast_exp,
+    kernels::{from_vec, last_dim, slice, with_data},
+};
 
 /// Rows handed to one rayon task: enough work to amortise the task, small enough to balance.
 const ROW_GRAIN: usize = 16;
@@ -189,13 +192,10 @@ impl CustomOp1 for CausalSoftmaxOp {
             for (i, (yr, xr)) in ys.chunks_mut(k).zip(xs.chunks(k)).enumerate() {
                 let n = i + offset + 1;
                 let m = xr[..n].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * self.scale;
-                let mut sum = 0.0;
-                for j in 0..n {
-                    let e = (xr[j] * self.scale - m).exp();
-                    yr[j] = e;
-                    sum += e;
+                for (y, x) in yr[..n].iter_mut().zip(&xr[..n]) {
+                    *y = x * self.scale;
                 }
-                let inv = 1.0 / sum;
+                let inv = 1.0 / fast_exp::exp_shifted_sum(&mut yr[..n], m);
                 yr[..n].iter_mut().for_each(|v| *v *= inv);
             }
         });
@@ -236,8 +236,12 @@ pub fn swiglu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 struct SwigluOp;
 
-fn sigmoid(v: f32) -> f32 {
-    1.0 / (1.0 + (-v).exp())
+/// `dst[i] = exp(−a[i])`, from which `sigmoid(a) = 1 / (1 + dst)` (vectorised exp).
+fn exp_neg(a: &[f32], dst: &mut [f32]) {
+    for (d, &a) in dst.iter_mut().zip(a) {
+        *d = -a;
+    }
+    fast_exp::exp_in_place(dst);
 }
 
 const ELEM_GRAIN: usize = 4096;
@@ -251,8 +255,9 @@ impl CustomOp2 for SwigluOp {
         let (a, b) = (slice(s1, l1, "swiglu gate")?, slice(s2, l2, "swiglu up")?);
         let mut y = vec![0f32; a.len()];
         y.par_chunks_mut(ELEM_GRAIN).zip(a.par_chunks(ELEM_GRAIN)).zip(b.par_chunks(ELEM_GRAIN)).for_each(|((ys, as_), bs)| {
+            exp_neg(as_, ys);
             for ((y, &a), &b) in ys.iter_mut().zip(as_).zip(bs) {
-                *y = a * sigmoid(a) * b;
+                *y = a * (1.0 / (1.0 + *y)) * b;
             }
         });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
@@ -267,9 +272,10 @@ impl CustomOp2 for SwigluOp {
                         .zip(db.par_chunks_mut(ELEM_GRAIN))
                         .zip(a.par_chunks(ELEM_GRAIN).zip(b.par_chunks(ELEM_GRAIN)).zip(g.par_chunks(ELEM_GRAIN)))
                         .for_each(|((das, dbs), ((as_, bs), gs))| {
+                            exp_neg(as_, das);
                             for i in 0..as_.len() {
                                 let (a, b, g) = (as_[i], bs[i], gs[i]);
-                                let s = sigmoid(a);
+                                let s = 1.0 / (1.0 + das[i]);
                                 das[i] = g * b * s * (1.0 + a * (1.0 - s));
                                 dbs[i] = g * a * s;
                             }
