@@ -36,6 +36,7 @@ pub mod attention_op;
 mod blocks;
 pub mod frozen_matmul;
 pub mod kv_cache;
+pub mod mlp_op;
 pub mod train_ops;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,11 @@ pub trait Projection: Debug + Send + Sync {
     /// The base weight packed for the bf16 kernel, when the run computes in bf16.
     fn packed_bf16(&self) -> Option<&Arc<PackedWeight>> {
         None
+    }
+    /// True when `forward` is exactly `x·base_weight()ᵀ` (in bf16 given `packed_bf16`) with no
+    /// trainable part: the training path may then fuse it with its neighbours (`mlp_op`).
+    fn is_frozen(&self) -> bool {
+        false
     }
 }
 
@@ -109,6 +115,9 @@ impl Projection for FrozenLinear {
     }
     fn packed_bf16(&self) -> Option<&Arc<PackedWeight>> {
         self.packed.as_ref()
+    }
+    fn is_frozen(&self) -> bool {
+        !self.weight.track_op()
     }
 }
 
@@ -259,8 +268,6 @@ impl Llama {
         Ok(self.lm_head(&last)?.flatten_all()?.to_vec1()?)
     }
 
-    /// Replaces projections by name (`model.layers.{i}.self_attn.q_proj`, `...mlp.down_proj`):
-    /// `f` gets the current projection and returns the one to use (unchanged, or wrapped).
     /// Makes the q/k/v/o/gate/up/down projections compute in `precision` (resolved for this
     /// CPU, `Auto` included): bf16 packs each weight once. Call before wrapping them (LoRA), which
     /// keeps the packing (`Projection::packed_bf16`). The output head stays f32.
@@ -271,6 +278,16 @@ impl Llama {
         self.map_projections(|_, p| Ok(Arc::new(FrozenLinear::bf16(p.base_weight().clone())?) as Arc<dyn Projection>))
     }
 
+    /// Whether training runs each frozen MLP as one fused op (the default; `false` runs the
+    /// three projections and SwiGLU as separate ops, for A/B speed probes).
+    pub fn set_fused_mlp(&mut self, on: bool) {
+        for l in &mut self.layers {
+            l.mlp.fused = on;
+        }
+    }
+
+    /// Replaces projections by name (`model.layers.{i}.self_attn.q_proj`, `...mlp.down_proj`):
+    /// `f` gets the current projection and returns the one to use (unchanged, or wrapped).
     pub fn map_projections<F>(&mut self, mut f: F) -> Result<()>
     where
         F: FnMut(&str, Arc<dyn Projection>) -> Result<Arc<dyn Projection>>,

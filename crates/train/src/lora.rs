@@ -112,6 +112,10 @@ impl Projection for FrozenProjection {
     fn packed_bf16(&self) -> Option<&Arc<PackedWeight>> {
         self.packed.as_ref()
     }
+
+    fn is_frozen(&self) -> bool {
+        true
+    }
 }
 
 /// Dropout generators, one per lane of a micro-batch (`lanes::LANES`), so lanes running

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use candle_core::{DType, Tensor};
 
-use super::{ForwardMode, Projection, WeightPath, attention_op, train_ops};
+use super::{ForwardMode, Projection, WeightPath, attention_op, mlp_op::FrozenMlp, train_ops};
 use crate::{config::LlamaConfig, error::Result};
 
 #[derive(Debug)]
@@ -99,6 +99,8 @@ pub(super) struct Mlp {
     pub(super) gate_proj: Arc<dyn Projection>,
     pub(super) up_proj: Arc<dyn Projection>,
     pub(super) down_proj: Arc<dyn Projection>,
+    /// Training runs a frozen MLP as one fused op (`mlp_op`); off only for A/B probes.
+    pub(super) fused: bool,
 }
 
 impl Mlp {
@@ -108,10 +110,32 @@ impl Mlp {
             gate_proj: w.pp("gate_proj").linear(i, h)?,
             up_proj: w.pp("up_proj").linear(i, h)?,
             down_proj: w.pp("down_proj").linear(h, i)?,
+            fused: true,
         })
     }
 
-    pub(super) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    /// The three weights for the fused op, when all three are frozen f32 weights (LoRA or full
+    /// fine-tuning on the MLP takes the unfused path) with bf16 packings for all or none.
+    fn frozen(&self) -> Option<FrozenMlp> {
+        let ps = [&self.gate_proj, &self.up_proj, &self.down_proj];
+        if !ps.iter().all(|p| p.is_frozen() && p.base_weight().dtype() == DType::F32) {
+            return None;
+        }
+        let packed = match ps.map(|p| p.packed_bf16().cloned()) {
+            [Some(g), Some(u), Some(d)] => Some([g, u, d]),
+            [None, None, None] => None,
+            _ => return None,
+        };
+        let [gate, up, down] = ps.map(|p| p.base_weight().clone());
+        Some(FrozenMlp { gate, up, down, packed })
+    }
+
+    pub(super) fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        if mode == ForwardMode::Train && self.fused && x.dtype() == DType::F32 && x.device().is_cpu() {
+            if let Some(mlp) = self.frozen() {
+                return mlp.forward(x);
+            }
+        }
         let gated = train_ops::swiglu(&self.gate_proj.forward(x)?, &self.up_proj.forward(x)?)?;
         self.down_proj.forward(&gated)
     }
@@ -128,6 +152,6 @@ pub(super) struct Block {
 impl Block {
     pub(super) fn forward(&self, x: &Tensor, rope: &(Tensor, Tensor), mask: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
         let h = (x + self.self_attn.forward(&self.input_layernorm.forward(x, mode)?, rope, mask, mode)?)?;
-        &h + self.mlp.forward(&self.post_attention_layernorm.forward(&h, mode)?)?
+        &h + self.mlp.forward(&self.post_attention_layernorm.forward(&h, mode)?, mode)?
     }
 }

@@ -79,7 +79,7 @@ impl Block {
         slot: &mut Option<(Tensor, Tensor)>,
     ) -> candle_core::Result<Tensor> {
         let h = (x + self.self_attn.forward_cached(&self.input_layernorm.forward(x, MODE)?, rope, mask, slot)?)?;
-        &h + self.mlp.forward(&self.post_attention_layernorm.forward(&h, MODE)?)?
+        &h + self.mlp.forward(&self.post_attention_layernorm.forward(&h, MODE)?, MODE)?
     }
 }
 
