@@ -53,7 +53,12 @@ fn parse_format(v: &str) -> Option<Format> {
     if v == "f32" {
         return Some(Format::F32);
     }
+    // bits/block/level, with a trailing `/offsets` for block offsets: `4/32/4/offsets`.
     let p: Vec<&str> = v.split('/').collect();
-    let [bits, block, level] = p.as_slice() else { return None };
-    Some(Format::NBits { bits: bits.parse().ok()?, block: block.parse().ok()?, accuracy_level: level.parse().ok()? })
+    let (bits, block, level, offsets) = match p.as_slice() {
+        [bits, block, level] => (bits, block, level, false),
+        [bits, block, level, "offsets"] => (bits, block, level, true),
+        _ => return None,
+    };
+    Some(Format::NBits { bits: bits.parse().ok()?, block: block.parse().ok()?, accuracy_level: level.parse().ok()?, offsets })
 }

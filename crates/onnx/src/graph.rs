@@ -9,12 +9,15 @@ pub struct Graph {
     pub b: GraphBuilder,
     next: usize,
     consts: HashMap<String, String>,
+    /// Values derived once per input and shared by the matmuls reading it (e.g. the block sums
+    /// of a normed activation that both `gate_proj` and `up_proj` take), keyed by kind + input.
+    pub(crate) derived: HashMap<String, String>,
 }
 
 impl Graph {
     #[must_use]
     pub fn new(name: &str) -> Self {
-        Self { b: GraphBuilder::new(name), next: 0, consts: HashMap::new() }
+        Self { b: GraphBuilder::new(name), next: 0, consts: HashMap::new(), derived: HashMap::new() }
     }
 
     /// A value name not used before: `<hint>_<n>`.

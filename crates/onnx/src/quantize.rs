@@ -13,7 +13,7 @@
 //! int16 (`vpmaddubsw`), and 255·127·2 overflows it. Measured on the tiny test model (Zen 3,
 //! AVX2): full-range weights gave a max logit error of 8.3% of the logit range, 7-bit weights
 //! 0.9% (weight rounding alone: 0.8%).
-use crate::blockwise::{NBitsWeight, quantize_nbits};
+use crate::blockwise::{NBitsWeight, quantize_nbits, quantize_nbits_offsets};
 use crate::graph::Graph;
 use crate::proto::DataType;
 use crate::scheme::Format;
@@ -61,7 +61,20 @@ pub enum WeightRef {
     /// `B [in, out]` 7-bit codes, per-output-channel scales.
     Int8 { b: String, scale: String, zero_point: String },
     /// `MatMulNBits` blocks `[out, in/block, block·bits/8]`.
-    NBits { b: String, scales: String, zero_points: String, n: usize, k: usize, bits: u32, block: usize, accuracy_level: i64 },
+    NBits {
+        b: String,
+        scales: String,
+        zero_points: String,
+        n: usize,
+        /// The kernel's K: the input width plus `offset_cols`.
+        k: usize,
+        bits: u32,
+        block: usize,
+        accuracy_level: i64,
+        /// Block-offset columns after the input's own (0 = none): the input gets its block sums
+        /// appended (`blockwise.rs`).
+        offset_cols: usize,
+    },
 }
 
 /// What [`WeightRef::add`] stored, for the quantization report.
@@ -101,8 +114,13 @@ impl WeightRef {
                 );
                 (Self::Int8 { b, scale, zero_point }, Stored { bytes: (w.len() + 5 * out) as u64, err2, norm2 })
             }
-            Format::NBits { bits, block, accuracy_level } => {
-                let q = quantize_nbits(w, out, inp, bits, block);
+            Format::NBits { bits, block, accuracy_level, offsets } => {
+                // Offsets need whole blocks (true of every Llama width we export); else plain.
+                let q = if offsets && inp % block == 0 {
+                    quantize_nbits_offsets(w, out, inp, bits, block)
+                } else {
+                    quantize_nbits(w, out, inp, bits, block)
+                };
                 Self::add_nbits(g, name, &q, accuracy_level)
             }
         }
@@ -117,7 +135,17 @@ impl WeightRef {
             .initializer_u8(&zero_points, &[(q.n * q.zero_point_row_bytes()) as i64], &q.zero_points)
             .opset("com.microsoft", 1);
         let bytes = (q.blob.len() + 4 * q.scales.len() + q.zero_points.len()) as u64;
-        let wr = Self::NBits { b, scales, zero_points, n: q.n, k: q.k, bits: q.bits, block: q.block, accuracy_level };
+        let wr = Self::NBits {
+            b,
+            scales,
+            zero_points,
+            n: q.n,
+            k: q.k,
+            bits: q.bits,
+            block: q.block,
+            accuracy_level,
+            offset_cols: q.offset_cols,
+        };
         (wr, Stored { bytes, err2: q.err2, norm2: q.norm2 })
     }
 
@@ -136,7 +164,9 @@ impl WeightRef {
                 let scales = g.op("Mul", &[&xs, scale], vec![]);
                 g.b.node("Mul", &[&acc_f, &scales], &[&y], vec![]);
             }
-            Self::NBits { b, scales, zero_points, n, k, bits, block, accuracy_level } => {
+            Self::NBits { b, scales, zero_points, n, k, bits, block, accuracy_level, offset_cols } => {
+                let x = if *offset_cols > 0 { with_block_sums(g, x, *offset_cols, *block) } else { x.to_string() };
+                let x = x.as_str();
                 let attrs = vec![
                     Attr::int("K", *k as i64),
                     Attr::int("N", *n as i64),
@@ -167,8 +197,9 @@ impl WeightRef {
                 let s = g.op("Unsqueeze", &[&s, &last], vec![]);
                 g.op("Mul", &[&rows_f, &s], vec![])
             }
-            Self::NBits { b, scales, zero_points, n, k, bits, block, .. } => {
+            Self::NBits { b, scales, zero_points, n, k, bits, block, offset_cols, .. } => {
                 assert_eq!(*bits, 8, "an embedding table is read with plain ops only from 8-bit blocks");
+                assert_eq!(*offset_cols, 0, "an embedding table has no block offsets");
                 let nb = k.div_ceil(*block) as i64;
                 let table = g.const_i64(&[2], &[*n as i64, nb]);
                 let last = g.const_i64(&[1], &[-1]);
@@ -198,6 +229,22 @@ impl WeightRef {
             }
         }
     }
+}
+
+/// `[x, S(x)]` for `x [b, s, nb·block]`: the input with its `nb` block sums appended (the inputs
+/// of a block-offset matrix). Built once per input and shared by every matmul reading it.
+fn with_block_sums(g: &mut Graph, x: &str, nb: usize, block: usize) -> String {
+    let key = format!("block_sums/{block}/{x}");
+    if let Some(v) = g.derived.get(&key) {
+        return v.clone();
+    }
+    let shape = g.const_i64(&[4], &[0, 0, nb as i64, block as i64]);
+    let last = g.const_i64(&[1], &[-1]);
+    let blocks = g.op("Reshape", &[x, &shape], vec![]);
+    let sums = g.op("ReduceSum", &[&blocks, &last], vec![Attr::int("keepdims", 0)]);
+    let out = g.op("Concat", &[x, &sums], vec![Attr::int("axis", -1)]);
+    g.derived.insert(key, out.clone());
+    out
 }
 
 #[cfg(test)]
