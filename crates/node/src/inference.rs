@@ -213,7 +213,7 @@ impl JsInferHandle {
 /// An export folder served by ONNX Runtime with continuous batching.
 #[napi(js_name = "InferenceSession")]
 pub struct JsInferenceSession {
-    inner: Arc<inf::InferenceSession>,
+    pub(crate) inner: Arc<inf::InferenceSession>,
 }
 
 #[napi]

@@ -10,6 +10,7 @@ mod error;
 mod export;
 mod generate;
 mod inference;
+mod inference_score;
 mod merge;
 mod model;
 mod onnx_graph;
