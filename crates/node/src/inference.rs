@@ -228,6 +228,7 @@ impl JsInferenceSession {
             context_len: None,
             spinning: None,
             prefill_chunk: None,
+            prefill_budget: None,
         });
         let d = inf::EngineOptions::default();
         let options = inf::EngineOptions {
