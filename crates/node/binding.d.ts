@@ -15,6 +15,19 @@ export declare class Generator {
   static load(modelPath: string, options?: GeneratorLoadOptions | undefined | null): Promise<Generator>
   /** Like the `generate` function, without reloading (`options.adapter` must not be set). */
   generate(prompt: string | Array<ChatMessage>, options?: GenerateOptions | undefined | null): Promise<Generation>
+  /**
+   * Teacher-forced scores of `texts` (each tokenized without special tokens; its first token
+   * is context only; longer than the context window: cut, `truncated`). Rejects with
+   * INVALID_ARGUMENT (an empty text) or MODEL_COMPUTE.
+   */
+  score(texts: Array<string>): Promise<Array<TextScore>>
+  /**
+   * Scores the last assistant turn of each chat given the turns before it (the chat template
+   * applied, the answer's end-of-turn marker counted, as training labels it): eval loss.
+   * Rejects with INVALID_ARGUMENT (a chat not ending with an assistant turn),
+   * CHAT_TEMPLATE_MISSING or MODEL_COMPUTE.
+   */
+  scoreAnswers(chats: Array<Array<ChatMessage>>): Promise<Array<TextScore>>
 }
 export type JsGenerator = Generator
 
@@ -35,6 +48,11 @@ export declare class InferenceSession {
   submit(prompt: string | Array<ChatMessage>, options: InferOptions | undefined | null, onEvent: (event: InferEvent) => void): InferHandle
   /** Stops accepting requests, cancels running ones and waits for the scheduler to stop. */
   close(): void
+  /**
+   * Teacher-forced scores of `texts` (each tokenized without special tokens; its first token
+   * is context only). Rejects with INVALID_ARGUMENT, INFERENCE_FAILED.
+   */
+  score(texts: Array<string>): Promise<Array<InferenceScore>>
 }
 export type JsInferenceSession = InferenceSession
 
@@ -238,6 +256,20 @@ export interface InferenceLoadOptions {
   spinning?: boolean
   /** Prompt tokens prefilled per scheduler turn, between decode steps. @default 128 */
   prefillChunk?: number
+  /**
+   * Padded tokens (requests x longest first chunk) one batched prefill of new requests may
+   * take: bounds the stall a prefill puts on running streams. @default 512
+   */
+  prefillBudget?: number
+}
+
+/**
+ * One scored text: `nll` (natural log) summed over `tokens` predicted tokens;
+ * perplexity = exp(nll / tokens).
+ */
+export interface InferenceScore {
+  tokens: number
+  nll: number
 }
 
 export interface InferenceSessionInfo {
@@ -607,6 +639,17 @@ export interface RuntimeInfo {
   libraryPath: string
   /** The ORT C API level the core was built for (the library supports at least this). */
   apiVersion: number
+}
+
+/**
+ * One scored text or answer: `nll` (natural log) summed over `tokens` predicted tokens;
+ * perplexity = exp(nll / tokens).
+ */
+export interface TextScore {
+  tokens: number
+  nll: number
+  /** Longer than the model's context window: only its first `context` tokens were scored. */
+  truncated: boolean
 }
 
 export interface TinyModel {

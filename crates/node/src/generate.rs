@@ -43,6 +43,14 @@ impl Engine {
         Ok(Self { model, tokenizer, eos })
     }
 
+    pub(crate) fn model(&self) -> &md::Llama {
+        &self.model
+    }
+
+    pub(crate) fn tokenizer(&self) -> &tk::Tokenizer {
+        &self.tokenizer
+    }
+
     fn run(&self, req: &gn::Request) -> napi::Result<JsGeneration> {
         let mut decoder = md::LlamaDecoder::new(&self.model, 1);
         let g = gn::generate(&mut decoder, &self.tokenizer, &self.eos, req).map_err(core_error)?;
@@ -208,6 +216,12 @@ impl Task for LoadGeneratorTask {
 #[napi(js_name = "Generator")]
 pub struct JsGenerator {
     engine: Arc<Engine>,
+}
+
+impl JsGenerator {
+    pub(crate) fn engine(&self) -> Arc<Engine> {
+        Arc::clone(&self.engine)
+    }
 }
 
 #[napi]

@@ -17,6 +17,7 @@ mod onnx_graph;
 mod onnx_session;
 mod runtime;
 mod sampling;
+mod score;
 mod tokenizer;
 mod train;
 
