@@ -141,6 +141,44 @@ fn single_stream(dir: &Path) {
     eprintln!("single stream decode, median of 5 x {n} tokens: bare decoder {b:.1} tok/s, engine {e:.1} tok/s ({:.3}x)", e / b);
 }
 
+/// Milliseconds for `rows` prompts prefilled one forward each, then all in one forward, then
+/// in groups of 2 and 4; and for a decode step at 1, 8 and 32 rows.
+fn prefill_and_step(dir: &Path) {
+    let folder = ExportFolder::open(dir).unwrap();
+    let dopts = DecoderOptions { slots: 32, context_len: 512, threads: Some(THREADS), ..Default::default() };
+    let mut d = OrtDecoder::load(&folder.model_path, folder.shape, &dopts).unwrap();
+    let tok = folder.tokenizer().unwrap();
+    let prompts: Vec<Vec<u32>> = (0..8).map(|n| tok.encode(&prompt(n), false).unwrap()).collect();
+    let total: usize = prompts.iter().map(Vec::len).sum();
+    let time = |d: &mut OrtDecoder, group: usize| {
+        for s in 0..8 {
+            d.release(s);
+        }
+        let t0 = Instant::now();
+        for (g, chunk) in prompts.chunks(group).enumerate() {
+            let rows: Vec<(usize, &[u32])> = chunk.iter().enumerate().map(|(i, p)| (g * group + i, p.as_slice())).collect();
+            d.prefill_rows(&rows).unwrap();
+        }
+        t0.elapsed().as_secs_f64() * 1e3
+    };
+    for _ in 0..2 {
+        let ms: Vec<String> = [1, 2, 4, 8].iter().map(|&g| format!("groups of {g}: {:.0} ms", time(&mut d, g))).collect();
+        eprintln!("prefill 8 prompts ({total} tokens): {}", ms.join(", "));
+    }
+    for rows in [1, 8, 32] {
+        for s in 0..32 {
+            d.release(s);
+            d.prefill(s, &prompts[s % 8]).unwrap();
+        }
+        let batch: Vec<(usize, u32)> = (0..rows).map(|s| (s, 42)).collect();
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            d.step(&batch).unwrap();
+        }
+        eprintln!("decode step, {rows} rows: {:.1} ms", t0.elapsed().as_secs_f64() * 1e2);
+    }
+}
+
 #[test]
 fn serving_harness() {
     let Some(dir) = std::env::var_os("TINYFORGE_BENCH_EXPORT").map(PathBuf::from) else {
@@ -148,6 +186,10 @@ fn serving_harness() {
         return;
     };
     common::init();
+    prefill_and_step(&dir);
+    if std::env::var_os("TINYFORGE_BENCH_STEPS_ONLY").is_some() {
+        return;
+    }
     single_stream(&dir);
     let configs: Vec<(usize, usize)> = std::env::var("TINYFORGE_BENCH_CONFIGS")
         .unwrap_or_else(|_| "8:1,8:512,32:512".into())
