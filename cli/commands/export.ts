@@ -20,6 +20,7 @@ interface ExportFlags {
   overwrite?: boolean;
   keepFp32?: boolean;
   exportOnnx?: boolean;
+  quality?: boolean;
   name?: string;
   json?: boolean;
 }
@@ -66,7 +67,7 @@ function progressDisplay(out: NodeJS.WriteStream = process.stderr): { onProgress
   };
 }
 
-function printSummary(r: ExportResult, source: string): void {
+function printSummary(r: ExportResult, source: string, qualityLine?: string): void {
   const lines = [`exported ${r.source} ${source} → ${r.out} in ${r.seconds.toFixed(1)}s (${r.quantize === 'none' ? 'fp32' : r.quantize})`];
   const width = Math.max(...r.files.map((f) => f.path.length));
   for (const f of r.files) lines.push(`  ${f.path.padEnd(width)}  ${formatBytes(f.size)}`);
@@ -75,6 +76,7 @@ function printSummary(r: ExportResult, source: string): void {
     `check: loads in ONNX Runtime ${r.check.onnxruntime}; cached decode step vs full recompute: cosine ${r.check.kvCache.cosine.toFixed(4)}, ` +
       `max diff ${r.check.kvCache.maxDiff.toPrecision(2)}${r.check.kvCache.sameTop1 ? '' : ', top-1 differs'}` +
       (agree !== undefined ? `, top-1 agreement with fp32 ${(agree * 100).toFixed(0)}% of ${r.check.promptTokens} positions` : ''),
+    ...(qualityLine ? [qualityLine] : []),
     `registry: ${r.id}${r.parentId ? ` (parent ${r.parentId})` : ''}; lineage: foremforge models show ${r.id}`,
     `load: transformers.js pipeline('text-generation', '${r.out}') (offline: env.localModelPath), or ONNX Runtime on ${r.model}`,
     `serve: foremforge serve --dir ${r.out}, or standalone: cd ${r.out} && npm install --omit=dev && node server.mjs (README.md, Dockerfile)`
@@ -97,6 +99,7 @@ export const exportCommand = new Command('export')
   .option('--overwrite', 'replace an earlier export in --out')
   .option('--name <name>', 'registry name (default: the folder name)')
   .option('--export-onnx', "accepted for the seed's spelling: the export is always ONNX")
+  .option('--no-quality', 'skip the perplexity measurement on the held-out text (and its fp32 reference)')
   .option('--json', 'print the result as JSON')
   .exitOverride()
   .action(async (flags: ExportFlags) => {
@@ -141,6 +144,7 @@ export const exportCommand = new Command('export')
       quantize,
       overwrite: flags.overwrite === true,
       keepFp32: flags.keepFp32 === true,
+      quality: flags.quality !== false,
       onProgress: flags.json ? () => {} : display.onProgress,
       signal: controller.signal,
       ...(model !== undefined ? { model } : {}),
@@ -152,7 +156,10 @@ export const exportCommand = new Command('export')
       const result = await exportModel(options);
       display.stop();
       if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-      else printSummary(result, model ?? flags.adapter ?? '');
+      else {
+        const { describeQuality } = await import('../../ts/pipeline/export-quality.js');
+        printSummary(result, model ?? flags.adapter ?? '', result.quality ? describeQuality(result.quality) : undefined);
+      }
     } finally {
       display.stop();
       process.removeListener('SIGINT', onSigint);

@@ -146,6 +146,15 @@ describe('foremforge export', () => {
       expect(readFileSync(path.join(out, file)).length, file).toBe(size);
     expect(m.metrics.fp32Bytes).toBe(readFileSync(path.join(out, 'onnx/model.onnx')).length);
     expect(m.check.top1AgreementWithFp32).toBeGreaterThan(0.8);
+    // Perplexity on the shipped held-out text through ORT, the int8 model beside the fp32 one it
+    // was written with (--keep-fp32), printed in the summary.
+    expect(r.stderr).toMatch(/✓ perplexity on the held-out text/);
+    expect(r.stdout).toMatch(/^quality: perplexity [\d.]+ on \d+ held-out tokens; fp32 [\d.]+ \([+-][\d.]+%\)$/m);
+    expect(m.quality.tokens).toBeGreaterThan(2000);
+    expect(m.quality.model).toMatchObject({ file: 'onnx/model_quantized.onnx', perplexity: expect.any(Number) });
+    expect(m.quality.fp32.file).toBe('onnx/model.onnx');
+    expect(m.quality.model.perplexity).toBeCloseTo(Math.exp(m.quality.model.nll / m.quality.tokens), 6);
+    expect(Math.abs(m.quality.vsFp32)).toBeLessThan(0.05);
 
     const show = await runCli(['models', 'show', path.basename(out)], { env: env() });
     expect(show.code, show.stderr).toBe(0);

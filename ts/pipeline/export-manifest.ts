@@ -9,6 +9,7 @@ import { packageVersion } from '../config/project.js';
 import { native } from '../native.js';
 import { MANIFEST_FILE } from '../registry/lineage.js';
 import type { ExportCheck } from './export-check.js';
+import type { ExportQuality } from './export-quality.js';
 import type { Lineage } from './export-register.js';
 import type { ExportSource } from './export-source.js';
 
@@ -25,6 +26,8 @@ export interface ExportManifestInput {
   fp32?: OnnxExport;
   eosTokenIds: number[];
   check: ExportCheck;
+  /** Perplexity on the held-out text (export-quality.ts); replaces any quality the core reports. */
+  quality?: ExportQuality;
   seconds: number;
 }
 
@@ -98,7 +101,7 @@ export function writeExportManifest(dir: string, m: ExportManifestInput): string
     },
     ...(m.fp32 ? { fp32: { file: 'onnx/model.onnx', bytes: m.fp32.bytes } } : {}),
     quantization: { scheme: m.quantize, ...quantization },
-    quality,
+    quality: m.quality ?? quality,
     check: m.check,
     generation: { eosTokenIds: m.eosTokenIds },
     transformersJs: { dtype: m.dtype, file: m.modelFile },
