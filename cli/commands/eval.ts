@@ -1,10 +1,12 @@
-// `foremforge eval --model M --data eval.jsonl [--compare BASE] [--out report.jsonl]`: greedy
-// answers for every eval record, scored (fact recall, contains, exact match, token F1, mean
-// confidence) and printed as one table with a column per model. Library: ts/pipeline/eval.ts.
+// `foremforge eval --model M --data eval.jsonl [--compare BASE] [--general [FILE]] [--out report.jsonl]`:
+// greedy answers for every eval record, scored (fact recall, contains, exact match, token F1, mean
+// confidence), eval loss and perplexity of the reference answers, optionally general-text
+// perplexity against the base, printed as one table with a column per model.
+// Library: ts/pipeline/eval-run.ts (shared with `train --eval-data`).
 import { Command } from 'commander';
 import { ForgeError } from '../../ts/errors.js';
-import { readEvalCases } from '../../ts/pipeline/eval-data.js';
-import { type EvalResult, evaluate, formatTable, openAnswerer, writeReport } from '../../ts/pipeline/eval.js';
+import { formatGeneral, runEval } from '../../ts/pipeline/eval-run.js';
+import { formatTable, summaryOf, writeReport } from '../../ts/pipeline/eval.js';
 
 interface EvalFlags {
   model: string;
@@ -13,6 +15,7 @@ interface EvalFlags {
   out?: string;
   maxTokens: string;
   json?: boolean;
+  general?: boolean | string;
 }
 
 function maxTokensFlag(value: string): number {
@@ -24,35 +27,41 @@ function maxTokensFlag(value: string): number {
 }
 
 export const evalCommand = new Command('eval')
-  .description('Answer every eval record greedily and score the answers (fact recall, contains, exact match, token F1).')
+  .description('Answer every eval record greedily and score the answers (fact recall, contains, exact match, token F1, eval loss).')
   .requiredOption('--model <path>', 'training run folder, export folder, model folder, .gguf file or catalog name')
   .requiredOption('--data <file>', 'JSONL eval records: {"input","output","_key"?} or {"messages"}')
   .option('--compare <path>', 'a second model (usually the base) scored side by side')
   .option('--out <file>', 'write per-record answers and scores as JSONL (replaced if it exists)')
+  .option('--general [file]', 'also report general-text perplexity vs the base (default: the shipped held-out prose)')
   .option('--max-tokens <n>', 'longest answer in tokens', '64')
   .option('--json', 'print the summaries as JSON')
   .exitOverride()
   .action(async (flags: EvalFlags) => {
     const maxTokens = maxTokensFlag(flags.maxTokens);
-    const cases = await readEvalCases(flags.data);
-    const results: EvalResult[] = [];
-    for (const model of flags.compare === undefined ? [flags.model] : [flags.model, flags.compare]) {
-      const answerer = await openAnswerer(model);
-      const progress = process.stderr.isTTY
-        ? (done: number, total: number) => process.stderr.write(`\r${model}: ${done}/${total}`)
-        : undefined;
-      try {
-        results.push(await evaluate(answerer, cases, { maxTokens, ...(progress ? { onRecord: progress } : {}) }));
-      } finally {
-        await answerer.close();
-      }
-      if (progress) process.stderr.write('\n');
-    }
+    const tty = process.stderr.isTTY;
+    const outcome = await runEval({
+      models: flags.compare === undefined ? [flags.model] : [flags.model, flags.compare],
+      data: flags.data,
+      maxTokens,
+      ...(flags.general === undefined ? {} : { general: flags.general }),
+      ...(tty
+        ? {
+            onRecord: (model: string, done: number, total: number) =>
+              process.stderr.write(`\r${model}: ${done}/${total}${done === total ? '\n' : ''}`),
+          }
+        : {}),
+    });
+    const { results, general } = outcome;
     if (flags.out !== undefined) await writeReport(flags.out, results);
     if (flags.json) {
-      process.stdout.write(`${JSON.stringify(results.map((r) => ({ model: r.model, kind: r.kind, seconds: r.seconds, ...r.summary })))}\n`);
+      const summaries = results.map(summaryOf);
+      process.stdout.write(`${JSON.stringify(general === undefined ? summaries : { models: summaries, general })}\n`);
     } else {
       process.stdout.write(`${formatTable(results)}\n`);
+      if (general !== undefined) process.stdout.write(`${formatGeneral(general)}\n`);
+      if (results.some((r) => r.loss === undefined)) {
+        process.stdout.write('eval loss: - = this model kind cannot score text yet (an export before InferenceSession.score)\n');
+      }
       if (flags.out !== undefined) process.stdout.write(`per-record answers: ${flags.out}\n`);
     }
   });

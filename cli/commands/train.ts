@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import type { JsTrainResult } from '@tinyforge/native';
 import { formatProblem } from '../../ts/dataset/validate.js';
+import type { RunEval } from '../../ts/pipeline/eval-run.js';
 import { sparkline } from '../../ts/pipeline/loss-curve.js';
 import { formatRecipe } from '../../ts/pipeline/recipe-apply.js';
 import { type TrainProgress, type TrainResult, type TrainRunOptions, runTraining } from '../../ts/pipeline/train.js';
@@ -99,7 +100,7 @@ function printDryRun(r: TrainResult): void {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-function printSummary(r: JsTrainResult & { lossCurve?: string }): void {
+function printSummary(r: JsTrainResult & { lossCurve?: string; eval?: RunEval }): void {
   const losses = r.history.map((h) => h.loss);
   const lines = [
     `trained ${r.steps}/${r.totalSteps} steps in ${duration(r.seconds)} (${Math.round(r.tokensPerSecond)} tok/s)` +
@@ -108,6 +109,8 @@ function printSummary(r: JsTrainResult & { lossCurve?: string }): void {
     `loss: ${losses[0]?.toFixed(4) ?? '?'} → ${r.finalLoss?.toFixed(4) ?? '?'}  ${sparkline(losses)}`,
   ];
   if (r.evalLoss != null) lines.push(`eval loss ${r.evalLoss.toFixed(4)}, perplexity ${r.perplexity?.toFixed(2)}`);
+  if (r.eval?.table !== undefined) lines.push('eval of the finished run on --eval-data (as `foremforge eval`):', r.eval.table);
+  if (r.eval?.skipped !== undefined) lines.push(`answer eval skipped: ${r.eval.skipped}`);
   lines.push(`output: ${r.outputDir}`, `manifest: ${r.manifest}`);
   if (r.lossCurve) lines.push(`loss curve: ${r.lossCurve}`);
   process.stdout.write(`${lines.join('\n')}\n`);
@@ -118,7 +121,7 @@ export const trainCommand = new Command('train')
   .requiredOption('--data <file>', 'JSONL records: {"input","output"}, {"messages"} or {"text"} per line')
   .requiredOption('--out <dir>', 'run folder (adapter/, tinyforge.json, metrics.jsonl, checkpoints/, loss.svg)')
   .option('--base <model>', 'model folder, .gguf file or catalog name (default: smollm2-135m-instruct)')
-  .option('--eval-data <file>', 'separate JSONL eval set (instead of --eval-split)')
+  .option('--eval-data <file>', 'separate JSONL eval set (instead of --eval-split); also run through `foremforge eval` at the end')
   .option('--epochs <n>', 'passes over the data (default: the recipe)', int('--epochs'))
   .option('--max-steps <n>', 'optimizer steps (overrides --epochs)', int('--max-steps'))
   .option('--lr <rate>', 'peak learning rate (default: the recipe)', num('--lr'))

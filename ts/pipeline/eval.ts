@@ -5,9 +5,10 @@
 // Runtime `InferenceSession` (the engine `serve` uses for it), so `--compare run export` shows
 // what int8 quantization cost next to the run it came from.
 //
-// Eval loss and perplexity are not reported: no binding scores given text under a model (the
-// `Generator` only scores its own greedy choices, `train` only its eval split of a run it is
-// training). Confidence — exp(mean log-prob) of the greedy answer, EOS included — is what we have.
+// Eval loss and perplexity (./eval-loss.ts): the reference answer's tokens given the prompt,
+// teacher-forced, as training counts them; and with `general` texts, their perplexity, to see
+// whether a fine-tune kept the base model's general language. An export reports them once its
+// `InferenceSession` can score; until then they are absent (printed as '-').
 import { existsSync, statSync } from 'node:fs';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -18,6 +19,7 @@ import { catalogNames } from '../models/catalog.js';
 import { native } from '../native.js';
 import { resolveServeTarget } from '../serve/load-engine.js';
 import type { EvalCase } from './eval-data.js';
+import { type LossSummary, type Scorer, candleScorer, ortScorer, summarizeLoss } from './eval-loss.js';
 import { type RecordScores, type ScoreSummary, scoreAnswer, summarize } from './eval-metrics.js';
 import { resolveBase } from './train.js';
 
@@ -34,14 +36,20 @@ export interface Answerer {
   label: string;
   kind: 'model' | 'run' | 'export';
   answer(messages: ChatMessage[], maxTokens: number): Promise<Answer>;
+  /** Teacher-forced scoring; undefined when this kind of model cannot score yet. */
+  scorer?: Scorer;
+  /** A LoRA run's base model (path), for the general-text ratio against it. */
+  base?: string;
   /** Frees the model (the ORT session's scheduler thread); the answerer is unusable after. */
   close(): Promise<void>;
 }
 
-function candleAnswerer(label: string, kind: 'model' | 'run', generator: Generator): Answerer {
+function candleAnswerer(label: string, kind: 'model' | 'run', generator: Generator, base?: string): Answerer {
   return {
     label,
     kind,
+    scorer: candleScorer(generator),
+    ...(base === undefined ? {} : { base }),
     async answer(messages, maxTokens) {
       const g: Generation = await generator.generate(messages, { maxTokens, temperature: 0 });
       return { text: g.text, confidence: g.confidence, completionTokens: g.completionTokens, finishReason: g.finishReason };
@@ -50,10 +58,12 @@ function candleAnswerer(label: string, kind: 'model' | 'run', generator: Generat
   };
 }
 
-function ortAnswerer(label: string, session: InferenceSession): Answerer {
+function ortAnswerer(label: string, session: InferenceSession, dir: string): Answerer {
+  const scorer = ortScorer(session, dir);
   return {
     label,
     kind: 'export',
+    ...(scorer === undefined ? {} : { scorer }),
     async answer(messages, maxTokens) {
       // Greedy with the chat template, as the candle side asks; confidence counts the EOS too.
       const r = await session.generate(messages, { maxTokens, temperature: 0, chatTemplate: true });
@@ -94,11 +104,11 @@ export async function openAnswerer(model: string): Promise<Answerer> {
   }
   if (target.kind === 'export') {
     // One slot: eval asks one question at a time, so more slots would only hold KV memory.
-    return ortAnswerer(model, await native().InferenceSession.load(target.dir, { slots: 1 }));
+    return ortAnswerer(model, await native().InferenceSession.load(target.dir, { slots: 1 }), target.dir);
   }
   const adapter = target.kind === 'run' ? target.adapter : undefined;
   const generator = await native().Generator.load(target.model, adapter === undefined ? {} : { adapter });
-  return candleAnswerer(model, target.kind, generator);
+  return candleAnswerer(model, target.kind, generator, adapter === undefined ? undefined : target.model);
 }
 
 export interface EvalRow {
@@ -110,6 +120,9 @@ export interface EvalRow {
   confidence: number;
   finishReason: string;
   scores: RecordScores;
+  /** The reference answer's summed NLL and token count given the prompt, when the model scores. */
+  nll?: number;
+  tokens?: number;
 }
 
 export interface EvalResult {
@@ -117,15 +130,22 @@ export interface EvalResult {
   kind: Answerer['kind'];
   rows: EvalRow[];
   summary: ScoreSummary;
+  /** Eval loss and perplexity of the reference answers; absent when the model cannot score. */
+  loss?: LossSummary;
+  /** Perplexity of the general texts, when asked for and the model scores. */
+  general?: LossSummary;
   seconds: number;
 }
 
+export interface EvaluateOptions {
+  maxTokens: number;
+  onRecord?: (done: number, total: number) => void;
+  /** General (not training-domain) texts whose perplexity is reported too. */
+  general?: readonly string[];
+}
+
 /** Answers every case in order (greedy, deterministic) and scores it. */
-export async function evaluate(
-  answerer: Answerer,
-  cases: readonly EvalCase[],
-  options: { maxTokens: number; onRecord?: (done: number, total: number) => void }
-): Promise<EvalResult> {
+export async function evaluate(answerer: Answerer, cases: readonly EvalCase[], options: EvaluateOptions): Promise<EvalResult> {
   const started = performance.now();
   const rows: EvalRow[] = [];
   for (const c of cases) {
@@ -142,12 +162,38 @@ export async function evaluate(
     });
     options.onRecord?.(rows.length, cases.length);
   }
+  let loss: LossSummary | undefined;
+  let general: LossSummary | undefined;
+  const scorer = answerer.scorer;
+  if (scorer !== undefined) {
+    const scores = await scorer.scoreAnswers(cases.map((c) => [...c.messages, { role: 'assistant', content: c.reference }]));
+    scores.forEach((s, i) => {
+      Object.assign(rows[i]!, { nll: s.nll, tokens: s.tokens });
+    });
+    loss = summarizeLoss(scores);
+    if (options.general !== undefined) general = summarizeLoss(await scorer.scoreTexts([...options.general]));
+  }
   return {
     model: answerer.label,
     kind: answerer.kind,
     rows,
     summary: summarize(rows),
+    ...(loss === undefined ? {} : { loss }),
+    ...(general === undefined ? {} : { general }),
     seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** The summary line of a result as the report and `--json` give it. */
+export function summaryOf(r: EvalResult): Record<string, unknown> {
+  return {
+    model: r.model,
+    kind: r.kind,
+    seconds: r.seconds,
+    ...r.summary,
+    evalLoss: r.loss?.loss ?? null,
+    perplexity: r.loss?.perplexity ?? null,
+    ...(r.general === undefined ? {} : { generalPerplexity: r.general.perplexity, generalTokens: r.general.tokens }),
   };
 }
 
@@ -158,7 +204,7 @@ export async function evaluate(
 export async function writeReport(out: string, results: readonly EvalResult[]): Promise<void> {
   const lines: string[] = [];
   for (const r of results) for (const row of r.rows) lines.push(JSON.stringify({ model: r.model, ...row }));
-  for (const r of results) lines.push(JSON.stringify({ summary: { model: r.model, kind: r.kind, seconds: r.seconds, ...r.summary } }));
+  for (const r of results) lines.push(JSON.stringify({ summary: summaryOf(r) }));
   const tmp = path.join(path.dirname(out), `.${path.basename(out)}.${process.pid}.tmp`);
   try {
     await writeFile(tmp, `${lines.join('\n')}\n`);
@@ -187,6 +233,11 @@ export function formatTable(results: readonly EvalResult[]): string {
     ['exact match', ...results.map((r) => pct(r.summary.exactMatch))],
     ['token F1', ...results.map((r) => pct(r.summary.f1))],
     ['mean confidence', ...results.map((r) => r.summary.meanConfidence.toFixed(3))],
+    ['eval loss', ...results.map((r) => r.loss?.loss.toFixed(4) ?? '-')],
+    ['perplexity', ...results.map((r) => r.loss?.perplexity.toFixed(2) ?? '-')],
+    ...(results.some((r) => r.general !== undefined)
+      ? [['general ppl', ...results.map((r) => r.general?.perplexity.toFixed(2) ?? '-')] as [string, ...string[]]]
+      : []),
     ['seconds', ...results.map((r) => r.seconds.toFixed(1))],
   ];
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));

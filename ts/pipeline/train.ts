@@ -10,6 +10,7 @@ import { ForgeError, hasCode } from '../errors.js';
 import { DEFAULT_MODEL } from '../models/catalog.js';
 import { pullModel } from '../models/pull.js';
 import { native } from '../native.js';
+import { type RunEval, evalAfterTraining } from './eval-run.js';
 import { lossCurveSvg } from './loss-curve.js';
 import { type AppliedRecipe, applyRecipe, prepareRunData } from './recipe-apply.js';
 
@@ -18,6 +19,8 @@ export type TrainResult = JsTrainResult & {
   lossCurve?: string;
   /** The default recipe's choices (absent with --full or --no-recipe). */
   recipe?: AppliedRecipe;
+  /** With `evalData`: the finished run's `foremforge eval` on it (also in tinyforge.json). */
+  eval?: RunEval;
   /** Dry runs: the data's warnings as `data validate` reports them (first 1000), and their count. */
   warnings?: FileProblem[];
   warningCount?: number;
@@ -96,7 +99,9 @@ export async function runTraining(options: TrainRunOptions): Promise<TrainResult
     return { ...result, warnings, warningCount: total, ...(applied ? { recipe: applied } : {}) };
   }
   if (applied && result.manifest) await recordRecipe(result.manifest, applied);
-  const withRecipe = applied ? { ...result, recipe: applied } : result;
+  // The same eval as `foremforge eval --model RUN --data F` (answers, metrics, loss).
+  const finalEval = rest.evalData === undefined ? undefined : await evalAfterTraining(result.runDir, rest.evalData);
+  const withRecipe = { ...result, ...(applied ? { recipe: applied } : {}), ...(finalEval ? { eval: finalEval } : {}) };
   if (result.history.length === 0) return withRecipe;
   const svg = path.join(result.runDir, 'loss.svg');
   await writeFile(svg, lossCurveSvg(result.history, `Training loss — ${path.basename(resolved)}`));
