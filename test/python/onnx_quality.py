@@ -7,7 +7,11 @@ file size (and fraction of REF), perplexity on the held-out set `test/fixtures/h
 written for this project + the sample eval answers; sliding windows of 512, stride 256), and
 vs REF: greedy 64-token continuations of 10 fixed prompts, token agreement position by position
 (free-running: a divergence costs every later token) and teacher-forced top-1 agreement (the
-candidate fed REF's continuation)."""
+candidate fed REF's continuation).
+
+Goals (exit status 1 when a candidate misses one; the SmolLM2 quality test passes the ones the
+current schemes reach): --max-ppl-increase PCT, --min-greedy FRAC (free-running agreement),
+--min-forced FRAC (teacher-forced top-1)."""
 from __future__ import annotations
 
 import argparse
@@ -56,6 +60,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--skip-ppl", action="store_true", help="greedy agreement only (quick A/B)")
+    ap.add_argument("--max-ppl-increase", type=float, help="fail if a candidate's perplexity exceeds REF's by more than PCT %%")
+    ap.add_argument("--min-greedy", type=float, help="fail if a candidate's free-running greedy agreement is below FRAC")
+    ap.add_argument("--min-forced", type=float, help="fail if a candidate's teacher-forced top-1 agreement is below FRAC")
     args = ap.parse_args()
     tok = tokenizer(args.folders[0])
     ids = tok.encode(heldout_text(), add_special_tokens=False).ids
@@ -99,6 +106,19 @@ def main() -> None:
                 print("   ", repr(tok.decode(g)))
     if args.json:
         dump({"heldout_tokens": len(ids), "rows": rows}, args.json)
+    misses = []
+    for row in rows[1:]:
+        name = f"{row['quantization']} [{row['folder']}]"
+        if args.max_ppl_increase is not None and not (100 * (row["ppl_vs_ref"] - 1) <= args.max_ppl_increase):
+            misses.append(f"{name}: perplexity {100 * (row['ppl_vs_ref'] - 1):+.2f}% vs REF (goal <= {args.max_ppl_increase}%)")
+        if args.min_greedy is not None and not (row["greedy_agreement"] >= args.min_greedy):
+            misses.append(f"{name}: greedy agreement {row['greedy_agreement']:.3f} (goal >= {args.min_greedy})")
+        if args.min_forced is not None and not (row["teacher_forced_top1"] >= args.min_forced):
+            misses.append(f"{name}: teacher-forced top-1 {row['teacher_forced_top1']:.3f} (goal >= {args.min_forced})")
+    for m in misses:
+        print(f"MISSED {m}", file=sys.stderr)
+    if misses:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,59 @@
+//! The quantization quality goals on the real SmolLM2-135M-Instruct, measured by the Python
+//! reference harness (`test/python/onnx_quality.py`, PyPI `onnxruntime`): fp32, int8 and int4
+//! exports of the shipped GGUF, perplexity on the held-out text and greedy continuations of 10
+//! fixed prompts × 64 tokens against fp32. Fails when a format misses a floor it reached when
+//! this was written (onnxruntime 1.30, busy 2-core Xeon):
+//! - perplexity within 2% of fp32 (measured int8 +1.0%, int4 +0.3%; issue goals 2% / 8%);
+//! - teacher-forced top-1 agreement ≥ 95% (int8 95.9%, int4 ~98%);
+//! - free-running greedy agreement ≥ 35% (int8 44.8%, int4 ~41%; the issue's goals of 95% / 85%
+//!   are not reached: one early near-tie flips a token and every later position differs, and
+//!   the int8 activations of `accuracy_level` 4 alone cost ~20 points: int4 with f32 activations
+//!   (level 1, 3.4x slower kernels) measured 63%).
+//!
+//! Ignored by default (~1.5 GB of exports, minutes of scoring):
+//! `cargo test --release --target x86_64-unknown-linux-gnu -p tinyforge-infer --test quality_smollm2 -- --ignored --nocapture`
+//! (GGUF from `$TINYFORGE_SMOLLM2_GGUF`, else the `foremforge pull` cache).
+use std::path::PathBuf;
+use std::process::Command;
+
+use tinyforge_onnx::{ExportOptions, Quantization, export_llama};
+
+fn gguf() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("TINYFORGE_SMOLLM2_GGUF") {
+        return Some(PathBuf::from(p));
+    }
+    let home = std::env::var_os("HOME")?;
+    let p = PathBuf::from(home).join(".cache/tinyforge/models/smollm2-135m-instruct/gguf/SmolLM2-135M-Instruct.Q4_1.gguf");
+    p.is_file().then_some(p)
+}
+
+#[test]
+#[ignore = "needs the SmolLM2 GGUF and Python onnxruntime; minutes"]
+fn smollm2_int8_and_int4_meet_the_quality_floors() {
+    let Some(model) = gguf() else {
+        eprintln!("SKIPPED: no SmolLM2 GGUF (set TINYFORGE_SMOLLM2_GGUF or run `foremforge pull --format gguf`)");
+        return;
+    };
+    let ckpt = tinyforge_model::load_checkpoint(&model).unwrap();
+    let tok = tinyforge_tokenizer::Tokenizer::from_gguf(&model).unwrap();
+    let tmp = tinyforge_testkit::temp_dir("quality-smollm2");
+    let mut folders = Vec::new();
+    for q in [None, Some(Quantization::Int8), Some(Quantization::Int4)] {
+        let dir = tmp.path().join(q.map_or("fp32", Quantization::name));
+        std::fs::create_dir_all(&dir).unwrap();
+        export_llama(&ckpt.config, &ckpt.weights, &dir.join("model.onnx"), &ExportOptions { quantize: q }).unwrap();
+        tok.save(dir.join("tokenizer.json")).unwrap();
+        folders.push(dir);
+    }
+    let python = std::env::var("TINYFORGE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/python/onnx_quality.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(&folders)
+        .args(["--max-ppl-increase", "2", "--min-forced", "0.95", "--min-greedy", "0.35"])
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{text}");
+    assert!(out.status.success(), "a quality floor was missed:\n{text}");
+}
