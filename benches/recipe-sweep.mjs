@@ -6,7 +6,7 @@
 // scored by the trainer at the end of the run). A "base" row trains 1 step at lr 1e-12 so the adapter
 // stays zero: its eval loss is the untuned model's.
 //
-//   node benches/recipe-sweep.mjs [--only id,id] [--force]
+//   node benches/recipe-sweep.mjs [--only id,id] [--force] [--render]
 //
 // Results accumulate in benches/results/recipe-sweep.json (one entry per run id, kept across
 // invocations: a rerun skips ids already measured unless --force) and are rendered to
@@ -98,6 +98,11 @@ const RUNS = [
     data: 'facts-aug3',
     flags: ['--lora-r', '16', '--lora-alpha', '32', '--target-modules', ALL7, '--lr', '2e-3', '--epochs', '4', '--rehearsal', '30'],
   },
+  {
+    id: 'facts/all7-r16-lr2e-3-ep6',
+    data: 'facts',
+    flags: ['--lora-r', '16', '--lora-alpha', '32', '--target-modules', ALL7, '--lr', '2e-3', '--epochs', '6'],
+  },
   { id: 'facts/recipe', data: 'facts', flags: [], note: 'train with no flags (the data-driven recipe)' },
   { id: 'qna/base', data: 'qna', flags: ['--max-steps', '1', '--lr', '1e-12'], note: 'untuned (1 step at lr 1e-12)' },
   {
@@ -154,6 +159,11 @@ const argv = process.argv.slice(2);
 const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1].split(',') : undefined;
 const force = argv.includes('--force');
 const results = load();
+if (argv.includes('--render')) {
+  // Re-renders the table from the JSON (after a change to the table's columns); runs nothing.
+  writeFileSync(TABLE, render(results));
+  process.exit(0);
+}
 results.cpu = `${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cores`;
 mkdirSync(WORK, { recursive: true });
 

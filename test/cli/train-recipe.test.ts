@@ -1,6 +1,6 @@
 // `foremforge train` with no hyperparameter flags on a tiny random model: the recipe block is
-// printed and recorded in tinyforge.json, the rehearsal passages the model wrote are in the run's
-// train-data.jsonl and counted by the trainer, a flag overrides its field (and is listed as a
+// printed and recorded in tinyforge.json, --rehearsal's passages the model wrote are in the run's
+// train-data.jsonl, a flag overrides its field (and is listed as a
 // flag), and --no-recipe leaves the trainer's fixed defaults.
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -27,17 +27,17 @@ interface Manifest {
 }
 
 describe('train: the data-driven recipe', () => {
-  it('no flags: prints and records the recipe, trains with rehearsal passages', async () => {
+  it('no hyperparameter flags: prints and records the recipe; --rehearsal adds passages', async () => {
     const out = path.join(fx.dir, 'run');
-    const r = await runCli(['train', '--data', fx.data, '--out', out, '--base', fx.base, '--max-steps', '3']);
+    const r = await runCli(['train', '--data', fx.data, '--out', out, '--base', fx.base, '--max-steps', '3', '--rehearsal', '16']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/recipe for 12 records, \d+ tokens/);
     expect(r.stdout).toContain('all 7 projections');
-    expect(r.stdout).toContain('rehearsal 16');
+    expect(r.stdout).toContain('rehearsal 16 (flag)');
     const m = JSON.parse(readFileSync(path.join(out, 'tinyforge.json'), 'utf8')) as Manifest;
     expect(m.recipe?.values.lr).toBe(2e-3);
     expect(m.recipe?.values.targetModules).toHaveLength(7);
-    expect(m.recipe?.fromFlags).toEqual(['epochs']);
+    expect(m.recipe?.fromFlags).toEqual(['epochs', 'rehearsal']);
     const rows = readFileSync(path.join(out, 'train-data.jsonl'), 'utf8')
       .trim()
       .split('\n')
@@ -57,26 +57,13 @@ describe('train: the data-driven recipe', () => {
 
   it('a flag overrides its field; --no-recipe keeps the fixed defaults', async () => {
     const out = path.join(fx.dir, 'run-flags');
-    const r = await runCli([
-      'train',
-      '--data',
-      fx.data,
-      '--out',
-      out,
-      '--base',
-      fx.base,
-      '--max-steps',
-      '2',
-      '--lora-r',
-      '4',
-      '--rehearsal',
-      '0',
-    ]);
+    const r = await runCli(['train', '--data', fx.data, '--out', out, '--base', fx.base, '--max-steps', '2', '--lora-r', '4']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('r 4 (flag)');
     const m = JSON.parse(readFileSync(path.join(out, 'tinyforge.json'), 'utf8')) as Manifest;
     expect(m.recipe?.values.loraR).toBe(4);
-    expect(m.recipe?.fromFlags).toEqual(expect.arrayContaining(['loraR', 'rehearsal']));
+    expect(m.recipe?.fromFlags).toEqual(['loraR', 'epochs']);
+    expect(m.recipe?.values.rehearsal).toBe(0);
     expect(existsSync(path.join(out, 'train-data.jsonl'))).toBe(false);
 
     const plain = path.join(fx.dir, 'run-plain');

@@ -5,6 +5,9 @@
 // to 67.6 (benches/results/recipe-sweep.md); replaying general data is the standard remedy for
 // forgetting, and self-generated replay needs no data we do not have (Huang et al. 2024,
 // "Mitigating Catastrophic Forgetting in Large Language Models with Self-Synthesized Rehearsal").
+// Measured, it does not work as written here: 30 passages trained alongside the 30 facts for 8
+// epochs took the general perplexity to 200 and recall to 15/30 (the model memorises its own
+// incoherent temperature-1 samples), so `train` uses it only when asked (`--rehearsal N`).
 import type { Generator } from '@tinyforge/native';
 
 /** Openings on everyday subjects, none near any product domain; cycled when more are asked. */
