@@ -27,10 +27,14 @@ const LO: f32 = -104.0;
 /// Above this `exp` overflows f32 (`ln(f32::MAX)` = 88.7228).
 const HI: f32 = 88.9;
 const LOG2E: f32 = std::f32::consts::LOG2_E;
-/// `ln 2 = C1 − C2` with `C1` exact in 11 bits (Cephes' split).
+// Constants as Cephes prints them (more digits than f32 holds; the compiler rounds them once).
+/// `ln 2 ≈ C1 + C2` with `C1` exact in 11 bits (Cephes' split).
+#[allow(clippy::excessive_precision)]
 const C1: f32 = 0.693359375;
+#[allow(clippy::excessive_precision)]
 const C2: f32 = -2.12194440e-4;
 /// Cephes `expf` polynomial, highest degree first.
+#[allow(clippy::excessive_precision)]
 const P: [f32; 6] = [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1];
 /// Lanes of the fixed summation order (`exp_shifted_sum`).
 const LANES: usize = 16;
@@ -104,12 +108,15 @@ pub fn detected() -> ExpKernel {
 }
 
 /// `exp(x)`, the portable path's arithmetic (bit-identical to the vector lanes).
+// Always inlined: inside the AVX2 tail loop `mul_add` must become the FMA instruction, not a
+// call to libm's `fmaf`.
+#[allow(clippy::inline_always)]
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     if x.is_nan() {
         return x;
     }
-    let x = x.max(LO).min(HI);
+    let x = x.clamp(LO, HI);
     let n = (x * LOG2E).round_ties_even();
     let r = (-n).mul_add(C1, x);
     let r = (-n).mul_add(C2, r);
@@ -125,6 +132,7 @@ pub fn exp(x: f32) -> f32 {
 }
 
 /// `2^e` for `e` in `[-126, 127]`.
+#[allow(clippy::inline_always)] // part of `exp`, see there
 #[inline(always)]
 fn pow2(e: i32) -> f32 {
     f32::from_bits(((e + 127) as u32) << 23)
@@ -179,7 +187,6 @@ pub fn exp_shifted_sum(v: &mut [f32], shift: f32) -> f32 {
     exp_shifted_sum_with(current(), v, shift)
 }
 
-#[inline(always)]
 fn portable_shifted_sum(v: &mut [f32], shift: f32, lanes: &mut [f32; LANES]) {
     for (i, x) in v.iter_mut().enumerate() {
         *x = exp(*x - shift);

@@ -131,10 +131,13 @@ impl Mlp {
     }
 
     pub(super) fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
-        if mode == ForwardMode::Train && self.fused && x.dtype() == DType::F32 && x.device().is_cpu() {
-            if let Some(mlp) = self.frozen() {
-                return mlp.forward(x);
-            }
+        if mode == ForwardMode::Train
+            && self.fused
+            && x.dtype() == DType::F32
+            && x.device().is_cpu()
+            && let Some(mlp) = self.frozen()
+        {
+            return mlp.forward(x);
         }
         let gated = train_ops::swiglu(&self.gate_proj.forward(x)?, &self.up_proj.forward(x)?)?;
         self.down_proj.forward(&gated)
