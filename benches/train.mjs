@@ -19,7 +19,8 @@
 // (each side shuffles the batch order with its own generator). Both run WARMUP + MEASURED + 1
 // steps; tokens/s = tokens of the MEASURED steps / their time (the last step is left out because
 // ours evaluates inside it). Final loss = mean of the last 5 steps; eval loss after the run on
-// the same held-out sequences. Results: benches/results/train-<date>.json.
+// the same held-out sequences. Results: benches/results/train-<date>.json (BENCH_TRAIN_OUT=file
+// writes elsewhere, for reduced check runs).
 // Python: TINYFORGE_BENCH_PYTHON=/path/to/python reuses an interpreter that has torch, transformers,
 // peft and gguf; otherwise they are installed from PyPI into ~/.cache/tinyforge/bench-venv
 // (benches/anchors/train-requirements.txt). If that fails the PyTorch rows print `skip:`.
@@ -486,7 +487,10 @@ try {
     goals: report(rows),
   };
   mkdirSync(path.join(ROOT, 'benches/results'), { recursive: true });
-  const file = path.join(ROOT, `benches/results/train-${out.date.slice(0, 10)}.json`);
+  // BENCH_TRAIN_OUT: somewhere else (a reduced check run must not replace the day's results).
+  const file = process.env.BENCH_TRAIN_OUT
+    ? path.resolve(process.env.BENCH_TRAIN_OUT)
+    : path.join(ROOT, `benches/results/train-${out.date.slice(0, 10)}.json`);
   writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
   console.log(`\nwrote ${path.relative(ROOT, file)}`);
 } finally {
