@@ -107,7 +107,7 @@ fn arrivals_during_decode_and_prefill_equal_alone() {
         let s = InferenceSession::load(&dir, &EngineOptions { slots: 1, threads: Some(1), ..Default::default() }).unwrap();
         prompts.iter().map(|p| s.generate(&req(p, 20)).unwrap()).collect()
     };
-    let opts = EngineOptions { slots: 5, threads: Some(1), prefill_chunk: 8, prefill_budget: 24, ..Default::default() };
+    let opts = EngineOptions { slots: 5, threads: Some(1), prefill_chunk: 8, prefill_budget: 12, ..Default::default() };
     let s = InferenceSession::load(&dir, &opts).unwrap();
     let (first_tx, first_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel();
@@ -117,12 +117,12 @@ fn arrivals_during_decode_and_prefill_equal_alone() {
     submit_tagged(&s, 0, &prompts[0], &first_tx, &done_tx);
     submit_tagged(&s, 1, &prompts[1], &first_tx, &done_tx);
     assert_eq!(first_rx.recv().unwrap(), 0, "the short prompt decodes first");
-    for i in 2..6 {
-        submit_tagged(&s, i, &prompts[i], &first_tx, &done_tx);
+    for (i, p) in prompts.iter().enumerate().take(6).skip(2) {
+        submit_tagged(&s, i, p, &first_tx, &done_tx);
     }
     while first_rx.recv().unwrap() < 2 {}
-    for i in 6..prompts.len() {
-        submit_tagged(&s, i, &prompts[i], &first_tx, &done_tx);
+    for (i, p) in prompts.iter().enumerate().skip(6) {
+        submit_tagged(&s, i, p, &first_tx, &done_tx);
     }
     for _ in 0..prompts.len() {
         let (i, g) = done_rx.recv().unwrap();
