@@ -257,8 +257,9 @@ export interface InferenceLoadOptions {
   /** Prompt tokens prefilled per scheduler turn, between decode steps. @default 128 */
   prefillChunk?: number
   /**
-   * Padded tokens (requests x longest first chunk) one batched prefill of new requests may
-   * take: bounds the stall a prefill puts on running streams. @default 512
+   * Prompt tokens prefilled per scheduler turn between two decode steps, over one or more
+   * forwards (prompts arriving together start together): bounds the stall prefill puts on
+   * running streams. @default 256
    */
   prefillBudget?: number
 }
