@@ -61,7 +61,7 @@ fn closed_loop(s: &InferenceSession, clients: usize, per_client: usize) -> Load 
                 Event::Step { .. } => {
                     first.get_or_insert_with(|| t0.elapsed().as_secs_f64() * 1e3);
                 }
-                Event::Done(r) => tx.send((c, first, r.map(|g| g.tokens.len()).unwrap_or(0))).unwrap(),
+                Event::Done(r) => tx.send((c, first, r.map_or(0, |g| g.tokens.len()))).unwrap(),
             }),
         )
         .unwrap();
