@@ -24,6 +24,22 @@ use tinyforge_model::{
 /// reach of the cache and W is streamed once per chunk.
 const CHUNK_ROWS: usize = 48;
 
+/// A chunk size other than `CHUNK_ROWS` (0: none), for A/B speed probes only: the gemm crate
+/// packs the whole head weight (28M floats for SmolLM2) once per GEMM call, twice per chunk.
+static PROBE_CHUNK_ROWS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[doc(hidden)]
+pub fn set_probe_chunk_rows(rows: usize) {
+    PROBE_CHUNK_ROWS.store(rows, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn chunk_rows() -> usize {
+    match PROBE_CHUNK_ROWS.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => CHUNK_ROWS,
+        r => r,
+    }
+}
+
 /// Summed negative log-likelihood of `targets` under the logits `hidden [n, h] · wᵀ` (`w` is
 /// `[vocab, h]`), a scalar. With `grad` the gradients are prepared during the forward pass;
 /// without it (evaluation) only the loss is computed.
@@ -83,16 +99,17 @@ impl CustomOp2 for HeadNll {
         let (hid, w) = (slice(s1, l1, "head loss hidden")?, slice(s2, l2, "head loss weight")?);
         let (n, h) = l1.shape().dims2()?;
         let vocab = w.len() / h;
+        let rows = chunk_rows();
         let mut dh = if self.grad { vec![0f32; n * h] } else { Vec::new() };
         // Each chunk's slice of dh (none when only the loss is wanted).
         let dh_parts: Vec<Option<&mut [f32]>> =
-            if self.grad { dh.chunks_mut(CHUNK_ROWS * h).map(Some).collect() } else { (0..n.div_ceil(CHUNK_ROWS)).map(|_| None).collect() };
+            if self.grad { dh.chunks_mut(rows * h).map(Some).collect() } else { (0..n.div_ceil(rows)).map(|_| None).collect() };
         let wt = View::rows(w, h).t(); // [h, vocab]
         let results: Vec<(f64, Option<Vec<f32>>)> = dh_parts
             .into_par_iter()
             .enumerate()
             .map(|(c, dh_part)| {
-                let (r0, r1) = (c * CHUNK_ROWS, ((c + 1) * CHUNK_ROWS).min(n));
+                let (r0, r1) = (c * rows, ((c + 1) * rows).min(n));
                 let m = r1 - r0;
                 let hc = &hid[r0 * h..r1 * h];
                 let mut logits = vec![0f32; m * vocab];
@@ -110,7 +127,7 @@ impl CustomOp2 for HeadNll {
             let mut dw = vec![0f32; vocab * h];
             for (c, (_, dl)) in results.iter().enumerate() {
                 let dl = dl.as_ref().expect("kept for the weight gradient");
-                let (r0, r1) = (c * CHUNK_ROWS, ((c + 1) * CHUNK_ROWS).min(n));
+                let (r0, r1) = (c * rows, ((c + 1) * rows).min(n));
                 gemm_view(&mut dw, h, vocab, h, r1 - r0, View::rows(dl, vocab).t(), View::rows(&hid[r0 * h..r1 * h], h), 1.0, c > 0, true);
             }
             dw

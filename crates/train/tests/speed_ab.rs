@@ -102,6 +102,15 @@ fn fast_exp_and_fused_mlp() {
         });
         fast_exp::force(None);
     }
+    if which == "head" {
+        let m = model(true);
+        let big: usize = env("PROBE_HEAD_ROWS", 96);
+        paired(&format!("head chunk rows: A 48, B {big}"), rounds, tokens, |b| {
+            tinyforge_train::head_loss::set_probe_chunk_rows(if b { big } else { 0 });
+            step(&m)
+        });
+        tinyforge_train::head_loss::set_probe_chunk_rows(0);
+    }
     if which == "mlp" || which == "both" {
         let (unfused, fused) = (model(false), model(true));
         paired("mlp: A unfused, B fused frozen MLP", rounds, tokens, |b| step(if b { &fused } else { &unfused }));
