@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // The sweep behind `train`'s default recipe (issue 11): for each setting, `foremforge train` on a
 // training set, then `foremforge eval` of the run on that set's held-out rewordings (fact recall
-// through the greedy generator), with the general-text perplexity of the tuned model
-// (`--eval-data examples/facts/general.jsonl`: {"text"} paragraphs far from any training domain,
-// scored by the trainer at the end of the run). A "base" row trains 1 step at lr 1e-12 so the adapter
+// through the greedy generator), with the general-text perplexity of the tuned model against its
+// base (`foremforge eval --general`: the shipped held-out prose, test/fixtures/heldout/prose.txt,
+// paragraphs far from any training domain). A "base" row trains 1 step at lr 1e-12 so the adapter
 // stays zero: its eval loss is the untuned model's.
 //
 //   node benches/recipe-sweep.mjs [--only id,id] [--force] [--render]
@@ -22,7 +22,6 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist/cli/index.js');
 const RESULTS = path.join(ROOT, 'benches/results/recipe-sweep.json');
 const TABLE = path.join(ROOT, 'benches/results/recipe-sweep.md');
-const GENERAL = path.join(ROOT, 'examples/facts/general.jsonl');
 const WORK = path.join(os.tmpdir(), 'tinyforge-recipe-sweep');
 
 const GGUF =
@@ -181,11 +180,11 @@ for (const run of RUNS) {
   // Runs that set their flags take no rewording or rehearsal from the recipe unless they ask for it.
   let flags = run.flags.length > 0 && !run.flags.includes('--augment') ? [...run.flags, '--augment', '0'] : run.flags;
   if (run.flags.length > 0 && !run.flags.includes('--rehearsal')) flags = [...flags, '--rehearsal', '0'];
-  const train = cli(['train', '--data', ds.train, '--out', out, '--base', GGUF, '--eval-data', GENERAL, '--json', ...flags]);
+  const train = cli(['train', '--data', ds.train, '--out', out, '--base', GGUF, '--json', ...flags]);
   const t = JSON.parse(train.out);
   const manifest = JSON.parse(readFileSync(path.join(out, 'tinyforge.json'), 'utf8'));
-  const ev = JSON.parse(cli(['eval', '--model', out, '--data', ds.eval, '--json']).out);
-  const s = Array.isArray(ev) ? ev[0] : (ev.summaries?.[0] ?? ev);
+  const ev = JSON.parse(cli(['eval', '--model', out, '--data', ds.eval, '--general', '--json']).out);
+  const s = ev.models[0];
   results.runs[run.id] = {
     note: run.note,
     flags: run.flags,
@@ -197,8 +196,9 @@ for (const run of RUNS) {
     tokensPerSecond: t.tokensPerSecond,
     lossFirst: t.history[0]?.loss,
     lossLast: t.finalLoss,
-    generalLoss: t.evalLoss,
-    generalPpl: t.perplexity,
+    generalLoss: ev.general.tuned.loss,
+    generalPpl: ev.general.tuned.perplexity,
+    generalPplBase: ev.general.base.perplexity,
     recipe: manifest.recipe ?? null,
     hyperparameters: manifest.hyperparameters ?? null,
     factRecall: s.factRecall,
@@ -209,5 +209,7 @@ for (const run of RUNS) {
     at: new Date().toISOString(),
   };
   save(results, run.id);
-  console.log(`  ${t.steps} steps ${t.seconds.toFixed(0)} s, general ppl ${t.perplexity?.toFixed(2)}, recall ${s.recalled}/${s.keyed}`);
+  console.log(
+    `  ${t.steps} steps ${t.seconds.toFixed(0)} s, general ppl ${ev.general.tuned.perplexity.toFixed(2)} (base ${ev.general.base.perplexity.toFixed(2)}), recall ${s.recalled}/${s.keyed}`
+  );
 }
