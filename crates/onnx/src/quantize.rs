@@ -197,9 +197,13 @@ impl WeightRef {
                 let s = g.op("Unsqueeze", &[&s, &last], vec![]);
                 g.op("Mul", &[&rows_f, &s], vec![])
             }
+            Self::NBits { bits: 4, .. } => {
+                assert_eq!(rank_of_ids, 2, "a 4-bit table is gathered for [batch, seq] ids");
+                self.gather_rows_4bit(g, ids)
+            }
             Self::NBits { b, scales, zero_points, n, k, bits, block, offset_cols, .. } => {
                 assert_eq!(*bits, 8, "an embedding table is read with plain ops only from 8-bit blocks");
-                assert_eq!(*offset_cols, 0, "an embedding table has no block offsets");
+                assert_eq!(*offset_cols, 0, "an 8-bit embedding table has no block offsets");
                 let nb = k.div_ceil(*block) as i64;
                 let table = g.const_i64(&[2], &[*n as i64, nb]);
                 let last = g.const_i64(&[1], &[-1]);
@@ -228,6 +232,49 @@ impl WeightRef {
                 g.op("Slice", &[&rows, &zero, &end, &axis], vec![])
             }
         }
+    }
+}
+
+impl WeightRef {
+    /// The 4-bit table's rows through `com.microsoft.GatherBlockQuantized` (its data `[N, K'/2]`,
+    /// scales `[N, K'/block]` and packed zero points are the `MatMulNBits` initializers
+    /// reshaped), with the block offsets added back when the table has them.
+    fn gather_rows_4bit(&self, g: &mut Graph, ids: &str) -> String {
+        let Self::NBits { b, scales, zero_points, n, k, block, offset_cols, .. } = self else { unreachable!("4-bit table") };
+        let nb = k.div_ceil(*block);
+        let shape = |g: &mut Graph, cols: usize| g.const_i64(&[2], &[*n as i64, cols as i64]);
+        let data_shape = shape(g, nb * block / 2);
+        let data = g.op("Reshape", &[b, &data_shape], vec![]);
+        let scales_shape = shape(g, nb);
+        let s = g.op("Reshape", &[scales, &scales_shape], vec![]);
+        let zp_shape = shape(g, nb.div_ceil(2));
+        let zp = g.op("Reshape", &[zero_points, &zp_shape], vec![]);
+        let rows = g.fresh("embedding");
+        g.b.node_in(
+            "com.microsoft",
+            "GatherBlockQuantized",
+            &[&data, ids, &s, &zp],
+            &[&rows],
+            vec![Attr::int("gather_axis", 0), Attr::int("quantize_axis", 1), Attr::int("block_size", *block as i64), Attr::int("bits", 4)],
+        );
+        let width = k - offset_cols;
+        let slice = |g: &mut Graph, x: &str, from: usize, to: usize| {
+            let (a, z, axis) = (g.const_i64(&[1], &[from as i64]), g.const_i64(&[1], &[to as i64]), g.const_i64(&[1], &[-1]));
+            g.op("Slice", &[x, &a, &z, &axis], vec![])
+        };
+        let main = slice(g, &rows, 0, width);
+        if *offset_cols == 0 {
+            return main;
+        }
+        // [.., K] + offsets: per block of `block` columns, one offset value.
+        let blocks = g.const_i64(&[4], &[0, 0, *offset_cols as i64, *block as i64]);
+        let main = g.op("Reshape", &[&main, &blocks], vec![]);
+        let off = slice(g, &rows, width, *k);
+        let last = g.const_i64(&[1], &[-1]);
+        let off = g.op("Unsqueeze", &[&off, &last], vec![]);
+        let sum = g.op("Add", &[&main, &off], vec![]);
+        let flat = g.const_i64(&[3], &[0, 0, width as i64]);
+        g.op("Reshape", &[&sum, &flat], vec![])
     }
 }
 
