@@ -35,6 +35,8 @@ const FOLDER = [
   'config.json',
   'generation_config.json',
   'onnx/model_quantized.onnx',
+  // The weights, as ONNX external data (memory-mapped by ORT).
+  'onnx/model_quantized.onnx_data',
   'tinyforge.json',
   'tokenizer.json',
   'tokenizer_config.json',
@@ -122,10 +124,14 @@ describe('foremforge export', () => {
     expect(r.stderr).toMatch(/✓ merge adapter \+ write graph \+ quantize int8/);
     expect(r.stderr).toMatch(/✓ check in ONNX Runtime/);
     expect(r.stdout).toContain(`exported run ${fx.run} → ${out}`);
-    expect(tree(out)).toEqual([...FOLDER, 'onnx/model.onnx'].sort());
+    expect(tree(out)).toEqual([...FOLDER, 'onnx/model.onnx', 'onnx/model.onnx_data'].sort());
 
     const config = json(path.join(out, 'config.json'));
-    expect(config).toMatchObject({ model_type: 'llama', 'transformers.js_config': { dtype: 'q8' }, torch_dtype: 'float32' });
+    expect(config).toMatchObject({
+      model_type: 'llama',
+      'transformers.js_config': { dtype: 'q8', use_external_data_format: { 'model_quantized.onnx': 1 } },
+      torch_dtype: 'float32',
+    });
     expect(json(path.join(out, 'tokenizer_config.json')).chat_template).toContain('<|im_start|>');
     expect(json(path.join(out, 'generation_config.json'))).toMatchObject({ eos_token_id: 2, do_sample: false });
     expect(readFileSync(path.join(out, 'tokenizer.json'))).toEqual(readFileSync(path.join(fx.base, 'tokenizer.json')));
@@ -144,7 +150,10 @@ describe('foremforge export', () => {
     expect(m.versions).toMatchObject({ tinyforge: expect.any(String), onnxruntime: expect.stringMatching(/^1\./) });
     for (const [file, size] of Object.entries(m.files as Record<string, number>))
       expect(readFileSync(path.join(out, file)).length, file).toBe(size);
-    expect(m.metrics.fp32Bytes).toBe(readFileSync(path.join(out, 'onnx/model.onnx')).length);
+    // The graph and its external data file together.
+    const bytes = (f: string) => readFileSync(path.join(out, f)).length + readFileSync(path.join(out, `${f}_data`)).length;
+    expect(m.metrics.fp32Bytes).toBe(bytes('onnx/model.onnx'));
+    expect(m.model.bytes).toBe(bytes('onnx/model_quantized.onnx'));
     expect(m.check.top1AgreementWithFp32).toBeGreaterThan(0.8);
     // Perplexity on the shipped held-out text through ORT, the int8 model beside the fp32 one it
     // was written with (--keep-fp32), printed in the summary.
@@ -177,7 +186,10 @@ describe('foremforge export', () => {
     );
     expect(seed.code, seed.stderr).toBe(0);
     expect(tree(path.join(dir, 'a'))).toContain('onnx/model.onnx');
-    expect(json(path.join(dir, 'a/config.json'))['transformers.js_config']).toEqual({ dtype: 'fp32' });
+    expect(json(path.join(dir, 'a/config.json'))['transformers.js_config']).toEqual({
+      dtype: 'fp32',
+      use_external_data_format: { 'model.onnx': 1 },
+    });
 
     const viaManifest = await runCli(['export', '--model', path.join(fx.run, 'tinyforge.json'), '--out', path.join(dir, 'm'), '--json'], {
       env: env(),
@@ -250,6 +262,7 @@ describe('foremforge export', () => {
     expect(over.code, over.stderr).toBe(0);
     expect(tree(out)).toContain('onnx/model.onnx');
     expect(tree(out)).not.toContain('onnx/model_quantized.onnx');
+    expect(tree(out)).not.toContain('onnx/model_quantized.onnx_data');
     expect((await list()).map((a) => a.id)).toEqual([row!.id]);
     expect(readdirSync(dir)).toEqual(['svc']);
 
@@ -496,7 +509,10 @@ describe('transformers.js on the exported folder', () => {
     }
     expect(r.code, r.stderr).toBe(0);
     expect(tree(out)).toEqual(FOLDER.map((f) => f.replace('model_quantized', 'model_q4')).sort());
-    expect(json(path.join(out, 'config.json'))['transformers.js_config']).toEqual({ dtype: 'q4' });
+    expect(json(path.join(out, 'config.json'))['transformers.js_config']).toEqual({
+      dtype: 'q4',
+      use_external_data_format: { 'model_q4.onnx': 1 },
+    });
     expect(json(path.join(out, 'tinyforge.json')).quantization.scheme).toBe('int4');
     const eos = [json(path.join(out, 'generation_config.json')).eos_token_id].flat() as number[];
     const decoder = await OnnxDecoder.load(path.join(out, 'onnx/model_q4.onnx'));

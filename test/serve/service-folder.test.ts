@@ -54,6 +54,7 @@ const MODEL_FILES = [
   'config.json',
   'generation_config.json',
   'onnx/model_quantized.onnx',
+  'onnx/model_quantized.onnx_data',
   'tinyforge.json',
   'tokenizer.json',
   'tokenizer_config.json',
@@ -127,6 +128,10 @@ describe('the service files of an export folder', () => {
     // The COPY of the model follows --quantize.
     expect(renderDockerfile(read(serviceTemplateDir(), 'Dockerfile'), 'onnx/model_q4.onnx')).toMatch(
       /^COPY onnx\/model_q4.onnx \.\/onnx\/$/m
+    );
+    // ...with its external data file when it has one.
+    expect(renderDockerfile(read(serviceTemplateDir(), 'Dockerfile'), 'onnx/model_q4.onnx', 'onnx/model_q4.onnx_data')).toMatch(
+      /^COPY onnx\/model_q4.onnx onnx\/model_q4.onnx_data \.\/onnx\/$/m
     );
   });
 

@@ -3,7 +3,7 @@
 // `@huggingface/transformers` loads the folder as a text-generation model as is. From an HF folder
 // they are copied (config.json keeps every key other tools read); from a GGUF they are rebuilt
 // from its metadata by the native core.
-import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ForgeError } from '../errors.js';
 import { native } from '../native.js';
@@ -72,6 +72,23 @@ export interface HfFilesResult {
   chatTemplate: boolean;
 }
 
+/** The external data file ONNX Runtime and transformers.js 4.x read next to `onnx/<file>`. */
+export function externalDataFile(modelFile: string): string {
+  return `${modelFile}_data`;
+}
+
+/**
+ * transformers.js `use_external_data_format`, keyed by the file names in `dir/onnx` that have
+ * their weights in `<file>_data` (one chunk each): without it transformers.js would not fetch
+ * the data file in the browser (Node resolves it next to the model itself).
+ */
+export function externalDataFormat(dir: string): Record<string, number> {
+  const onnx = path.join(dir, 'onnx');
+  if (!existsSync(onnx)) return {};
+  const names = readdirSync(onnx).filter((n) => n.endsWith('.onnx') && !n.startsWith('.') && existsSync(path.join(onnx, externalDataFile(n))));
+  return Object.fromEntries(names.sort().map((n) => [n, 1]));
+}
+
 /**
  * Writes config.json, generation_config.json, tokenizer.json and tokenizer_config.json into
  * `dir`. `dtype` is the transformers.js dtype of the default model file, recorded in config.json
@@ -108,7 +125,12 @@ export function writeHfFiles(modelPath: string, dir: string, dtype: Transformers
   if (!Array.isArray(config.architectures) || config.architectures.length === 0) config.architectures = ['LlamaForCausalLM'];
   // The ONNX weights are float32 (or quantized from float32), whatever the source stored.
   config.torch_dtype = 'float32';
-  config['transformers.js_config'] = { ...((config['transformers.js_config'] as Json | undefined) ?? {}), dtype };
+  const external = externalDataFormat(dir);
+  config['transformers.js_config'] = {
+    ...((config['transformers.js_config'] as Json | undefined) ?? {}),
+    dtype,
+    ...(Object.keys(external).length > 0 ? { use_external_data_format: external } : {}),
+  };
   writeJson(path.join(dir, 'config.json'), config);
 
   const tok = native().Tokenizer.fromFile(dir);

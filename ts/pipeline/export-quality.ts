@@ -111,6 +111,8 @@ export async function measureQuality(o: QualityOptions): Promise<ExportQuality> 
       q.fp32 = { ...scored(rel, await score(o.dir, rel, text)), file: 'fp32 graph of the same weights (written to measure, not kept)' };
     } finally {
       rmSync(file, { force: true });
+      // Its weights are in an external data file next to it (tinyforge-onnx `external_data`).
+      rmSync(`${file}_data`, { force: true });
     }
   } else {
     q.referenceSkipped = `the fp32 graph (${((o.fp32Bytes ?? 0) / 1e9).toFixed(1)} GB) is over ${REFERENCE_MAX_BYTES / 1e9} GB; pass --keep-fp32 to measure it`;

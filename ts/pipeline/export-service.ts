@@ -7,6 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import path from 'node:path';
 import { packageRoot } from '../config/project.js';
 import { ForgeError } from '../errors.js';
+import { externalDataFile } from './export-files.js';
 import { packNative, packServeModules, serveDependencyVersions } from './export-service-pack.js';
 
 /** Copied from service-template/ as they are (package.json and Dockerfile get filled in). */
@@ -22,15 +23,18 @@ export function serviceTemplateDir(root = packageRoot()): string {
   return path.join(root, 'service-template');
 }
 
-/** The template's Dockerfile copying `modelFile` (e.g. onnx/model_q4.onnx) instead of the default. */
-export function renderDockerfile(template: string, modelFile: string): string {
+/**
+ * The template's Dockerfile copying `modelFile` (e.g. onnx/model_q4.onnx) instead of the default,
+ * and `dataFile` (its external weights, `onnx/model_q4.onnx_data`) when there is one.
+ */
+export function renderDockerfile(template: string, modelFile: string, dataFile?: string): string {
   const hits = template.match(new RegExp(DOCKER_MODEL_COPY.source, 'gm')) ?? [];
   if (hits.length !== 1)
     throw new ForgeError(
       'INVALID_STATE',
       `service-template/Dockerfile: expected one "COPY onnx/<file> ./onnx/" line, found ${hits.length}`
     );
-  return template.replace(DOCKER_MODEL_COPY, `COPY ${modelFile} ./onnx/`);
+  return template.replace(DOCKER_MODEL_COPY, `COPY ${[modelFile, ...(dataFile ? [dataFile] : [])].join(' ')} ./onnx/`);
 }
 
 /** The template's package.json with the npm dependencies pinned to TinyForge's own versions. */
@@ -56,7 +60,9 @@ export function writeServiceFiles(dir: string, modelFile: string): ServiceFilesR
   const read = (name: string): string => readFileSync(path.join(template, name), 'utf8');
   for (const name of ['.dockerignore', '.npmrc', 'README.md', 'server.mjs']) copyFileSync(path.join(template, name), path.join(dir, name));
   writeFileSync(path.join(dir, 'package.json'), renderPackageJson(read('package.json')));
-  writeFileSync(path.join(dir, 'Dockerfile'), renderDockerfile(read('Dockerfile'), modelFile));
+  const dataFile = externalDataFile(modelFile);
+  const withData = existsSync(path.join(dir, dataFile)) ? dataFile : undefined;
+  writeFileSync(path.join(dir, 'Dockerfile'), renderDockerfile(read('Dockerfile'), modelFile, withData));
   mkdirSync(path.join(dir, 'vendor'));
   const serve = packServeModules();
   writeFileSync(path.join(dir, 'vendor/tinyforge.tar'), serve.tar);

@@ -219,7 +219,9 @@ fn int8_export_is_close_to_f32_and_about_a_quarter_of_its_size() {
         let dir = tmp.path();
         let mut f = export(&cfg, &w, dir, None);
         let mut q = export(&cfg, &w, dir, Some(Quantization::Int8));
-        let size = |name: &str| std::fs::metadata(dir.join(name)).unwrap().len();
+        // The weights are in `<file>_data` (ONNX external data): count both files.
+        let file_len = |p: std::path::PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+        let size = |name: &str| file_len(dir.join(name)) + file_len(dir.join(format!("{name}_data")));
         let (f_bytes, q_bytes) = (size("model.fp32.onnx"), size("model.int8.onnx"));
         let (n, v) = (PROMPT.len(), cfg.vocab_size);
         let run = |s: &mut OnnxSession| step(s, &cfg, &[row(&PROMPT)], &[vec![1; n]], &[(0..n as i64).collect()], None).0;

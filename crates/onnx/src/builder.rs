@@ -214,9 +214,11 @@ impl GraphBuilder {
 
     /// Writes the model atomically: a temp file in the same directory, fsync, rename. A reader
     /// never sees a half-written model, and a failed write leaves any older file in place.
+    /// Initializers of 1 KiB and more go to `<file name>_data` next to it (ONNX external data,
+    /// memory-mapped by ORT: see `external_data`).
     pub fn save(&self, path: &Path) -> Result<(), OnnxError> {
-        let bytes = self.to_bytes()?;
-        write_atomic(path, &bytes)
+        validate(&self.model)?;
+        crate::external_data::save_split(&self.model, path, MAX_PROTO_BYTES)
     }
 }
 
@@ -303,8 +305,10 @@ pub fn decode(bytes: &[u8]) -> Result<ModelProto, OnnxError> {
     ModelProto::decode(bytes).map_err(|source| OnnxError::Decode { path: None, source })
 }
 
-/// Reads and decodes an `.onnx` file.
+/// Reads and decodes an `.onnx` file, with external initializers read back into `raw_data`.
 pub fn load(path: &Path) -> Result<ModelProto, OnnxError> {
     let bytes = std::fs::read(path).map_err(|source| OnnxError::Read { path: path.to_path_buf(), source })?;
-    ModelProto::decode(bytes.as_slice()).map_err(|source| OnnxError::Decode { path: Some(path.to_path_buf()), source })
+    let mut model = ModelProto::decode(bytes.as_slice()).map_err(|source| OnnxError::Decode { path: Some(path.to_path_buf()), source })?;
+    crate::external_data::load_external(&mut model, path)?;
+    Ok(model)
 }

@@ -8,7 +8,7 @@ pub enum OnnxError {
     /// size, missing opset import...). `reason` names the node/value involved.
     #[error("invalid ONNX graph `{graph}`: {reason}")]
     InvalidGraph { graph: String, reason: String },
-    /// Protobuf messages are limited to 2 GiB; larger models need external data (not written yet).
+    /// Protobuf messages are limited to 2 GiB; the `.onnx` without its external data must fit.
     #[error("ONNX model is {bytes} bytes, over the 2 GiB protobuf limit")]
     TooLarge { bytes: usize },
     #[error("cannot write ONNX model {}: {source}", path.display())]

@@ -4,6 +4,7 @@
 pub mod blockwise;
 pub mod builder;
 pub mod error;
+pub mod external_data;
 mod fused_ops;
 pub mod graph;
 pub mod llama_export;
@@ -15,6 +16,7 @@ pub mod tensor;
 
 pub use builder::{DEFAULT_IR_VERSION, DEFAULT_OPSET, Dim, GraphBuilder, decode, load, value_info};
 pub use error::OnnxError;
+pub use external_data::data_path;
 pub use llama_export::{ExportOptions, ExportReport, export_llama, export_llama_path, export_llama_scheme};
 pub use proto::{DataType, ModelProto};
 pub use scheme::{Format, GroupReport, QuantReport, Quantization, Scheme};

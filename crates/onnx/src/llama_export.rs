@@ -54,7 +54,10 @@ pub fn export_llama_scheme(cfg: &LlamaConfig, weights: &Weights, out: &Path, sch
     cfg.validate().map_err(|reason| tinyforge_model::ModelError::Config { path: "config".into(), reason })?;
     let (g, quant) = build(cfg, weights, scheme)?;
     g.b.save(out)?;
-    let bytes = std::fs::metadata(out).map_err(|source| OnnxError::Read { path: out.to_path_buf(), source })?.len();
+    let size = |p: &Path| std::fs::metadata(p).map_err(|source| OnnxError::Read { path: p.to_path_buf(), source }).map(|m| m.len());
+    // The weights live in `<out>_data` (external data): count both files.
+    let data = crate::external_data::data_path(out);
+    let bytes = size(out)? + if data.exists() { size(&data)? } else { 0 };
     Ok(ExportReport {
         path: out.to_path_buf(),
         bytes,
