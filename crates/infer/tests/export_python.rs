@@ -58,6 +58,10 @@ fn python_onnx_and_onnxruntime_accept_every_export() {
         let plain = dir.join("model.fp32-plain.onnx");
         export_llama_scheme(&cfg, &w, &plain, &Scheme { fused: false, ..Scheme::f32() }).unwrap();
         files.push(plain);
+        // int4 with the head/embedding at 4 bits too (GatherBlockQuantized embedding + offsets).
+        let small = dir.join("model.int4-small.onnx");
+        export_llama_scheme(&cfg, &w, &small, &Scheme::int4_small()).unwrap();
+        files.push(small);
         check(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>());
     }
 }
