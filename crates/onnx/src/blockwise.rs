@@ -157,7 +157,7 @@ fn quantize_nbits_search(w: &[f32], n: usize, k: usize, bits: u32, block: usize,
 /// `err2` is measured on the effective weights `ŵ + r̂` the graph computes with.
 #[must_use]
 pub fn quantize_nbits_offsets(w: &[f32], n: usize, k: usize, bits: u32, block: usize) -> NBitsWeight {
-    assert_eq!(k % block, 0, "block offsets need whole blocks");
+    assert!(k.is_multiple_of(block), "block offsets need whole blocks");
     let nb = k / block;
     // No clipping search here: with the full min/max range a Q4_1 block gets scale d and its
     // error is the constant the offset then removes; a clipped scale spreads it unevenly.

@@ -116,7 +116,7 @@ impl WeightRef {
             }
             Format::NBits { bits, block, accuracy_level, offsets } => {
                 // Offsets need whole blocks (true of every Llama width we export); else plain.
-                let q = if offsets && inp % block == 0 {
+                let q = if offsets && inp.is_multiple_of(block) {
                     quantize_nbits_offsets(w, out, inp, bits, block)
                 } else {
                     quantize_nbits(w, out, inp, bits, block)
