@@ -3,9 +3,9 @@
 //! exports of the shipped GGUF, perplexity on the held-out text and greedy continuations of 10
 //! fixed prompts × 64 tokens against fp32. Fails when a format misses a floor it reached when
 //! this was written (onnxruntime 1.30, busy 2-core Xeon):
-//! - perplexity: int8 within 2% of fp32 (measured +1.0%), int4 within 2% (+0.28%; goal 8%);
-//! - teacher-forced top-1 agreement: int8 ≥ 95% (95.9%), int4 ≥ 95% (~98%);
-//! - free-running greedy agreement: int8 ≥ 35% (44.8%), int4 ≥ 30% (~41%). The goals of 95% /
+//! - perplexity: int8 within 2% of fp32 (measured +0.97%), int4 within 2% (+0.29%; goal 8%);
+//! - teacher-forced top-1 agreement: int8 ≥ 95% (96.9%), int4 ≥ 95% (97.3%);
+//! - free-running greedy agreement: int8 ≥ 50% (56.9%), int4 ≥ 30% (34.7%). The goals of 95% /
 //!   85% are not reached: one early near-tie flips a token and every later position differs;
 //!   the int8 activations of `accuracy_level` 4 alone cost ~20 points (int4 layers with f32
 //!   activations, level 1 with 3.4x slower kernels: 63% instead of 41%).
@@ -47,7 +47,7 @@ fn smollm2_int8_and_int4_meet_the_quality_floors() {
     }
     let python = std::env::var("TINYFORGE_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/python/onnx_quality.py");
-    let floors = [("2", "0.95", "0.35"), ("2", "0.95", "0.30")];
+    let floors = [("2", "0.95", "0.50"), ("2", "0.95", "0.30")];
     for (candidate, (ppl, forced, greedy)) in folders[1..].iter().zip(floors) {
         let out = Command::new(&python)
             .arg(&script)
