@@ -275,6 +275,7 @@ impl Task for TrainTask {
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let options = self.options.take().ok_or_else(|| js_error("INVALID_STATE", "train task ran twice"))?;
+        crate::keep_freed_memory();
         let tsfn = self.on_progress.take();
         let mut on_progress = |p: &tt::Progress| {
             if let Some(f) = &tsfn {
