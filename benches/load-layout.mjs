@@ -38,7 +38,10 @@ if (process.argv[2] === '--one') {
   const rows = [];
   for (let i = 0; i < Number(rounds); i++)
     for (const kind of ['ort', 'serve', 'serve-1x256'])
-      for (const [layout, dir] of [['embedded', emb], ['external', ext]]) {
+      for (const [layout, dir] of [
+        ['embedded', emb],
+        ['external', ext],
+      ]) {
         const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--one', kind, dir], { encoding: 'utf8' });
         if (r.status !== 0) throw new Error(`${kind} ${dir}: ${r.stderr}`);
         rows.push({ kind, layout, ...JSON.parse(r.stdout.trim().split('\n').pop()) });

@@ -85,7 +85,9 @@ export function externalDataFile(modelFile: string): string {
 export function externalDataFormat(dir: string): Record<string, number> {
   const onnx = path.join(dir, 'onnx');
   if (!existsSync(onnx)) return {};
-  const names = readdirSync(onnx).filter((n) => n.endsWith('.onnx') && !n.startsWith('.') && existsSync(path.join(onnx, externalDataFile(n))));
+  const names = readdirSync(onnx).filter(
+    (n) => n.endsWith('.onnx') && !n.startsWith('.') && existsSync(path.join(onnx, externalDataFile(n)))
+  );
   return Object.fromEntries(names.sort().map((n) => [n, 1]));
 }
 
