@@ -71,7 +71,8 @@ def main() -> None:
     rows, ref_greedy, ref_size = [], None, None
     for folder in args.folders:
         path = os.path.join(folder, "model.onnx")
-        size = os.path.getsize(path)
+        # The weights may sit beside the graph as ONNX external data (`model.onnx_data`).
+        size = sum(os.path.getsize(f) for f in (path, path + "_data", path + ".data") if os.path.exists(f))
         ref_size = ref_size or size
         t = time.time()
         sess = session(path, args.threads)
