@@ -196,8 +196,8 @@ function exportFolder(quantize) {
 function exportPerplexity(dir) {
   try {
     const q = JSON.parse(readFileSync(path.join(dir, 'tinyforge.json'), 'utf8')).quality;
-    const p = q?.perplexity;
-    const v = typeof p === 'number' ? p : (p?.value ?? null);
+    // `quality.model.perplexity` (the written file; `quality.fp32` is its reference).
+    const v = q?.model?.perplexity ?? null;
     return typeof v === 'number' && Number.isFinite(v) ? v : null;
   } catch {
     return null;

@@ -85,7 +85,9 @@ def main() -> None:
     for threads in [int(t) for t in args.threads.split(",")]:
         sessions = []
         for folder in args.folders:
-            path = os.path.join(folder, "model.onnx")
+            # A folder holding model.onnx, or the .onnx file itself (an export keeps its weights in
+            # <file>_data beside it, which ORT only reads from the model's own directory).
+            path = folder if folder.endswith(".onnx") else os.path.join(folder, "model.onnx")
             t = time.perf_counter()
             sess = session(path, threads)
             sessions.append((folder, sess, time.perf_counter() - t, metadata(path)))
