@@ -26,6 +26,11 @@ describe('foremforge demo on SmolLM2-135M-Instruct', () => {
     expect(existsSync(path.join(exported, 'onnx/model_quantized.onnx'))).toBe(true);
     const manifest = JSON.parse(readFileSync(path.join(exported, 'tinyforge.json'), 'utf8')) as { quantization?: unknown };
     expect(manifest.quantization).toBeDefined();
+    // The printed size counts the weights beside the graph (onnx/model_quantized.onnx_data): INT8
+    // SmolLM2 is ~150 MB, the graph file alone 0.2 MB.
+    const size = /model_quantized\.onnx \(\+ _data\) ([0-9.]+) MB/.exec(r.stdout);
+    expect(Number(size?.[1])).toBeGreaterThan(100);
+    expect(r.stdout).toMatch(/quality: perplexity [0-9.]+ on \d+ held-out tokens; fp32 [0-9.]+/);
 
     const served = /served \(fine-tuned, INT8, over HTTP\): (.*)\n\s+\(confidence ([0-9.]+)\)/.exec(r.stdout);
     expect(served, 'the served answer line').not.toBeNull();

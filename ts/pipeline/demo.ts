@@ -14,6 +14,7 @@ import { native } from '../native.js';
 import { createLogger } from '../serve/log.js';
 import { startService } from '../serve/service.js';
 import { type ExportProgress, type ExportResult, exportModel } from './export.js';
+import { describeQuality } from './export-quality.js';
 import { type TrainProgress, type TrainResult, runTraining } from './train.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -120,8 +121,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       ...signal,
     })
   );
-  const size = exported.files.find((f) => f.path === exported.model)?.size ?? 0;
-  log(`    ${exported.model} ${(size / 1e6).toFixed(1)} MB`);
+  // The graph and its external weights (`<model>_data` beside it).
+  const size = exported.files
+    .filter((f) => f.path === exported.model || f.path === `${exported.model}_data`)
+    .reduce((n, f) => n + f.size, 0);
+  log(`    ${exported.model} (+ _data) ${(size / 1e6).toFixed(1)} MB`);
+  if (exported.quality) log(`    ${describeQuality(exported.quality)}`);
 
   log('5/6 serve the export on 127.0.0.1 (a free port)');
   const logger = createLogger('warn');
