@@ -2,123 +2,29 @@
 // (transformers.js layout, tokenizer and config files, tinyforge.json lineage), registry lineage
 // base → run → export, overwrite rules, refused --out paths, atomicity (a write error, a full
 // disk, Ctrl-C, a killed export's leftovers), bad input (each a coded error naming the file,
-// nothing left behind), and @huggingface/transformers generating the same greedy tokens as our
-// runtimes from the folder.
+// nothing left behind). transformers.js on the folder: export-transformers-js.test.ts.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  symlinkSync,
-  truncateSync,
-  writeFileSync,
-} from 'node:fs';
-import os from 'node:os';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Generator, Tokenizer, createTinyModel } from '@tinyforge/native';
+import { createTinyModel } from '@tinyforge/native';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OnnxDecoder } from '../../ts/pipeline/export-check.js';
 import { exportModel } from '../../ts/pipeline/export.js';
-import { SERVICE_FILES } from '../../ts/pipeline/export-service.js';
 import { CLI, ROOT, runCli } from '../helpers/cli.js';
 import { rejection } from '../helpers/errors.js';
+import { type ExportFixture, FOLDER, createExportFixture, expectNothingLeft, json, tree } from '../helpers/export-fixture.js';
 import { tempDir } from '../helpers/tmp.js';
-import { loadTransformersJs, transformersJsGreedy } from '../helpers/transformers-js.js';
 
-const QA = Array.from({ length: 12 }, (_, i) => ({ input: `Which code has item ${i}?`, output: `Item ${i} has code ${100 + i * 3}.` }));
-const FOLDER = [
-  'config.json',
-  'generation_config.json',
-  'onnx/model_quantized.onnx',
-  // The weights, as ONNX external data (memory-mapped by ORT).
-  'onnx/model_quantized.onnx_data',
-  'tinyforge.json',
-  'tokenizer.json',
-  'tokenizer_config.json',
-  ...SERVICE_FILES,
-].sort();
-
-let fx: { dir: string; home: string; base: string; run: string; data: string };
+let fx: ExportFixture;
 
 beforeAll(async () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'tinyforge-export-'));
-  const base = path.join(dir, 'base');
-  await createTinyModel(base, { seed: 3 });
-  const data = path.join(dir, 'data.jsonl');
-  writeFileSync(data, `${QA.map((r) => JSON.stringify(r)).join('\n')}\n`);
-  const home = path.join(dir, 'home');
-  const run = path.join(dir, 'run');
-  // Long enough (200 steps, ~2 s) that the adapter changes the answers and greedy decoding says
-  // something ("Item 1 has code 100."): a random tiny model alone repeats one token, which would
-  // make the runtime comparisons below trivially equal.
-  const r = await runCli(
-    [
-      'train',
-      '--data',
-      data,
-      '--out',
-      run,
-      '--base',
-      base,
-      '--max-steps',
-      '200',
-      '--batch-size',
-      '4',
-      '--lr',
-      '2e-2',
-      '--lora-r',
-      '16',
-      // Pinned: at lr 2e-2 the no-flag recipe's alpha 32 collapses the tiny model's answers to two
-      // tokens, which would make the runtime comparisons below trivially equal.
-      '--lora-alpha',
-      '16',
-      '--lora-dropout',
-      '0',
-      '--eval-split',
-      '0',
-      '--target-modules',
-      'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj',
-    ],
-    { env: { TINYFORGE_HOME: home } }
-  );
-  expect(r.code, r.stderr).toBe(0);
-  fx = { dir, home, base, run, data };
+  fx = await createExportFixture();
 }, 120_000);
 
 afterAll(() => rmSync(fx.dir, { recursive: true, force: true }));
 
 const env = () => ({ TINYFORGE_HOME: fx.home });
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
-// biome-ignore lint/suspicious/noExplicitAny: the manifests are read as loose JSON and checked field by field.
-const json = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as Record<string, any>;
-
-/** Every file under `dir`, relative, sorted. */
-function tree(dir: string, rel = ''): string[] {
-  return readdirSync(path.join(dir, rel), { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? tree(dir, path.join(rel, e.name)) : [path.join(rel, e.name)]))
-    .sort();
-}
-
-/** Nothing of an export to `out` exists: not the folder, not a staging sibling. */
-function expectNothingLeft(out: string): void {
-  expect(existsSync(out), `${out} exists`).toBe(false);
-  const parent = path.dirname(out);
-  const leftovers = existsSync(parent) ? readdirSync(parent).filter((n) => n.startsWith(`.${path.basename(out)}.`)) : [];
-  expect(leftovers).toEqual([]);
-}
-
-/** The same chat prompt ids our Generator builds: the template's text, encoded without extra specials. */
-function chatIds(modelDir: string, question: string): number[] {
-  const tok = Tokenizer.fromFile(modelDir);
-  return Array.from(
-    tok.encode(tok.applyChatTemplate([{ role: 'user', content: question }], { addGenerationPrompt: true }), { addSpecialTokens: false })
-  );
-}
 
 describe('foremforge export', () => {
   it('exports a LoRA run as a transformers.js-layout folder with its lineage in tinyforge.json and the registry', async () => {
@@ -455,77 +361,4 @@ describe('foremforge export', () => {
     expect(err.code).toBe('ABORTED');
     expectNothingLeft(out);
   });
-});
-
-describe('transformers.js on the exported folder', () => {
-  it('generates the same greedy tokens as our runtimes (fp32 = candle with the adapter, int8 = ORT)', async (ctx) => {
-    const { tjs, reason } = await loadTransformersJs();
-    if (!tjs) {
-      console.log(`skipped: @huggingface/transformers unavailable: ${reason}`);
-      ctx.skip();
-      return;
-    }
-    const dir = tempDir();
-    const fp32 = path.join(dir, 'fp32');
-    const int8 = path.join(dir, 'int8');
-    expect((await runCli(['export', '--model', fx.run, '--out', fp32, '--quantize', 'none'], { env: env() })).code).toBe(0);
-    expect((await runCli(['export', '--model', fx.run, '--out', int8], { env: env() })).code).toBe(0);
-    const eos = [json(path.join(int8, 'generation_config.json')).eos_token_id].flat() as number[];
-    const strip = (ids: number[]) => (ids.length > 0 && eos.includes(ids[ids.length - 1]!) ? ids.slice(0, -1) : ids);
-    const gen = await Generator.load(fx.base, { adapter: path.join(fx.run, 'adapter') });
-    const plain = await Generator.load(fx.base);
-    const tok = Tokenizer.fromFile(fp32);
-    const seen = new Set<number>();
-    let changedByAdapter = 0;
-    for (const question of [QA[1]!.input, QA[7]!.input, 'Say something.']) {
-      const prompt = chatIds(fp32, question);
-      // fp32: the folder through transformers.js = the candle model with the adapter applied.
-      const candle = await gen.generate(question, { maxTokens: 16 });
-      for (const t of candle.tokens) seen.add(t);
-      if (JSON.stringify((await plain.generate(question, { maxTokens: 16 })).tokens) !== JSON.stringify(candle.tokens)) changedByAdapter++;
-      const ours = strip(await transformersJsGreedy(tjs, fp32, prompt, 16));
-      expect(ours, question).toEqual(candle.tokens);
-      expect(tok.decode(ours, { skipSpecialTokens: true })).toBe(candle.text);
-      // int8 (transformers.js picks onnx/model_quantized.onnx from config.json on its own) =
-      // our greedy loop through ONNX Runtime on the same file.
-      const ort = await (await OnnxDecoder.load(path.join(int8, 'onnx/model_quantized.onnx'))).greedy(prompt, 16, eos);
-      expect(strip(await transformersJsGreedy(tjs, int8, prompt, 16)), question).toEqual(ort);
-    }
-    // The comparison means something: varied tokens, and the adapter's effect is in them.
-    expect(seen.size).toBeGreaterThanOrEqual(5);
-    expect(changedByAdapter).toBeGreaterThan(0);
-  }, 300_000);
-
-  it('--quantize int4 writes onnx/model_q4.onnx, which transformers.js picks and runs like our ORT loop', async (ctx) => {
-    const { tjs, reason } = await loadTransformersJs();
-    if (!tjs) {
-      console.log(`skipped: @huggingface/transformers unavailable: ${reason}`);
-      ctx.skip();
-      return;
-    }
-    const out = path.join(tempDir(), 'int4');
-    const r = await runCli(['export', '--model', fx.run, '--out', out, '--quantize', 'int4'], { env: env() });
-    if (r.code === 2 && /error\[INVALID_ARGUMENT\].*quantize/.test(r.stderr)) {
-      console.log(`skipped: the native exporter does not write int4 yet (${r.stderr.split('\n').find((l) => l.startsWith('error['))})`);
-      expectNothingLeft(out);
-      ctx.skip();
-      return;
-    }
-    expect(r.code, r.stderr).toBe(0);
-    expect(tree(out)).toEqual(FOLDER.map((f) => f.replace('model_quantized', 'model_q4')).sort());
-    expect(json(path.join(out, 'config.json'))['transformers.js_config']).toEqual({
-      dtype: 'q4',
-      use_external_data_format: { 'model_q4.onnx': 1 },
-    });
-    expect(json(path.join(out, 'tinyforge.json')).quantization.scheme).toBe('int4');
-    const eos = [json(path.join(out, 'generation_config.json')).eos_token_id].flat() as number[];
-    const decoder = await OnnxDecoder.load(path.join(out, 'onnx/model_q4.onnx'));
-    for (const question of [QA[1]!.input, 'Say something.']) {
-      const prompt = chatIds(out, question);
-      const got = await transformersJsGreedy(tjs, out, prompt, 16);
-      expect(got.length > 0 && eos.includes(got[got.length - 1]!) ? got.slice(0, -1) : got, question).toEqual(
-        await decoder.greedy(prompt, 16, eos)
-      );
-    }
-  }, 300_000);
 });
