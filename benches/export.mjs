@@ -9,12 +9,11 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { llamaSingleStream, rates } from './llama-cpp.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
 const ANCHORS = path.join(HERE, 'anchors');
-const LLAMA_PKG = 'node-llama-cpp';
-const LLAMA_VERSION = '3.22.1';
 const GGUF =
   process.env.TINYFORGE_SMOLLM2_GGUF ??
   path.join(os.homedir(), '.cache/tinyforge/models/smollm2-135m-instruct/gguf/SmolLM2-135M-Instruct.Q4_1.gguf');
@@ -64,15 +63,6 @@ function dirBytes(dir) {
 }
 
 /** Decode rate from per-token timestamps: the first token closes prefill, the rest are decode. */
-function rates(t0, times, promptTokens) {
-  const n = times.length;
-  return {
-    tokens: n,
-    decodeTokS: n > 1 ? ((n - 1) * 1000) / (times[n - 1] - times[0]) : null,
-    ttftMs: times[0] - t0,
-    promptTokens,
-  };
-}
 
 async function runOurs(dir, threads, prompts, spinning = false) {
   const native = require(path.join(ROOT, 'crates/node/index.cjs'));
@@ -93,46 +83,8 @@ async function runOurs(dir, threads, prompts, spinning = false) {
   return { loadMs, decode, prefill };
 }
 
-async function loadLlama() {
-  const installed = () => existsSync(path.join(ANCHORS, 'node_modules', LLAMA_PKG, 'package.json'));
-  if (!installed()) {
-    const r = spawnSync(
-      'npm',
-      ['install', '--prefix', ANCHORS, '--no-save', '--no-audit', '--no-fund', '--loglevel=error', `${LLAMA_PKG}@${LLAMA_VERSION}`],
-      { env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', NODE_LLAMA_CPP_SKIP_DOWNLOAD: 'true' }, encoding: 'utf8' }
-    );
-    if (r.status !== 0 || !installed()) throw new Error(`npm install ${LLAMA_PKG} failed: ${(r.stderr ?? '').trim().slice(-300)}`);
-  }
-  const resolved = createRequire(path.join(ANCHORS, 'package.json')).resolve(LLAMA_PKG);
-  return import(pathToFileURL(resolved).href);
-}
-
-async function runLlama(gguf, threads, prompts) {
-  const { getLlama } = await loadLlama();
-  // Prebuilt CPU binary only: a source build would need a toolchain and minutes.
-  const llama = await getLlama({ build: 'never', gpu: false, logLevel: 'error' });
-  const t0 = now();
-  const model = await llama.loadModel({ modelPath: gguf });
-  const ctx = await model.createContext({ contextSize: 1024, batchSize: 512, threads });
-  const loadMs = now() - t0;
-  const seq = ctx.getSequence();
-  const gen = async (text, maxTokens) => {
-    await seq.clearHistory();
-    const tokens = model.tokenize(text);
-    const times = [];
-    const start = now();
-    for await (const _ of seq.evaluate(tokens, { temperature: 0 })) {
-      times.push(now());
-      if (times.length >= maxTokens) break;
-    }
-    return rates(start, times, tokens.length);
-  };
-  await gen(prompts.decode, 8);
-  const decode = await gen(prompts.decode, NEW_TOKENS);
-  const prefill = await gen(prompts.prefill, 1);
-  await ctx.dispose();
-  await model.dispose();
-  return { loadMs, decode, prefill, version: LLAMA_VERSION };
+function runLlama(gguf, threads, prompts) {
+  return llamaSingleStream({ gguf, threads, decodePrompt: prompts.decode, prefillPrompt: prompts.prefill, newTokens: NEW_TOKENS });
 }
 
 async function runTjs(dir, threads, prompts) {

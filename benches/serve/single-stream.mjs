@@ -3,16 +3,13 @@
 // child process (`node single-stream.mjs '<json>'`, result = last stdout line) so two runtimes
 // never share a process or its thread pools.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { llamaSingleStream, rates } from '../llama-cpp.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
-const ANCHORS = path.join(ROOT, 'benches/anchors');
-export const LLAMA_PKG = 'node-llama-cpp';
-export const LLAMA_VERSION = '3.22.1';
 
 // Plain prose, so greedy decoding runs on instead of stopping at EOS.
 export const PROSE =
@@ -24,16 +21,6 @@ export const PROSE =
   'pamphlets along the same rivers and roads that carried wool, salt and grain. ';
 
 const now = () => performance.now();
-
-function rates(start, times, promptTokens) {
-  const n = times.length;
-  return {
-    tokens: n,
-    promptTokens,
-    ttftMs: times[0] - start,
-    decodeTokS: n > 1 ? ((n - 1) * 1000) / (times[n - 1] - times[0]) : null,
-  };
-}
 
 async function ours({ dir, threads, decodePrompt, prefillPrompt, newTokens }) {
   const native = createRequire(import.meta.url)(path.join(ROOT, 'crates/node/index.cjs'));
@@ -54,47 +41,6 @@ async function ours({ dir, threads, decodePrompt, prefillPrompt, newTokens }) {
 }
 
 /** node-llama-cpp from benches/anchors, installed there (pinned) on first use. */
-export async function loadLlama() {
-  const installed = () => existsSync(path.join(ANCHORS, 'node_modules', LLAMA_PKG, 'package.json'));
-  if (!installed()) {
-    const r = spawnSync(
-      'npm',
-      ['install', '--prefix', ANCHORS, '--no-save', '--no-audit', '--no-fund', '--loglevel=error', `${LLAMA_PKG}@${LLAMA_VERSION}`],
-      { env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', NODE_LLAMA_CPP_SKIP_DOWNLOAD: 'true' }, encoding: 'utf8' }
-    );
-    if (r.status !== 0 || !installed()) throw new Error(`npm install ${LLAMA_PKG} failed: ${(r.stderr ?? '').trim().slice(-300)}`);
-  }
-  const resolved = createRequire(path.join(ANCHORS, 'package.json')).resolve(LLAMA_PKG);
-  return import(pathToFileURL(resolved).href);
-}
-
-async function llama({ gguf, threads, decodePrompt, prefillPrompt, newTokens }) {
-  const { getLlama } = await loadLlama();
-  // The prebuilt CPU binary only: a source build would need a toolchain and minutes.
-  const lib = await getLlama({ build: 'never', gpu: false, logLevel: 'error' });
-  const t0 = now();
-  const model = await lib.loadModel({ modelPath: gguf });
-  const ctx = await model.createContext({ contextSize: 1024, batchSize: 512, threads });
-  const loadMs = now() - t0;
-  const seq = ctx.getSequence();
-  const gen = async (text, maxTokens) => {
-    await seq.clearHistory();
-    const tokens = model.tokenize(text);
-    const times = [];
-    const start = now();
-    for await (const _ of seq.evaluate(tokens, { temperature: 0 })) {
-      times.push(now());
-      if (times.length >= maxTokens) break;
-    }
-    return rates(start, times, tokens.length);
-  };
-  await gen(decodePrompt, 8);
-  const decode = await gen(decodePrompt, newTokens);
-  const prefill = await gen(prefillPrompt, 1);
-  await ctx.dispose();
-  await model.dispose();
-  return { loadMs, decode, prefill, version: LLAMA_VERSION };
-}
 
 /** Runs one contender in a child process; `{ error }` when it failed. */
 export function singleStream(args) {
@@ -105,6 +51,6 @@ export function singleStream(args) {
 
 if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2]) {
   const args = JSON.parse(process.argv[2]);
-  const out = await (args.kind === 'ours' ? ours(args) : llama(args));
+  const out = await (args.kind === 'ours' ? ours(args) : llamaSingleStream(args));
   console.log(JSON.stringify(out));
 }
