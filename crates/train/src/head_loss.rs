@@ -20,8 +20,12 @@ use tinyforge_model::{
     kernels::{View, from_vec, gemm_view, slice, with_data},
 };
 
+mod streamed;
+
 /// Rows per chunk: its logits (`CHUNK_ROWS × vocab` f32, 8 MB for 49k tokens) stay within
-/// reach of the cache and W is streamed once per chunk.
+/// reach of the cache and W is streamed once per chunk. In the streamed path, 48 rows is the
+/// most the `gemm` crate multiplies by a weight block without packing it (8 x its 6-column
+/// micro-kernel width on AVX-512).
 const CHUNK_ROWS: usize = 48;
 
 /// A chunk size other than `CHUNK_ROWS` (0: none), for A/B speed probes only: the gemm crate
@@ -31,6 +35,14 @@ static PROBE_CHUNK_ROWS: std::sync::atomic::AtomicUsize = std::sync::atomic::Ato
 #[doc(hidden)]
 pub fn set_probe_chunk_rows(rows: usize) {
     PROBE_CHUNK_ROWS.store(rows, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Forces the materialised path for a frozen head too, for A/B speed probes only.
+static PROBE_MATERIALISE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[doc(hidden)]
+pub fn set_probe_materialise(on: bool) {
+    PROBE_MATERIALISE.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
 fn chunk_rows() -> usize {
@@ -52,7 +64,11 @@ pub fn head_nll_sum(hidden: &Tensor, w: &Tensor, targets: &[u32], grad: bool) ->
     if let Some(t) = targets.iter().find(|&&t| t as usize >= vocab) {
         bail!("head loss: target id {t} >= vocab size {vocab}")
     }
-    let op = HeadNll { targets: targets.to_vec(), grad, weight_grad: grad && w.track_op(), saved: Mutex::new(None) };
+    // A head in the graph (full fine-tuning) needs every chunk's dlogits for its own gradient:
+    // the materialised path. Chosen by the weight alone, so evaluation and training of one model
+    // take the same path and give the same loss.
+    let streamed = !w.track_op() && !PROBE_MATERIALISE.load(std::sync::atomic::Ordering::Relaxed);
+    let op = HeadNll { targets: targets.to_vec(), grad, weight_grad: grad && w.track_op(), streamed, saved: Mutex::new(None) };
     let (hidden, w) = (hidden.contiguous()?, w.contiguous()?);
     if grad { hidden.apply_op2(&w, op) } else { hidden.apply_op2_no_bwd(&w, &op) }
 }
@@ -67,6 +83,8 @@ struct HeadNll {
     targets: Vec<u32>,
     grad: bool,
     weight_grad: bool,
+    /// A frozen head: `streamed::chunk_nll`, without logits.
+    streamed: bool,
     saved: Mutex<Option<Saved>>,
 }
 
@@ -112,6 +130,9 @@ impl CustomOp2 for HeadNll {
                 let (r0, r1) = (c * rows, ((c + 1) * rows).min(n));
                 let m = r1 - r0;
                 let hc = &hid[r0 * h..r1 * h];
+                if self.streamed {
+                    return (streamed::chunk_nll(hc, w, h, &self.targets[r0..r1], dh_part), None);
+                }
                 let mut logits = vec![0f32; m * vocab];
                 gemm_view(&mut logits, vocab, m, vocab, h, View::rows(hc, h), wt, 1.0, false, false);
                 let loss = chunk_loss(&mut logits, &self.targets[r0..r1], vocab, self.grad);
@@ -204,6 +225,30 @@ mod tests {
             let eval = head_nll_sum(hid.as_tensor(), &w_used, &targets, false).unwrap().to_scalar::<f32>().unwrap();
             assert_eq!(eval, raw.to_scalar::<f32>().unwrap(), "eval and train forward give the same loss");
         }
+    }
+
+    /// The streamed path (frozen head) over several vocabulary blocks, the last one partial, with
+    /// the row maxima rising in later blocks (so the running sums and gradients are rescaled),
+    /// against log_softmax + gather; and bit-identical when run again.
+    #[test]
+    #[allow(clippy::float_cmp)]
+    fn streamed_blocks_match_log_softmax_gather() {
+        let (n, h, vocab) = (CHUNK_ROWS + 5, 8, 1300);
+        let hid = Var::from_tensor(&rand(&[n, h], 3)).unwrap();
+        // Later vocabulary rows have larger weights, so each block raises the maxima.
+        let ramp = Tensor::arange(0f32, vocab as f32, &Device::Cpu).unwrap().affine(4.0 / vocab as f64, 0.5).unwrap();
+        let w = rand(&[vocab, h], 4).broadcast_mul(&ramp.unsqueeze(1).unwrap()).unwrap();
+        let targets: Vec<u32> = (0..n).map(|i| ((i * 211 + 5) % vocab) as u32).collect();
+        let t = Tensor::new(targets.as_slice(), &Device::Cpu).unwrap();
+        let fused = head_nll_sum(hid.as_tensor(), &w, &targets, true).unwrap();
+        let reference = nll_sum(&hid.as_tensor().matmul(&w.t().unwrap()).unwrap(), &t).unwrap();
+        let (f, r) = (fused.to_scalar::<f32>().unwrap(), reference.to_scalar::<f32>().unwrap());
+        assert!((f - r).abs() < 1e-4 * r.abs(), "loss {f} vs {r}");
+        let (gf, gr) = (fused.backward().unwrap(), reference.backward().unwrap());
+        let dh = max_diff(gf.get(hid.as_tensor()).unwrap(), gr.get(hid.as_tensor()).unwrap());
+        assert!(dh < 1e-5, "hidden grad off by {dh}");
+        let again = head_nll_sum(hid.as_tensor(), &w, &targets, true).unwrap();
+        assert_eq!(again.to_scalar::<f32>().unwrap(), f, "bit-identical run to run");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! lanes side by side on a 2-thread pool), A and B alternating so both see the same machine load.
 //! Reports tokens per CPU second (robust to other load) and the B/A ratio.
 //! `cargo test --release --target x86_64-unknown-linux-gnu -p tinyforge-train --test speed_ab -- --ignored --nocapture`
-//! PROBE_AB=exp|mlp|both picks what is compared (default both, one after the other).
+//! PROBE_AB=exp|mlp|both|head|head_stream picks what is compared (default both, one after the other).
 use rayon::prelude::*;
 use tinyforge_model::{Llama, fast_exp};
 use tinyforge_train::{
@@ -110,6 +110,14 @@ fn fast_exp_and_fused_mlp() {
             step(&m)
         });
         tinyforge_train::head_loss::set_probe_chunk_rows(0);
+    }
+    if which == "head_stream" {
+        let m = model(true);
+        paired("head: A materialised logits, B streamed", rounds, tokens, |b| {
+            tinyforge_train::head_loss::set_probe_materialise(!b);
+            step(&m)
+        });
+        tinyforge_train::head_loss::set_probe_materialise(false);
     }
     if which == "mlp" || which == "both" {
         let (unfused, fused) = (model(false), model(true));
