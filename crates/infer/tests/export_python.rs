@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tinyforge_model::{TinyOptions, tiny::random_weights};
-use tinyforge_onnx::{ExportOptions, Quantization, Scheme, export_llama, export_llama_scheme};
+use tinyforge_onnx::{ExportOptions, Format, HeadTail, Quantization, Scheme, export_llama, export_llama_scheme};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -62,6 +62,11 @@ fn python_onnx_and_onnxruntime_accept_every_export() {
         let small = dir.join("model.int4-small.onnx");
         export_llama_scheme(&cfg, &w, &small, &Scheme::int4_small()).unwrap();
         files.push(small);
+        // int4 with the head split by vocabulary rows: 8-bit first rows, a 4-bit tail.
+        let split = dir.join("model.int4-split.onnx");
+        let tail = HeadTail { from: cfg.vocab_size / 2, format: Format::NBits { bits: 4, block: 16, accuracy_level: 4, offsets: false } };
+        export_llama_scheme(&cfg, &w, &split, &Scheme { head_tail: Some(tail), ..Quantization::Int4.scheme() }).unwrap();
+        files.push(split);
         check(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>());
     }
 }

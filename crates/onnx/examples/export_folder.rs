@@ -6,7 +6,7 @@
 //! suffix writes the plain-op attention graph instead of the fused one.
 use std::path::PathBuf;
 
-use tinyforge_onnx::{Format, Quantization, Scheme, export_llama_scheme};
+use tinyforge_onnx::{Format, HeadTail, Quantization, Scheme, export_llama_scheme};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,6 +32,11 @@ fn main() {
         if let Ok(v) = std::env::var(var) {
             *slot = parse_format(&v).unwrap_or_else(|| panic!("{var}={v}: want f32 or BITS/BLOCK/LEVEL"));
         }
+    }
+    // TF_HEAD_TAIL=FROM:FORMAT, e.g. `16384:4/16/4`: vocabulary rows FROM.. of the head in FORMAT.
+    if let Ok(v) = std::env::var("TF_HEAD_TAIL") {
+        let parsed = v.split_once(':').and_then(|(from, f)| Some(HeadTail { from: from.parse().ok()?, format: parse_format(f)? }));
+        scheme.head_tail = Some(parsed.unwrap_or_else(|| panic!("TF_HEAD_TAIL={v}: want FROM:BITS/BLOCK/LEVEL[/offsets]")));
     }
     let (model, out) = (PathBuf::from(model), PathBuf::from(out));
     std::fs::create_dir_all(&out).expect("create OUT");

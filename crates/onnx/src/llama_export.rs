@@ -13,6 +13,7 @@ use tinyforge_model::{LlamaConfig, Weights, load_checkpoint};
 use crate::Dim;
 use crate::error::OnnxError;
 use crate::graph::Graph;
+use crate::head::Head;
 use crate::proto::DataType;
 use crate::quantize::WeightRef;
 use crate::scheme::{Format, QuantReport, Quantization, ReportBuilder, Scheme};
@@ -88,6 +89,10 @@ fn build(cfg: &LlamaConfig, weights: &Weights, scheme: &Scheme) -> Result<(Graph
         .metadata("tinyforge.quantization", scheme.name)
         .metadata("tinyforge.kv_cache", if scheme.fused { "shared-buffer" } else { "concat" })
         .metadata("tinyforge.config", &serde_json::to_string(cfg).unwrap_or_default());
+    let head_name = if cfg.tie_word_embeddings { "model.embed_tokens" } else { "lm_head" };
+    let head = head_table(&mut g, &mut rep, weights, head_name, v, h, scheme)?;
+    let embed =
+        if cfg.tie_word_embeddings { head.clone() } else { head_table(&mut g, &mut rep, weights, "model.embed_tokens", v, h, scheme)? };
     // Weights `names` (HF module paths) stacked along the output dim as one matrix.
     let mut add = |g: &mut Graph, names: &[String], outs: &[usize], inp: usize, format: Format| -> Result<WeightRef, OnnxError> {
         let mut w = Vec::new();
@@ -102,10 +107,7 @@ fn build(cfg: &LlamaConfig, weights: &Weights, scheme: &Scheme) -> Result<(Graph
     };
     let one = |name: String| vec![name];
 
-    let head_name = if cfg.tie_word_embeddings { "model.embed_tokens" } else { "lm_head" };
-    let head = add(&mut g, &one(head_name.into()), &[v], h, scheme.head)?;
-    let embed = if cfg.tie_word_embeddings { head.clone() } else { add(&mut g, &one("model.embed_tokens".into()), &[v], h, scheme.head)? };
-    let mut x = embed.gather_rows(&mut g, "input_ids", 2);
+    let mut x = embed.gather_rows(&mut g, "input_ids");
     let eps = cfg.rms_norm_eps;
     let ln1_0 = norm_weight(&mut g, weights, "model.layers.0.input_layernorm.weight", h)?;
     // Fused: the residual add and the next norm are one op, so `xn` is carried to the next layer.
@@ -164,6 +166,33 @@ fn build(cfg: &LlamaConfig, weights: &Weights, scheme: &Scheme) -> Result<(Graph
     }
     head.matmul(&mut g, &xn, Some("logits"));
     Ok((g, rep.finish()))
+}
+
+/// The `[v, h]` table `name` in `scheme.head`, or split at `scheme.head_tail` (`head.rs`).
+fn head_table(
+    g: &mut Graph,
+    rep: &mut ReportBuilder,
+    weights: &Weights,
+    name: &str,
+    v: usize,
+    h: usize,
+    scheme: &Scheme,
+) -> Result<Head, OnnxError> {
+    let w = tensor(weights, &format!("{name}.weight"), &[v, h])?;
+    let mut part = |g: &mut Graph, label: &str, w: &[f32], rows: usize, format: Format| {
+        let (wr, stored) = WeightRef::add(g, label, w, rows, h, format);
+        rep.add(label, format, w.len(), stored);
+        wr
+    };
+    Ok(match scheme.head_tail {
+        Some(tail) if tail.from > 0 && tail.from < v => {
+            let (first, rest) = w.split_at(tail.from * h);
+            let first = part(g, &format!("{name}.frequent_rows"), first, tail.from, scheme.head);
+            let rest = part(g, &format!("{name}.tail_rows"), rest, v - tail.from, tail.format);
+            Head::Split { rows: tail.from, first, rest }
+        }
+        _ => Head::One(part(g, name, &w, v, scheme.head)),
+    })
 }
 
 fn declare_io(g: &mut Graph, cfg: &LlamaConfig) {

@@ -47,11 +47,20 @@ impl Quantization {
         let nbits = |bits, block, offsets| Format::NBits { bits, block, accuracy_level: 4, offsets };
         let head = nbits(8, 32, false);
         match self {
-            Self::Int8 => Scheme { name: self.name(), linear: nbits(8, 64, false), down_proj: nbits(8, 64, false), head, fused: true },
-            Self::Int4 => Scheme { name: self.name(), linear: nbits(4, 32, true), down_proj: nbits(4, 32, true), head, fused: true },
+            Self::Int8 => Scheme {
+                name: self.name(),
+                linear: nbits(8, 64, false),
+                down_proj: nbits(8, 64, false),
+                head,
+                head_tail: None,
+                fused: true,
+            },
+            Self::Int4 => {
+                Scheme { name: self.name(), linear: nbits(4, 32, true), down_proj: nbits(4, 32, true), head, head_tail: None, fused: true }
+            }
             Self::Int8Dynamic => {
                 let q = Format::Int8Dynamic;
-                Scheme { name: self.name(), linear: q, down_proj: q, head: q, fused: false }
+                Scheme { name: self.name(), linear: q, down_proj: q, head: q, head_tail: None, fused: false }
             }
         }
     }
@@ -95,6 +104,9 @@ pub struct Scheme {
     pub down_proj: Format,
     /// The output head; when the head is tied, also the token embedding (one table).
     pub head: Format,
+    /// Vocabulary rows `from..` of the head/embedding table stored as `format` instead of
+    /// `head` (`head.rs`: the rare tail of a BPE vocabulary in fewer bits).
+    pub head_tail: Option<HeadTail>,
     /// Attention and norms as ORT's fused contrib ops (`fused_ops.rs`, right padding only) instead
     /// of plain opset-21 ops (`plain_ops.rs`, any padding, slower).
     pub fused: bool,
@@ -103,7 +115,7 @@ pub struct Scheme {
 impl Scheme {
     #[must_use]
     pub fn f32() -> Self {
-        Self { name: "none", linear: Format::F32, down_proj: Format::F32, head: Format::F32, fused: true }
+        Self { name: "none", linear: Format::F32, down_proj: Format::F32, head: Format::F32, head_tail: None, fused: true }
     }
 
     /// int4 with the tied head/embedding at 4 bits + offsets as well (the embedding read by
@@ -114,6 +126,13 @@ impl Scheme {
         let q4 = Format::NBits { bits: 4, block: 32, accuracy_level: 4, offsets: true };
         Self { head: q4, ..Quantization::Int4.scheme() }
     }
+}
+
+/// The tail of the head/embedding table in another format (see [`Scheme::head_tail`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadTail {
+    pub from: usize,
+    pub format: Format,
 }
 
 /// One group of tensors in the report.
