@@ -55,11 +55,14 @@ pub struct DecoderOptions {
     /// Let ORT's idle pool threads spin between ops (`session.intra_op.allow_spinning`).
     pub spinning: bool,
     pub kv: KvMode,
+    /// Run the graph as exported, with logits for every position, instead of rewriting it to
+    /// compute only the rows read (`last_logits`); for A/B measurements.
+    pub all_logits: bool,
 }
 
 impl Default for DecoderOptions {
     fn default() -> Self {
-        Self { slots: 1, context_len: 2048, threads: None, spinning: false, kv: KvMode::Auto }
+        Self { slots: 1, context_len: 2048, threads: None, spinning: false, kv: KvMode::Auto, all_logits: false }
     }
 }
 
@@ -77,10 +80,13 @@ pub struct OrtDecoder {
     has_position_ids: bool,
     caches: Vec<Option<SlotCache>>,
     shared: Option<SharedKv>,
+    /// The graph takes `logits_rows` and returns only those rows (see `last_logits`).
+    rows_input: bool,
 }
 
-/// Loads a decoder graph into a CPU session with `options` (graph optimisation level 3).
-pub(crate) fn build_session(path: &Path, threads: Option<usize>, spinning: bool) -> Result<Session, InferError> {
+/// Loads a decoder graph into a CPU session with `options` (graph optimisation level 3); from
+/// `bytes` (a rewrite of `path`, whose external data stays beside `path`) when given.
+pub(crate) fn build_session(path: &Path, bytes: Option<&[u8]>, threads: Option<usize>, spinning: bool) -> Result<Session, InferError> {
     active_runtime()?;
     if !path.is_file() {
         return Err(InferError::ModelNotFound { path: path.to_path_buf() });
@@ -98,7 +104,16 @@ pub(crate) fn build_session(path: &Path, threads: Option<usize>, spinning: bool)
         }
         b = b.with_intra_threads(n).map_err(|e| load_err(e.into()))?;
     }
-    b.commit_from_file(path).map_err(load_err)
+    match bytes {
+        Some(bytes) => {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            b = b
+                .with_config_entry("session.model_external_initializers_file_folder_path", dir.to_string_lossy())
+                .map_err(|e| load_err(e.into()))?;
+            b.commit_from_memory(bytes).map_err(load_err)
+        }
+        None => b.commit_from_file(path).map_err(load_err),
+    }
 }
 
 fn run_err(e: &ort::Error) -> InferError {
@@ -123,7 +138,9 @@ impl OrtDecoder {
         if options.context_len < 2 {
             return Err(InferError::InvalidOption { option: "contextLen".into(), reason: "must be at least 2".into() });
         }
-        let session = build_session(path, options.threads, options.spinning)?;
+        let rewritten = if options.all_logits { None } else { crate::last_logits::rewrite(path)? };
+        let session = build_session(path, rewritten.as_deref(), options.threads, options.spinning)?;
+        let rows_input = rewritten.is_some();
         let names: Vec<String> = session.inputs().iter().map(|o| o.name().to_owned()).collect();
         for need in ["input_ids", "attention_mask"]
             .into_iter()
@@ -152,7 +169,7 @@ impl OrtDecoder {
             }
             m => m,
         };
-        let shared = if mode == KvMode::Shared { Some(SharedKv::new(shape, options.slots, options.context_len)) } else { None };
+        let shared = if mode == KvMode::Shared { Some(SharedKv::new(shape, options.slots, options.context_len, rows_input)) } else { None };
         Ok(Self {
             shared,
             session,
@@ -162,12 +179,18 @@ impl OrtDecoder {
             context_len: options.context_len,
             has_position_ids,
             caches: (0..options.slots).map(|_| None).collect(),
+            rows_input,
         })
     }
 
     /// The cache strategy in use (`Shared` or `Chained`).
     pub fn kv_mode(&self) -> KvMode {
         self.mode
+    }
+
+    /// Whether the graph was rewritten to compute logits only for the rows read (`last_logits`).
+    pub fn logits_rows_only(&self) -> bool {
+        self.rows_input
     }
 
     pub fn model_path(&self) -> &Path {
@@ -230,6 +253,10 @@ impl OrtDecoder {
         inputs.push(("attention_mask".into(), mask.into()));
         if self.has_position_ids {
             inputs.push(("position_ids".into(), pos.into()));
+        }
+        if self.rows_input {
+            let rows = Tensor::from_array(([1, 1], vec![seq as i64 - 1])).map_err(|e| run_err(&e))?;
+            inputs.push((crate::last_logits::LOGITS_ROWS.into(), rows.into()));
         }
         for (j, v) in cache.past.iter().enumerate() {
             inputs.push((past_name(j / 2, KINDS[j % 2]), v.into()));
@@ -307,7 +334,7 @@ impl OrtDecoder {
     }
 }
 
-/// The last `[vocab]` row of logits `[1, seq, vocab]`.
+/// The last `[vocab]` row of logits `[1, seq, vocab]` (`[1, 1, vocab]` from a rewritten graph).
 fn last_row(v: &DynValue, vocab: usize) -> Result<Vec<f32>, InferError> {
     let (shape, data) = v.try_extract_tensor::<f32>().map_err(|e| run_err(&e))?;
     if shape.last().copied() != Some(vocab as i64) || data.len() < vocab {

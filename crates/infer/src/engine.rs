@@ -132,7 +132,14 @@ impl InferenceSession {
             return Err(InferError::InvalidOption { option: "slots/prefillChunk".into(), reason: "must be at least 1".into() }.into());
         }
         let context_len = opts.context_len.unwrap_or(folder.max_positions.min(4096)).min(folder.max_positions);
-        let dopts = DecoderOptions { slots: opts.slots, context_len, threads: opts.threads, spinning: opts.spinning, kv: KvMode::Auto };
+        let dopts = DecoderOptions {
+            slots: opts.slots,
+            context_len,
+            threads: opts.threads,
+            spinning: opts.spinning,
+            kv: KvMode::Auto,
+            all_logits: false,
+        };
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<bool, InferError>>();
         let (tok_tx, tok_rx) = mpsc::channel::<(Arc<Tokenizer>, Vec<u32>)>();

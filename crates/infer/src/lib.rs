@@ -5,6 +5,7 @@ pub mod decoder;
 pub mod engine;
 pub mod error;
 pub mod folder;
+mod last_logits;
 pub mod runtime;
 mod scheduler;
 pub mod score;

@@ -24,6 +24,7 @@ use ort::value::{DynValue, Tensor};
 
 use crate::decoder::KvShape;
 use crate::error::InferError;
+use crate::last_logits::{LOGITS_ROWS, rows_at};
 
 const KINDS: [&str; 2] = ["key", "value"];
 
@@ -40,10 +41,12 @@ pub(crate) struct SharedKv {
     shape: KvShape,
     ctx: usize,
     lens: Vec<usize>,
+    /// The graph takes `logits_rows` (see `last_logits`): only the rows read are computed.
+    rows_input: bool,
 }
 
 impl SharedKv {
-    pub(crate) fn new(shape: KvShape, slots: usize, ctx: usize) -> Self {
+    pub(crate) fn new(shape: KvShape, slots: usize, ctx: usize, rows_input: bool) -> Self {
         let n = slots * shape.kv_heads * ctx * shape.head_dim;
         Self {
             steps: (0..slots).map(|_| None).collect(),
@@ -53,6 +56,7 @@ impl SharedKv {
             shape,
             ctx,
             lens: vec![0; slots],
+            rows_input,
         }
     }
 
@@ -107,11 +111,15 @@ impl SharedKv {
         ids: &Tensor<i64>,
         mask: &Tensor<i64>,
         pos: Option<&Tensor<i64>>,
+        logits_rows: Option<&Tensor<i64>>,
     ) -> Result<DynValue, InferError> {
         binding.bind_input("input_ids", ids).map_err(|e| run_err(&e))?;
         binding.bind_input("attention_mask", mask).map_err(|e| run_err(&e))?;
         if let Some(p) = pos {
             binding.bind_input("position_ids", p).map_err(|e| run_err(&e))?;
+        }
+        if let Some(r) = logits_rows {
+            binding.bind_input(LOGITS_ROWS, r).map_err(|e| run_err(&e))?;
         }
         // Rebound every run: a bound logits value keeps its first shape and a later run with
         // another sequence length would be rejected.
@@ -128,11 +136,12 @@ impl SharedKv {
         let ids = Tensor::from_array(([1, seq], tokens.iter().map(|&t| i64::from(t)).collect::<Vec<_>>())).map_err(|e| run_err(&e))?;
         let mask = Tensor::from_array(([1, total], vec![1_i64; total])).map_err(|e| run_err(&e))?;
         let pos = Tensor::from_array(([1, seq], (len as i64..total as i64).collect::<Vec<_>>())).map_err(|e| run_err(&e))?;
+        let last = Tensor::from_array(([1, 1], vec![seq as i64 - 1])).map_err(|e| run_err(&e))?;
         let mut binding = match self.rows[slot].take() {
             Some(b) => b,
             None => self.bind(session, slot, 1)?,
         };
-        let out = Self::run(&mut binding, session, &ids, &mask, has_pos.then_some(&pos));
+        let out = Self::run(&mut binding, session, &ids, &mask, has_pos.then_some(&pos), self.rows_input.then_some(&last));
         self.rows[slot] = Some(binding);
         let logits = out?;
         self.lens[slot] = total;
@@ -174,6 +183,11 @@ impl SharedKv {
         if has_pos {
             inputs.push(("position_ids".into(), (&pos).into()));
         }
+        let last = rows_at(s, rows.iter().map(|r| r.1.len() - 1));
+        let last = Tensor::from_array(([b, 1], last)).map_err(|e| run_err(&e))?;
+        if self.rows_input {
+            inputs.push((LOGITS_ROWS.into(), (&last).into()));
+        }
         for i in 0..layers {
             for kind in KINDS {
                 inputs.push((format!("past_key_values.{i}.{kind}"), (&empty).into()));
@@ -203,12 +217,13 @@ impl SharedKv {
             }
         }
         let (shape, data) = out["logits"].try_extract_tensor::<f32>().map_err(|e| run_err(&e))?;
-        if data.len() != b * s * vocab {
-            return Err(InferError::Run { reason: format!("logits have shape {:?}, expected [{b}, {s}, {vocab}]", &shape[..]) });
+        let per_row = if self.rows_input { 1 } else { s };
+        if data.len() != b * per_row * vocab {
+            return Err(InferError::Run { reason: format!("logits have shape {:?}, expected [{b}, {per_row}, {vocab}]", &shape[..]) });
         }
         let mut logits = Vec::with_capacity(b * vocab);
         for (r, &(slot, toks)) in rows.iter().enumerate() {
-            let at = (r * s + toks.len() - 1) * vocab;
+            let at = if self.rows_input { r * vocab } else { (r * s + toks.len() - 1) * vocab };
             logits.extend_from_slice(&data[at..at + vocab]);
             self.lens[slot] = toks.len();
         }
@@ -237,20 +252,24 @@ impl SharedKv {
         let ids = Tensor::from_array(([rows, 1], ids)).map_err(|e| run_err(&e))?;
         let mask = Tensor::from_array(([rows, width], mask)).map_err(|e| run_err(&e))?;
         let pos = Tensor::from_array(([rows, 1], pos)).map_err(|e| run_err(&e))?;
+        // Only the batch's rows get logits, in batch order (idle rows' dummies are not projected).
+        let read = Tensor::from_array(([batch.len(), 1], batch.iter().map(|b| b.0 as i64).collect::<Vec<_>>())).map_err(|e| run_err(&e))?;
         let mut binding = match self.steps[rows - 1].take() {
             Some(b) => b,
             None => self.bind(session, 0, rows)?,
         };
-        let out = Self::run(&mut binding, session, &ids, &mask, has_pos.then_some(&pos));
+        let out = Self::run(&mut binding, session, &ids, &mask, has_pos.then_some(&pos), self.rows_input.then_some(&read));
         self.steps[rows - 1] = Some(binding);
         let out = out?;
         let (shape, data) = out.try_extract_tensor::<f32>().map_err(|e| run_err(&e))?;
-        if shape.last().copied() != Some(vocab as i64) || data.len() != rows * vocab {
-            return Err(InferError::Run { reason: format!("logits have shape {:?}, expected [{rows}, 1, {vocab}]", &shape[..]) });
+        let want = if self.rows_input { batch.len() } else { rows };
+        if shape.last().copied() != Some(vocab as i64) || data.len() != want * vocab {
+            return Err(InferError::Run { reason: format!("logits have shape {:?}, expected [{want}, 1, {vocab}]", &shape[..]) });
         }
         let mut logits = Vec::with_capacity(batch.len() * vocab);
-        for &(slot, _) in batch {
-            logits.extend_from_slice(&data[slot * vocab..(slot + 1) * vocab]);
+        for (r, &(slot, _)) in batch.iter().enumerate() {
+            let at = if self.rows_input { r } else { slot };
+            logits.extend_from_slice(&data[at * vocab..(at + 1) * vocab]);
             self.lens[slot] += 1;
         }
         Ok(logits)

@@ -162,3 +162,34 @@ fn batched_first_prefill_matches_candle() {
     assert!(o.prefill_rows(&[(0, &[1][..]), (0, &[2][..])]).is_err(), "a slot listed twice is rejected");
     assert!(o.prefill_rows(&[(9, &[1][..])]).is_err(), "a slot out of range is rejected");
 }
+
+#[test]
+fn served_graph_computes_only_the_rows_read_with_the_same_logits() {
+    common::init();
+    let (cfg, w, _) = tiny(11);
+    let tmp = common::temp_dir("ortdec-rows");
+    let path = tmp.path().join("model.onnx");
+    export_llama(&cfg, &w, &path, &ExportOptions::default()).unwrap();
+    let load = |all_logits| {
+        let opts =
+            DecoderOptions { slots: 4, context_len: cfg.max_position_embeddings, threads: Some(1), all_logits, ..Default::default() };
+        OrtDecoder::load(&path, shape(&cfg), &opts).unwrap()
+    };
+    let (mut rows, mut all) = (load(false), load(true));
+    assert!(rows.logits_rows_only(), "the export's graph is rewritten to take logits_rows");
+    assert!(!all.logits_rows_only());
+    let prompts: Vec<Vec<u32>> = [9, 14, 5].iter().map(|&n| (0..n).map(|i| (i * 31 + n * 7) % 500).collect()).collect();
+    let first: Vec<(usize, &[u32])> = prompts.iter().enumerate().map(|(s, p)| (s, p.as_slice())).collect();
+    // A batched first prefill (rows right padded), a chunk on one slot, a step over a gap.
+    let (a, b) = (rows.prefill_rows(&first).unwrap(), all.prefill_rows(&first).unwrap());
+    assert_eq!(a.len(), 3 * cfg.vocab_size);
+    assert!(max_diff(&a, &b) < 1e-4, "batched prefill: {}", max_diff(&a, &b));
+    let more = [(1_usize, &prompts[0][..4])];
+    let (a, b) = (rows.prefill_rows(&more).unwrap(), all.prefill_rows(&more).unwrap());
+    assert!(max_diff(&a, &b) < 1e-4, "chunk: {}", max_diff(&a, &b));
+    let batch = [(2_usize, 17_u32), (0, 3)];
+    let (a, b) = (rows.step(&batch).unwrap(), all.step(&batch).unwrap());
+    assert_eq!(a.len(), 2 * cfg.vocab_size);
+    assert!(max_diff(&a, &b) < 1e-4, "step: {}", max_diff(&a, &b));
+    assert!(max_diff(&a[..cfg.vocab_size], &a[cfg.vocab_size..]) > 0.0, "rows differ: the step returns them in batch order");
+}
