@@ -1,7 +1,8 @@
 // `foremforge train` with no hyperparameter flags on a tiny random model: the recipe block is
-// printed and recorded in tinyforge.json, --rehearsal's passages the model wrote are in the run's
-// train-data.jsonl, a flag overrides its field (and is listed as a
-// flag), and --no-recipe leaves the trainer's fixed defaults.
+// printed and recorded in tinyforge.json, the shipped rehearsal passages are in the run's
+// train-data.jsonl (each once, after the records written once per epoch, trained in one pass), a
+// flag overrides its field (and is listed as a flag), and --no-recipe leaves the trainer's fixed
+// defaults.
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -55,6 +56,28 @@ describe('train: the data-driven recipe', () => {
     expect(adapter.target_modules).toHaveLength(7);
   }, 180_000);
 
+  it('no flags: the records once per epoch, the shipped passages once, one pass over them', async () => {
+    const out = path.join(fx.dir, 'run-default');
+    const r = await runCli(['train', '--data', fx.data, '--out', out, '--base', fx.base, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const t = JSON.parse(r.stdout) as { steps: number; trainExamples: number; recipe: { recipe: { epochs: number; rehearsal: number } } };
+    expect(t.recipe.recipe.epochs).toBe(8);
+    expect(t.recipe.recipe.rehearsal).toBe(30);
+    const rows = readFileSync(path.join(out, 'train-data.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(rows).toHaveLength(8 * 12 + 30);
+    for (let e = 0; e < 8; e++) expect(rows.slice(e * 12, (e + 1) * 12)).toEqual(QA);
+    const passages = rows.slice(8 * 12).map((x) => x.text as string);
+    expect(new Set(passages).size).toBe(30);
+    const shipped = readFileSync(path.join(process.cwd(), 'data/general-replay.txt'), 'utf8');
+    for (const p of passages) expect(shipped.replace(/\s+/g, ' ')).toContain(p);
+    // One pass: every record and passage once, batches of 4.
+    expect(t.trainExamples).toBe(8 * 12 + 30);
+    expect(t.steps).toBe(Math.ceil((8 * 12 + 30) / 4));
+  }, 180_000);
+
   it('a flag overrides its field; --no-recipe keeps the fixed defaults', async () => {
     const out = path.join(fx.dir, 'run-flags');
     const r = await runCli(['train', '--data', fx.data, '--out', out, '--base', fx.base, '--max-steps', '2', '--lora-r', '4']);
@@ -63,8 +86,15 @@ describe('train: the data-driven recipe', () => {
     const m = JSON.parse(readFileSync(path.join(out, 'tinyforge.json'), 'utf8')) as Manifest;
     expect(m.recipe?.values.loraR).toBe(4);
     expect(m.recipe?.fromFlags).toEqual(['loraR', 'epochs']);
-    expect(m.recipe?.values.rehearsal).toBe(0);
-    expect(existsSync(path.join(out, 'train-data.jsonl'))).toBe(false);
+    expect(m.recipe?.values.rehearsal).toBe(30);
+    // Under --max-steps the data is written once, the passages after it.
+    const rows = readFileSync(path.join(out, 'train-data.jsonl'), 'utf8').trim().split('\n');
+    expect(rows).toHaveLength(12 + 30);
+
+    const none = path.join(fx.dir, 'run-no-rehearsal');
+    const n = await runCli(['train', '--data', fx.data, '--out', none, '--base', fx.base, '--max-steps', '2', '--rehearsal', '0']);
+    expect(n.code, n.stderr).toBe(0);
+    expect(existsSync(path.join(none, 'train-data.jsonl'))).toBe(false);
 
     const plain = path.join(fx.dir, 'run-plain');
     const p = await runCli(['train', '--data', fx.data, '--out', plain, '--base', fx.base, '--max-steps', '2', '--no-recipe']);

@@ -1,12 +1,12 @@
 // Issue 11's measure, as a user meets it: `foremforge train --data examples/facts/facts.jsonl`
 // with no hyperparameter flags on the real default model (SmolLM2-135M-Instruct), then
 // `foremforge eval --general` of the run on 30 held-out questions worded differently from the
-// training ones. The data-driven recipe must recall at least 60% of the facts through the greedy
-// generator (measured 22/30 on a busy Xeon). Issue 11 also asks for general-text perplexity (the
-// shipped held-out prose, test/fixtures/heldout/prose.txt, scored by eval for the run and for its
-// own base) within 10% of the untuned model's; the recipe does not meet that yet (measured +72.6%,
-// examples/facts/README.md), so the test guards against collapse only (at most twice the base:
-// rehearsal as first tried reached 5x). The run's tinyforge.json must record the recipe.
+// training ones. The data-driven recipe (8 passes over the facts and 30 shipped general-text
+// passages trained once, ts/pipeline/recipe.ts) must recall at least 60% of the facts through the
+// greedy generator, and keep general-text perplexity (the shipped held-out prose,
+// test/fixtures/heldout/prose.txt, scored by eval for the run and for its own base) within 10% of
+// the untuned model's (benches/results/recipe-sweep.md). The run's tinyforge.json must record the
+// recipe.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -24,7 +24,7 @@ interface TrainJson {
 }
 
 describe('default recipe on 30 facts (SmolLM2-135M-Instruct)', () => {
-  it('recalls >= 60% of held-out rewordings; general perplexity does not collapse', async () => {
+  it('recalls >= 60% of held-out rewordings; general perplexity within 10% of the base', async () => {
     const gguf = await smollm2GgufPath();
     const dir = tempDir('facts-recall-');
     const run = path.join(dir, 'run');
@@ -51,8 +51,7 @@ describe('default recipe on 30 facts (SmolLM2-135M-Instruct)', () => {
     );
     expect(summary!.keyed).toBe(30);
     expect(summary!.factRecall).toBeGreaterThanOrEqual(0.6);
-    // The goal is a ratio of 1.1 (not met yet: see the header).
-    expect(out.general.ratio).toBeLessThanOrEqual(2);
+    expect(out.general.ratio).toBeLessThanOrEqual(1.1);
 
     const manifest = JSON.parse(readFileSync(path.join(run, 'tinyforge.json'), 'utf8')) as { recipe?: { reasons: string[] } };
     expect(manifest.recipe?.reasons.length).toBeGreaterThan(0);

@@ -1,13 +1,20 @@
 // The default recipe's rules (ts/pipeline/recipe.ts) on the dataset shapes the sweep measured and
 // on the edges between them: each rule has a case on each side of its threshold.
 import { describe, expect, it } from 'vitest';
-import { ALL_PROJECTIONS, NO_SPLIT_MAX_RECORDS, TOKEN_BUDGET, chooseRecipe } from '../../ts/pipeline/recipe.js';
+import {
+  ALL_PROJECTIONS,
+  NO_SPLIT_MAX_RECORDS,
+  PASSAGE_TOKENS,
+  REHEARSAL_PASSAGES,
+  TOKEN_BUDGET,
+  chooseRecipe,
+} from '../../ts/pipeline/recipe.js';
 
 const SMOL = 134_515_008;
 const base = { parameters: SMOL, hasEvalData: false };
 
 describe('chooseRecipe', () => {
-  it('30 question/answer facts: all projections, lr 2e-3, 8 epochs, no rewording or rehearsal, no eval split', () => {
+  it('30 question/answer facts: all projections, lr 2e-3, 8 epochs, rehearsal passages, no rewording, no eval split', () => {
     const { recipe, reasons } = chooseRecipe({ ...base, records: 30, tokens: 1653 });
     expect(recipe.targetModules).toEqual([...ALL_PROJECTIONS]);
     expect(recipe.loraR).toBe(16);
@@ -18,9 +25,22 @@ describe('chooseRecipe', () => {
     expect(recipe.evalSplit).toBe(0);
     expect(recipe.evalEvery).toBe(0);
     expect(recipe.earlyStoppingPatience).toBeUndefined();
-    expect(recipe.rehearsal).toBe(0);
-    expect(recipe.epochs * (1653 * (1 + recipe.augment) + recipe.rehearsal * 110)).toBeLessThanOrEqual(TOKEN_BUDGET);
+    expect(recipe.rehearsal).toBe(REHEARSAL_PASSAGES);
+    expect(recipe.epochs * 1653 * (1 + recipe.augment) + recipe.rehearsal * PASSAGE_TOKENS).toBeLessThanOrEqual(TOKEN_BUDGET);
     expect(reasons.some((r) => r.includes('no eval split'))).toBe(true);
+    expect(reasons.some((r) => r.startsWith(`rehearsal ${REHEARSAL_PASSAGES}`))).toBe(true);
+  });
+
+  it('rehearses only runs of 3 or more passes, and counts the passages in the budget', () => {
+    // 4 epochs planned, the budget left after 30 passages fits 3.
+    const three = chooseRecipe({ ...base, records: 400, tokens: 24_000 }).recipe;
+    expect(three.epochs).toBe(3);
+    expect(three.rehearsal).toBe(REHEARSAL_PASSAGES);
+    expect(three.epochs * 24_000 + three.rehearsal * PASSAGE_TOKENS).toBeLessThanOrEqual(TOKEN_BUDGET);
+    // Cut to 2 passes by the budget: no rehearsal.
+    expect(chooseRecipe({ ...base, records: 400, tokens: 30_000 }).recipe.rehearsal).toBe(0);
+    // 2 passes planned for a big set.
+    expect(chooseRecipe({ ...base, records: 3000, tokens: 20_000 }).recipe.rehearsal).toBe(0);
   });
 
   it('cuts epochs to the token budget, never below 1', () => {

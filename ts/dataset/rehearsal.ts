@@ -1,74 +1,65 @@
-// Rehearsal text: passages the base model writes itself from neutral openings, trained alongside a
-// user's small set so the adapter keeps the model's general language (a {"text"} record's loss
-// covers every token, and on the model's own samples that loss pulls the tuned distribution back
-// toward the base one). Why: on 30 facts, 8 epochs of LoRA took general-text perplexity from 39.2
-// to 67.6 (benches/results/recipe-sweep.md); replaying general data is the standard remedy for
-// forgetting, and self-generated replay needs no data we do not have (Huang et al. 2024,
-// "Mitigating Catastrophic Forgetting in Large Language Models with Self-Synthesized Rehearsal").
-// Measured, it does not work as written here: 30 passages trained alongside the 30 facts for 8
-// epochs took the general perplexity to 200 and recall to 15/30 (the model memorises its own
-// incoherent temperature-1 samples), so `train` uses it only when asked (`--rehearsal N`).
-import type { Generator } from '@tinyforge/native';
+// Rehearsal text: paragraphs of plain general English shipped with TinyForge
+// (data/general-replay.txt: 60 paragraphs on everyday subjects, ~5.9k SmolLM2 tokens, written for
+// this project; none is from, or on the subject of, the held-out prose eval measures with), trained
+// with the plain language-model loss alongside a user's small set so the adapter keeps the model's
+// general language. Replaying general data is the standard remedy for forgetting in continual
+// fine-tuning (e.g. Scialom et al. 2022, "Fine-tuned Language Models are Continual Learners").
+//
+// Each passage is seen ONCE per run, spread over the user's passes (recipe-apply.ts writes the
+// user's records once per epoch and the passages once, and the trainer makes one pass over that):
+// measured on the 30 facts (benches/results/recipe-sweep.md), 30 passages repeated every epoch for
+// 8 epochs were memorised (training loss 0.06) and took general perplexity 38.5 -> 145.9, while the
+// same 30 passages seen once took it to 33.0 with 18/30 facts recalled. Passages the base model
+// wrote itself (the first version of this file) were worse still: 200.5.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { packageRoot } from '../config/index.js';
+import { ForgeError } from '../errors.js';
 
-/** Openings on everyday subjects, none near any product domain; cycled when more are asked. */
-const OPENINGS: readonly string[] = [
-  'The river behind the old mill',
-  'Most people who learn to bake bread',
-  'On the first cold morning of the year,',
-  'The history of the bicycle',
-  'When the library reopened after the repairs,',
-  'A good way to start a vegetable garden',
-  'The train was late again, and',
-  'Honeybees communicate with one another by',
-  'In many small towns, the weekly market',
-  'The museum keeps its oldest maps',
-  'Learning a second language as an adult',
-  'The storm had passed by the time',
-  'Chess players often say that',
-  'Our grandmother kept a notebook of recipes',
-  'The mountain path climbs slowly through',
-  'Every autumn the swallows',
-  'A lighthouse keeper in the last century',
-  'The school play was nearly cancelled when',
-  'Tea was first drunk',
-  'After the concert, the musicians',
-  'The city council met on Tuesday to discuss',
-  'Walking in the forest at dusk,',
-  'The oldest bridge in the valley',
-  'Children who read for pleasure',
-  'The fishing boats came back early because',
-  'A well-made wooden chair',
-  'The first thing you notice about the island',
-  'Paper was once so expensive that',
-  'The night sky in winter',
-  'Neighbours gathered in the square when',
-  'The recipe calls for three eggs, but',
-  'Clocks in railway stations',
-];
+/** The shipped general-text paragraphs, one passage per blank-line-separated paragraph. */
+export function rehearsalFile(): string {
+  return path.join(packageRoot(), 'data', 'general-replay.txt');
+}
 
-export interface RehearsalOptions {
-  passages: number;
-  seed: number;
-  /** Longest passage in generated tokens. @default 96 */
-  maxTokens?: number;
+export interface RehearsalRecord {
+  text: string;
+  _rehearsal: true;
+}
+
+/** The shipped paragraphs (60), in file order. */
+export async function rehearsalPassages(): Promise<string[]> {
+  const file = rehearsalFile();
+  let raw: string;
+  try {
+    raw = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ForgeError('NOT_FOUND', `rehearsal text not found: ${file}`, {
+      suggestion: 'reinstall tinyforge (the package ships data/general-replay.txt), or train with --rehearsal 0',
+      cause: err,
+    });
+  }
+  return raw
+    .split(/\r?\n\s*\r?\n/u)
+    .map((p) => p.replace(/\s+/gu, ' ').trim())
+    .filter((p) => p.length > 0);
 }
 
 /**
- * `passages` {"text"} records, each an opening and the model's own continuation sampled at
- * temperature 1 (its distribution as it is, not its greedy mode), seeded per passage.
+ * `count` {"text"} records from the shipped paragraphs: a seeded choice when fewer are asked for
+ * than there are, every paragraph once (then again, in the same order) when more.
  */
-export async function rehearsalRecords(generator: Generator, options: RehearsalOptions): Promise<{ text: string; _rehearsal: true }[]> {
-  const out: { text: string; _rehearsal: true }[] = [];
-  for (let i = 0; i < options.passages; i++) {
-    const opening = OPENINGS[i % OPENINGS.length]!;
-    const g = await generator.generate(opening, {
-      chatTemplate: false,
-      temperature: 1,
-      maxTokens: options.maxTokens ?? 96,
-      seed: (options.seed * 7919 + i) >>> 0,
-    });
-    const text = `${opening}${/^[\s,.;:]/u.test(g.text) ? '' : ' '}${g.text}`.trim();
-    if (text.length > opening.length + 20) out.push({ text, _rehearsal: true });
+export async function rehearsalRecords(count: number, seed: number): Promise<RehearsalRecord[]> {
+  const all = await rehearsalPassages();
+  if (count <= 0 || all.length === 0) return [];
+  // Fisher-Yates with a small LCG: the same seed picks the same passages on every platform.
+  const order = all.map((_, i) => i);
+  let s = (seed * 2654435761) >>> 0 || 1;
+  for (let i = order.length - 1; i > 0; i--) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const j = s % (i + 1);
+    [order[i], order[j]] = [order[j]!, order[i]!];
   }
+  const out: RehearsalRecord[] = [];
+  for (let k = 0; k < count; k++) out.push({ text: all[order[k % order.length]!]!, _rehearsal: true });
   return out;
 }

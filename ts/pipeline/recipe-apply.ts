@@ -110,15 +110,21 @@ export interface PrepareOptions {
   base: string;
   augment: number;
   rehearsal: number;
+  /**
+   * Times the user's records are written (the recipe's epochs): with rehearsal the trainer makes one
+   * pass over E copies and the passages, so each passage is seen once, spread over the E passes.
+   */
+  passes: number;
   seed: number;
   resume: boolean;
   log: (line: string) => void;
 }
 
 /**
- * Writes `out/train-data.jsonl`: the data with N rewordings per question (./dataset/augment.ts)
- * and R rehearsal passages (../dataset/rehearsal.ts), all written by the base model, and returns
- * its path. A resumed run reuses the file so it trains on the records its checkpoint counted.
+ * Writes `out/train-data.jsonl`: the data with N rewordings per question (../dataset/augment.ts,
+ * written by the base model), `passes` times over, then R general-text passages (../dataset/rehearsal.ts,
+ * shipped text) once, and returns its path. A resumed run reuses the file so it trains on the
+ * records its checkpoint counted.
  */
 export async function prepareRunData(o: PrepareOptions): Promise<string> {
   const file = path.join(o.out, 'train-data.jsonl');
@@ -139,12 +145,13 @@ export async function prepareRunData(o: PrepareOptions): Promise<string> {
       lines = await readFile(augmented, 'utf8');
     } else lines = await readFile(o.data, 'utf8');
     if (!lines.endsWith('\n')) lines += '\n';
+    lines = lines.repeat(Math.max(1, o.passes));
     if (o.rehearsal > 0) {
-      const started = performance.now();
-      const passages = await rehearsalRecords(await load(), { passages: o.rehearsal, seed: o.seed });
+      const passages = await rehearsalRecords(o.rehearsal, o.seed);
       lines += passages.map((p) => `${JSON.stringify(p)}\n`).join('');
       o.log(
-        `rehearsal: ${passages.length} general passages written by the base model in ${((performance.now() - started) / 1000).toFixed(1)} s`
+        `rehearsal: ${passages.length} general-text passages, each trained once` +
+          (o.passes > 1 ? ` (the data written ${o.passes} times, one pass over the file)` : '')
       );
     }
     const tmp = `${file}.${process.pid}.tmp`;

@@ -33,7 +33,7 @@ export interface Recipe {
   earlyStoppingPatience?: number;
   /** Model-written rewordings per question (`train --augment N`; 0: none). */
   augment: number;
-  /** General passages the base model writes, trained alongside (`train --rehearsal N`; 0: none). */
+  /** Shipped general-text passages trained once alongside (`train --rehearsal N`; 0: none). */
   rehearsal: number;
 }
 
@@ -48,6 +48,10 @@ export interface RecipeChoice {
  * throughput on 2 idle Xeon cores (README). Epochs are cut so tokens × epochs stays under it.
  */
 export const TOKEN_BUDGET = 75_000;
+/** Rehearsal passages for a many-pass run (the shipped text has 60). */
+export const REHEARSAL_PASSAGES = 30;
+/** Mean SmolLM2 tokens of a shipped passage (5.9k for 60), for the budget. */
+export const PASSAGE_TOKENS = 100;
 /** Up to this many records no eval split is held out: every record is a fact the user wants learned. */
 export const NO_SPLIT_MAX_RECORDS = 500;
 
@@ -82,25 +86,37 @@ export function chooseRecipe(input: RecipeInput): RecipeChoice {
   // `--augment N` turns it on.
   const augment = 0;
 
-  // Rehearsal is off by default: 30 passages the model sampled itself (temperature 1), trained
-  // alongside the 30 facts for 8 epochs, took general-text perplexity to 200 (base 39, +73% without
-  // them): the model memorises its own incoherent samples. `--rehearsal N` keeps the experiment.
-  const rehearsal = 0;
+  // Rehearsal: plain general English (shipped, ../dataset/rehearsal.ts) trained with the LM loss,
+  // each passage once over the run. The facts' many passes are what costs the general language:
+  // 8 epochs on 30 one-sentence answers took general-text perplexity +82% (38.5 -> 70.3), and the
+  // model learned to end every sentence (it emits end-of-turn after most full stops of plain text:
+  // a quarter of the added loss sat on the word after a full stop). With the passages trained once
+  // it stays within 10% of the base (benches/results/recipe-sweep.md). Sets trained in 1-2
+  // passes were not measured to forget and train without it.
+  let rehearsal = 0;
+  let epochs = records <= 200 ? 8 : records <= 2000 ? 4 : 2;
+  if (epochs >= 3) rehearsal = REHEARSAL_PASSAGES;
 
   // Small sets are facts to learn, each one needed: a split would withhold some from training (the
   // default 0.1 kept 3 of 30 facts out). Larger sets hold out 5% (at most 200) to watch for overfit.
   let evalSplit = 0;
   let evalEvery = 0;
   let earlyStoppingPatience: number | undefined;
-  const tokensPerEpoch = input.tokens * (1 + augment) + rehearsal * 110;
-  // Passes: facts stated once need many (the sweep: 3 epochs learned almost nothing, 8 about half);
-  // big sets need few. Then cut to the token budget.
-  let epochs = records <= 200 ? 8 : records <= 2000 ? 4 : 2;
-  const fit = Math.max(1, Math.floor(TOKEN_BUDGET / Math.max(1, tokensPerEpoch)));
+  const tokensPerEpoch = input.tokens * (1 + augment);
+  // Passes (chosen above): facts stated once need many (the sweep: 3 epochs learned almost
+  // nothing, 8 about half); big sets need few. Then cut to the token budget, the rehearsal
+  // passages (seen once) counted first.
+  const fit = Math.max(1, Math.floor((TOKEN_BUDGET - rehearsal * PASSAGE_TOKENS) / Math.max(1, tokensPerEpoch)));
   if (fit < epochs) {
     reasons.push(`epochs ${fit} (not ${epochs}): ${tokensPerEpoch} tokens per epoch, budget ${TOKEN_BUDGET} tokens (~5 min on 2 cores)`);
     epochs = fit;
   } else reasons.push(`epochs ${epochs} for ${records} records${augment > 0 ? ` (x${1 + augment} with rewordings)` : ''}`);
+  if (epochs < 3) rehearsal = 0;
+  if (rehearsal > 0) {
+    reasons.push(
+      `rehearsal ${rehearsal}: general-text passages trained once alongside the ${epochs} passes, to keep general-text perplexity within 10% of the base`
+    );
+  }
 
   if (input.evalRequested && !input.hasEvalData && records <= NO_SPLIT_MAX_RECORDS) {
     // Evaluations asked for need records to evaluate on: the trainer's usual tenth.
