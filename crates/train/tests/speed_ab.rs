@@ -3,7 +3,7 @@
 //! lanes side by side on a 2-thread pool), A and B alternating so both see the same machine load.
 //! Reports tokens per CPU second (robust to other load) and the B/A ratio.
 //! `cargo test --release --target x86_64-unknown-linux-gnu -p tinyforge-train --test speed_ab -- --ignored --nocapture`
-//! PROBE_AB=exp|mlp|both|head|head_stream picks what is compared (default both, one after the other).
+//! PROBE_AB=exp|mlp|both|head|head_stream|micro|zero_fill picks what is compared (default both, one after the other).
 use rayon::prelude::*;
 use tinyforge_model::{Llama, fast_exp};
 use tinyforge_train::{
@@ -110,6 +110,44 @@ fn fast_exp_and_fused_mlp() {
             step(&m)
         });
         tinyforge_train::head_loss::set_probe_chunk_rows(0);
+    }
+    if which == "micro" {
+        // B: one sequence per lane, two lanes at a time (half the activations held at once).
+        let m = model(true);
+        let singles: Vec<_> = refs.iter().map(|e| lane_batches(&[*e], 0).unwrap().remove(0)).collect();
+        paired("lanes: A 2 x 2 sequences, B 2 rounds of 2 x 1", rounds, tokens, |b| {
+            if !b {
+                return step(&m);
+            }
+            pool.install(|| {
+                let mut total = 0f32;
+                for (r, pair) in singles.chunks(2).enumerate() {
+                    let sums: Vec<f32> = pair
+                        .par_iter()
+                        .enumerate()
+                        .map(|(i, b)| {
+                            in_lane(2 * r + i, || {
+                                tinyforge_model::kernels::sharing_pool(2, || {
+                                    let loss = m.loss_sum(b, true).unwrap();
+                                    let _grads = loss.backward().unwrap();
+                                    loss.to_scalar::<f32>().unwrap()
+                                })
+                            })
+                        })
+                        .collect();
+                    total += sums.iter().sum::<f32>();
+                }
+                total
+            })
+        });
+    }
+    if which == "zero_fill" {
+        let m = model(true);
+        paired("gemm outputs: A zero-filled, B written directly", rounds, tokens, |b| {
+            tinyforge_model::kernels::set_probe_zero_fill(!b);
+            step(&m)
+        });
+        tinyforge_model::kernels::set_probe_zero_fill(false);
     }
     if which == "head_stream" {
         let m = model(true);

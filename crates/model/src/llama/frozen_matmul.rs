@@ -6,7 +6,7 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, bail};
 
 use crate::{
     bf16::PackedWeight,
-    kernels::{from_vec, gemm_rowmajor, last_dim, slice, with_data},
+    kernels::{View, from_vec, gemm_new, last_dim, slice, with_data},
 };
 
 /// `x [.., in] · wᵀ` for a frozen `w [out, in]`: backward yields the input gradient only. candle's
@@ -45,15 +45,13 @@ impl CustomOp1 for FrozenMatmulOp {
         let x = slice(s, l, "frozen matmul input")?;
         let (out, inp) = self.w.dims2()?;
         let rows = x.len() / inp;
-        let mut y = vec![0f32; rows * out];
-        if let Some(p) = &self.packed {
+        let y = if let Some(p) = &self.packed {
+            let mut y = vec![0f32; rows * out];
             p.forward(x, &mut y, false);
+            y
         } else {
-            with_data(&self.w, "frozen matmul weight", |w| {
-                gemm_rowmajor(&mut y, x, w, rows, out, inp, true);
-                Ok(())
-            })?;
-        }
+            with_data(&self.w, "frozen matmul weight", |w| Ok(gemm_new(rows, out, inp, View::rows(x, inp), View::rows(w, inp).t(), true)))?
+        };
         let mut dims = l.dims().to_vec();
         *dims.last_mut().unwrap() = out;
         Ok((CpuStorage::F32(y), Shape::from(dims)))
@@ -62,14 +60,13 @@ impl CustomOp1 for FrozenMatmulOp {
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let (out, inp) = self.w.dims2()?;
         let dx = with_data(grad, "frozen matmul grad", |g| {
-            let mut dx = vec![0f32; g.len() / out * inp];
             if let Some(p) = &self.packed {
+                let mut dx = vec![0f32; g.len() / out * inp];
                 p.backward(g, &mut dx, false);
                 return Ok(dx);
             }
             with_data(&self.w, "frozen matmul weight", |w| {
-                gemm_rowmajor(&mut dx, g, w, g.len() / out, inp, out, false);
-                Ok(dx)
+                Ok(gemm_new(g.len() / out, inp, out, View::rows(g, out), View::rows(w, inp), true))
             })
         })?;
         Ok(Some(from_vec(dx, arg.dims())?))

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use crate::{
     bf16::PackedWeight,
     fast_exp,
-    kernels::{View, from_vec, gemm_rowmajor, gemm_view, last_dim, slice, with_data},
+    kernels::{View, from_vec, gemm_new, gemm_view, last_dim, slice, with_data},
 };
 
 /// Elements per rayon task of the elementwise parts.
@@ -79,17 +79,26 @@ struct MlpOp {
     saved: Mutex<Option<(Vec<f32>, Vec<f32>)>>,
 }
 
-/// `dst = x·wᵀ` for `w [out, in]` (f32, or its bf16 packing `p`).
-fn project(dst: &mut [f32], x: &[f32], w: &Tensor, p: Option<&Arc<PackedWeight>>) -> Result<()> {
-    if let Some(p) = p {
-        p.forward(x, dst, false);
-        return Ok(());
-    }
+/// `x·wᵀ` for `w [out, in]` (f32, or its bf16 packing `p`), a new `[rows, out]` vector.
+fn project(x: &[f32], w: &Tensor, p: Option<&Arc<PackedWeight>>) -> Result<Vec<f32>> {
     let (out, inp) = w.dims2()?;
-    with_data(w, "mlp weight", |w| {
-        gemm_rowmajor(dst, x, w, x.len() / inp, out, inp, true);
-        Ok(())
-    })
+    if let Some(p) = p {
+        let mut dst = vec![0f32; x.len() / inp * out];
+        p.forward(x, &mut dst, false);
+        return Ok(dst);
+    }
+    with_data(w, "mlp weight", |w| Ok(gemm_new(x.len() / inp, out, inp, View::rows(x, inp), View::rows(w, inp).t(), true)))
+}
+
+/// `g·w` for `w [out, in]` (the input gradient of `project`), a new `[rows, in]` vector.
+fn project_back_new(g: &[f32], w: &Tensor, p: Option<&Arc<PackedWeight>>) -> Result<Vec<f32>> {
+    let (out, inp) = w.dims2()?;
+    if let Some(p) = p {
+        let mut dst = vec![0f32; g.len() / out * inp];
+        p.backward(g, &mut dst, false);
+        return Ok(dst);
+    }
+    with_data(w, "mlp weight", |w| Ok(gemm_new(g.len() / out, inp, out, View::rows(g, out), View::rows(w, inp), true)))
 }
 
 /// `dst (+)= g·w` for `w [out, in]` (the input gradient of `project`).
@@ -121,9 +130,7 @@ impl CustomOp1 for MlpOp {
         let x = slice(s, l, "mlp input")?;
         let (i, h) = self.w.gate.dims2()?;
         let rows = x.len() / h;
-        let (mut a, mut b) = (vec![0f32; rows * i], vec![0f32; rows * i]);
-        project(&mut a, x, &self.w.gate, self.packed(0))?;
-        project(&mut b, x, &self.w.up, self.packed(1))?;
+        let (a, b) = (project(x, &self.w.gate, self.packed(0))?, project(x, &self.w.up, self.packed(1))?);
         // The gated activations, as `train_ops::swiglu` computes them.
         let mut gated = vec![0f32; rows * i];
         gated.par_chunks_mut(GRAIN).zip(a.par_chunks(GRAIN)).zip(b.par_chunks(GRAIN)).for_each(|((ys, as_), bs)| {
@@ -135,8 +142,7 @@ impl CustomOp1 for MlpOp {
                 *y = a * (1.0 / (1.0 + *y)) * b;
             }
         });
-        let mut y = vec![0f32; rows * h];
-        project(&mut y, &gated, &self.w.down, self.packed(2))?;
+        let y = project(&gated, &self.w.down, self.packed(2))?;
         if self.keep {
             *self.saved.lock().unwrap() = Some((a, b));
         }
@@ -145,11 +151,8 @@ impl CustomOp1 for MlpOp {
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let Some((mut a, mut b)) = self.saved.lock().unwrap().take() else { bail!("frozen mlp: backward without a kept forward") };
-        let (i, h) = self.w.gate.dims2()?;
         let dx = with_data(grad, "mlp grad", |g| {
-            let rows = g.len() / h;
-            let mut dh = vec![0f32; rows * i];
-            project_back(&mut dh, g, &self.w.down, self.packed(2), false)?;
+            let mut dh = project_back_new(g, &self.w.down, self.packed(2))?;
             // a and b become their own gradients, in place.
             dh.par_chunks_mut(GRAIN).zip(a.par_chunks_mut(GRAIN)).zip(b.par_chunks_mut(GRAIN)).for_each(|((ds, as_), bs)| {
                 let mut e: Vec<f32> = as_.iter().map(|&a| -a).collect();
@@ -161,8 +164,7 @@ impl CustomOp1 for MlpOp {
                     bs[j] = gv * av * s;
                 }
             });
-            let mut dx = vec![0f32; rows * h];
-            project_back(&mut dx, &a, &self.w.gate, self.packed(0), false)?;
+            let mut dx = project_back_new(&a, &self.w.gate, self.packed(0))?;
             project_back(&mut dx, &b, &self.w.up, self.packed(1), true)?;
             Ok(dx)
         })?;
