@@ -66,10 +66,11 @@ export async function stop(server) {
 }
 
 /** `foremforge serve --dir dir`; resolves at /ready 200 with the cold start in ms. */
-export async function startOurs(dir, { threads, maxBatch, env = {} }) {
+export async function startOurs(dir, { threads, maxBatch, env = {}, extraArgs = [] }) {
   const t0 = performance.now();
   const args = [CLI, 'serve', '--dir', dir, '--port', '0', '--max-batch', String(maxBatch), '--max-queue', '256'];
   if (threads) args.push('--threads', String(threads));
+  args.push(...extraArgs);
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   let port = 0;
   let buf = '';

@@ -11,6 +11,7 @@ interface ServeFlags {
   port?: string;
   host?: string;
   threads?: string;
+  spinning?: string;
   maxBatch: string;
   maxQueue: string;
   timeoutS: string;
@@ -26,6 +27,11 @@ function intFlag(flag: string, value: string, min: number, max = 0xffff_ffff): n
   if (!/^\d+$/.test(value.trim()) || n < min || n > max)
     throw new ForgeError('INVALID_ARGUMENT', `${flag} must be an integer from ${min} to ${max}, got "${value}"`);
   return n;
+}
+
+function onOff(flag: string, value: string): boolean {
+  if (value === 'on' || value === 'off') return value === 'on';
+  throw new ForgeError('INVALID_ARGUMENT', `${flag} must be on or off, got "${value}"`);
 }
 
 function apiKey(file: string | undefined): string | undefined {
@@ -58,6 +64,7 @@ export const serveCommand = new Command('serve')
   .option('--port <n>', 'TCP port, 0 = any free port (default: serve.port of tinyforge.config.json, else 8001)')
   .option('--host <addr>', 'address to bind; 0.0.0.0 exposes the service to the network (default: serve.host, else 127.0.0.1)')
   .option('--threads <n>', 'compute threads (default: one per core)')
+  .option('--spinning <on|off>', 'ORT compute threads spin between ops instead of sleeping (default: the engine default)')
   .option('--max-batch <n>', 'generations running at once (the engine may allow fewer)', '8')
   .option('--max-queue <n>', 'generations waiting for a slot; beyond that: 503 + Retry-After', '64')
   .option('--timeout-s <n>', 'per-request limit in seconds, queue wait included', '120')
@@ -79,6 +86,7 @@ export const serveCommand = new Command('serve')
       logPrompts: flags.logPrompts === true,
       logger: createLogger(parseLogLevel(process.env.LOG_LEVEL)),
       ...(flags.threads === undefined ? {} : { threads: intFlag('--threads', flags.threads, 1, 1024) }),
+      ...(flags.spinning === undefined ? {} : { spinning: onOff('--spinning', flags.spinning) }),
       ...(flags.cors === undefined ? {} : { corsOrigin: flags.cors === true ? '*' : String(flags.cors) }),
     };
     const key = apiKey(flags.apiKeyFile);

@@ -234,6 +234,9 @@ describe('foremforge serve', () => {
     const bad = await runCli(['serve', '--dir', model.path, '--port', 'abc'], { timeoutMs: 60_000 });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--port');
+    const spin = await runCli(['serve', '--dir', model.path, '--port', '0', '--spinning', 'yes'], { timeoutMs: 60_000 });
+    expect(spin.code).toBe(2);
+    expect(spin.stderr).toContain('--spinning must be on or off');
   });
 });
 

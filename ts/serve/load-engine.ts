@@ -66,6 +66,8 @@ export interface LoadEngineOptions {
   threads?: number;
   /** Largest number of sequences decoded together (the ORT engine's batch). */
   maxBatch?: number;
+  /** ORT's idle intra-op threads spin between ops (the ORT engine only). */
+  spinning?: boolean;
 }
 
 export async function loadEngine(target: ServeTarget, options: LoadEngineOptions = {}): Promise<Engine> {
@@ -85,6 +87,7 @@ export async function loadEngine(target: ServeTarget, options: LoadEngineOptions
         id: target.id,
         ...(options.threads === undefined ? {} : { threads: options.threads }),
         ...(options.maxBatch === undefined ? {} : { maxBatch: options.maxBatch }),
+        ...(options.spinning === undefined ? {} : { spinning: options.spinning }),
       });
     }
   }

@@ -17,6 +17,8 @@ export interface OrtEngineOptions {
   threads?: number;
   /** Requests decoded together (default 8). */
   maxBatch?: number;
+  /** ORT's idle pool threads spin between ops (default: the engine's, see its README). */
+  spinning?: boolean;
 }
 
 function abortError(signal: AbortSignal): Error {
@@ -48,6 +50,7 @@ export class OrtEngine implements Engine {
     const session = await native().InferenceSession.load(options.dir, {
       ...(options.threads === undefined ? {} : { threads: options.threads }),
       ...(options.maxBatch === undefined ? {} : { slots: options.maxBatch }),
+      ...(options.spinning === undefined ? {} : { spinning: options.spinning }),
     });
     const s = session.info;
     const info: EngineInfo = {
