@@ -11,7 +11,7 @@ candidate fed REF's continuation).
 
 Goals (exit status 1 when a candidate misses one; the SmolLM2 quality test passes the ones the
 current schemes reach): --max-ppl-increase PCT, --min-greedy FRAC (free-running agreement),
---min-forced FRAC (teacher-forced top-1)."""
+--min-forced FRAC (teacher-forced top-1), --max-size FRAC (files vs REF's)."""
 from __future__ import annotations
 
 import argparse
@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--max-ppl-increase", type=float, help="fail if a candidate's perplexity exceeds REF's by more than PCT %%")
     ap.add_argument("--min-greedy", type=float, help="fail if a candidate's free-running greedy agreement is below FRAC")
     ap.add_argument("--min-forced", type=float, help="fail if a candidate's teacher-forced top-1 agreement is below FRAC")
+    ap.add_argument("--max-size", type=float, help="fail if a candidate's files exceed FRAC of REF's")
     args = ap.parse_args()
     tok = tokenizer(args.folders[0])
     ids = tok.encode(heldout_text(), add_special_tokens=False).ids
@@ -114,6 +115,8 @@ def main() -> None:
             misses.append(f"{name}: perplexity {100 * (row['ppl_vs_ref'] - 1):+.2f}% vs REF (goal <= {args.max_ppl_increase}%)")
         if args.min_greedy is not None and not (row["greedy_agreement"] >= args.min_greedy):
             misses.append(f"{name}: greedy agreement {row['greedy_agreement']:.3f} (goal >= {args.min_greedy})")
+        if args.max_size is not None and not (row["size_vs_ref"] <= args.max_size):
+            misses.append(f"{name}: size {100 * row['size_vs_ref']:.2f}% of REF (goal <= {100 * args.max_size:.0f}%)")
         if args.min_forced is not None and not (row["teacher_forced_top1"] >= args.min_forced):
             misses.append(f"{name}: teacher-forced top-1 {row['teacher_forced_top1']:.3f} (goal >= {args.min_forced})")
     for m in misses:

@@ -33,10 +33,16 @@ fn main() {
             *slot = parse_format(&v).unwrap_or_else(|| panic!("{var}={v}: want f32 or BITS/BLOCK/LEVEL"));
         }
     }
-    // TF_HEAD_TAIL=FROM:FORMAT, e.g. `16384:4/16/4`: vocabulary rows FROM.. of the head in FORMAT.
+    // TF_HEAD_TAIL=NUM/DEN:FORMAT, e.g. `1/4:4/16/4`: vocabulary rows vocab·NUM/DEN.. of the head
+    // in FORMAT; `none` keeps the whole head in TF_HEAD's format.
     if let Ok(v) = std::env::var("TF_HEAD_TAIL") {
-        let parsed = v.split_once(':').and_then(|(from, f)| Some(HeadTail { from: from.parse().ok()?, format: parse_format(f)? }));
-        scheme.head_tail = Some(parsed.unwrap_or_else(|| panic!("TF_HEAD_TAIL={v}: want FROM:BITS/BLOCK/LEVEL[/offsets]")));
+        scheme.head_tail = (v != "none").then(|| {
+            let parsed = v.split_once(':').and_then(|(from, f)| {
+                let (num, den) = from.split_once('/')?;
+                Some(HeadTail { from: (num.parse().ok()?, den.parse().ok()?), format: parse_format(f)? })
+            });
+            parsed.unwrap_or_else(|| panic!("TF_HEAD_TAIL={v}: want NUM/DEN:BITS/BLOCK/LEVEL[/offsets] or none"))
+        });
     }
     let (model, out) = (PathBuf::from(model), PathBuf::from(out));
     std::fs::create_dir_all(&out).expect("create OUT");

@@ -184,12 +184,13 @@ fn head_table(
         rep.add(label, format, w.len(), stored);
         wr
     };
+    let from = scheme.head_tail.map_or(0, |t| t.first_row(v));
     Ok(match scheme.head_tail {
-        Some(tail) if tail.from > 0 && tail.from < v => {
-            let (first, rest) = w.split_at(tail.from * h);
-            let first = part(g, &format!("{name}.frequent_rows"), first, tail.from, scheme.head);
-            let rest = part(g, &format!("{name}.tail_rows"), rest, v - tail.from, tail.format);
-            Head::Split { rows: tail.from, first, rest }
+        Some(tail) if from > 0 && from < v => {
+            let (first, rest) = w.split_at(from * h);
+            let first = part(g, &format!("{name}.frequent_rows"), first, from, scheme.head);
+            let rest = part(g, &format!("{name}.tail_rows"), rest, v - from, tail.format);
+            Head::Split { rows: from, first, rest }
         }
         _ => Head::One(part(g, name, &w, v, scheme.head)),
     })
