@@ -34,11 +34,13 @@ pub struct EngineOptions {
     /// long prefill stalls the running streams (~0.4 s for 256 at SmolLM2 int8's ~660 tok/s
     /// prefill on 2 idle Xeon cores) while prompts arriving together all start at once.
     pub prefill_budget: usize,
+    /// The graph as exported, logits for every position (`DecoderOptions::all_logits`; A/B only).
+    pub all_logits: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { threads: None, spinning: false, slots: 8, context_len: None, prefill_chunk: 128, prefill_budget: 256 }
+        Self { threads: None, spinning: false, slots: 8, context_len: None, prefill_chunk: 128, prefill_budget: 256, all_logits: false }
     }
 }
 
@@ -138,7 +140,7 @@ impl InferenceSession {
             threads: opts.threads,
             spinning: opts.spinning,
             kv: KvMode::Auto,
-            all_logits: false,
+            all_logits: opts.all_logits,
         };
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<bool, InferError>>();

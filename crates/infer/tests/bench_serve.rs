@@ -8,7 +8,8 @@
 //!
 //! Run with `TINYFORGE_BENCH_EXPORT=/tmp/smol-int8 cargo test --release --target
 //! x86_64-unknown-linux-gnu -p tinyforge-infer --test bench_serve -- --nocapture`
-//! (`TINYFORGE_BENCH_CONFIGS="8:1,8:512,32:512"` picks slots:budget pairs).
+//! (`TINYFORGE_BENCH_LOAD_ONLY=1` runs only the clients; `TINYFORGE_BENCH_CONFIGS="8:1,8:512,32:512"` picks slots:budget pairs; `32:256:all` runs the
+//! graph as exported, with logits for every position).
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -192,26 +193,37 @@ fn serving_harness() {
         return;
     };
     common::init();
-    // Twice each, alternating, so a shared machine's load changes hit both alike.
-    for all_logits in [true, false, true, false] {
-        prefill_and_step(&dir, all_logits);
+    // `TINYFORGE_BENCH_LOAD_ONLY` skips to the closed-loop clients.
+    if std::env::var_os("TINYFORGE_BENCH_LOAD_ONLY").is_none() {
+        // Twice each, alternating, so a shared machine's load changes hit both alike.
+        for all_logits in [true, false, true, false] {
+            prefill_and_step(&dir, all_logits);
+        }
+        if std::env::var_os("TINYFORGE_BENCH_STEPS_ONLY").is_some() {
+            return;
+        }
+        single_stream(&dir);
     }
-    if std::env::var_os("TINYFORGE_BENCH_STEPS_ONLY").is_some() {
-        return;
-    }
-    single_stream(&dir);
-    let configs: Vec<(usize, usize)> = std::env::var("TINYFORGE_BENCH_CONFIGS")
+    let configs: Vec<(usize, usize, bool)> = std::env::var("TINYFORGE_BENCH_CONFIGS")
         .unwrap_or_else(|_| "8:1,8:512,32:512".into())
         .split(',')
         .map(|c| {
-            let (a, b) = c.split_once(':').expect("slots:budget");
-            (a.parse().unwrap(), b.parse().unwrap())
+            let mut p = c.split(':');
+            let (a, b) = (p.next().unwrap(), p.next().expect("slots:budget[:all]"));
+            (a.parse().unwrap(), b.parse().unwrap(), p.next() == Some("all"))
         })
         .collect();
     let sessions: Vec<InferenceSession> = configs
         .iter()
-        .map(|&(slots, budget)| {
-            let o = EngineOptions { threads: Some(THREADS), slots, context_len: Some(512), prefill_budget: budget, ..Default::default() };
+        .map(|&(slots, budget, all_logits)| {
+            let o = EngineOptions {
+                threads: Some(THREADS),
+                slots,
+                context_len: Some(512),
+                prefill_budget: budget,
+                all_logits,
+                ..Default::default()
+            };
             InferenceSession::load(&dir, &o).unwrap()
         })
         .collect();
@@ -221,14 +233,15 @@ fn serving_harness() {
     let mut single = 0.0;
     for (clients, per_client) in [(1, 3), (8, 4), (32, 2)] {
         // Alternating configurations so load changes on a shared machine hit them alike.
-        for (&(slots, budget), s) in configs.iter().zip(&sessions) {
+        for (&(slots, budget, all_logits), s) in configs.iter().zip(&sessions) {
             let mut l = closed_loop(s, clients, per_client);
             let rate = l.tokens as f64 / l.secs;
             if clients == 1 && single == 0.0 {
                 single = rate;
             }
             eprintln!(
-                "{clients:>2} clients, slots {slots:>2}, budget {budget:>4}: {rate:7.1} tok/s ({:.2}x of 1 client), TTFT p50 {:6.1} p90 {:6.1} p99 {:6.1} ms ({} requests)",
+                "{clients:>2} clients, slots {slots:>2}, budget {budget:>4}{}: {rate:7.1} tok/s ({:.2}x of 1 client), TTFT p50 {:6.1} p90 {:6.1} p99 {:6.1} ms ({} requests)",
+                if all_logits { " (all logits)" } else { "" },
                 rate / single,
                 pct(&mut l.ttft_ms, 0.5),
                 pct(&mut l.ttft_ms, 0.9),

@@ -239,6 +239,7 @@ impl JsInferenceSession {
             context_len: o.context_len.map(|n| n as usize),
             prefill_chunk: o.prefill_chunk.map_or(d.prefill_chunk, |n| n as usize),
             prefill_budget: o.prefill_budget.map_or(d.prefill_budget, |n| n as usize),
+            all_logits: d.all_logits,
         };
         AsyncTask::new(LoadTask { dir: PathBuf::from(dir), options })
     }
