@@ -176,6 +176,11 @@ async function main() {
   }
   const oursStream = singleStream({ kind: 'ours', dir: int8.dir, threads, ...stream });
   if (oursStream.error) throw new Error(`our engine failed: ${oursStream.error}`);
+  // The engine with ORT's threads spinning, as the bare graph's onnxruntime runs by default: the
+  // like-for-like row for the engine-overhead goal (the service default, spinning off, is chosen
+  // for the serve load: README).
+  const oursSpinning = singleStream({ kind: 'ours', dir: int8.dir, threads, spinning: true, ...stream });
+  if (oursSpinning.error) throw new Error(`our engine (spinning) failed: ${oursSpinning.error}`);
   const bare = bareOrt(int8.dir, threads, C.newTokens);
   if (bare.reason) console.log(`skip: bare ORT row (${bare.reason})`);
   const llamaStream = llamaByThreads[threads] && !llamaByThreads[threads].error ? llamaByThreads[threads] : null;
@@ -185,6 +190,9 @@ async function main() {
   );
   console.log(
     `  tinyforge int8 (ORT)       decode ${fmt(oursStream.decode.decodeTokS)} tok/s, prefill ${fmt(prefillTokS(oursStream), 0)} tok/s`
+  );
+  console.log(
+    `  tinyforge int8, spinning   decode ${fmt(oursSpinning.decode.decodeTokS)} tok/s, prefill ${fmt(prefillTokS(oursSpinning), 0)} tok/s`
   );
   console.log(
     `  bare ORT graph (PyPI onnxruntime, ${bare.feed ?? '—'} feed) decode ${fmt(bare.decodeTokS)} tok/s, prefill ${fmt(bare.prefillTokS, 0)} tok/s`
@@ -257,9 +265,14 @@ async function main() {
   const peakRss = Math.max(...oursLevels.map((l) => l.peakRssMB));
   const scale = (at(oursLevels, 32)?.tokensPerSec ?? Number.NaN) / (at(oursLevels, 1)?.tokensPerSec ?? Number.NaN);
   const healthRatio = health[0].servers.ours.reqPerSec / health[0].servers.raw.reqPerSec;
-  const vsBare = oursStream.decode.decodeTokS / bare.decodeTokS;
+  const vsBare = oursSpinning.decode.decodeTokS / bare.decodeTokS;
   const goals = [
-    ['engine decode / bare ORT graph', `${fmt(vsBare, 2)}x`, '>= 0.95x', vsBare >= 0.95],
+    [
+      'engine decode / bare ORT graph (both spinning)',
+      `${fmt(vsBare, 2)}x (default, spinning off: ${fmt(oursStream.decode.decodeTokS / bare.decodeTokS, 2)}x)`,
+      '>= 0.95x',
+      vsBare >= 0.95,
+    ],
     [
       '/health vs raw uWS (1 in flight)',
       `${fmt(healthRatio, 2)}x (CPU ${fmt(health[0].servers.raw.cpuUsPerReq / health[0].servers.ours.cpuUsPerReq, 2)}x)`,
@@ -307,7 +320,7 @@ async function main() {
     maxBatch: MAX_BATCH,
     maxTokens: MAX_TOKENS,
     model: { gguf: GGUF, int8Bytes: int8.bytes, q8: q8.path ?? null },
-    singleStream: { ours: oursStream, bareOrt: bare, llamaByThreads },
+    singleStream: { ours: oursStream, oursSpinning, bareOrt: bare, llamaByThreads },
     coldStartMs: { runs: colds, median: coldStartMs, lastModelLoadMs: modelLoadMs, cpuMsRuns: coldCpu },
     readyRssMB,
     health,

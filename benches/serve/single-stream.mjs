@@ -22,10 +22,10 @@ export const PROSE =
 
 const now = () => performance.now();
 
-async function ours({ dir, threads, decodePrompt, prefillPrompt, newTokens }) {
+async function ours({ dir, threads, spinning, decodePrompt, prefillPrompt, newTokens }) {
   const native = createRequire(import.meta.url)(path.join(ROOT, 'crates/node/index.cjs'));
   const t0 = now();
-  const session = await native.InferenceSession.load(dir, { threads, slots: 1 });
+  const session = await native.InferenceSession.load(dir, { threads, slots: 1, ...(spinning === undefined ? {} : { spinning }) });
   const loadMs = now() - t0;
   const gen = async (prompt, maxTokens) => {
     const times = [];
