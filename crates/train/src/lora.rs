@@ -19,7 +19,7 @@ use tinyforge_model::{
 };
 
 use crate::{
-    lanes::{LANES, current_lane, lane_seed},
+    lanes::{current_lane, lane_seed},
     lora_op::lora_linear,
 };
 
@@ -118,18 +118,16 @@ impl Projection for FrozenProjection {
     }
 }
 
-/// Dropout generators, one per lane of a micro-batch (`lanes::LANES`), so lanes running
-/// side by side draw the same masks whatever the timing; empty means no dropout (evaluation).
+/// Dropout generators, one per lane of a micro-batch, created when the lane first draws, so
+/// lanes running side by side draw the same masks whatever the timing; no seed means no
+/// dropout (evaluation).
 #[derive(Debug, Default)]
-pub struct DropoutRng(Mutex<Vec<StdRng>>);
+pub struct DropoutRng(Mutex<(Option<u64>, Vec<Option<StdRng>>)>);
 
 impl DropoutRng {
-    /// One generator per lane, seeded by `lanes::lane_seed`.
+    /// Generators for a new micro-batch: lane `i` draws from `lanes::lane_seed(seed, i)`.
     pub fn reseed(&self, seed: Option<u64>) {
-        *self.0.lock().unwrap() = match seed {
-            Some(seed) => (0..LANES).map(|i| StdRng::seed_from_u64(lane_seed(seed, i))).collect(),
-            None => Vec::new(),
-        };
+        *self.0.lock().unwrap() = (seed, Vec::new());
     }
 
     /// Inverted dropout mask values (`0` or `1/(1-p)`), `n` of them, or `None` when off.
@@ -138,7 +136,13 @@ impl DropoutRng {
             return None;
         }
         let mut guard = self.0.lock().unwrap();
-        let rng = guard.get_mut(current_lane())?;
+        let (seed, rngs) = &mut *guard;
+        let seed = (*seed)?;
+        let lane = current_lane();
+        if rngs.len() <= lane {
+            rngs.resize_with(lane + 1, || None);
+        }
+        let rng = rngs[lane].get_or_insert_with(|| StdRng::seed_from_u64(lane_seed(seed, lane)));
         let keep = (1.0 / (1.0 - p)) as f32;
         Some((0..n).map(|_| if rng.random::<f64>() < p { 0.0 } else { keep }).collect())
     }
@@ -241,7 +245,11 @@ mod tests {
         let (lane0, lane1) = draw(0);
         assert_eq!((lane0.clone(), lane1.clone()), draw(1));
         assert_ne!(lane0, lane1, "lanes draw from different streams");
-        assert!(lane0.0.unwrap().contains(&0.0));
+        assert!(lane0.0.as_ref().unwrap().contains(&0.0));
+        // Lanes past the first round (`lanes::LANES`) draw masks too, from their own streams.
+        rng.reseed(Some(7));
+        let lane3 = in_lane(3, || rng.mask_values(64, 0.5)).expect("lane 3 draws a mask");
+        assert_ne!(Some(lane3), lane0.0);
         rng.reseed(None);
         assert_eq!(rng.mask_values(4, 0.5), None, "no dropout without a seed");
     }

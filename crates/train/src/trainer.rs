@@ -32,7 +32,7 @@ use crate::{
     checkpoint::{self, RngState, TrainState},
     data::Example,
     error::{Result, TrainError},
-    lanes::{in_lane, lane_batches},
+    lanes::{LANES, in_lane, lane_batches},
     loop_config::LoopConfig,
     metrics::{MetricsLog, StepRecord, read_history},
     optim::{AdamW, GradAccumulator, clip_grad_norm},
@@ -87,8 +87,17 @@ fn run_lanes(model: &dyn TrainableLm, lanes: &[Batch], denom: f64) -> Result<Vec
         let sum = f64::from(loss.to_scalar::<f32>()?);
         Ok((sum, (loss / denom)?.backward()?))
     };
-    let n = lanes.len();
-    lanes.par_iter().enumerate().map(|(i, batch)| in_lane(i, || sharing_pool(n, || one(batch)))).collect()
+    let mut out = Vec::with_capacity(lanes.len());
+    // `LANES` graphs alive at a time (see `lanes`): each round's are freed before the next starts.
+    for (r, round) in lanes.chunks(LANES).enumerate() {
+        let n = round.len();
+        let done: Vec<Result<_>> =
+            round.par_iter().enumerate().map(|(i, batch)| in_lane(r * LANES + i, || sharing_pool(n, || one(batch)))).collect();
+        for lane in done {
+            out.push(lane?);
+        }
+    }
+    Ok(out)
 }
 
 /// Mean NLL and perplexity of `eval` (no dropout, fast forward path).
@@ -102,12 +111,14 @@ pub fn evaluate(model: &dyn TrainableLm, eval: &[Example], batch_size: usize, pa
     let (mut sum, mut n) = (0f64, 0usize);
     for chunk in order.chunks(batch_size) {
         let lanes = lane_batches(chunk, pad_id)?;
-        let n_lanes = lanes.len();
-        let sums: Vec<Result<f32>> =
-            lanes.par_iter().map(|b| sharing_pool(n_lanes, || Ok(model.loss_sum(b, false)?.to_scalar::<f32>()?))).collect();
-        for (lane, lane_sum) in lanes.iter().zip(sums) {
-            sum += f64::from(lane_sum?);
-            n += lane.label_tokens;
+        for round in lanes.chunks(LANES) {
+            let k = round.len();
+            let sums: Vec<Result<f32>> =
+                round.par_iter().map(|b| sharing_pool(k, || Ok(model.loss_sum(b, false)?.to_scalar::<f32>()?))).collect();
+            for (lane, lane_sum) in round.iter().zip(sums) {
+                sum += f64::from(lane_sum?);
+                n += lane.label_tokens;
+            }
         }
     }
     let loss = sum / n.max(1) as f64;

@@ -7,7 +7,7 @@ use tinyforge_model::Llama;
 use tinyforge_train::{
     LoraConfig,
     data::Example,
-    lanes::{in_lane, lane_batches},
+    lanes::{LANES, in_lane, lane_batches},
     trainable::{LlamaForTraining, TrainableLm},
 };
 
@@ -54,16 +54,19 @@ fn step_resident_sizes() {
         .collect();
     let refs: Vec<&Example> = exs.iter().collect();
     let lanes = lane_batches(&refs, 0).unwrap();
+    eprintln!("{} lanes of {} rows", lanes.len(), refs.len() / lanes.len());
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
     for step in 0..2 {
+        // As the trainer runs them: `LANES` lanes side by side per round.
+        let round = &lanes[..LANES.min(lanes.len())];
         let losses: Vec<_> = pool.install(|| {
-            lanes
+            round
                 .par_iter()
                 .enumerate()
-                .map(|(i, b)| in_lane(i, || tinyforge_model::kernels::sharing_pool(lanes.len(), || model.loss_sum(b, true).unwrap())))
+                .map(|(i, b)| in_lane(i, || tinyforge_model::kernels::sharing_pool(round.len(), || model.loss_sum(b, true).unwrap())))
                 .collect()
         });
-        report(&format!("step {step}: forwards held"));
+        report(&format!("step {step}: first round's forwards held"));
         let grads: Vec<_> = pool.install(|| losses.par_iter().map(|l| l.backward().unwrap()).collect());
         report(&format!("step {step}: backward done"));
         drop((grads, losses));

@@ -8,8 +8,9 @@ use rayon::prelude::*;
 use tinyforge_model::{Llama, fast_exp};
 use tinyforge_train::{
     LoraConfig,
+    batches::{Batch, make_batch},
     data::Example,
-    lanes::{in_lane, lane_batches},
+    lanes::{LANES, in_lane, lane_batches},
     trainable::{LlamaForTraining, TrainableLm},
 };
 
@@ -73,26 +74,33 @@ fn fast_exp_and_fused_mlp() {
         .collect();
     let refs: Vec<&Example> = exs.iter().collect();
     let lanes = lane_batches(&refs, 0).unwrap();
+    // The lanes before `lanes::LANE_TOKENS`: two of two sequences, side by side.
+    let pairs: Vec<_> = refs.chunks(2).map(|c| make_batch(c, 0).unwrap()).collect();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    let step = |m: &LlamaForTraining| -> f32 {
+    // As the trainer runs them: `LANES` lanes side by side per round.
+    let run = |m: &LlamaForTraining, lanes: &[Batch]| -> f32 {
         pool.install(|| {
-            let n = lanes.len();
-            let sums: Vec<f32> = lanes
-                .par_iter()
-                .enumerate()
-                .map(|(i, b)| {
-                    in_lane(i, || {
-                        tinyforge_model::kernels::sharing_pool(n, || {
-                            let loss = m.loss_sum(b, true).unwrap();
-                            let _grads = loss.backward().unwrap();
-                            loss.to_scalar::<f32>().unwrap()
+            let mut total = 0f32;
+            for (r, round) in lanes.chunks(LANES).enumerate() {
+                let sums: Vec<f32> = round
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, b)| {
+                        in_lane(r * LANES + i, || {
+                            tinyforge_model::kernels::sharing_pool(round.len(), || {
+                                let loss = m.loss_sum(b, true).unwrap();
+                                let _grads = loss.backward().unwrap();
+                                loss.to_scalar::<f32>().unwrap()
+                            })
                         })
                     })
-                })
-                .collect();
-            sums.iter().sum()
+                    .collect();
+                total += sums.iter().sum::<f32>();
+            }
+            total
         })
     };
+    let step = |m: &LlamaForTraining| run(m, &lanes);
     let tokens = 4 * seq;
     if which == "exp" || which == "both" {
         let m = model(true);
@@ -112,33 +120,9 @@ fn fast_exp_and_fused_mlp() {
         tinyforge_train::head_loss::set_probe_chunk_rows(0);
     }
     if which == "micro" {
-        // B: one sequence per lane, two lanes at a time (half the activations held at once).
         let m = model(true);
-        let singles: Vec<_> = refs.iter().map(|e| lane_batches(&[*e], 0).unwrap().remove(0)).collect();
-        paired("lanes: A 2 x 2 sequences, B 2 rounds of 2 x 1", rounds, tokens, |b| {
-            if !b {
-                return step(&m);
-            }
-            pool.install(|| {
-                let mut total = 0f32;
-                for (r, pair) in singles.chunks(2).enumerate() {
-                    let sums: Vec<f32> = pair
-                        .par_iter()
-                        .enumerate()
-                        .map(|(i, b)| {
-                            in_lane(2 * r + i, || {
-                                tinyforge_model::kernels::sharing_pool(2, || {
-                                    let loss = m.loss_sum(b, true).unwrap();
-                                    let _grads = loss.backward().unwrap();
-                                    loss.to_scalar::<f32>().unwrap()
-                                })
-                            })
-                        })
-                        .collect();
-                    total += sums.iter().sum::<f32>();
-                }
-                total
-            })
+        paired(&format!("lanes: A 2 x 2 sequences, B {} lanes of LANE_TOKENS", lanes.len()), rounds, tokens, |b| {
+            if b { step(&m) } else { run(&m, &pairs) }
         });
     }
     if which == "zero_fill" {
