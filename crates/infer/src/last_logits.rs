@@ -59,7 +59,9 @@ pub(crate) fn rewrite(path: &Path) -> Result<Option<Vec<u8>>, InferError> {
     };
     let reshape = node("Reshape", &[&xn, &shape], &flat, vec![]);
     let gather = node("Gather", &[&flat, LOGITS_ROWS], &last, vec![tinyforge_onnx::Attr::int("axis", 0)]);
-    g.node.splice(norm_at + 1..norm_at + 1, [reshape, gather]);
+    // Right after the norm, so the node list stays in topological order.
+    g.node.insert(norm_at + 1, gather);
+    g.node.insert(norm_at + 1, reshape);
     g.initializer.push(tensor_i64(&shape, &[2], &[-1, hidden]));
     g.input.push(value_info(LOGITS_ROWS, DataType::Int64, &[Dim::sym("batch_size"), Dim::Fixed(1)]));
     if let Some(dims) = g
