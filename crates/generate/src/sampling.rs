@@ -211,8 +211,18 @@ impl Sampler {
         let lse = log_sum_exp(logits);
         #[allow(clippy::cast_possible_truncation)]
         let logprob = |t: u32| (f64::from(logits[t as usize]) - lse) as f32;
-        let mut work = logits.to_vec();
-        self.penalise(&mut work);
+        let p = &self.params;
+        #[allow(clippy::float_cmp)] // exactly 1 / 0 are the documented "off"
+        let penalised = p.repetition_penalty != 1.0 || p.frequency_penalty != 0.0 || p.presence_penalty != 0.0;
+        // Copied only when a penalty changes it: a 49k-vocabulary row is 196 KB, copied per
+        // token per sequence on the scheduler thread while ORT's threads wait.
+        let work = if penalised {
+            let mut w = logits.to_vec();
+            self.penalise(&mut w);
+            std::borrow::Cow::Owned(w)
+        } else {
+            std::borrow::Cow::Borrowed(logits)
+        };
         let token = if self.params.temperature == 0.0 { argmax(&work) } else { self.draw(&work) };
         let top = top_n(logits, top_logprobs).into_iter().map(|t| TokenLogprob { token: t, logprob: logprob(t) }).collect();
         Choice { token, logprob: logprob(token), top }
