@@ -61,21 +61,21 @@ describe('train: the data-driven recipe', () => {
     const r = await runCli(['train', '--data', fx.data, '--out', out, '--base', fx.base, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const t = JSON.parse(r.stdout) as { steps: number; trainExamples: number; recipe: { recipe: { epochs: number; rehearsal: number } } };
-    expect(t.recipe.recipe.epochs).toBe(8);
-    expect(t.recipe.recipe.rehearsal).toBe(30);
+    expect(t.recipe.recipe.epochs).toBe(10);
+    expect(t.recipe.recipe.rehearsal).toBe(60);
     const rows = readFileSync(path.join(out, 'train-data.jsonl'), 'utf8')
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(rows).toHaveLength(8 * 12 + 30);
-    for (let e = 0; e < 8; e++) expect(rows.slice(e * 12, (e + 1) * 12)).toEqual(QA);
-    const passages = rows.slice(8 * 12).map((x) => x.text as string);
-    expect(new Set(passages).size).toBe(30);
+    expect(rows).toHaveLength(10 * 12 + 60);
+    for (let e = 0; e < 10; e++) expect(rows.slice(e * 12, (e + 1) * 12)).toEqual(QA);
+    const passages = rows.slice(10 * 12).map((x) => x.text as string);
+    expect(new Set(passages).size).toBe(60);
     const shipped = readFileSync(path.join(process.cwd(), 'data/general-replay.txt'), 'utf8');
     for (const p of passages) expect(shipped.replace(/\s+/g, ' ')).toContain(p);
     // One pass: every record and passage once, batches of 4.
-    expect(t.trainExamples).toBe(8 * 12 + 30);
-    expect(t.steps).toBe(Math.ceil((8 * 12 + 30) / 4));
+    expect(t.trainExamples).toBe(10 * 12 + 60);
+    expect(t.steps).toBe(Math.ceil((10 * 12 + 60) / 4));
   }, 180_000);
 
   it('a flag overrides its field; --no-recipe keeps the fixed defaults', async () => {
@@ -86,10 +86,10 @@ describe('train: the data-driven recipe', () => {
     const m = JSON.parse(readFileSync(path.join(out, 'tinyforge.json'), 'utf8')) as Manifest;
     expect(m.recipe?.values.loraR).toBe(4);
     expect(m.recipe?.fromFlags).toEqual(['loraR', 'epochs']);
-    expect(m.recipe?.values.rehearsal).toBe(30);
+    expect(m.recipe?.values.rehearsal).toBe(60);
     // Under --max-steps the data is written once, the passages after it.
     const rows = readFileSync(path.join(out, 'train-data.jsonl'), 'utf8').trim().split('\n');
-    expect(rows).toHaveLength(12 + 30);
+    expect(rows).toHaveLength(12 + 60);
 
     const none = path.join(fx.dir, 'run-no-rehearsal');
     const n = await runCli(['train', '--data', fx.data, '--out', none, '--base', fx.base, '--max-steps', '2', '--rehearsal', '0']);

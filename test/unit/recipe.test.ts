@@ -14,31 +14,33 @@ const SMOL = 134_515_008;
 const base = { parameters: SMOL, hasEvalData: false };
 
 describe('chooseRecipe', () => {
-  it('30 question/answer facts: all projections, lr 2e-3, 8 epochs, rehearsal passages, no rewording, no eval split', () => {
+  it('30 question/answer facts: all projections, lr 2e-3, 10 epochs, rehearsal passages, no rewording, no eval split', () => {
     const { recipe, reasons } = chooseRecipe({ ...base, records: 30, tokens: 1653 });
     expect(recipe.targetModules).toEqual([...ALL_PROJECTIONS]);
     expect(recipe.loraR).toBe(16);
     expect(recipe.loraAlpha).toBe(32);
     expect(recipe.lr).toBe(2e-3);
     expect(recipe.augment).toBe(0);
-    expect(recipe.epochs).toBe(8);
+    expect(recipe.epochs).toBe(10);
     expect(recipe.evalSplit).toBe(0);
     expect(recipe.evalEvery).toBe(0);
     expect(recipe.earlyStoppingPatience).toBeUndefined();
     expect(recipe.rehearsal).toBe(REHEARSAL_PASSAGES);
+    expect(REHEARSAL_PASSAGES).toBe(60);
     expect(recipe.epochs * 1653 * (1 + recipe.augment) + recipe.rehearsal * PASSAGE_TOKENS).toBeLessThanOrEqual(TOKEN_BUDGET);
     expect(reasons.some((r) => r.includes('no eval split'))).toBe(true);
     expect(reasons.some((r) => r.startsWith(`rehearsal ${REHEARSAL_PASSAGES}`))).toBe(true);
   });
 
   it('rehearses only runs of 3 or more passes, and counts the passages in the budget', () => {
-    // 4 epochs planned, the budget left after 30 passages fits 3.
-    const three = chooseRecipe({ ...base, records: 400, tokens: 24_000 }).recipe;
+    // 4 epochs planned, the budget left after 60 passages (6k tokens) fits 3.
+    const three = chooseRecipe({ ...base, records: 400, tokens: 20_000 }).recipe;
     expect(three.epochs).toBe(3);
     expect(three.rehearsal).toBe(REHEARSAL_PASSAGES);
-    expect(three.epochs * 24_000 + three.rehearsal * PASSAGE_TOKENS).toBeLessThanOrEqual(TOKEN_BUDGET);
-    // Cut to 2 passes by the budget: no rehearsal.
-    expect(chooseRecipe({ ...base, records: 400, tokens: 30_000 }).recipe.rehearsal).toBe(0);
+    expect(three.epochs * 20_000 + three.rehearsal * PASSAGE_TOKENS).toBeLessThanOrEqual(TOKEN_BUDGET);
+    // 3 passes without the passages, 2 with them: cut to 2, no rehearsal.
+    expect(chooseRecipe({ ...base, records: 400, tokens: 24_000 }).recipe.rehearsal).toBe(0);
+    expect(chooseRecipe({ ...base, records: 400, tokens: 24_000 }).recipe.epochs).toBe(2);
     // 2 passes planned for a big set.
     expect(chooseRecipe({ ...base, records: 3000, tokens: 20_000 }).recipe.rehearsal).toBe(0);
   });

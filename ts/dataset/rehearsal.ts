@@ -45,21 +45,12 @@ export async function rehearsalPassages(): Promise<string[]> {
 }
 
 /**
- * `count` {"text"} records from the shipped paragraphs: a seeded choice when fewer are asked for
- * than there are, every paragraph once (then again, in the same order) when more.
+ * The first `count` shipped paragraphs as {"text"} records, in file order (cycled when more are
+ * asked for than there are). File order, not a seeded choice: the run's data file, and so the
+ * trainer's seeded batches, are then those the sweep measured.
  */
-export async function rehearsalRecords(count: number, seed: number): Promise<RehearsalRecord[]> {
+export async function rehearsalRecords(count: number): Promise<RehearsalRecord[]> {
   const all = await rehearsalPassages();
   if (count <= 0 || all.length === 0) return [];
-  // Fisher-Yates with a small LCG: the same seed picks the same passages on every platform.
-  const order = all.map((_, i) => i);
-  let s = (seed * 2654435761) >>> 0 || 1;
-  for (let i = order.length - 1; i > 0; i--) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    const j = s % (i + 1);
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
-  const out: RehearsalRecord[] = [];
-  for (let k = 0; k < count; k++) out.push({ text: all[order[k % order.length]!]!, _rehearsal: true });
-  return out;
+  return Array.from({ length: count }, (_, k) => ({ text: all[k % all.length]!, _rehearsal: true as const }));
 }

@@ -147,7 +147,7 @@ export async function prepareRunData(o: PrepareOptions): Promise<string> {
     if (!lines.endsWith('\n')) lines += '\n';
     lines = lines.repeat(Math.max(1, o.passes));
     if (o.rehearsal > 0) {
-      const passages = await rehearsalRecords(o.rehearsal, o.seed);
+      const passages = await rehearsalRecords(o.rehearsal);
       lines += passages.map((p) => `${JSON.stringify(p)}\n`).join('');
       o.log(
         `rehearsal: ${passages.length} general-text passages, each trained once` +
