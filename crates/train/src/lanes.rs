@@ -4,8 +4,7 @@
 //! bookkeeping and elementwise ops run on one: two graphs side by side keep both cores busy
 //! through those parts too. A lane holds at most `LANE_TOKENS` tokens' worth of rows when the
 //! sequences are that long: a graph keeps every layer's activations until its backward pass
-//! (~16 MB per 512 tokens per SmolLM2 layer, 0.98 GB for two lanes of 2 x 256 tokens), so lanes
-//! of one 256-token sequence run two rounds of two at batch 4 and hold half of that, and a
+//! (~16 MB per 512 tokens per SmolLM2 layer, 0.98 GB for two lanes of 2 x 256 tokens), so a
 //! bigger batch adds rounds instead of memory. Lanes are formed from the data alone (not the
 //! number of threads), so a run gives the same loss sequence on every machine; each lane draws
 //! its dropout masks from its own stream (`lane_seed`), so lanes running side by side draw the
@@ -21,14 +20,16 @@ use crate::{
 /// Lanes running side by side.
 pub const LANES: usize = 2;
 
-/// Padded tokens a lane is filled to before rows go to another lane (`lane_tokens`). Measured on
-/// SmolLM2, batch 4 x 256, busy 2-core Xeon: 4 lanes of 256 hold 1041 MB at the peak against
-/// 1536 MB for 2 lanes of 512, at 0.94x the tokens per CPU second (the gemm crate packs each
-/// frozen weight once per call, so half the rows per call pay twice the packing per token).
-pub const LANE_TOKENS: usize = 256;
+/// Padded tokens a lane is filled to before rows go to another lane (`lane_tokens`). 512 keeps
+/// batch 4 x 256 in two lanes of two sequences (its speed) and bounds the memory of bigger
+/// batches. Measured on SmolLM2, batch 4 x 256, busy 2-core Xeon, through `train()`: 256 (four
+/// one-sequence lanes in two rounds) peaks at 1136 MB RSS against 1608 MB, at 0.88x the tokens
+/// per CPU second (the gemm crate packs each frozen weight once per call, so half the rows per
+/// call pay twice the packing per token, and each round waits for its slower lane).
+pub const LANE_TOKENS: usize = 512;
 
-/// `LANE_TOKENS`, or `TINYFORGE_LANE_TOKENS` when set to a positive number (read once): 512 or
-/// more trades the memory back for that speed at batch 4 x 256.
+/// `LANE_TOKENS`, or `TINYFORGE_LANE_TOKENS` when set to a positive number (read once): 256
+/// trades that speed for the memory.
 pub fn lane_tokens() -> usize {
     static TOKENS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *TOKENS
@@ -87,8 +88,9 @@ mod tests {
     fn lanes_hold_about_lane_tokens_and_at_least_lanes_of_them() {
         assert_eq!(lane_rows(4, LANE_TOKENS), [1, 1, 1, 1]);
         assert_eq!(lane_rows(3, LANE_TOKENS + 44), [1, 1, 1]);
-        assert_eq!(lane_rows(8, 100), [3, 3, 2]);
-        assert_eq!(lane_rows(4, 64), [2, 2]);
+        assert_eq!(lane_rows(8, LANE_TOKENS / 2), [2, 2, 2, 2]);
+        assert_eq!(lane_rows(7, LANE_TOKENS / 3 + 1), [3, 3, 1]);
+        assert_eq!(lane_rows(4, LANE_TOKENS / 8), [2, 2]);
         assert_eq!(lane_rows(1, 64), [1]);
     }
 }

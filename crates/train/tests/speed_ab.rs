@@ -74,7 +74,8 @@ fn fast_exp_and_fused_mlp() {
         .collect();
     let refs: Vec<&Example> = exs.iter().collect();
     let lanes = lane_batches(&refs, 0).unwrap();
-    // The lanes before `lanes::LANE_TOKENS`: two of two sequences, side by side.
+    // PROBE_AB=micro's A: two lanes of two sequences (B: `lane_batches`' lanes, one sequence
+    // each with TINYFORGE_LANE_TOKENS=256).
     let pairs: Vec<_> = refs.chunks(2).map(|c| make_batch(c, 0).unwrap()).collect();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
     // As the trainer runs them: `LANES` lanes side by side per round.
@@ -121,9 +122,14 @@ fn fast_exp_and_fused_mlp() {
     }
     if which == "micro" {
         let m = model(true);
-        paired(&format!("lanes: A 2 x 2 sequences, B {} lanes of LANE_TOKENS", lanes.len()), rounds, tokens, |b| {
-            if b { step(&m) } else { run(&m, &pairs) }
-        });
+        paired(
+            &format!("lanes: A 2 x 2 sequences, B {} lanes (lane_tokens {})", lanes.len(), tinyforge_train::lanes::lane_tokens()),
+            rounds,
+            tokens,
+            |b| {
+                if b { step(&m) } else { run(&m, &pairs) }
+            },
+        );
     }
     if which == "zero_fill" {
         let m = model(true);
