@@ -138,7 +138,7 @@ export const trainCommand = new Command('train')
   .option('--augment <n>', 'add N model-written rewordings of each question before training (default: the recipe)', int('--augment'))
   .option(
     '--rehearsal <n>',
-    'train alongside N general passages the base model writes, to keep its general text (default: the recipe)',
+    "train once alongside N of the 60 shipped general-English passages, to keep the base model's general text (default: the recipe; 0: off)",
     int('--rehearsal')
   )
   .option(

@@ -31,7 +31,7 @@ export interface TrainRunOptions extends Omit<JsTrainOptions, 'base'> {
   base?: string;
   /** Model-written rewordings per question added before training (`data augment`); 0: none. */
   augment?: number;
-  /** General passages the base model writes, trained alongside to keep its general text; 0: none. */
+  /** Shipped general-text passages trained once alongside, to keep general text; 0: none. */
   rehearsal?: number;
   /** Fill unset hyperparameters from the data-driven recipe (./recipe.ts). @default true */
   recipe?: boolean;
