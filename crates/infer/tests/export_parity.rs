@@ -299,7 +299,7 @@ fn a_head_split_by_vocabulary_rows_gives_the_whole_heads_logits() {
         let (ids, n) = (row(&PROMPT), PROMPT.len());
         assert!(PROMPT.iter().any(|&t| t < 200) && PROMPT.iter().any(|&t| t >= 200));
         let pos: Vec<i64> = (0..n as i64).collect();
-        let (a, _) = step(&mut whole, &cfg, &[ids.clone()], &[vec![1; n]], &[pos.clone()], None);
+        let (a, _) = step(&mut whole, &cfg, std::slice::from_ref(&ids), &[vec![1; n]], std::slice::from_ref(&pos), None);
         let (b, _) = step(&mut parts, &cfg, &[ids], &[vec![1; n]], &[pos], None);
         let d = max_diff(&a, &b);
         assert!(d <= 1e-5, "tied={tied}: split head differs from the whole head by {d}");
