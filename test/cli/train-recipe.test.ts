@@ -86,13 +86,13 @@ describe('train: the data-driven recipe', () => {
     const m = JSON.parse(readFileSync(path.join(out, 'tinyforge.json'), 'utf8')) as Manifest;
     expect(m.recipe?.values.loraR).toBe(4);
     expect(m.recipe?.fromFlags).toEqual(['loraR', 'epochs']);
-    expect(m.recipe?.values.rehearsal).toBe(60);
-    // Under --max-steps the data is written once, the passages after it.
-    const rows = readFileSync(path.join(out, 'train-data.jsonl'), 'utf8').trim().split('\n');
-    expect(rows).toHaveLength(12 + 60);
+    // --max-steps decides the length: the recipe drops its rehearsal (passages would repeat).
+    expect(m.recipe?.values.rehearsal).toBe(0);
+    expect(m.recipe?.reasons.some((x) => x.startsWith('no rehearsal: --max-steps'))).toBe(true);
+    expect(existsSync(path.join(out, 'train-data.jsonl'))).toBe(false);
 
     const none = path.join(fx.dir, 'run-no-rehearsal');
-    const n = await runCli(['train', '--data', fx.data, '--out', none, '--base', fx.base, '--max-steps', '2', '--rehearsal', '0']);
+    const n = await runCli(['train', '--data', fx.data, '--out', none, '--base', fx.base, '--epochs', '1', '--rehearsal', '0']);
     expect(n.code, n.stderr).toBe(0);
     expect(existsSync(path.join(none, 'train-data.jsonl'))).toBe(false);
 

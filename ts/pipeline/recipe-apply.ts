@@ -74,6 +74,12 @@ export async function applyRecipe(
     recipe.rehearsal = 0;
     reasons.push(`no rehearsal or rewording: ${dry.data.invalid} invalid records stop the run`);
   }
+  if (options.maxSteps !== undefined && flags.rehearsal === undefined && recipe.rehearsal > 0) {
+    // Passages are seen once only when the run is a number of passes; under --max-steps they would
+    // cycle with the data, and repeated passages are memorised (general ppl 38.5 -> 145.9 measured).
+    recipe.rehearsal = 0;
+    reasons.push('no rehearsal: --max-steps sets the length, so the passages would repeat');
+  }
   const { augment: _augment, rehearsal: _rehearsal, earlyStoppingPatience, ...trainerValues } = recipe;
   const merged: JsTrainOptions = {
     ...options,
