@@ -141,6 +141,18 @@ const RUNS = [
     flags: ['--lora-r', '16', '--lora-alpha', '32', '--target-modules', ALL7, '--lr', '2e-3', '--epochs', '8', '--rehearsal', '15'],
     note: 'shipped general text, each passage once',
   },
+  {
+    id: 'facts/all7-r16-lr2e-3-ep12-reh60once',
+    data: 'facts',
+    flags: ['--lora-r', '16', '--lora-alpha', '32', '--target-modules', ALL7, '--lr', '2e-3', '--epochs', '12', '--rehearsal', '60'],
+    note: 'shipped general text once, passages in file order',
+  },
+  {
+    id: 'facts/all7-r16-lr2e-3-ep10-reh30once',
+    data: 'facts',
+    flags: ['--lora-r', '16', '--lora-alpha', '32', '--target-modules', ALL7, '--lr', '2e-3', '--epochs', '10', '--rehearsal', '30'],
+    note: 'shipped general text once, passages in file order',
+  },
   { id: 'facts/recipe', data: 'facts', flags: [], note: 'train with no flags (the data-driven recipe)' },
   { id: 'qna/base', data: 'qna', flags: ['--max-steps', '1', '--lr', '1e-12'], note: 'untuned (1 step at lr 1e-12)' },
   {
