@@ -195,8 +195,7 @@ function render(results) {
   const rows = Object.entries(results.runs).map(([id, r]) => {
     // Against the run's own base as eval scored it (rows that recorded it), else the set's base row.
     const base = r.generalPplBase ?? results.runs[`${id.split('/')[0].replace(/-aug\d+$/, '')}/base`]?.generalPpl;
-    const delta =
-      base && r.generalPpl && id !== `${id.split('/')[0]}/base` ? ` (${((r.generalPpl / base - 1) * 100).toFixed(1)}%)` : '';
+    const delta = base && r.generalPpl && id !== `${id.split('/')[0]}/base` ? ` (${((r.generalPpl / base - 1) * 100).toFixed(1)}%)` : '';
     return (
       `| ${id}${r.note ? ` — ${r.note}` : ''} | ${r.records} | ${r.steps} | ${r.trainSeconds.toFixed(0)} | ${(r.trainSeconds / Math.max(1, r.steps)).toFixed(2)} | ` +
       `${r.lossFirst?.toFixed(2) ?? '?'} → ${r.lossLast?.toFixed(3) ?? '?'} | ${r.generalPpl?.toFixed(2) ?? '-'}${delta} | ` +
