@@ -64,7 +64,11 @@ export const serveCommand = new Command('serve')
   .option('--port <n>', 'TCP port, 0 = any free port (default: serve.port of tinyforge.config.json, else 8001)')
   .option('--host <addr>', 'address to bind; 0.0.0.0 exposes the service to the network (default: serve.host, else 127.0.0.1)')
   .option('--threads <n>', 'compute threads (default: one per core)')
-  .option('--spinning <on|off>', 'ORT compute threads spin between ops instead of sleeping (default: the engine default)')
+  .option(
+    '--spinning <on|off>',
+    'ORT compute threads spin between ops instead of sleeping: faster on a host the service has to itself, much slower on a loaded one',
+    'on'
+  )
   .option('--max-batch <n>', 'generations running at once (the engine may allow fewer)', '8')
   .option('--max-queue <n>', 'generations waiting for a slot; beyond that: 503 + Retry-After', '64')
   .option('--timeout-s <n>', 'per-request limit in seconds, queue wait included', '120')
@@ -86,7 +90,7 @@ export const serveCommand = new Command('serve')
       logPrompts: flags.logPrompts === true,
       logger: createLogger(parseLogLevel(process.env.LOG_LEVEL)),
       ...(flags.threads === undefined ? {} : { threads: intFlag('--threads', flags.threads, 1, 1024) }),
-      ...(flags.spinning === undefined ? {} : { spinning: onOff('--spinning', flags.spinning) }),
+      spinning: onOff('--spinning', flags.spinning ?? 'on'),
       ...(flags.cors === undefined ? {} : { corsOrigin: flags.cors === true ? '*' : String(flags.cors) }),
     };
     const key = apiKey(flags.apiKeyFile);
