@@ -390,6 +390,11 @@ export interface JsTrainOptions {
   data: string
   /** Separate JSONL eval data (otherwise `evalSplit` of `data` is held out). */
   evalData?: string
+  /**
+   * JSONL general-text records (`{"text"}`) trained alongside `data`, each once per run: every
+   * epoch trains all of `data` and its own slice of these (never held out for eval).
+   */
+  rehearsalData?: string
   /** Run folder to write (adapter/, tinyforge.json, metrics.jsonl, checkpoints/). */
   out: string
   /** @default 3 */

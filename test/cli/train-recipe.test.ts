@@ -1,6 +1,6 @@
 // `foremforge train` with no hyperparameter flags on a tiny random model: the recipe block is
 // printed and recorded in tinyforge.json, the shipped rehearsal passages are in the run's
-// train-data.jsonl (each once, after the records written once per epoch, trained in one pass), a
+// rehearsal.jsonl (each trained once: every epoch takes all the records and its own slice), a
 // flag overrides its field (and is listed as a flag), and --no-recipe leaves the trainer's fixed
 // defaults.
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -39,15 +39,14 @@ describe('train: the data-driven recipe', () => {
     expect(m.recipe?.values.lr).toBe(2e-3);
     expect(m.recipe?.values.targetModules).toHaveLength(7);
     expect(m.recipe?.fromFlags).toEqual(['epochs', 'rehearsal']);
-    const rows = readFileSync(path.join(out, 'train-data.jsonl'), 'utf8')
+    // No rewording: the records are trained from the user's file; the passages from their own.
+    expect(existsSync(path.join(out, 'train-data.jsonl'))).toBe(false);
+    const passages = readFileSync(path.join(out, 'rehearsal.jsonl'), 'utf8')
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(rows.slice(0, 12)).toEqual(QA);
-    const passages = rows.filter((x) => x._rehearsal === true);
-    expect(passages.length).toBe(rows.length - 12);
-    expect(passages.length).toBeGreaterThan(0);
-    for (const p of passages) expect(typeof p.text).toBe('string');
+    expect(passages).toHaveLength(16);
+    for (const p of passages) expect(p._rehearsal === true && typeof p.text === 'string').toBe(true);
     const adapter = JSON.parse(readFileSync(path.join(out, 'adapter/adapter_config.json'), 'utf8')) as {
       r: number;
       target_modules: string[];
@@ -56,26 +55,23 @@ describe('train: the data-driven recipe', () => {
     expect(adapter.target_modules).toHaveLength(7);
   }, 180_000);
 
-  it('no flags: the records once per epoch, the shipped passages once, one pass over them', async () => {
+  it('no flags: 10 epochs over the records, each taking its own slice of the 60 shipped passages', async () => {
     const out = path.join(fx.dir, 'run-default');
     const r = await runCli(['train', '--data', fx.data, '--out', out, '--base', fx.base, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const t = JSON.parse(r.stdout) as { steps: number; trainExamples: number; recipe: { recipe: { epochs: number; rehearsal: number } } };
     expect(t.recipe.recipe.epochs).toBe(10);
     expect(t.recipe.recipe.rehearsal).toBe(60);
-    const rows = readFileSync(path.join(out, 'train-data.jsonl'), 'utf8')
+    const passages = readFileSync(path.join(out, 'rehearsal.jsonl'), 'utf8')
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(rows).toHaveLength(10 * 12 + 60);
-    for (let e = 0; e < 10; e++) expect(rows.slice(e * 12, (e + 1) * 12)).toEqual(QA);
-    const passages = rows.slice(10 * 12).map((x) => x.text as string);
+      .map((l) => (JSON.parse(l) as { text: string }).text);
     expect(new Set(passages).size).toBe(60);
     const shipped = readFileSync(path.join(process.cwd(), 'data/general-replay.txt'), 'utf8');
     for (const p of passages) expect(shipped.replace(/\s+/g, ' ')).toContain(p);
-    // One pass: every record and passage once, batches of 4.
-    expect(t.trainExamples).toBe(10 * 12 + 60);
-    expect(t.steps).toBe(Math.ceil((10 * 12 + 60) / 4));
+    // Each epoch: the 12 records and 6 passages, batches of 4 = 5 steps; 10 epochs.
+    expect(t.trainExamples).toBe(12 + 60);
+    expect(t.steps).toBe(10 * Math.ceil((12 + 6) / 4));
   }, 180_000);
 
   it('a flag overrides its field; --no-recipe keeps the fixed defaults', async () => {

@@ -5,9 +5,9 @@
 // general language. Replaying general data is the standard remedy for forgetting in continual
 // fine-tuning (e.g. Scialom et al. 2022, "Fine-tuned Language Models are Continual Learners").
 //
-// Each passage is seen ONCE per run, spread over the user's passes (recipe-apply.ts writes the
-// user's records once per epoch and the passages once, and the trainer makes one pass over that):
-// measured on the 30 facts (benches/results/recipe-sweep.md), 30 passages repeated every epoch for
+// Each passage is seen ONCE per run: recipe-apply.ts writes them to the run's rehearsal.jsonl and
+// the trainer (crates/train/src/epoch_plan.rs) gives every epoch all the records and its own slice
+// of the passages. Measured on the 30 facts (benches/results/recipe-sweep.md), 30 passages repeated every epoch for
 // 8 epochs were memorised (training loss 0.06) and took general perplexity 38.5 -> 145.9, while the
 // same 30 passages seen once took it to 33.0 with 18/30 facts recalled. Passages the base model
 // wrote itself (the first version of this file) were worse still: 200.5.

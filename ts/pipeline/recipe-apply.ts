@@ -116,55 +116,57 @@ export interface PrepareOptions {
   base: string;
   augment: number;
   rehearsal: number;
-  /**
-   * Times the user's records are written (the recipe's epochs): with rehearsal the trainer makes one
-   * pass over E copies and the passages, so each passage is seen once, spread over the E passes.
-   */
-  passes: number;
   seed: number;
   resume: boolean;
   log: (line: string) => void;
 }
 
+export interface PreparedData {
+  /** The records to train: `data` itself, or `out/train-data.jsonl` with the rewordings. */
+  data: string;
+  /** `out/rehearsal.jsonl`, the general-text passages (the trainer's `rehearsalData`), if any. */
+  rehearsalData?: string;
+}
+
 /**
- * Writes `out/train-data.jsonl`: the data with N rewordings per question (../dataset/augment.ts,
- * written by the base model), `passes` times over, then R general-text passages (../dataset/rehearsal.ts,
- * shipped text) once, and returns its path. A resumed run reuses the file so it trains on the
- * records its checkpoint counted.
+ * Writes the run's prepared data: `out/train-data.jsonl`, the records with N rewordings per
+ * question (../dataset/augment.ts, written by the base model), and `out/rehearsal.jsonl`, R
+ * general-text passages (../dataset/rehearsal.ts, shipped text) that the trainer shares out over
+ * the epochs so each is seen once per run while the records get real epochs. A resumed run reuses
+ * the files so it trains on the records its checkpoint counted.
  */
-export async function prepareRunData(o: PrepareOptions): Promise<string> {
+export async function prepareRunData(o: PrepareOptions): Promise<PreparedData> {
   const file = path.join(o.out, 'train-data.jsonl');
-  if (o.resume && existsSync(file)) return file;
+  const passagesFile = path.join(o.out, 'rehearsal.jsonl');
+  const prepared: PreparedData = { data: o.augment > 0 ? file : o.data };
+  if (o.rehearsal > 0) prepared.rehearsalData = passagesFile;
+  if (o.resume && (o.augment === 0 || existsSync(file)) && (o.rehearsal === 0 || existsSync(passagesFile))) return prepared;
   await mkdir(o.out, { recursive: true });
   let generator: Generator | undefined;
   const load = async (): Promise<Generator> => {
     generator ??= await native().Generator.load(o.base);
     return generator;
   };
-  const augmented = path.join(o.out, `.augmented.${process.pid}.jsonl`);
-  try {
-    let lines: string;
-    if (o.augment > 0) {
+  const write = async (target: string, text: string): Promise<void> => {
+    const tmp = `${target}.${process.pid}.tmp`;
+    await writeFile(tmp, text);
+    await rename(tmp, target);
+  };
+  if (o.augment > 0) {
+    const augmented = path.join(o.out, `.augmented.${process.pid}.jsonl`);
+    try {
       o.log(`augmenting ${o.data}: ${o.augment} rewordings per question, written by the base model...`);
       const report = await augmentFile(o.data, augmented, load, { paraphrases: o.augment, seed: o.seed });
       o.log(formatAugmentReport(report, file));
-      lines = await readFile(augmented, 'utf8');
-    } else lines = await readFile(o.data, 'utf8');
-    if (!lines.endsWith('\n')) lines += '\n';
-    lines = lines.repeat(Math.max(1, o.passes));
-    if (o.rehearsal > 0) {
-      const passages = await rehearsalRecords(o.rehearsal);
-      lines += passages.map((p) => `${JSON.stringify(p)}\n`).join('');
-      o.log(
-        `rehearsal: ${passages.length} general-text passages, each trained once` +
-          (o.passes > 1 ? ` (the data written ${o.passes} times, one pass over the file)` : '')
-      );
+      await write(file, await readFile(augmented, 'utf8'));
+    } finally {
+      await rm(augmented, { force: true });
     }
-    const tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, lines);
-    await rename(tmp, file);
-  } finally {
-    await rm(augmented, { force: true });
   }
-  return file;
+  if (o.rehearsal > 0) {
+    const passages = await rehearsalRecords(o.rehearsal);
+    await write(passagesFile, passages.map((p) => `${JSON.stringify(p)}\n`).join(''));
+    o.log(`rehearsal: ${passages.length} general-text passages, each trained once (a slice per epoch)`);
+  }
+  return prepared;
 }

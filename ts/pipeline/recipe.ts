@@ -94,9 +94,10 @@ export function chooseRecipe(input: RecipeInput): RecipeChoice {
   // it stays within 10% of the base (benches/results/recipe-sweep.md). Sets trained in 1-2
   // passes were not measured to forget and train without it.
   // With them a small set gets 10 passes instead of 8: on the 30 facts, 8 passes and 30 passages
-  // recalled 18/30 (general ppl -14%), 10 passes and all 60 passages 19/30 (-25%). (The one-pass
-  // layout is what costs recall against true epochs' 22/30: the facts x8 in one pass without
-  // passages recalled 14/30.)
+  // recalled 18/30 (general ppl -14%), 10 passes and all 60 passages 19/30 (-25%), both as one pass
+  // over the records written E times; the facts x8 in one pass without passages recalled 14/30
+  // against true epochs' 22/30. So the trainer now makes real epochs, each with its own slice of
+  // the passages (crates/train/src/epoch_plan.rs): 10 epochs + 60 passages recalled 20/30 (-24%).
   let rehearsal = 0;
   let epochs = records <= 200 ? 10 : records <= 2000 ? 4 : 2;
   if (epochs >= 3) rehearsal = REHEARSAL_PASSAGES;

@@ -69,22 +69,18 @@ export async function runTraining(options: TrainRunOptions): Promise<TrainResult
     extra = { augment: applied.recipe.augment, rehearsal: applied.recipe.rehearsal };
   }
   if ((extra.augment > 0 || extra.rehearsal > 0) && !rest.dryRun) {
-    // Rehearsal passages are seen once per run (../dataset/rehearsal.ts says why): the records are
-    // written once per epoch and the trainer makes one pass. Under --max-steps the file is the
-    // data once and the passages, cycled like any data.
-    // (The trainer's own default is 3 epochs, for --no-recipe runs without --epochs.)
-    const passes = extra.rehearsal > 0 && jsOptions.maxSteps === undefined ? (jsOptions.epochs ?? 3) : 1;
+    // Rehearsal passages are seen once per run (../dataset/rehearsal.ts says why): the trainer
+    // gives each epoch all the records and its own slice of the passages.
     const prepared = await prepareRunData({
       data: rest.data,
       out: rest.out,
       base: resolved,
       ...extra,
-      passes,
       seed: rest.seed ?? 42,
       resume: rest.resume === true,
       log: onLog ?? (() => {}),
     });
-    jsOptions = { ...jsOptions, data: prepared, ...(passes > 1 ? { epochs: 1 } : {}) };
+    jsOptions = { ...jsOptions, ...prepared };
   }
   let result: JsTrainResult;
   try {

@@ -31,6 +31,9 @@ pub struct JsTrainOptions {
     pub data: String,
     /// Separate JSONL eval data (otherwise `evalSplit` of `data` is held out).
     pub eval_data: Option<String>,
+    /// JSONL general-text records (`{"text"}`) trained alongside `data`, each once per run: every
+    /// epoch trains all of `data` and its own slice of these (never held out for eval).
+    pub rehearsal_data: Option<String>,
     /// Run folder to write (adapter/, tinyforge.json, metrics.jsonl, checkpoints/).
     pub out: String,
     /// @default 3
@@ -90,6 +93,7 @@ impl TryFrom<JsTrainOptions> for tt::TrainOptions {
     fn try_from(o: JsTrainOptions) -> napi::Result<Self> {
         let mut t = tt::TrainOptions::new(PathBuf::from(o.base), PathBuf::from(o.data), PathBuf::from(o.out));
         t.eval_data = o.eval_data.map(PathBuf::from);
+        t.rehearsal_data = o.rehearsal_data.map(PathBuf::from);
         let l = &mut t.training;
         l.epochs = o.epochs.map_or(l.epochs, |v| v as usize);
         l.max_steps = o.max_steps.map(|v| v as usize);

@@ -29,10 +29,9 @@ pub struct Batch {
     pub input_tokens: usize,
 }
 
-/// Batches of example indices for one epoch.
-pub fn epoch_batches(lengths: &[usize], batch_size: usize, seed: u64, epoch: usize) -> Vec<Vec<usize>> {
+/// Batches of example indices for one epoch over `members` (indices into `lengths`).
+pub fn epoch_batches(lengths: &[usize], mut order: Vec<usize>, batch_size: usize, seed: u64, epoch: usize) -> Vec<Vec<usize>> {
     let mut rng = derived_rng(seed, PURPOSE_ORDER, epoch as u64);
-    let mut order: Vec<usize> = (0..lengths.len()).collect();
     order.shuffle(&mut rng);
     let mut batches: Vec<Vec<usize>> = Vec::new();
     for window in order.chunks_mut(batch_size * BUCKET_WINDOW) {
@@ -110,9 +109,10 @@ mod tests {
     #[test]
     fn epoch_order_is_seeded_and_covers_everything() {
         let lens: Vec<usize> = (0..50).map(|i| (i * 7) % 13 + 1).collect();
-        let a = epoch_batches(&lens, 4, 42, 0);
-        assert_eq!(a, epoch_batches(&lens, 4, 42, 0));
-        assert_ne!(a, epoch_batches(&lens, 4, 42, 1));
+        let all_idx: Vec<usize> = (0..50).collect();
+        let a = epoch_batches(&lens, all_idx.clone(), 4, 42, 0);
+        assert_eq!(a, epoch_batches(&lens, all_idx.clone(), 4, 42, 0));
+        assert_ne!(a, epoch_batches(&lens, all_idx, 4, 42, 1));
         let mut all: Vec<usize> = a.concat();
         all.sort_unstable();
         assert_eq!(all, (0..50).collect::<Vec<_>>());

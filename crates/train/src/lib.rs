@@ -9,6 +9,7 @@ pub mod adapter;
 pub mod batches;
 pub mod checkpoint;
 pub mod data;
+pub mod epoch_plan;
 pub mod error;
 pub mod head_loss;
 pub mod hf_folder;

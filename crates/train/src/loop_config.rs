@@ -3,7 +3,7 @@
 //! into the run's fingerprint, so a resume with different settings is refused.
 use serde::Serialize;
 
-use crate::{optim::AdamWParams, schedule::CosineSchedule};
+use crate::{epoch_plan::EpochPlan, optim::AdamWParams, schedule::CosineSchedule};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LoopConfig {
@@ -26,6 +26,16 @@ pub struct LoopConfig {
     pub seed: u64,
     pub pad_id: u32,
     pub keep_checkpoints: usize,
+    /// The last this-many training examples are rehearsal passages, partitioned over the epochs
+    /// (`epoch_plan`). Left out of the fingerprint when 0, so runs without them resume as before.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rehearsal: usize,
+}
+
+// serde's skip_serializing_if takes a reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Default for LoopConfig {
@@ -45,17 +55,28 @@ impl Default for LoopConfig {
             seed: 42,
             pad_id: 0,
             keep_checkpoints: 2,
+            rehearsal: 0,
         }
     }
 }
 
 impl LoopConfig {
+    pub fn plan(&self, n_train: usize) -> EpochPlan {
+        EpochPlan::new(n_train, self.rehearsal, self.epochs)
+    }
+
+    /// Optimizer steps of epoch `epoch` (a step never spans two epochs).
+    pub fn steps_in_epoch(&self, n_train: usize, epoch: usize) -> usize {
+        self.plan(n_train).size(epoch).div_ceil(self.batch_size).div_ceil(self.grad_accum)
+    }
+
+    /// Steps of the first epoch (with rehearsal, later ones may differ by one passage's batch).
     pub fn steps_per_epoch(&self, n_train: usize) -> usize {
-        n_train.div_ceil(self.batch_size).div_ceil(self.grad_accum)
+        self.steps_in_epoch(n_train, 0)
     }
 
     pub fn total_steps(&self, n_train: usize) -> usize {
-        self.max_steps.unwrap_or(self.epochs * self.steps_per_epoch(n_train))
+        self.max_steps.unwrap_or_else(|| (0..self.epochs).map(|e| self.steps_in_epoch(n_train, e)).sum())
     }
 
     pub fn schedule(&self, n_train: usize) -> CosineSchedule {

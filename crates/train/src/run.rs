@@ -36,6 +36,9 @@ pub struct TrainOptions {
     pub data: PathBuf,
     /// A separate eval file; otherwise `eval_split` of `data` is held out.
     pub eval_data: Option<PathBuf>,
+    /// General-text records trained alongside `data`, each once per run: the epochs share them
+    /// out (`epoch_plan`), never held out for eval.
+    pub rehearsal_data: Option<PathBuf>,
     pub out: PathBuf,
     pub lora: LoraConfig,
     /// Fine-tune every weight (projections, embeddings, norms, head) instead of LoRA.
@@ -57,6 +60,7 @@ impl TrainOptions {
             base,
             data,
             eval_data: None,
+            rehearsal_data: None,
             out,
             lora: LoraConfig::default(),
             full: false,
@@ -136,15 +140,24 @@ pub fn train(opts: &TrainOptions, on_progress: &mut (dyn FnMut(&Progress) + Send
     let tok = load_tokenizer(&opts.base, format)?;
     let data = load_jsonl(&opts.data, &tok, opts.max_seq_len)?;
     let eval_file = opts.eval_data.as_deref().map(|p| load_jsonl(p, &tok, opts.max_seq_len)).transpose()?;
+    let rehearsal_file = opts.rehearsal_data.as_deref().map(|p| load_jsonl(p, &tok, opts.max_seq_len)).transpose()?;
     let mut issues = data.issues.clone();
-    issues.extend(eval_file.iter().flat_map(|d| d.issues.iter().cloned()));
+    issues.extend(eval_file.iter().chain(&rehearsal_file).flat_map(|d| d.issues.iter().cloned()));
     if !issues.is_empty() && !opts.skip_invalid && !opts.dry_run {
         return Err(TrainError::DataInvalid(issues));
     }
-    let (train_ex, eval_ex): (Vec<Example>, Vec<Example>) = match &eval_file {
+    let (mut train_ex, eval_ex): (Vec<Example>, Vec<Example>) = match &eval_file {
         Some(e) => (data.examples.clone(), e.examples.clone()),
         None => split_eval(data.examples.clone(), opts.eval_split, opts.training.seed),
     };
+    let mut training = opts.training.clone();
+    if let Some(r) = &rehearsal_file
+        && !train_ex.is_empty()
+    {
+        // Passages go last: the epoch plan takes the trailing `rehearsal` examples as passages.
+        train_ex.extend(r.examples.iter().cloned());
+        training.rehearsal = r.examples.len();
+    }
     let mut report = TrainReport {
         run_dir: opts.out.clone(),
         output_dir: None,
@@ -155,8 +168,8 @@ pub fn train(opts: &TrainOptions, on_progress: &mut (dyn FnMut(&Progress) + Send
         issues,
         train_examples: train_ex.len(),
         eval_examples: eval_ex.len(),
-        steps_per_epoch: opts.training.steps_per_epoch(train_ex.len()),
-        total_steps: opts.training.total_steps(train_ex.len()),
+        steps_per_epoch: training.steps_per_epoch(train_ex.len()),
+        total_steps: training.total_steps(train_ex.len()),
         outcome: None,
     };
     if opts.dry_run {
@@ -186,12 +199,15 @@ pub fn train(opts: &TrainOptions, on_progress: &mut (dyn FnMut(&Progress) + Send
     }
     let model = if opts.full { LlamaForTraining::full(llama)? } else { LlamaForTraining::lora(llama, &opts.lora, opts.training.seed)? };
 
-    let mut loop_cfg = opts.training.clone();
+    let mut loop_cfg = training;
     loop_cfg.pad_id = tok.special_tokens().pad.or(tok.special_tokens().eos).unwrap_or(0);
     let mut fingerprint = BTreeMap::new();
     fingerprint.insert("baseSha256".into(), json!(base_sha));
     fingerprint.insert("dataSha256".into(), json!(data.sha256));
     fingerprint.insert("evalDataSha256".into(), json!(eval_file.as_ref().map(|e| e.sha256.clone())));
+    if let Some(r) = &rehearsal_file {
+        fingerprint.insert("rehearsalDataSha256".into(), json!(r.sha256));
+    }
     fingerprint.insert("mode".into(), json!(if opts.full { "full" } else { "lora" }));
     if opts.full {
         // Full runs once trained the projections only; their checkpoints lack the embedding and

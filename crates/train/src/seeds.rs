@@ -10,6 +10,8 @@ pub const PURPOSE_DROPOUT: u64 = 3;
 pub const PURPOSE_INIT: u64 = 4;
 /// Dropout streams of lanes 1.. of a micro-batch (lane 0 uses the micro-batch's own seed).
 pub const PURPOSE_LANE: u64 = 5;
+/// The partition of rehearsal passages over epochs (`epoch_plan`).
+pub const PURPOSE_REHEARSAL: u64 = 6;
 
 /// A generator for (seed, purpose, n): independent streams without storing generator state.
 pub fn derived_rng(seed: u64, purpose: u64, n: u64) -> StdRng {

@@ -31,6 +31,7 @@ use crate::{
     batches::{Batch, epoch_batches},
     checkpoint::{self, RngState, TrainState},
     data::Example,
+    epoch_plan::EpochPlan,
     error::{Result, TrainError},
     lanes::{LANES, in_lane, lane_batches},
     loop_config::LoopConfig,
@@ -148,9 +149,10 @@ pub struct Trainer<'a> {
     opt: AdamW,
     /// Example lengths, for each epoch's length-bucketed order.
     lengths: Vec<usize>,
+    /// Each epoch's members (all records and its slice of rehearsal passages).
+    plan: EpochPlan,
     total: usize,
     schedule: CosineSchedule,
-    batches_per_epoch: usize,
     state: TrainState,
     history: Vec<StepRecord>,
     resumed_from: Option<usize>,
@@ -184,11 +186,12 @@ impl<'a> Trainer<'a> {
         let decay = model.parameters().iter().map(|(name, _)| crate::optim::decays(name)).collect();
         let opt = AdamW::with_decay_mask(vars.clone(), cfg.adamw, decay)?;
         let lengths: Vec<usize> = train.iter().map(|e| e.ids.len()).collect();
+        let plan = cfg.plan(train.len());
         let state = TrainState {
             step: 0,
             epoch: 0,
             cursor: 0,
-            epoch_order: epoch_batches(&lengths, cfg.batch_size, cfg.seed, 0),
+            epoch_order: epoch_batches(&lengths, plan.members(cfg.seed, 0), cfg.batch_size, cfg.seed, 0),
             rng: RngState { kind: "derived".into(), seed: cfg.seed, dropout_draws: 0 },
             best_eval_loss: None,
             evals_without_improvement: 0,
@@ -206,9 +209,9 @@ impl<'a> Trainer<'a> {
             vars,
             opt,
             lengths,
+            plan,
             total: cfg.total_steps(train.len()),
             schedule: cfg.schedule(train.len()),
-            batches_per_epoch: train.len().div_ceil(cfg.batch_size),
             state,
             history: Vec::new(),
             resumed_from: None,
@@ -291,7 +294,8 @@ impl<'a> Trainer<'a> {
         if state.cursor >= state.epoch_order.len() {
             state.epoch += 1;
             state.cursor = 0;
-            state.epoch_order = epoch_batches(&self.lengths, cfg.batch_size, cfg.seed, state.epoch);
+            let members = self.plan.members(cfg.seed, state.epoch);
+            state.epoch_order = epoch_batches(&self.lengths, members, cfg.batch_size, cfg.seed, state.epoch);
         }
         Ok(StepStats { loss, lr, grad_norm })
     }
@@ -326,7 +330,7 @@ impl<'a> Trainer<'a> {
         on_progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<()> {
         let state = &self.state;
-        let epoch = state.epoch as f64 + state.cursor as f64 / self.batches_per_epoch as f64;
+        let epoch = state.epoch as f64 + state.cursor as f64 / state.epoch_order.len().max(1) as f64;
         let record = StepRecord {
             step: state.step,
             epoch,

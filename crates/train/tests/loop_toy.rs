@@ -158,3 +158,18 @@ fn early_stopping_ends_the_run_when_eval_stops_improving() {
     let best = evals.iter().copied().fold(f64::INFINITY, f64::min);
     assert!(evals[evals.len() - 3..].iter().all(|&e| e >= best));
 }
+
+#[test]
+fn rehearsal_epochs_count_their_slice_and_resume_exactly() {
+    // 20 training examples, the last 6 passages over 3 epochs: each epoch 14 records + 2 passages
+    // = 16 examples = 8 batches of 2 = 4 steps of 2; 12 in all (not 3 x 5 = 15 over all 20).
+    let c = LoopConfig { max_steps: None, epochs: 3, rehearsal: 6, ..cfg(0) };
+    assert_eq!(c.total_steps(20), 12);
+    let (straight_guard, resumed_guard) = (temp_dir("reh-straight"), temp_dir("reh-resumed"));
+    let straight = losses(&BigramLm::new(17, 8, 5).unwrap(), straight_guard.path(), &c, false, None).unwrap();
+    assert_eq!(straight.len(), 12);
+    let model = BigramLm::new(17, 8, 5).unwrap();
+    assert_eq!(losses(&model, resumed_guard.path(), &c, false, Some(5)).unwrap_err().code(), "ABORTED");
+    let resumed = losses(&BigramLm::new(17, 8, 77).unwrap(), resumed_guard.path(), &c, true, None).unwrap();
+    assert_eq!(resumed, straight, "bit-identical across the epoch boundary after resume");
+}
