@@ -72,6 +72,12 @@ describe('train: the data-driven recipe', () => {
     // Each epoch: the 12 records and 6 passages, batches of 4 = 5 steps; 10 epochs.
     expect(t.trainExamples).toBe(12 + 60);
     expect(t.steps).toBe(10 * Math.ceil((12 + 6) / 4));
+    // --dry-run plans the same steps (passages included) and creates no run folder.
+    const dryOut = path.join(fx.dir, 'run-dry');
+    const d = await runCli(['train', '--data', fx.data, '--out', dryOut, '--base', fx.base, '--dry-run']);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toContain(`steps: 5 per epoch, ${t.steps} total`);
+    expect(existsSync(dryOut)).toBe(false);
   }, 180_000);
 
   it('a flag overrides its field; --no-recipe keeps the fixed defaults', async () => {

@@ -2,7 +2,8 @@
 // native `train()` off the main thread with progress events and an AbortSignal, and writes the
 // loss curve (loss.svg) into the run folder. The CLI and the API call this, not the binding.
 import { existsSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { JsTrainOptions, JsTrainProgress, JsTrainResult } from '@tinyforge/native';
 import { type FileProblem, datasetWarnings } from '../dataset/validate.js';
@@ -82,8 +83,25 @@ export async function runTraining(options: TrainRunOptions): Promise<TrainResult
     });
     jsOptions = { ...jsOptions, ...prepared };
   }
+  // A dry run plans with the passages too (they change the step count), written to a temporary
+  // folder so the run folder is not created; rewordings need the model and are left out.
+  const dryPassages = extra.rehearsal > 0 && rest.dryRun ? await mkdtemp(path.join(tmpdir(), 'tinyforge-dry-run-')) : undefined;
   let result: JsTrainResult;
   try {
+    if (dryPassages !== undefined) {
+      const log = () => {};
+      const prepared = await prepareRunData({
+        data: rest.data,
+        out: dryPassages,
+        base: resolved,
+        augment: 0,
+        rehearsal: extra.rehearsal,
+        seed: rest.seed ?? 42,
+        resume: false,
+        log,
+      });
+      jsOptions = { ...jsOptions, ...prepared };
+    }
     result = await native().train(jsOptions, onProgress, signal);
   } catch (err) {
     if (hasCode(err) && err.code === 'ABORTED') {
@@ -93,6 +111,8 @@ export async function runTraining(options: TrainRunOptions): Promise<TrainResult
       });
     }
     throw err;
+  } finally {
+    if (dryPassages !== undefined) await rm(dryPassages, { recursive: true, force: true });
   }
   if (result.dryRun) {
     // The trainer lists the records it rejects (errors); the warnings come from the dataset
