@@ -100,26 +100,52 @@ pub fn gemm_view(
     if m == 0 || n == 0 {
         return;
     }
+    // SAFETY: `fits` checked above that every addressed element lies inside its slice, and the
+    // destination assert that the `m` rows of stride `dst_rs` fit in `dst`.
+    unsafe { gemm_raw(dst.as_mut_ptr(), dst_rs, accumulate, m, n, k, &lhs, &rhs, alpha, parallel) }
+}
+
+/// `dst = lhs·rhs·alpha` (`+=` when `read_dst`) through the `gemm` crate: the one call site of
+/// it here. `parallel` as in `gemm_view`.
+///
+/// # Safety
+/// Every element `lhs` and `rhs` address for `m x k` and `k x n` lies in their slices, and `dst`
+/// points to `m` rows of stride `dst_rs` with `n` writable floats each (initialised when
+/// `read_dst`).
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw(
+    dst: *mut f32,
+    dst_rs: usize,
+    read_dst: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: &View,
+    rhs: &View,
+    alpha: f32,
+    parallel: bool,
+) {
     let threads = gemm_threads();
     let par = if parallel && threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    let beta = if accumulate { 1.0 } else { 0.0 };
-    // SAFETY: `fits` checked above that every addressed element lies inside its slice.
+    // The crate computes dst = a·dst + b·lhs·rhs, reading dst only when `read_dst`.
+    let dst_factor = if read_dst { 1.0 } else { 0.0 };
+    // SAFETY: the caller's contract above.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             dst_rs as isize,
-            accumulate,
+            read_dst,
             lhs.data.as_ptr(),
             lhs.cs as isize,
             lhs.rs as isize,
             rhs.data.as_ptr(),
             rhs.cs as isize,
             rhs.rs as isize,
-            beta,
+            dst_factor,
             alpha,
             false,
             false,
@@ -148,35 +174,13 @@ pub fn gemm_new(m: usize, n: usize, k: usize, lhs: View, rhs: View, parallel: bo
         return dst;
     }
     assert!(lhs.fits(m, k) && rhs.fits(k, n), "gemm_new: operand views too small for {m}x{k}x{n}");
-    let threads = gemm_threads();
-    let par = if parallel && threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     let mut dst: Vec<f32> = Vec::with_capacity(m * n);
     // SAFETY: `fits` checked that every operand element read lies inside its slice; the
-    // destination is `m·n` reserved floats addressed only through the raw pointer, row stride
-    // `n`, and with `read_dst` false the GEMM writes each of them once without reading it
-    // (k > 0), so all `m·n` are initialised before `set_len`.
+    // destination is `m·n` reserved floats, row stride `n`, and with `read_dst` false the GEMM
+    // writes each of them once without reading it (k > 0), so all `m·n` are initialised before
+    // `set_len`.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.data.as_ptr(),
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.data.as_ptr(),
-            rhs.cs as isize,
-            rhs.rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        );
+        gemm_raw(dst.as_mut_ptr(), n, false, m, n, k, &lhs, &rhs, 1.0, parallel);
         dst.set_len(m * n);
     }
     dst
