@@ -77,8 +77,11 @@ export async function applyRecipe(
   if (options.maxSteps !== undefined && flags.rehearsal === undefined && recipe.rehearsal > 0) {
     // Passages are seen once only when the run is a number of passes; under --max-steps they would
     // cycle with the data, and repeated passages are memorised (general ppl 38.5 -> 145.9 measured).
-    recipe.rehearsal = 0;
-    reasons.push('no rehearsal: --max-steps sets the length, so the passages would repeat');
+    dropRehearsal(recipe, reasons, 'no rehearsal: --max-steps sets the length, so the passages would repeat');
+  }
+  if (options.epochs !== undefined && options.epochs < 3 && flags.rehearsal === undefined && recipe.rehearsal > 0) {
+    // The recipe's own rule (./recipe.ts): under 3 passes the passages would outweigh the records.
+    dropRehearsal(recipe, reasons, `no rehearsal: --epochs ${options.epochs} is under 3 passes`);
   }
   const { augment: _augment, rehearsal: _rehearsal, earlyStoppingPatience, ...trainerValues } = recipe;
   const merged: JsTrainOptions = {
@@ -88,6 +91,14 @@ export async function applyRecipe(
   };
   if (options.maxSteps !== undefined && options.epochs === undefined) delete merged.epochs;
   return { options: merged, recipe, fromFlags, reasons, input };
+}
+
+/** Sets the recipe's rehearsal to 0 and replaces the reason that chose it with `why`. */
+function dropRehearsal(recipe: Recipe, reasons: string[], why: string): void {
+  recipe.rehearsal = 0;
+  const i = reasons.findIndex((r) => r.startsWith('rehearsal '));
+  if (i >= 0) reasons.splice(i, 1);
+  reasons.push(why);
 }
 
 /** The recipe as the CLI prints it: one line of values, then why, then what the user overrode. */
