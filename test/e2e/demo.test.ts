@@ -41,5 +41,5 @@ describe('foremforge demo on SmolLM2-135M-Instruct', () => {
     expect(r.stdout).toMatch(
       /time: pull [0-9.]+ s, data [0-9.]+ s, train [0-9.]+ s, export [0-9.]+ s, serve \(to \/ready\) [0-9.]+ s, ask \(HTTP\) [0-9.]+ s/
     );
-  });
+  }, 900_000); // the whole pipeline: about 90 s alone, more beside the other e2e tests on 2 cores
 });
