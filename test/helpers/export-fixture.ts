@@ -13,7 +13,8 @@ export const QA = Array.from({ length: 12 }, (_, i) => ({
   input: `Which code has item ${i}?`,
   output: `Item ${i} has code ${100 + i * 3}.`,
 }));
-export const FOLDER = [
+/** The model files of an int8 export folder (without the service files). */
+export const MODEL_FILES = [
   'config.json',
   'generation_config.json',
   'onnx/model_quantized.onnx',
@@ -22,8 +23,9 @@ export const FOLDER = [
   'tinyforge.json',
   'tokenizer.json',
   'tokenizer_config.json',
-  ...SERVICE_FILES,
-].sort();
+];
+/** Everything an int8 export folder holds. */
+export const FOLDER = [...MODEL_FILES, ...SERVICE_FILES].sort();
 
 export interface ExportFixture {
   dir: string;

@@ -5,7 +5,7 @@
 // with no TinyForge checkout above it, the README's own commands install it from npm and start
 // it, /predict answers, the Dockerfile's health check passes, SIGTERM exits 0.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVE_NPM_DEPENDENCIES, nativePackageDir, packServeModules, serveModules } from '../../ts/pipeline/export-service-pack.js';
 import { SERVICE_FILES, renderDockerfile, serviceTemplateDir } from '../../ts/pipeline/export-service.js';
 import { CLI, ROOT, runCli } from '../helpers/cli.js';
+import { FOLDER, MODEL_FILES, tree } from '../helpers/export-fixture.js';
 import { waitFor } from './helpers.js';
 
 let fx: { dir: string; home: string; base: string; out: string };
@@ -36,12 +37,6 @@ const read = (...p: string[]): string => readFileSync(path.join(...p), 'utf8');
 // biome-ignore lint/suspicious/noExplicitAny: package.json files are read as loose JSON.
 const json = (...p: string[]): Record<string, any> => JSON.parse(read(...p));
 
-function tree(dir: string, rel = ''): string[] {
-  return readdirSync(path.join(dir, rel), { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? tree(dir, path.join(rel, e.name)) : [path.join(rel, e.name)]))
-    .sort();
-}
-
 /** Extracts a vendor/*.tar with the system tar (an independent reader of the archive). */
 function untar(file: string): string {
   const dest = mkdtempSync(path.join(fx.dir, 'untar-'));
@@ -50,19 +45,9 @@ function untar(file: string): string {
   return path.join(dest, 'package');
 }
 
-const MODEL_FILES = [
-  'config.json',
-  'generation_config.json',
-  'onnx/model_quantized.onnx',
-  'onnx/model_quantized.onnx_data',
-  'tinyforge.json',
-  'tokenizer.json',
-  'tokenizer_config.json',
-];
-
 describe('the service files of an export folder', () => {
   it('are written beside the model files and listed in tinyforge.json', () => {
-    expect(tree(fx.out)).toEqual([...MODEL_FILES, ...SERVICE_FILES].sort());
+    expect(tree(fx.out)).toEqual(FOLDER);
     const listed = Object.keys(json(fx.out, 'tinyforge.json').files);
     for (const f of SERVICE_FILES) expect(listed).toContain(f);
     for (const f of ['server.mjs', '.npmrc', '.dockerignore', 'README.md']) expect(read(fx.out, f), f).toBe(read(serviceTemplateDir(), f));
@@ -142,7 +127,7 @@ describe('the service files of an export folder', () => {
     writeFileSync(path.join(out, 'server.mjs'), '// edited\n');
     const r = await runCli(['export', '--model', fx.base, '--out', out, '--overwrite'], { env: { TINYFORGE_HOME: fx.home } });
     expect(r.code, r.stderr).toBe(0);
-    expect(tree(out)).toEqual([...MODEL_FILES, ...SERVICE_FILES].sort());
+    expect(tree(out)).toEqual(FOLDER);
     expect(read(out, 'server.mjs')).toBe(read(serviceTemplateDir(), 'server.mjs'));
   });
 });
