@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ForgeError } from '../../ts/errors.js';
 import { native } from '../../ts/native.js';
+import { optionalNumberFlag } from '../flags.js';
 
 interface CreateTinyFlags {
   out: string;
@@ -22,14 +23,8 @@ interface CreateTinyFlags {
 }
 
 // Parsed here rather than by commander so a bad value is a coded error (exit 2), like every other.
-function positiveInt(flag: string, value: string | undefined, min = 1): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > 0xffff_ffff) {
-    throw new ForgeError('INVALID_ARGUMENT', `${flag} must be an integer >= ${min}, got "${value}"`);
-  }
-  return n;
-}
+const positiveInt = (flag: string, value: string | undefined, min = 1): number | undefined =>
+  optionalNumberFlag(flag, value, { integer: true, min, max: 0xffff_ffff });
 
 function checkOut(out: string, overwrite: boolean): void {
   if (!existsSync(out)) return;

@@ -7,19 +7,13 @@ import { Command } from 'commander';
 import { ForgeError } from '../../ts/errors.js';
 import type { EngineMessage } from '../../ts/serve/engine.js';
 import { loadEngine, resolveServeTarget } from '../../ts/serve/load-engine.js';
+import { numberFlag } from '../flags.js';
 
 interface ChatFlags {
   dir: string;
   system?: string;
   maxTokens: string;
   temperature: string;
-}
-
-function numberFlag(flag: string, value: string, min: number, max: number): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max)
-    throw new ForgeError('INVALID_ARGUMENT', `${flag} must be from ${min} to ${max}, got "${value}"`);
-  return n;
 }
 
 export const chatCommand = new Command('chat')
@@ -30,8 +24,8 @@ export const chatCommand = new Command('chat')
   .option('--temperature <t>', '0 = greedy', '0.7')
   .exitOverride()
   .action(async (flags: ChatFlags) => {
-    const maxTokens = numberFlag('--max-tokens', flags.maxTokens, 1, 1_000_000);
-    const temperature = numberFlag('--temperature', flags.temperature, 0, 2);
+    const maxTokens = numberFlag('--max-tokens', flags.maxTokens, { integer: true, min: 1, max: 1_000_000 });
+    const temperature = numberFlag('--temperature', flags.temperature, { min: 0, max: 2 });
     const engine = await loadEngine(resolveServeTarget(flags.dir));
     if (!engine.info.chatTemplate)
       throw new ForgeError('CHAT_TEMPLATE_MISSING', `${flags.dir} has no chat template; use \`foremforge predict\``);

@@ -1,18 +1,13 @@
 // `foremforge data augment --in F --out G [--paraphrases N] [--seed S] [--statements]`: each
 // question followed by N rewordings the base model writes (ts/dataset/augment.ts), with a report
 // of what was kept and why the rest was dropped.
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { augmentFile, formatAugmentReport } from '../../ts/dataset/augment.js';
 import { native } from '../../ts/native.js';
 import { resolveBase } from '../../ts/pipeline/train.js';
+import { numberOption } from '../flags.js';
 
-function count(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
-    return n;
-  };
-}
+const count = (flag: string) => numberOption(flag, { integer: true, min: 0 });
 
 interface AugmentFlags {
   in: string;

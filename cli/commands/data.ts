@@ -1,5 +1,5 @@
 // `foremforge data validate|stats|split|dedup`: the dataset tools over JSONL files.
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import path from 'node:path';
 import { loadConfig } from '../../ts/config/load.js';
 import { augmentCommand } from './data-augment.js';
@@ -14,20 +14,9 @@ import {
   splitFile,
   validateFile,
 } from '../../ts/dataset/index.js';
+import { numberOption } from '../flags.js';
 
-function integer(name: string, min = 0) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
-    return n;
-  };
-}
-
-function fraction(value: string): number {
-  const n = Number(value);
-  if (!(n > 0 && n < 1)) throw new InvalidArgumentError('must be a number between 0 and 1 (exclusive)');
-  return n;
-}
+const integer = (flag: string, min = 0) => numberOption(flag, { integer: true, min });
 
 const printJson = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 
@@ -129,7 +118,11 @@ const split = new Command('split')
     'Seeded train/eval split: two streaming passes (count, then selection sampling of exactly round(n * fraction) eval records), order kept.'
   )
   .argument('<file>', 'JSONL file')
-  .option('--eval-fraction <f>', 'fraction for eval (default: evalSplit from tinyforge.config.json, else 0.1)', fraction)
+  .option(
+    '--eval-fraction <f>',
+    'fraction for eval (default: evalSplit from tinyforge.config.json, else 0.1)',
+    numberOption('--eval-fraction', { above: 0, below: 1 })
+  )
   .option('--seed <n>', 'random seed (default: seed from tinyforge.config.json, else 42)', integer('--seed'))
   .option('--train-out <file>', 'train output (default: <file>.train.jsonl)')
   .option('--eval-out <file>', 'eval output (default: <file>.eval.jsonl)')

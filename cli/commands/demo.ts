@@ -1,19 +1,14 @@
 // `foremforge demo` (what `npm run demo` runs): the main job on the default model and the sample
 // data, printed step by step: pull, check, fine-tune, export INT8, serve, ask over HTTP, stop.
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import path from 'node:path';
-
-function positive(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
-  return n;
-}
+import { numberOption } from '../flags.js';
 
 export const demoCommand = new Command('demo')
   .description('Fine-tune the default model on the sample data, export it to INT8 ONNX, serve it and ask it a question over HTTP.')
   .option('--out <dir>', 'run folder (default: runs/demo-<timestamp>)')
-  .option('--epochs <n>', 'training epochs', positive, 3)
-  .option('--lr <x>', 'learning rate', positive, 2e-3)
+  .option('--epochs <n>', 'training epochs', numberOption('--epochs', { above: 0 }), 3)
+  .option('--lr <x>', 'learning rate', numberOption('--lr', { above: 0 }), 2e-3)
   .option('--question <text>', 'what to ask (default: a held-out question from examples/sample_qna.eval.jsonl)')
   .action(async (flags: { out?: string; epochs: number; lr: number; question?: string }) => {
     const out = flags.out ?? path.join('runs', `demo-${new Date().toISOString().replace(/[:.]/g, '-')}`);

@@ -4,9 +4,9 @@
 // perplexity against the base, printed as one table with a column per model.
 // Library: ts/pipeline/eval-run.ts (shared with `train --eval-data`).
 import { Command } from 'commander';
-import { ForgeError } from '../../ts/errors.js';
 import { formatGeneral, runEval } from '../../ts/pipeline/eval-run.js';
 import { formatTable, summaryOf, writeReport } from '../../ts/pipeline/eval.js';
+import { numberFlag } from '../flags.js';
 
 interface EvalFlags {
   model: string;
@@ -16,14 +16,6 @@ interface EvalFlags {
   maxTokens: string;
   json?: boolean;
   general?: boolean | string;
-}
-
-function maxTokensFlag(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isInteger(n) || n < 1 || n > 4096) {
-    throw new ForgeError('INVALID_ARGUMENT', `--max-tokens must be an integer from 1 to 4096, got "${value}"`);
-  }
-  return n;
 }
 
 export const evalCommand = new Command('eval')
@@ -37,7 +29,7 @@ export const evalCommand = new Command('eval')
   .option('--json', 'print the summaries as JSON')
   .exitOverride()
   .action(async (flags: EvalFlags) => {
-    const maxTokens = maxTokensFlag(flags.maxTokens);
+    const maxTokens = numberFlag('--max-tokens', flags.maxTokens, { integer: true, min: 1, max: 4096 });
     const tty = process.stderr.isTTY;
     const outcome = await runEval({
       models: flags.compare === undefined ? [flags.model] : [flags.model, flags.compare],

@@ -5,6 +5,7 @@ import type { SourceSpec } from '../../ts/connectors/index.js';
 import { type IngestSummary, SkipLog, formatSummary, progressLine } from '../../ts/connectors/report.js';
 import { scrubError } from '../../ts/connectors/redact.js';
 import { ForgeError } from '../../ts/errors.js';
+import { optionalNumberFlag } from '../flags.js';
 
 interface IngestFlags {
   from: 'file' | 'sqlite' | 'postgres' | 'gdocs';
@@ -41,13 +42,6 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 
 function usage(message: string, suggestion?: string): ForgeError {
   return new ForgeError('INVALID_ARGUMENT', message, suggestion ? { suggestion } : {});
-}
-
-function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw usage(`${flag} must be a positive integer, got "${value}"`);
-  return n;
 }
 
 function namedParams(pairs: string[]): Record<string, string> {
@@ -92,7 +86,7 @@ function sourceSpec(flags: IngestFlags, common: Record<string, unknown>): Source
       if (!flags.db) throw usage('--from sqlite needs --db FILE');
       return { from: 'sqlite', path: flags.db, ...common, ...sql };
     case 'postgres': {
-      const fetchSize = positiveInt(flags.fetchSize, '--fetch-size');
+      const fetchSize = optionalNumberFlag('--fetch-size', flags.fetchSize, { integer: true, min: 1 });
       return { from: 'postgres', ...common, ...sql, ...(flags.url && { url: flags.url }), ...(fetchSize && { fetchSize }) };
     }
     case 'gdocs':
@@ -142,7 +136,7 @@ export const ingestCommand = new Command('ingest')
   .action(async (flags: IngestFlags) => {
     const skips = new SkipLog();
     const ignoredFiles: IngestSummary['ignoredFiles'] = [];
-    const maxTokens = positiveInt(flags.maxTokens, '--max-tokens');
+    const maxTokens = optionalNumberFlag('--max-tokens', flags.maxTokens, { integer: true, min: 1 });
     const common = {
       skipInvalid: flags.skipInvalid === true,
       onSkip: (s: Parameters<SkipLog['add']>[0]) => skips.add(s),

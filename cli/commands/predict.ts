@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { ForgeError } from '../../ts/errors.js';
 import type { EnginePrompt } from '../../ts/serve/engine.js';
 import { loadEngine, resolveServeTarget } from '../../ts/serve/load-engine.js';
+import { numberFlag } from '../flags.js';
 
 interface PredictFlags {
   dir: string;
@@ -12,17 +13,6 @@ interface PredictFlags {
   temperature: string;
   seed: string;
   json?: boolean;
-}
-
-function numberFlag(flag: string, value: string, min: number, max: number, integer: boolean): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
-    throw new ForgeError(
-      'INVALID_ARGUMENT',
-      `${flag} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got "${value}"`
-    );
-  }
-  return n;
 }
 
 export const predictCommand = new Command('predict')
@@ -43,15 +33,15 @@ export const predictCommand = new Command('predict')
     const room = engine.info.contextLength - engine.countTokens(prompt);
     if (room < 1) throw new ForgeError('INVALID_ARGUMENT', `the prompt fills the model's ${engine.info.contextLength}-token context`);
     const params = {
-      maxTokens: Math.min(room, numberFlag('--max-tokens', flags.maxTokens, 1, 1_000_000, true)),
-      temperature: numberFlag('--temperature', flags.temperature, 0, 2, false),
+      maxTokens: Math.min(room, numberFlag('--max-tokens', flags.maxTokens, { integer: true, min: 1, max: 1_000_000 })),
+      temperature: numberFlag('--temperature', flags.temperature, { min: 0, max: 2 }),
       topP: 1,
       topK: 0,
       minP: 0,
       repetitionPenalty: 1,
       frequencyPenalty: 0,
       presencePenalty: 0,
-      seed: numberFlag('--seed', flags.seed, 0, 0xffff_ffff, true),
+      seed: numberFlag('--seed', flags.seed, { integer: true, min: 0, max: 0xffff_ffff }),
       stop: [],
       topLogprobs: 0,
     };

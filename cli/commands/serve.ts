@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { ForgeError } from '../../ts/errors.js';
 import { createLogger, parseLogLevel } from '../../ts/serve/log.js';
 import { startService } from '../../ts/serve/service.js';
+import { numberFlag } from '../flags.js';
 
 interface ServeFlags {
   dir: string;
@@ -22,12 +23,8 @@ interface ServeFlags {
   logPrompts?: boolean;
 }
 
-function intFlag(flag: string, value: string, min: number, max = 0xffff_ffff): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || n < min || n > max)
-    throw new ForgeError('INVALID_ARGUMENT', `${flag} must be an integer from ${min} to ${max}, got "${value}"`);
-  return n;
-}
+const intFlag = (flag: string, value: string, min: number, max = 0xffff_ffff): number =>
+  numberFlag(flag, value, { integer: true, min, max });
 
 function onOff(flag: string, value: string): boolean {
   if (value === 'on' || value === 'off') return value === 'on';

@@ -11,21 +11,10 @@ import { sparkline } from '../../ts/pipeline/loss-curve.js';
 import { formatRecipe } from '../../ts/pipeline/recipe-apply.js';
 import { type TrainProgress, type TrainResult, type TrainRunOptions, runTraining } from '../../ts/pipeline/train.js';
 import { registerRunFromFolder } from '../../ts/registry/index.js';
+import { numberOption } from '../flags.js';
 
-const int =
-  (name: string) =>
-  (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
-    return n;
-  };
-const num =
-  (name: string) =>
-  (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
-    return n;
-  };
+const int = (flag: string) => numberOption(flag, { integer: true, min: 0 });
+const num = (flag: string) => numberOption(flag);
 
 interface TrainFlags {
   data: string;
