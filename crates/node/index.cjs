@@ -149,10 +149,10 @@ function runtimeInfo() {
   return runtime ?? module.exports.loadedRuntime() ?? null;
 }
 
-if (module.exports.OnnxModel) {
-  const OnnxModel = module.exports.OnnxModel;
-  const nativeLoad = OnnxModel.load;
-  Object.defineProperty(OnnxModel, 'load', {
+/** Makes `cls.load` load ONNX Runtime first (a failure becomes the returned promise's rejection). */
+function loadWithRuntime(cls) {
+  const nativeLoad = cls.load;
+  Object.defineProperty(cls, 'load', {
     configurable: true,
     writable: true,
     value: function load(...args) {
@@ -166,6 +166,8 @@ if (module.exports.OnnxModel) {
   });
 }
 
+if (module.exports.OnnxModel) loadWithRuntime(module.exports.OnnxModel);
+
 module.exports.ortLibraryPath = ortLibraryPath;
 module.exports.ensureRuntime = ensureRuntime;
 module.exports.runtimeInfo = runtimeInfo;
@@ -176,22 +178,9 @@ module.exports.runtimeInfo = runtimeInfo;
 // deltas whose `return` value is the result) and AbortSignal cancellation (the generation stops
 // at the next decode step and resolves with finishReason 'cancelled').
 if (module.exports.InferenceSession) {
-  const InferenceSession = module.exports.InferenceSession;
-  const nativeLoad = InferenceSession.load;
+  loadWithRuntime(module.exports.InferenceSession);
   // Instances come from the native factory, so methods go on the native prototype.
   const proto = binding.InferenceSession.prototype;
-  Object.defineProperty(InferenceSession, 'load', {
-    configurable: true,
-    writable: true,
-    value: function load(...args) {
-      try {
-        ensureRuntime();
-      } catch (err) {
-        return Promise.reject(err);
-      }
-      return nativeLoad.apply(this, args);
-    },
-  });
 
   const eventError = (e) => {
     const err = new Error(e.message ?? 'generation failed');
