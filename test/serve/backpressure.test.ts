@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CandleEngine } from '../../ts/serve/engines/candle.js';
 import { SLOW_MODEL, type TestServer, apiError, metric, post, startTestServer, tinyModel, waitFor } from './helpers.js';
+import { GREEDY } from './engine-contract.js';
 
 let model: { path: string; cleanup: () => void };
 let srv: TestServer;
@@ -94,19 +95,7 @@ describe('cancellation', () => {
 
   it('the engine honours an aborted signal: nothing is yielded', async () => {
     const engine = srv.engine as CandleEngine;
-    const params = {
-      maxTokens: 50,
-      temperature: 0,
-      topP: 1,
-      topK: 0,
-      minP: 0,
-      repetitionPenalty: 1,
-      frequencyPenalty: 0,
-      presencePenalty: 0,
-      seed: 0,
-      stop: [],
-      topLogprobs: 0,
-    };
+    const params = { ...GREEDY, maxTokens: 50 };
     const drain = async (signal: AbortSignal) => {
       const events = [];
       for await (const e of engine.generate({ prompt: { kind: 'text', text: 'x' }, params }, signal)) events.push(e);
