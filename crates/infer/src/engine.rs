@@ -32,7 +32,8 @@ pub struct EngineOptions {
     /// Prompt tokens (padded) prefilled per loop turn, between two decode steps, over one or
     /// more forwards (the oldest waiting chunk always goes; 1 = one forward per turn): bounds how
     /// long prefill stalls the running streams (~0.4 s for 256 at SmolLM2 int8's ~660 tok/s
-    /// prefill on 2 idle Xeon cores) while prompts arriving together all start at once.
+    /// prefill on 2 idle Xeon cores) while prompts arriving together all start at once. A turn
+    /// that begins with no stream decoding has no stall to bound and prefills every waiting prompt.
     pub prefill_budget: usize,
     /// The graph as exported, logits for every position (`DecoderOptions::all_logits`; A/B only).
     pub all_logits: bool,

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 use tinyforge_generate::{FinishReason, GenerateParams, Generation, Prompt};
@@ -129,6 +129,65 @@ fn arrivals_during_decode_and_prefill_equal_alone() {
         assert_eq!(g.tokens, alone[i].tokens, "prompt {i}");
         assert_eq!(g.text, alone[i].text, "prompt {i}");
     }
+}
+
+/// Prompts that arrive while nothing decodes all get their first token before any request gets
+/// its second, however small the prefill budget, also those submitted while the burst's first
+/// prompt is being prefilled (here: while its first-token callback holds the scheduler thread);
+/// a burst's last first token then waits for no decode step. Outputs still equal each run alone.
+#[test]
+fn a_burst_is_prefilled_before_any_decode_step() {
+    common::init();
+    let tmp = common::temp_dir("engine-burst");
+    let dir = export_folder(tmp.path(), None);
+    let prompts: Vec<String> =
+        (0..6).map(|i| format!("burst {i}: {}", "the quick brown fox jumps over the lazy dog ".repeat(i % 3 + 1))).collect();
+    let alone: Vec<_> = {
+        let s = InferenceSession::load(&dir, &EngineOptions { slots: 1, threads: Some(1), ..Default::default() }).unwrap();
+        prompts.iter().map(|p| s.generate(&req(p, 6)).unwrap()).collect()
+    };
+    let opts = EngineOptions { slots: 6, threads: Some(1), prefill_chunk: 8, prefill_budget: 4, ..Default::default() };
+    let s = InferenceSession::load(&dir, &opts).unwrap();
+    // (request, its n-th step) in the order the scheduler emitted them.
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (gate_tx, gate_rx) = mpsc::channel::<()>();
+    let mut gate = Some(gate_rx);
+    let (done_tx, done_rx) = mpsc::channel();
+    for (i, p) in prompts.iter().enumerate() {
+        let (entries, done) = (Arc::clone(&log), done_tx.clone());
+        let mut held = if i == 0 { gate.take() } else { None };
+        let mut n = 0;
+        s.submit(
+            &req(p, 6),
+            Box::new(move |e| match e {
+                Event::Step { .. } => {
+                    n += 1;
+                    entries.lock().unwrap().push((i, n));
+                    if let Some(g) = held.take() {
+                        g.recv().unwrap();
+                    }
+                }
+                Event::Done(r) => done.send((i, r.unwrap())).unwrap(),
+            }),
+        )
+        .unwrap();
+        if i == 0 {
+            // Request 0's first token holds the scheduler until the others are submitted.
+            while log.lock().unwrap().is_empty() {
+                std::thread::yield_now();
+            }
+        }
+    }
+    gate_tx.send(()).unwrap();
+    for _ in 0..prompts.len() {
+        let (i, g) = done_rx.recv().unwrap();
+        assert_eq!(g.tokens, alone[i].tokens, "prompt {i}");
+    }
+    let log = log.lock().unwrap();
+    let last_first = log.iter().rposition(|&(_, n)| n == 1).unwrap();
+    let first_second = log.iter().position(|&(_, n)| n == 2).unwrap_or(usize::MAX);
+    assert_eq!(log.iter().filter(|&&(_, n)| n == 1).count(), prompts.len());
+    assert!(last_first < first_second, "a second token came before every first token: {log:?}");
 }
 
 #[test]

@@ -1,0 +1,161 @@
+"""Where a serving forward's time goes, on an exported int8 folder (PyPI onnxruntime, 2 threads).
+
+    python3 benches/serve/prefill-probe.py FOLDER [--work DIR] [--repeats 6] [--qgemm]
+
+The graph is first rewritten as the engine serves it (crates/infer/src/last_logits.rs: the head
+runs only for the rows read, through a `logits_rows` input). Then, interleaved, best of
+`--repeats`, as process CPU seconds (steadier than wall time on a shared machine; spinning is
+off, so CPU time is work) and wall time:
+  - a burst of 8 prompts of 50 tokens: 8 forwards of 1x50, 2 of 4x50, one of 8x50, and one
+    1x400 prompt;
+  - a decode-step proxy: a forward of 1 row and of 32 rows of one token (empty past);
+  - ORT's per-op-type profile of the 8x50 forward (MatMulNBits vs GroupQueryAttention vs norms).
+`--qgemm` adds the same graph with every MatMulNBits replaced by com.microsoft
+DynamicQuantizeMatMul over per-column int8 weights (MLAS's tiled u8s8 VNNI GEMM): a SPEED probe
+only (its activations are quantized per tensor, which couples batched rows and changes quality).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+
+def served(src: str, dst: str) -> None:
+    """`src` with the head gathered at `logits_rows` [b, 1] (flat row indices), saved at `dst`."""
+    m = onnx.load(src)
+    g = m.graph
+    at = next(i for i, n in enumerate(g.node) if "model.norm.weight" in n.input)
+    xn = g.node[at].output[0]
+    hidden = next(t.dims[0] for t in g.initializer if t.name == "model.norm.weight")
+    for n in g.node:
+        for k, i in enumerate(n.input):
+            if i == xn:
+                n.input[k] = xn + "_rows"
+    g.initializer.append(helper.make_tensor(xn + "_shape", TensorProto.INT64, [2], [-1, hidden]))
+    g.node.insert(at + 1, helper.make_node("Reshape", [xn, xn + "_shape"], [xn + "_flat"]))
+    g.node.insert(at + 2, helper.make_node("Gather", [xn + "_flat", "logits_rows"], [xn + "_rows"], axis=0))
+    g.input.append(helper.make_tensor_value_info("logits_rows", TensorProto.INT64, ["batch_size", 1]))
+    onnx.save(m, dst, save_as_external_data=True, location=os.path.basename(dst) + "_data")
+
+
+def qgemm(src: str, dst: str) -> None:
+    """`src` with each 8-bit MatMulNBits as DynamicQuantizeMatMul (per-column symmetric int8)."""
+    m = onnx.load(src)
+    g = m.graph
+    inits = {t.name: t for t in g.initializer}
+    nodes = []
+    for n in g.node:
+        a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
+        if n.op_type != "MatMulNBits" or a.get("bits") != 8:
+            nodes.append(n)
+            continue
+        k, cols, blk = a["K"], a["N"], a["block_size"]
+        q = numpy_helper.to_array(inits[n.input[1]]).astype(np.float32).reshape(cols, -1, blk)
+        scale = numpy_helper.to_array(inits[n.input[2]]).reshape(cols, -1, 1)
+        zp = 128.0
+        if len(n.input) > 3 and n.input[3]:
+            zp = numpy_helper.to_array(inits[n.input[3]]).astype(np.float32).reshape(cols, -1, 1)
+        w = ((q - zp) * scale).reshape(cols, -1)[:, :k]
+        cs = np.abs(w).max(axis=1) / 127.0 + 1e-12
+        wq = np.clip(np.round(w / cs[:, None]), -127, 127).astype(np.int8).T.copy()
+        base = n.input[1]
+        g.initializer.extend(
+            [
+                numpy_helper.from_array(wq, base + "_i8"),
+                numpy_helper.from_array(cs.astype(np.float32), base + "_cs"),
+                numpy_helper.from_array(np.zeros(cols, np.int8), base + "_zp"),
+            ]
+        )
+        ins = [n.input[0], base + "_i8", base + "_cs", base + "_zp"]
+        nodes.append(helper.make_node("DynamicQuantizeMatMul", ins, list(n.output), name=n.name + "_dq", domain="com.microsoft"))
+    del g.node[:]
+    g.node.extend(nodes)
+    used = {i for n in nodes for i in n.input}
+    keep = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    onnx.save(m, dst, save_as_external_data=True, location=os.path.basename(dst) + "_data")
+
+
+def session(path: str, profile: bool = False) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.enable_profiling = profile
+    so.log_severity_level = 3
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def feed(s: ort.InferenceSession, b: int, n: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    f = {
+        "input_ids": rng.integers(100, 20000, (b, n)).astype(np.int64),
+        "attention_mask": np.ones((b, n), np.int64),
+        "position_ids": np.tile(np.arange(n, dtype=np.int64), (b, 1)),
+        "logits_rows": np.array([[r * n + n - 1] for r in range(b)], np.int64),
+    }
+    for i in s.get_inputs():
+        if i.name.startswith("past_key_values."):
+            f[i.name] = np.zeros((b, int(i.shape[1]), 0, int(i.shape[3])), np.float32)
+    return f
+
+
+PLANS = {"8 x 1x50": (8, 1, 50), "2 x 4x50": (2, 4, 50), "1 x 8x50": (1, 8, 50), "1 x 1x400": (1, 1, 400), "step 1 row": (1, 1, 1), "step 32 rows": (1, 32, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("folder")
+    ap.add_argument("--work", default="/tmp/tinyforge-prefill-probe")
+    ap.add_argument("--repeats", type=int, default=6)
+    ap.add_argument("--qgemm", action="store_true")
+    args = ap.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    src = os.path.join(args.folder, "onnx", next(f for f in os.listdir(os.path.join(args.folder, "onnx")) if f.endswith(".onnx")))
+    graphs = {"nbits": os.path.join(args.work, "served.onnx")}
+    served(src, graphs["nbits"])
+    if args.qgemm:
+        graphs["qgemm"] = os.path.join(args.work, "qgemm.onnx")
+        qgemm(graphs["nbits"], graphs["qgemm"])
+    sess = {k: session(p) for k, p in graphs.items()}
+    feeds = {k: {p: feed(s, b, n) for p, (_, b, n) in PLANS.items()} for k, s in sess.items()}
+    best = {(k, p): (1e9, 1e9) for k in sess for p in PLANS}
+    for k, s in sess.items():
+        for p in PLANS:
+            s.run(["logits"], feeds[k][p])
+    for _ in range(args.repeats):
+        for k, s in sess.items():
+            for p, (reps, _, _) in PLANS.items():
+                t, c = time.perf_counter(), time.process_time()
+                for _ in range(reps):
+                    s.run(["logits"], feeds[k][p])
+                w, c = time.perf_counter() - t, time.process_time() - c
+                best[(k, p)] = (min(best[(k, p)][0], c), min(best[(k, p)][1], w))
+    print(f"onnxruntime {ort.__version__}, 2 threads, load {os.getloadavg()[0]:.1f}; best of {args.repeats}: CPU ms / wall ms")
+    for p in PLANS:
+        print(f"  {p:13s} " + "   ".join(f"{k}: {best[(k, p)][0] * 1e3:7.1f} / {best[(k, p)][1] * 1e3:7.1f}" for k in sess))
+    for k, path in graphs.items():
+        s = session(path, profile=True)
+        f = feed(s, 8, 50)
+        for _ in range(3):
+            s.run(["logits"], f)
+        agg: dict[str, float] = collections.defaultdict(float)
+        with open(s.end_profiling()) as fh:
+            for e in json.load(fh):
+                if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                    agg[e["args"]["op_name"]] += e["dur"]
+        total = sum(agg.values())
+        top = sorted(agg.items(), key=lambda kv: -kv[1])[:5]
+        print(f"  {k} 8x50 op time: " + ", ".join(f"{op} {100 * v / total:.1f}%" for op, v in top))
+
+
+if __name__ == "__main__":
+    main()
