@@ -37,6 +37,7 @@ mod blocks;
 pub mod frozen_matmul;
 pub mod kv_cache;
 pub mod mlp_op;
+pub mod residual_mlp;
 pub mod train_ops;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +209,7 @@ impl Llama {
                 self_attn: Attention::new(&cfg, &l.pp("self_attn"))?,
                 post_attention_layernorm: norm(&l.pp("post_attention_layernorm"))?,
                 mlp: Mlp::new(&cfg, &l.pp("mlp"))?,
+                fused_residual: true,
             });
         }
         // Tied: HF ignores a stored lm_head.weight and re-ties it to the embeddings; so do we.
@@ -283,6 +285,15 @@ impl Llama {
     pub fn set_fused_mlp(&mut self, on: bool) {
         for l in &mut self.layers {
             l.mlp.fused = on;
+        }
+    }
+
+    /// Whether training runs each block's residual adds, second RMSNorm and frozen MLP as one op
+    /// (the default: `residual_mlp` keeps three fewer activations per layer for backward;
+    /// `false` runs them as separate ops, for A/B probes). Same values either way.
+    pub fn set_fused_residual(&mut self, on: bool) {
+        for l in &mut self.layers {
+            l.fused_residual = on;
         }
     }
 

@@ -4,7 +4,10 @@
 //! base projection is kept as it is (a plain tensor, never a `Var`), so only A and B get
 //! gradients. Dropout masks come from a generator the trainer reseeds at every micro-batch, so
 //! a run (and a resumed run) draws the same masks.
-use std::sync::{Arc, Mutex};
+use std::{
+    cell::Cell,
+    sync::{Arc, Mutex},
+};
 
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -153,6 +156,24 @@ impl DropoutRng {
     }
 }
 
+thread_local! {
+    /// Set while this thread runs a forward pass that needs no gradients (see `without_grad`).
+    static NO_GRAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` (a forward pass) with every LoRA layer reading its matrices detached, so the pass
+/// builds no graph. Without it an evaluation pass, A and B being `Var`s, kept every layer's
+/// activations until its loss was dropped, like a training pass but through the unfused
+/// evaluation ops: at the end of a SmolLM2 run (8 eval records of 256 tokens) that raised the
+/// peak RSS by ~130 MB above the training steps' (1485 against 1358 MB). Restores the previous
+/// state afterwards, so a thread that runs part of another lane while it waits stays right.
+pub fn without_grad<R>(f: impl FnOnce() -> R) -> R {
+    let previous = NO_GRAD.with(|g| g.replace(true));
+    let out = f();
+    NO_GRAD.with(|g| g.set(previous));
+    out
+}
+
 /// A frozen projection plus a trainable low-rank update.
 #[derive(Debug)]
 pub struct LoraLinear {
@@ -185,6 +206,13 @@ impl LoraLinear {
 impl Projection for LoraLinear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (w, a, b) = (self.base.base_weight(), self.a.as_tensor(), self.b.as_tensor());
+        let detached;
+        let (a, b) = if NO_GRAD.with(Cell::get) {
+            detached = (a.detach(), b.detach());
+            (&detached.0, &detached.1)
+        } else {
+            (a, b)
+        };
         // The fused op (one graph node, see `lora_op`) covers f32 on the CPU; anything else
         // takes the composition below, which computes the same function.
         if x.device().is_cpu() && [x, w, a, b].iter().all(|t| t.dtype() == DType::F32) {
@@ -196,7 +224,7 @@ impl Projection for LoraLinear {
             Some(m) => (x * m)?,
             None => x.clone(),
         };
-        let delta = linear(&linear(&xd, self.a.as_tensor())?, self.b.as_tensor())?;
+        let delta = linear(&linear(&xd, a)?, b)?;
         y + (delta * self.scale)?
     }
 

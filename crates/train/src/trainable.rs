@@ -12,13 +12,14 @@ use crate::{
     checkpoint::{ParamsMismatch, set_vars},
     error::Result,
     head_loss::head_nll_sum,
-    lora::{DropoutRng, FrozenProjection, LoraConfig, LoraLinear, TrainableLinear},
+    lora::{DropoutRng, FrozenProjection, LoraConfig, LoraLinear, TrainableLinear, without_grad},
     seeds::{PURPOSE_INIT, derived_rng},
 };
 
 pub trait TrainableLm: Send + Sync {
     /// Summed next-token negative log-likelihood over the batch's labelled positions (a scalar).
-    /// `train` selects the differentiable forward path (and dropout, if seeded).
+    /// `train` selects the differentiable forward path (and dropout, if seeded); without it
+    /// (evaluation) the pass builds no graph where the model can avoid one (LoRA).
     fn loss_sum(&self, batch: &Batch, train: bool) -> Result<Tensor>;
     /// Trainable parameters under stable names (checkpoint keys; PEFT names for LoRA).
     fn parameters(&self) -> &[(String, Var)];
@@ -108,8 +109,11 @@ impl LlamaForTraining {
 
 impl TrainableLm for LlamaForTraining {
     fn loss_sum(&self, batch: &Batch, train: bool) -> Result<Tensor> {
-        let mode = if train { ForwardMode::Train } else { ForwardMode::Eval };
-        let hidden = self.model.forward_hidden(&batch.input_ids, mode)?;
+        let hidden = if train {
+            self.model.forward_hidden(&batch.input_ids, ForwardMode::Train)?
+        } else {
+            without_grad(|| self.model.forward_hidden(&batch.input_ids, ForwardMode::Eval))?
+        };
         let h = hidden.dim(2)?;
         // Only labelled positions go through the (vocab-sized) head: most of a chat is prompt.
         let picked = hidden.reshape(((), h))?.index_select(&batch.positions, 0)?;

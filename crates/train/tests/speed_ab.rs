@@ -3,7 +3,7 @@
 //! lanes side by side on a 2-thread pool), A and B alternating so both see the same machine load.
 //! Reports tokens per CPU second (robust to other load) and the B/A ratio.
 //! `cargo test --release --target x86_64-unknown-linux-gnu -p tinyforge-train --test speed_ab -- --ignored --nocapture`
-//! PROBE_AB=exp|mlp|both|head|head_stream|micro|zero_fill picks what is compared (default both, one after the other).
+//! PROBE_AB=exp|mlp|both|head|head_stream|micro|zero_fill|residual picks what is compared (default both, one after the other).
 use rayon::prelude::*;
 use tinyforge_model::{Llama, fast_exp};
 use tinyforge_train::{
@@ -60,11 +60,13 @@ fn fast_exp_and_fused_mlp() {
     let seq = env("PROBE_SEQ", 256);
     let rounds = env("PROBE_ROUNDS", 4);
     let which = std::env::var("PROBE_AB").unwrap_or_else(|_| "both".into());
-    let model = |fused: bool| {
+    let model_with = |fused: bool, residual: bool| {
         let mut llama = Llama::load(&path).unwrap();
         llama.set_fused_mlp(fused);
+        llama.set_fused_residual(residual);
         LlamaForTraining::lora(llama, &LoraConfig { dropout: 0.0, ..LoraConfig::default() }, 1).unwrap()
     };
+    let model = |fused: bool| model_with(fused, true);
     let exs: Vec<Example> = (0..4)
         .map(|i| Example {
             ids: (0..seq).map(|j| ((j * 31 + i * 7) % 4000 + 10) as u32).collect(),
@@ -146,6 +148,10 @@ fn fast_exp_and_fused_mlp() {
             step(&m)
         });
         tinyforge_train::head_loss::set_probe_materialise(false);
+    }
+    if which == "residual" {
+        let (separate, fused) = (model_with(true, false), model(true));
+        paired("residual: A adds + norm + MLP ops, B one residual_mlp op", rounds, tokens, |b| step(if b { &fused } else { &separate }));
     }
     if which == "mlp" || which == "both" {
         let (unfused, fused) = (model(false), model(true));

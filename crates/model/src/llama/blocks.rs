@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use candle_core::{DType, Tensor};
 
-use super::{ForwardMode, Projection, WeightPath, attention_op, mlp_op::FrozenMlp, train_ops};
+use super::{ForwardMode, Projection, WeightPath, attention_op, mlp_op::FrozenMlp, residual_mlp::residual_mlp, train_ops};
 use crate::{config::LlamaConfig, error::Result};
 
 #[derive(Debug)]
@@ -116,7 +116,7 @@ impl Mlp {
 
     /// The three weights for the fused op, when all three are frozen f32 weights (LoRA or full
     /// fine-tuning on the MLP takes the unfused path) with bf16 packings for all or none.
-    fn frozen(&self) -> Option<FrozenMlp> {
+    pub(super) fn frozen(&self) -> Option<FrozenMlp> {
         let ps = [&self.gate_proj, &self.up_proj, &self.down_proj];
         if !ps.iter().all(|p| p.is_frozen() && p.base_weight().dtype() == DType::F32) {
             return None;
@@ -150,11 +150,26 @@ pub(super) struct Block {
     pub(super) self_attn: Attention,
     pub(super) post_attention_layernorm: RmsNorm,
     pub(super) mlp: Mlp,
+    /// Training runs the residual adds, the second RMSNorm and a frozen MLP as one op
+    /// (`residual_mlp`, less memory kept for backward); off only for A/B probes.
+    pub(super) fused_residual: bool,
 }
 
 impl Block {
     pub(super) fn forward(&self, x: &Tensor, rope: &(Tensor, Tensor), mask: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
-        let h = (x + self.self_attn.forward(&self.input_layernorm.forward(x, mode)?, rope, mask, mode)?)?;
-        &h + self.mlp.forward(&self.post_attention_layernorm.forward(&h, mode)?, mode)?
+        let o = self.self_attn.forward(&self.input_layernorm.forward(x, mode)?, rope, mask, mode)?;
+        let norm = &self.post_attention_layernorm;
+        if mode == ForwardMode::Train
+            && self.fused_residual
+            && self.mlp.fused
+            && !norm.weight.track_op()
+            && x.dtype() == DType::F32
+            && x.device().is_cpu()
+            && let Some(mlp) = self.mlp.frozen()
+        {
+            return residual_mlp(x, &o, &norm.weight, norm.eps as f32, &mlp);
+        }
+        let h = (x + o)?;
+        &h + self.mlp.forward(&norm.forward(&h, mode)?, mode)?
     }
 }

@@ -40,6 +40,12 @@ pub struct FrozenMlp {
 impl FrozenMlp {
     /// `y [.., h]` for `x [.., h]`; differentiable in `x`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let op = MlpOp { w: self.checked(x)?, keep: x.track_op(), saved: Mutex::new(None) };
+        x.contiguous()?.apply_op1(op)
+    }
+
+    /// These weights, contiguous, after checking that they chain and fit `x [.., h]`.
+    pub(super) fn checked(&self, x: &Tensor) -> Result<Self> {
         let ((i, h), (ui, uh), (dh, di)) = (self.gate.dims2()?, self.up.dims2()?, self.down.dims2()?);
         if (ui, uh, dh, di) != (i, h, h, i) || last_dim(x.layout()) != h {
             bail!(
@@ -58,17 +64,51 @@ impl FrozenMlp {
         {
             bail!("frozen mlp: bf16 packings do not match the weights")
         }
-        let op = MlpOp {
-            w: FrozenMlp {
-                gate: self.gate.contiguous()?,
-                up: self.up.contiguous()?,
-                down: self.down.contiguous()?,
-                packed: self.packed.clone(),
-            },
-            keep: x.track_op(),
-            saved: Mutex::new(None),
-        };
-        x.contiguous()?.apply_op1(op)
+        Ok(Self { gate: self.gate.contiguous()?, up: self.up.contiguous()?, down: self.down.contiguous()?, packed: self.packed.clone() })
+    }
+
+    fn packing(&self, k: usize) -> Option<&Arc<PackedWeight>> {
+        self.packed.as_ref().map(|p| &p[k])
+    }
+
+    /// Forward over rows `x [rows, h]` of checked weights: the gate and up activations (what
+    /// backward needs) and the output `y [rows, h]`.
+    pub(super) fn forward_rows(&self, x: &[f32]) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let (i, h) = self.gate.dims2()?;
+        let rows = x.len() / h;
+        let (a, b) = (project(x, &self.gate, self.packing(0))?, project(x, &self.up, self.packing(1))?);
+        // The gated activations, as `train_ops::swiglu` computes them.
+        let mut gated = vec![0f32; rows * i];
+        gated.par_chunks_mut(GRAIN).zip(a.par_chunks(GRAIN)).zip(b.par_chunks(GRAIN)).for_each(|((ys, as_), bs)| {
+            for (y, &a) in ys.iter_mut().zip(as_) {
+                *y = -a;
+            }
+            fast_exp::exp_in_place(ys);
+            for ((y, &a), &b) in ys.iter_mut().zip(as_).zip(bs) {
+                *y = a * (1.0 / (1.0 + *y)) * b;
+            }
+        });
+        let y = project(&gated, &self.down, self.packing(2))?;
+        Ok((a, b, y))
+    }
+
+    /// The input gradient `dx [rows, h]` for `g = ∂L/∂y`, given the kept gate and up
+    /// activations (turned into their own gradients in place).
+    pub(super) fn backward_rows(&self, g: &[f32], mut a: Vec<f32>, mut b: Vec<f32>) -> Result<Vec<f32>> {
+        let mut dh = project_back_new(g, &self.down, self.packing(2))?;
+        dh.par_chunks_mut(GRAIN).zip(a.par_chunks_mut(GRAIN)).zip(b.par_chunks_mut(GRAIN)).for_each(|((ds, as_), bs)| {
+            let mut e: Vec<f32> = as_.iter().map(|&a| -a).collect();
+            fast_exp::exp_in_place(&mut e);
+            for j in 0..ds.len() {
+                let (av, bv, gv) = (as_[j], bs[j], ds[j]);
+                let s = 1.0 / (1.0 + e[j]);
+                as_[j] = gv * bv * s * (1.0 + av * (1.0 - s));
+                bs[j] = gv * av * s;
+            }
+        });
+        let mut dx = project_back_new(&a, &self.gate, self.packing(0))?;
+        project_back(&mut dx, &b, &self.up, self.packing(1), true)?;
+        Ok(dx)
     }
 }
 
@@ -115,34 +155,13 @@ fn project_back(dst: &mut [f32], g: &[f32], w: &Tensor, p: Option<&Arc<PackedWei
     })
 }
 
-impl MlpOp {
-    fn packed(&self, k: usize) -> Option<&Arc<PackedWeight>> {
-        self.w.packed.as_ref().map(|p| &p[k])
-    }
-}
-
 impl CustomOp1 for MlpOp {
     fn name(&self) -> &'static str {
         "tf-frozen-mlp"
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = slice(s, l, "mlp input")?;
-        let (i, h) = self.w.gate.dims2()?;
-        let rows = x.len() / h;
-        let (a, b) = (project(x, &self.w.gate, self.packed(0))?, project(x, &self.w.up, self.packed(1))?);
-        // The gated activations, as `train_ops::swiglu` computes them.
-        let mut gated = vec![0f32; rows * i];
-        gated.par_chunks_mut(GRAIN).zip(a.par_chunks(GRAIN)).zip(b.par_chunks(GRAIN)).for_each(|((ys, as_), bs)| {
-            for (y, &a) in ys.iter_mut().zip(as_) {
-                *y = -a;
-            }
-            fast_exp::exp_in_place(ys);
-            for ((y, &a), &b) in ys.iter_mut().zip(as_).zip(bs) {
-                *y = a * (1.0 / (1.0 + *y)) * b;
-            }
-        });
-        let y = project(&gated, &self.w.down, self.packed(2))?;
+        let (a, b, y) = self.w.forward_rows(slice(s, l, "mlp input")?)?;
         if self.keep {
             *self.saved.lock().unwrap() = Some((a, b));
         }
@@ -150,24 +169,8 @@ impl CustomOp1 for MlpOp {
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let Some((mut a, mut b)) = self.saved.lock().unwrap().take() else { bail!("frozen mlp: backward without a kept forward") };
-        let dx = with_data(grad, "mlp grad", |g| {
-            let mut dh = project_back_new(g, &self.w.down, self.packed(2))?;
-            // a and b become their own gradients, in place.
-            dh.par_chunks_mut(GRAIN).zip(a.par_chunks_mut(GRAIN)).zip(b.par_chunks_mut(GRAIN)).for_each(|((ds, as_), bs)| {
-                let mut e: Vec<f32> = as_.iter().map(|&a| -a).collect();
-                fast_exp::exp_in_place(&mut e);
-                for j in 0..ds.len() {
-                    let (av, bv, gv) = (as_[j], bs[j], ds[j]);
-                    let s = 1.0 / (1.0 + e[j]);
-                    as_[j] = gv * bv * s * (1.0 + av * (1.0 - s));
-                    bs[j] = gv * av * s;
-                }
-            });
-            let mut dx = project_back_new(&a, &self.w.gate, self.packed(0))?;
-            project_back(&mut dx, &b, &self.w.up, self.packed(1), true)?;
-            Ok(dx)
-        })?;
+        let Some((a, b)) = self.saved.lock().unwrap().take() else { bail!("frozen mlp: backward without a kept forward") };
+        let dx = with_data(grad, "mlp grad", |g| self.w.backward_rows(g, a, b))?;
         Ok(Some(from_vec(dx, x.dims())?))
     }
 }

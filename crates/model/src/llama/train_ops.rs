@@ -56,16 +56,7 @@ impl CustomOp2 for RmsNormOp {
         if last_dim(l1) != d {
             bail!("rms_norm: input last dim {} != weight size {d}", last_dim(l1))
         }
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(d * ROW_GRAIN).zip(x.par_chunks(d * ROW_GRAIN)).for_each(|(ys, xs)| {
-            for (yr, xr) in ys.chunks_mut(d).zip(xs.chunks(d)) {
-                let r = inv_rms(xr, self.eps);
-                for ((yv, xv), wv) in yr.iter_mut().zip(xr).zip(w) {
-                    *yv = xv * r * wv;
-                }
-            }
-        });
-        Ok((CpuStorage::F32(y), l1.shape().clone()))
+        Ok((CpuStorage::F32(rms_norm_rows(x, w, self.eps)), l1.shape().clone()))
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
@@ -77,7 +68,23 @@ impl CustomOp2 for RmsNormOp {
     }
 }
 
-fn rms_norm_bwd(x: &[f32], w: &[f32], g: &[f32], d: usize, eps: f32) -> (Vec<f32>, Vec<f32>) {
+/// RMSNorm forward over rows of `w.len()`.
+pub(super) fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let d = w.len();
+    let mut y = vec![0f32; x.len()];
+    y.par_chunks_mut(d * ROW_GRAIN).zip(x.par_chunks(d * ROW_GRAIN)).for_each(|(ys, xs)| {
+        for (yr, xr) in ys.chunks_mut(d).zip(xs.chunks(d)) {
+            let r = inv_rms(xr, eps);
+            for ((yv, xv), wv) in yr.iter_mut().zip(xr).zip(w) {
+                *yv = xv * r * wv;
+            }
+        }
+    });
+    y
+}
+
+/// RMSNorm backward over rows of `d`: `(dx, dw)`.
+pub(super) fn rms_norm_bwd(x: &[f32], w: &[f32], g: &[f32], d: usize, eps: f32) -> (Vec<f32>, Vec<f32>) {
     let rows = x.len() / d;
     let mut dx = vec![0f32; x.len()];
     let block_rows = rows.div_ceil(REDUCE_BLOCKS).max(1);
