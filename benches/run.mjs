@@ -15,6 +15,7 @@ const SUITES = {
   train: 'train.mjs',
   serve: 'serve.mjs',
   export: 'export.mjs',
+  agreement: 'greedy-agreement.mjs',
 };
 
 // `--flags` go to every suite run (e.g. `npm run bench -- serve --quick`); the rest name suites.
