@@ -10,9 +10,13 @@ off, so CPU time is work) and wall time:
     1x400 prompt;
   - a decode-step proxy: a forward of 1 row and of 32 rows of one token (empty past);
   - ORT's per-op-type profile of the 8x50 forward (MatMulNBits vs GroupQueryAttention vs norms).
-`--qgemm` adds the same graph with every MatMulNBits replaced by com.microsoft
-DynamicQuantizeMatMul over per-column int8 weights (MLAS's tiled u8s8 VNNI GEMM): a SPEED probe
-only (its activations are quantized per tensor, which couples batched rows and changes quality).
+Variants of the same weights (speed probes; their quality is for test/python/onnx_quality.py):
+  --rowq   every 8-bit MatMulNBits as per-row dynamic uint8 activations (scale absmax/127 over the
+           row, zero point 128) x per-column int8 weights through ONNX MatMulInteger (MLAS's
+           tiled u8s8 VNNI GEMM), then Cast and the two scales: plain ops, rows stay independent
+           (batched logits equal each row run alone, checked here);
+  --qgemm  com.microsoft DynamicQuantizeMatMul (one activation scale per tensor: batched rows
+           change each other, so not servable as is; the fastest kernel for reference).
 """
 from __future__ import annotations
 
@@ -57,21 +61,13 @@ def qgemm(src: str, dst: str) -> None:
         if n.op_type != "MatMulNBits" or a.get("bits") != 8:
             nodes.append(n)
             continue
-        k, cols, blk = a["K"], a["N"], a["block_size"]
-        q = numpy_helper.to_array(inits[n.input[1]]).astype(np.float32).reshape(cols, -1, blk)
-        scale = numpy_helper.to_array(inits[n.input[2]]).reshape(cols, -1, 1)
-        zp = 128.0
-        if len(n.input) > 3 and n.input[3]:
-            zp = numpy_helper.to_array(inits[n.input[3]]).astype(np.float32).reshape(cols, -1, 1)
-        w = ((q - zp) * scale).reshape(cols, -1)[:, :k]
-        cs = np.abs(w).max(axis=1) / 127.0 + 1e-12
-        wq = np.clip(np.round(w / cs[:, None]), -127, 127).astype(np.int8).T.copy()
+        wq, cs = per_column_int8(inits, n, a)
         base = n.input[1]
         g.initializer.extend(
             [
                 numpy_helper.from_array(wq, base + "_i8"),
-                numpy_helper.from_array(cs.astype(np.float32), base + "_cs"),
-                numpy_helper.from_array(np.zeros(cols, np.int8), base + "_zp"),
+                numpy_helper.from_array(cs, base + "_cs"),
+                numpy_helper.from_array(np.zeros(a["N"], np.int8), base + "_zp"),
             ]
         )
         ins = [n.input[0], base + "_i8", base + "_cs", base + "_zp"]
@@ -83,6 +79,71 @@ def qgemm(src: str, dst: str) -> None:
     del g.initializer[:]
     g.initializer.extend(keep)
     onnx.save(m, dst, save_as_external_data=True, location=os.path.basename(dst) + "_data")
+
+
+def rowq(src: str, dst: str) -> None:
+    """`src` with each 8-bit MatMulNBits as per-row uint8 activations x per-column int8 weights."""
+    m = onnx.load(src)
+    g = m.graph
+    inits = {t.name: t for t in g.initializer}
+    consts = {"rq_eps": np.float32(1e-8), "rq_127": np.float32(127.0), "rq_128": np.float32(128.0), "rq_zp": np.uint8(128)}
+    for name, v in consts.items():
+        g.initializer.append(numpy_helper.from_array(np.array(v), name))
+    g.initializer.append(numpy_helper.from_array(np.array([-1], np.int64), "rq_axes"))
+    nodes: list = []
+    quant: dict[str, tuple[str, str]] = {}
+    for n in g.node:
+        a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
+        if n.op_type != "MatMulNBits" or a.get("bits") != 8:
+            nodes.append(n)
+            continue
+        x = n.input[0]
+        if x not in quant:
+            # One quantization per activation tensor, shared by the matmuls reading it.
+            p = x + "_rq_"
+            mk = helper.make_node
+            nodes += [
+                mk("Abs", [x], [p + "abs"]),
+                mk("ReduceMax", [p + "abs", "rq_axes"], [p + "max"], keepdims=1),
+                mk("Max", [p + "max", "rq_eps"], [p + "clamped"]),
+                mk("Div", [p + "clamped", "rq_127"], [p + "scale"]),
+                mk("Div", [x, p + "scale"], [p + "div"]),
+                mk("Round", [p + "div"], [p + "round"]),
+                mk("Add", [p + "round", "rq_128"], [p + "shift"]),
+                mk("Cast", [p + "shift"], [p + "q"], to=TensorProto.UINT8),
+            ]
+            quant[x] = (p + "q", p + "scale")
+        xq, xs = quant[x]
+        wq, cs = per_column_int8(inits, n, a)
+        base = n.input[1]
+        g.initializer.extend([numpy_helper.from_array(wq, base + "_i8"), numpy_helper.from_array(cs, base + "_cs")])
+        y = n.output[0]
+        nodes += [
+            helper.make_node("MatMulInteger", [xq, base + "_i8", "rq_zp"], [y + "_i32"]),
+            helper.make_node("Cast", [y + "_i32"], [y + "_f"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", [y + "_f", xs], [y + "_rs"]),
+            helper.make_node("Mul", [y + "_rs", base + "_cs"], [y]),
+        ]
+    del g.node[:]
+    g.node.extend(nodes)
+    used = {i for n in nodes for i in n.input}
+    keep = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    onnx.save(m, dst, save_as_external_data=True, location=os.path.basename(dst) + "_data")
+
+
+def per_column_int8(inits: dict, n: onnx.NodeProto, a: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A MatMulNBits node's 8-bit blocks dequantized, then symmetric int8 per output column: `[K, N]`, scales `[N]`."""
+    k, cols, blk = a["K"], a["N"], a["block_size"]
+    q = numpy_helper.to_array(inits[n.input[1]]).astype(np.float32).reshape(cols, -1, blk)
+    scale = numpy_helper.to_array(inits[n.input[2]]).reshape(cols, -1, 1)
+    zp = 128.0
+    if len(n.input) > 3 and n.input[3]:
+        zp = numpy_helper.to_array(inits[n.input[3]]).astype(np.float32).reshape(cols, -1, 1)
+    w = ((q - zp) * scale).reshape(cols, -1)[:, :k]
+    cs = np.abs(w).max(axis=1) / 127.0 + 1e-12
+    return np.clip(np.round(w / cs[:, None]), -127, 127).astype(np.int8).T.copy(), cs.astype(np.float32)
 
 
 def session(path: str, profile: bool = False) -> ort.InferenceSession:
@@ -116,16 +177,30 @@ def main() -> None:
     ap.add_argument("folder")
     ap.add_argument("--work", default="/tmp/tinyforge-prefill-probe")
     ap.add_argument("--repeats", type=int, default=6)
+    ap.add_argument("--rowq", action="store_true")
     ap.add_argument("--qgemm", action="store_true")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     src = os.path.join(args.folder, "onnx", next(f for f in os.listdir(os.path.join(args.folder, "onnx")) if f.endswith(".onnx")))
     graphs = {"nbits": os.path.join(args.work, "served.onnx")}
     served(src, graphs["nbits"])
+    if args.rowq:
+        graphs["rowq"] = os.path.join(args.work, "rowq.onnx")
+        rowq(graphs["nbits"], graphs["rowq"])
     if args.qgemm:
         graphs["qgemm"] = os.path.join(args.work, "qgemm.onnx")
         qgemm(graphs["nbits"], graphs["qgemm"])
     sess = {k: session(p) for k, p in graphs.items()}
+    # Batch invariance: 8 different prompts in one forward vs each alone (the engine's contract).
+    for k, s in sess.items():
+        f8 = feed(s, 8, 50, seed=7)
+        batched = s.run(["logits"], f8)[0].reshape(8, -1)
+        alone = []
+        for r in range(8):
+            f1 = feed(s, 1, 50)
+            f1["input_ids"] = f8["input_ids"][r : r + 1]
+            alone.append(s.run(["logits"], f1)[0].reshape(-1))
+        print(f"{k}: batched 8x50 vs each row alone, max |logit diff| {float(np.abs(batched - np.stack(alone)).max()):.3g}")
     feeds = {k: {p: feed(s, b, n) for p, (_, b, n) in PLANS.items()} for k, s in sess.items()}
     best = {(k, p): (1e9, 1e9) for k in sess for p in PLANS}
     for k, s in sess.items():
