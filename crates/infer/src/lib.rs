@@ -6,6 +6,7 @@ pub mod engine;
 pub mod error;
 pub mod folder;
 mod last_logits;
+mod memory;
 pub mod runtime;
 mod scheduler;
 pub mod score;

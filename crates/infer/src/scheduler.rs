@@ -61,6 +61,7 @@ impl Scheduler {
         let mut open = true;
         loop {
             if open && self.live.is_empty() && self.queue.is_empty() {
+                self.decoder.idle();
                 match self.rx.recv() {
                     Ok(j) => self.queue.push_back(j),
                     Err(_) => open = false,
