@@ -4,8 +4,9 @@
 //! bookkeeping and elementwise ops run on one: two graphs side by side keep both cores busy
 //! through those parts too. A lane holds at most `LANE_TOKENS` tokens' worth of rows when the
 //! sequences are that long: a graph keeps every layer's activations until its backward pass
-//! (~16 MB per 512 tokens per SmolLM2 layer, 0.98 GB for two lanes of 2 x 256 tokens), so a
-//! bigger batch adds rounds instead of memory. Lanes are formed from the data alone (not the
+//! (~13 MB per 512 tokens per SmolLM2 layer: block input, normed input, q, k, v, attention
+//! output, `o_proj` output and the MLP's gate and up activations, 11 x `[512, 576]` f32; 0.78 GB
+//! for two lanes of 2 x 256 tokens), so a bigger batch adds rounds instead of memory. Lanes are formed from the data alone (not the
 //! number of threads), so a run gives the same loss sequence on every machine; each lane draws
 //! its dropout masks from its own stream (`lane_seed`), so lanes running side by side draw the
 //! same masks whatever the timing.
@@ -23,7 +24,8 @@ pub const LANES: usize = 2;
 /// Padded tokens a lane is filled to before rows go to another lane (`lane_tokens`). 512 keeps
 /// batch 4 x 256 in two lanes of two sequences (its speed) and bounds the memory of bigger
 /// batches. Measured on SmolLM2, batch 4 x 256, busy 2-core Xeon, through `train()`: 256 (four
-/// one-sequence lanes in two rounds) peaks at 1136 MB RSS against 1608 MB, at 0.88x the tokens
+/// one-sequence lanes in two rounds) peaks at 1136 MB RSS against 1608 MB (both before the
+/// block tail became one op, `residual_mlp`: 512 then peaked at 1412 MB), at 0.88x the tokens
 /// per CPU second (the gemm crate packs each frozen weight once per call, so half the rows per
 /// call pay twice the packing per token, and each round waits for its slower lane).
 pub const LANE_TOKENS: usize = 512;
