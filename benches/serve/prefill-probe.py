@@ -81,8 +81,11 @@ def qgemm(src: str, dst: str) -> None:
     onnx.save(m, dst, save_as_external_data=True, location=os.path.basename(dst) + "_data")
 
 
-def rowq(src: str, dst: str) -> None:
-    """`src` with each 8-bit MatMulNBits as per-row uint8 activations x per-column int8 weights."""
+def rowq(src: str, dst: str, weights: dict | None = None, keep: frozenset = frozenset()) -> None:
+    """`src` with each 8-bit MatMulNBits as per-row uint8 activations x per-column int8 weights.
+
+    `weights` maps a node's weight input name to its own `(int8 [K, N], scales [N])` (the
+    smoothquant probe's rescaled fp32 weights); `keep` names weight inputs left as MatMulNBits."""
     m = onnx.load(src)
     g = m.graph
     inits = {t.name: t for t in g.initializer}
@@ -94,7 +97,7 @@ def rowq(src: str, dst: str) -> None:
     quant: dict[str, tuple[str, str]] = {}
     for n in g.node:
         a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
-        if n.op_type != "MatMulNBits" or a.get("bits") != 8:
+        if n.op_type != "MatMulNBits" or a.get("bits") != 8 or n.input[1] in keep:
             nodes.append(n)
             continue
         x = n.input[0]
@@ -114,7 +117,7 @@ def rowq(src: str, dst: str) -> None:
             ]
             quant[x] = (p + "q", p + "scale")
         xq, xs = quant[x]
-        wq, cs = per_column_int8(inits, n, a)
+        wq, cs = weights[n.input[1]] if weights else per_column_int8(inits, n, a)
         base = n.input[1]
         g.initializer.extend([numpy_helper.from_array(wq, base + "_i8"), numpy_helper.from_array(cs, base + "_cs")])
         y = n.output[0]
