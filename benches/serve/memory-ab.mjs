@@ -75,7 +75,13 @@ try {
       const r = await generationLevel({ port: sv.s.port, pid: sv.s.proc.pid, clients, perClient, prompts, maxTokens: 64 });
       // Idle again: what the burst left resident once the server had a moment to give back.
       await new Promise((res) => setTimeout(res, 1500));
-      sv.rows.push({ clients, tokS: r.tokensPerSec, peakMB: r.peakRssMB, afterMB: rssBytes(sv.s.proc.pid) / 2 ** 20, p99TtftMs: r.p99TtftMs });
+      sv.rows.push({
+        clients,
+        tokS: r.tokensPerSec,
+        peakMB: r.peakRssMB,
+        afterMB: rssBytes(sv.s.proc.pid) / 2 ** 20,
+        p99TtftMs: r.p99TtftMs,
+      });
     }
   }
   for (const sv of servers) {
@@ -87,7 +93,9 @@ try {
     );
     console.log(`${''.padEnd(14)} smaps: ${JSON.stringify(smapsBreakdown(sv.s.proc.pid))}`);
   }
-  console.log(JSON.stringify(servers.map(({ name, env, extraArgs, readyMB, warmMB, rows }) => ({ name, env, extraArgs, readyMB, warmMB, rows }))));
+  console.log(
+    JSON.stringify(servers.map(({ name, env, extraArgs, readyMB, warmMB, rows }) => ({ name, env, extraArgs, readyMB, warmMB, rows })))
+  );
 } finally {
   for (const sv of servers) await stop(sv.s);
 }
