@@ -1,7 +1,7 @@
 """Does SmoothQuant rescue prefill-probe's per-row int8 scheme (--rowq)? Quality and speed, side by side.
 
     python3 benches/serve/smoothquant-probe.py FP32_FOLDER INT8_FOLDER [--work DIR] [--alphas 0.5,0.65,0.8]
-        [--variants NAME,...] [--skip-quality] [--skip-speed] [--repeats 4]
+        [--variants NAME=ALPHA:KEEP,...] [--skip-quality] [--skip-speed] [--check-folds] [--repeats 4]
 
 Per-row dynamic uint8 activations x per-column int8 weights (prefill-probe.py's `rowq`) lose
 +5.75% perplexity because a few hidden channels carry outliers that set each row's scale. Per
@@ -101,49 +101,58 @@ def quant_cols(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(np.round(w / cs), -127, 127).astype(np.int8), cs.astype(np.float32)
 
 
+def smooth(w32: dict, amax: dict, alpha: float, keep: frozenset) -> tuple[dict, dict]:
+    """Smoothed fp32 weights (base -> [K, N]) and the RMSNorm weights' divisors (name -> s)."""
+    w = {k: v.copy() for k, v in w32.items()}
+    norms: dict[str, np.ndarray] = {}
+    conv = lambda b: b not in keep  # noqa: E731
+    if alpha <= 0:
+        return w, norms
+    layers = sorted({int(b.split(".")[2]) for b in w if b.startswith("model.layers.")})
+    for i in layers:
+        p = f"model.layers.{i}."
+        qkv, o = p + "self_attn.qkv_proj", p + "self_attn.o_proj"
+        gate, up, down = p + "mlp.gate_proj", p + "mlp.up_proj", p + "mlp.down_proj"
+        if conv(qkv):
+            s = smooth_scale(amax[qkv], [w[qkv]], alpha)
+            norms[p + "input_layernorm.weight"] = s
+            w[qkv] *= s[:, None]
+        if conv(o) and conv(qkv):
+            # Tie s over the query heads sharing one kv head, then fold into v's columns.
+            ax = amax[o].reshape(KV_HEADS, HEADS // KV_HEADS, HEAD_DIM).max(axis=1)
+            aw = np.abs(w[o]).max(axis=1).reshape(KV_HEADS, HEADS // KV_HEADS, HEAD_DIM).max(axis=1)
+            sg = np.clip(np.maximum(ax, 1e-5) ** alpha / np.maximum(aw, 1e-5) ** (1 - alpha), 1e-4, 1e4).astype(np.float32)
+            v0 = (HEADS + KV_HEADS) * HEAD_DIM
+            w[qkv][:, v0 : v0 + KV_HEADS * HEAD_DIM] /= sg.reshape(-1)
+            w[o] *= np.repeat(sg, HEADS // KV_HEADS, axis=0).reshape(-1)[:, None]
+        if conv(gate) and conv(up):
+            s = smooth_scale(amax[gate], [w[gate], w[up]], alpha)
+            norms[p + "post_attention_layernorm.weight"] = s
+            w[gate] *= s[:, None]
+            w[up] *= s[:, None]
+        if conv(down) and conv(up):
+            s = smooth_scale(amax[down], [w[down]], alpha)
+            w[up] /= s[None, :]
+            w[down] *= s[:, None]
+    head = "model.embed_tokens"
+    if conv(head):
+        s = smooth_scale(amax[head], [w[head]], alpha)
+        norms["model.norm.weight"] = s
+        w[head] *= s[:, None]
+    return w, norms
+
+
+def fold_norms(m: onnx.ModelProto, norms: dict) -> None:
+    for t in m.graph.initializer:
+        if t.name in norms:
+            t.CopyFrom(numpy_helper.from_array((numpy_helper.to_array(t) / norms[t.name]).astype(np.float32), t.name))
+
+
 def build(int8_src: str, dst: str, w32: dict, amax: dict, alpha: float, keep: frozenset) -> None:
     """The int8 graph with rowq matmuls (smoothed when alpha > 0) except the `keep` bases, at `dst`."""
-    w = {k: v.copy() for k, v in w32.items()}
+    w, norms = smooth(w32, amax, alpha, keep)
     m = onnx.load(int8_src)
-    inits = {t.name: t for t in m.graph.initializer}
-
-    def fold_norm(name: str, s: np.ndarray) -> None:
-        t = inits[name]
-        t.CopyFrom(numpy_helper.from_array((numpy_helper.to_array(t) / s).astype(np.float32), name))
-
-    conv = lambda b: b not in keep  # noqa: E731
-    if alpha > 0:
-        layers = sorted({int(b.split(".")[2]) for b in w if b.startswith("model.layers.")})
-        for i in layers:
-            p = f"model.layers.{i}."
-            qkv, o = p + "self_attn.qkv_proj", p + "self_attn.o_proj"
-            gate, up, down = p + "mlp.gate_proj", p + "mlp.up_proj", p + "mlp.down_proj"
-            if conv(qkv):
-                s = smooth_scale(amax[qkv], [w[qkv]], alpha)
-                fold_norm(p + "input_layernorm.weight", s)
-                w[qkv] *= s[:, None]
-            if conv(o) and conv(qkv):
-                # Tie s over the query heads sharing one kv head, then fold into v's columns.
-                ax = amax[o].reshape(KV_HEADS, HEADS // KV_HEADS, HEAD_DIM).max(axis=1)
-                aw = np.abs(w[o]).max(axis=1).reshape(KV_HEADS, HEADS // KV_HEADS, HEAD_DIM).max(axis=1)
-                sg = np.clip(np.maximum(ax, 1e-5) ** alpha / np.maximum(aw, 1e-5) ** (1 - alpha), 1e-4, 1e4).astype(np.float32)
-                v0 = (HEADS + KV_HEADS) * HEAD_DIM
-                w[qkv][:, v0 : v0 + KV_HEADS * HEAD_DIM] /= sg.reshape(-1)
-                w[o] *= np.repeat(sg, HEADS // KV_HEADS, axis=0).reshape(-1)[:, None]
-            if conv(gate) and conv(up):
-                s = smooth_scale(amax[gate], [w[gate], w[up]], alpha)
-                fold_norm(p + "post_attention_layernorm.weight", s)
-                w[gate] *= s[:, None]
-                w[up] *= s[:, None]
-            if conv(down) and conv(up):
-                s = smooth_scale(amax[down], [w[down]], alpha)
-                w[up] /= s[None, :]
-                w[down] *= s[:, None]
-        head = "model.embed_tokens"
-        if conv(head):
-            s = smooth_scale(amax[head], [w[head]], alpha)
-            fold_norm("model.norm.weight", s)
-            w[head] *= s[:, None]
+    fold_norms(m, norms)
     for stale in (dst + "_data", os.path.join(os.path.dirname(dst), "served.onnx_data")):
         if os.path.exists(stale):
             os.remove(stale)  # onnx.save appends external data to an existing file
@@ -153,6 +162,38 @@ def build(int8_src: str, dst: str, w32: dict, amax: dict, alpha: float, keep: fr
             keep=frozenset(b + ".weight_q8" for b in keep))
     os.remove(tmp)
     os.remove(tmp + "_data")
+
+
+def check_folds(fp32: str, work: str, w32: dict, amax: dict, alpha: float) -> float:
+    """The folds alone (no quantization) in the fp32 graph: max |logit diff| vs the fp32 graph on 64 tokens."""
+    w, norms = smooth(w32, amax, alpha, frozenset())
+    m = onnx.load(onnx_path(fp32))
+    fold_norms(m, norms)
+    g = m.graph
+    for n in g.node:
+        if n.op_type == "MatMul" and n.input[1].endswith(".weight_transposed"):
+            # A new name: the tied embedding's Gather may read the head's tensor.
+            base = n.input[1][: -len(".weight_transposed")]
+            g.initializer.append(numpy_helper.from_array(w[base], base + ".weight_smoothed"))
+            n.input[1] = base + ".weight_smoothed"
+    used = {i for n in g.node for i in n.input}
+    keep = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    path = os.path.join(work, "folded-fp32.onnx")
+    if os.path.exists(path + "_data"):
+        os.remove(path + "_data")
+    onnx.save(m, path, save_as_external_data=True, location="folded-fp32.onnx_data")
+    ids = np.random.default_rng(3).integers(100, 20000, (1, 64)).astype(np.int64)
+    f = {"input_ids": ids, "attention_mask": np.ones((1, 64), np.int64), "position_ids": np.arange(64, dtype=np.int64)[None]}
+    ref_s, new_s = pp.session(onnx_path(fp32)), pp.session(path)
+    for i in ref_s.get_inputs():
+        if i.name.startswith("past_key_values."):
+            f[i.name] = np.zeros((1, KV_HEADS, 0, HEAD_DIM), np.float32)
+    ref, new = ref_s.run(["logits"], f)[0], new_s.run(["logits"], f)[0]
+    os.remove(path)
+    os.remove(path + "_data")
+    return float(np.abs(ref - new).max() / np.abs(ref).max())
 
 
 def keep_set(spec: str, bases: list[str]) -> frozenset:
@@ -217,11 +258,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=4)
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--check-folds", action="store_true", help="the folds alone, unquantized, must leave the fp32 logits")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     w32, xin = fp32_weights(args.fp32)
     with open(args.calib) as f:
         amax = calibrate(args.fp32, xin, f.read()) if any(float(v.split("=")[1].split(":")[0]) > 0 for v in args.variants.split(",")) else {}
+    if args.check_folds:
+        for alpha in sorted({float(v.split("=")[1].split(":")[0]) for v in args.variants.split(",")} - {0.0}):
+            print(f"folds alone in fp32, a={alpha}: max |logit diff| / max |logit| {check_folds(args.fp32, args.work, w32, amax, alpha):.2g}", flush=True)
     int8_src = onnx_path(args.int8)
     nb = folder_for(args.work, "nbits", args.int8)
     for ext in ("", "_data"):
