@@ -86,8 +86,12 @@ def calibrate(folder: str, xin: dict, text: str, window: int = 256) -> dict:
     for x in names:
         m.graph.output.append(helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, None))
     tmp = os.path.join(os.path.dirname(folder.rstrip("/")), "calib.onnx")
+    if os.path.exists(tmp + "_data"):
+        os.remove(tmp + "_data")  # onnx.save appends external data to an existing file
     onnx.save(m, tmp, save_as_external_data=True, location="calib.onnx_data")
     s = pp.session(tmp)
+    os.remove(tmp)
+    os.remove(tmp + "_data")
     ids = tokenizer(folder).encode(text, add_special_tokens=False).ids
     amax = {x: None for x in names}
     for start in range(0, len(ids), window):
