@@ -38,6 +38,8 @@ pub mod frozen_matmul;
 pub mod kv_cache;
 pub mod mlp_op;
 pub mod residual_mlp;
+#[cfg(test)]
+mod test_support;
 pub mod train_ops;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

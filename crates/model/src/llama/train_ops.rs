@@ -300,19 +300,7 @@ mod tests {
     use candle_core::{D, Device, Var};
 
     use super::*;
-    use crate::llama::frozen_matmul::frozen_matmul;
-
-    fn rand(dims: &[usize], seed: u64) -> Tensor {
-        let n: usize = dims.iter().product();
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let v: Vec<f32> = (0..n)
-            .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((state >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
-            })
-            .collect();
-        Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
-    }
+    use crate::llama::{frozen_matmul::frozen_matmul, test_support::rand};
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()

@@ -1,29 +1,11 @@
-use candle_core::{Device, Var};
+use candle_core::Var;
 
 use super::*;
 use crate::llama::{
     frozen_matmul::{frozen_matmul, frozen_matmul_packed},
+    test_support::{frozen_mlp, rand},
     train_ops::swiglu,
 };
-
-fn rand(dims: &[usize], seed: u64) -> Tensor {
-    let n: usize = dims.iter().product();
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let v: Vec<f32> = (0..n)
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
-}
-
-fn weights(bf16: bool) -> FrozenMlp {
-    let (h, i) = (40, 104);
-    let (gate, up, down) = ((rand(&[i, h], 1) * 0.3).unwrap(), (rand(&[i, h], 2) * 0.3).unwrap(), (rand(&[h, i], 3) * 0.2).unwrap());
-    let packed = bf16.then(|| [&gate, &up, &down].map(|w| Arc::new(PackedWeight::from_tensor(w).unwrap())));
-    FrozenMlp { gate, up, down, packed }
-}
 
 /// `(y, dx)` of `Σ mlp(x)·probe`, fused or composed from the unfused ops.
 fn run(w: &FrozenMlp, fused: bool) -> (Vec<f32>, Vec<f32>) {
@@ -49,7 +31,7 @@ fn max_rel(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn matches_the_unfused_mlp_in_value_and_input_gradient() {
     for bf16 in [false, true] {
-        let w = weights(bf16);
+        let w = frozen_mlp(bf16);
         let ((yf, gf), (yr, gr)) = (run(&w, true), run(&w, false));
         // Same GEMM calls and elementwise formulas: the output is bit-identical; the input
         // gradient differs only in where the two branches are added (inside the GEMM here).
@@ -60,13 +42,13 @@ fn matches_the_unfused_mlp_in_value_and_input_gradient() {
 
 #[test]
 fn results_are_bit_identical_run_to_run() {
-    let w = weights(false);
+    let w = frozen_mlp(false);
     assert_eq!(run(&w, true), run(&w, true));
 }
 
 #[test]
 fn an_input_outside_the_graph_keeps_nothing_and_matches() {
-    let w = weights(false);
+    let w = frozen_mlp(false);
     let x = rand(&[5, 40], 6);
     let y = w.forward(&x).unwrap();
     let reference =
@@ -77,7 +59,7 @@ fn an_input_outside_the_graph_keeps_nothing_and_matches() {
 
 #[test]
 fn rejects_weights_that_do_not_chain() {
-    let mut w = weights(false);
+    let mut w = frozen_mlp(false);
     w.down = rand(&[40, 100], 7);
     let err = w.forward(&rand(&[2, 40], 8)).unwrap_err();
     assert!(err.to_string().contains("do not chain"), "{err}");

@@ -1,28 +1,10 @@
-use std::sync::Arc;
-
-use candle_core::{Device, Var};
+use candle_core::Var;
 
 use super::*;
-use crate::{bf16::PackedWeight, llama::train_ops::rms_norm};
-
-fn rand(dims: &[usize], seed: u64) -> Tensor {
-    let n: usize = dims.iter().product();
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let v: Vec<f32> = (0..n)
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
-}
-
-fn mlp(bf16: bool) -> FrozenMlp {
-    let (h, i) = (40, 104);
-    let (gate, up, down) = ((rand(&[i, h], 1) * 0.3).unwrap(), (rand(&[i, h], 2) * 0.3).unwrap(), (rand(&[h, i], 3) * 0.2).unwrap());
-    let packed = bf16.then(|| [&gate, &up, &down].map(|w| Arc::new(PackedWeight::from_tensor(w).unwrap())));
-    FrozenMlp { gate, up, down, packed }
-}
+use crate::llama::{
+    test_support::{frozen_mlp, rand},
+    train_ops::rms_norm,
+};
 
 type Run = (Vec<f32>, Vec<f32>, Vec<f32>);
 
@@ -47,7 +29,7 @@ fn run(m: &FrozenMlp, fused: bool) -> Run {
 #[test]
 fn is_bit_identical_to_the_unfused_ops_in_value_and_gradients() {
     for bf16 in [false, true] {
-        let m = mlp(bf16);
+        let m = frozen_mlp(bf16);
         let (fused, reference) = (run(&m, true), run(&m, false));
         assert_eq!(fused.0, reference.0, "bf16 {bf16}: outputs");
         assert_eq!(fused.1, reference.1, "bf16 {bf16}: x gradients");
@@ -57,7 +39,7 @@ fn is_bit_identical_to_the_unfused_ops_in_value_and_gradients() {
 
 #[test]
 fn an_input_outside_the_graph_gets_no_gradient() {
-    let m = mlp(false);
+    let m = frozen_mlp(false);
     let (x, o) = (rand(&[5, 40], 8), Var::from_tensor(&rand(&[5, 40], 9)).unwrap());
     let norm = rand(&[40], 10);
     let grads = residual_mlp(&x, &o, &norm, 1e-5, &m).unwrap().sum_all().unwrap().backward().unwrap();
@@ -66,7 +48,7 @@ fn an_input_outside_the_graph_gets_no_gradient() {
 
 #[test]
 fn rejects_a_trainable_norm_and_mismatched_shapes() {
-    let m = mlp(false);
+    let m = frozen_mlp(false);
     let (x, o) = (rand(&[5, 40], 8), rand(&[5, 40], 9));
     let trainable = Var::from_tensor(&rand(&[40], 10)).unwrap();
     assert!(residual_mlp(&x, &o, trainable.as_tensor(), 1e-5, &m).is_err());
