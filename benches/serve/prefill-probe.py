@@ -50,6 +50,18 @@ def served(src: str, dst: str) -> None:
     onnx.save(m, dst, save_as_external_data=True, location=os.path.basename(dst) + "_data")
 
 
+def save_with_nodes(m: onnx.ModelProto, nodes: list, dst: str) -> None:
+    """Replaces the graph's nodes, drops the initializers no node reads, saves with external data."""
+    g = m.graph
+    del g.node[:]
+    g.node.extend(nodes)
+    used = {i for n in nodes for i in n.input}
+    kept = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(kept)
+    onnx.save(m, dst, save_as_external_data=True, location=os.path.basename(dst) + "_data")
+
+
 def qgemm(src: str, dst: str) -> None:
     """`src` with each 8-bit MatMulNBits as DynamicQuantizeMatMul (per-column symmetric int8)."""
     m = onnx.load(src)
@@ -72,13 +84,7 @@ def qgemm(src: str, dst: str) -> None:
         )
         ins = [n.input[0], base + "_i8", base + "_cs", base + "_zp"]
         nodes.append(helper.make_node("DynamicQuantizeMatMul", ins, list(n.output), name=n.name + "_dq", domain="com.microsoft"))
-    del g.node[:]
-    g.node.extend(nodes)
-    used = {i for n in nodes for i in n.input}
-    keep = [t for t in g.initializer if t.name in used]
-    del g.initializer[:]
-    g.initializer.extend(keep)
-    onnx.save(m, dst, save_as_external_data=True, location=os.path.basename(dst) + "_data")
+    save_with_nodes(m, nodes, dst)
 
 
 def rowq(src: str, dst: str, weights: dict | None = None, keep: frozenset = frozenset()) -> None:
@@ -127,13 +133,7 @@ def rowq(src: str, dst: str, weights: dict | None = None, keep: frozenset = froz
             helper.make_node("Mul", [y + "_f", xs], [y + "_rs"]),
             helper.make_node("Mul", [y + "_rs", base + "_cs"], [y]),
         ]
-    del g.node[:]
-    g.node.extend(nodes)
-    used = {i for n in nodes for i in n.input}
-    keep = [t for t in g.initializer if t.name in used]
-    del g.initializer[:]
-    g.initializer.extend(keep)
-    onnx.save(m, dst, save_as_external_data=True, location=os.path.basename(dst) + "_data")
+    save_with_nodes(m, nodes, dst)
 
 
 def per_column_int8(inits: dict, n: onnx.NodeProto, a: dict) -> tuple[np.ndarray, np.ndarray]:
