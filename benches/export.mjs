@@ -98,7 +98,7 @@ async function runTjs(dir, threads, prompts) {
   const tokenizer = await tjs.AutoTokenizer.from_pretrained(path.basename(dir));
   const model = await tjs.AutoModelForCausalLM.from_pretrained(path.basename(dir), {
     dtype: 'q8',
-    session_options: { intraOpNumThreads: threads, interOpNumThreads: 1 },
+    session_options: { intraOpNumThreads: threads, interOpNumThreads: 1, extra: { session: { x64quantprecision: '1' } } },
   });
   const loadMs = now() - t0;
   const gen = async (text, maxTokens) => {

@@ -29,6 +29,7 @@ def unoptimized(path: str, threads: int) -> ort.InferenceSession:
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.add_session_config_entry("session.x64quantprecision", "1")  # exact MatMulInteger without VNNI
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 

@@ -155,6 +155,7 @@ def session(path: str, profile: bool = False) -> ort.InferenceSession:
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.enable_profiling = profile
     so.log_severity_level = 3
+    so.add_session_config_entry("session.x64quantprecision", "1")  # exact MatMulInteger without VNNI
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 

@@ -171,8 +171,10 @@ export declare function exportOnnx(modelPath: string, outPath: string, options?:
 
 export interface ExportOnnxOptions {
   /**
-   * "none" (f32) | "int8" (8-bit blocks, MatMulNBits) | "int4" (4-bit blocks, 8-bit head) |
-   * "int8-dynamic" (the first INT8 scheme, for comparison). @default "none"
+   * "none" (f32) | "int8" (SmoothQuant: per-token int8 activations x per-channel int8
+   * weights, calibrated on the shipped data/general-replay.txt with the model's tokenizer) |
+   * "int4" (4-bit blocks, 8-bit head) | "int8-blocks" (8-bit MatMulNBits blocks, the previous
+   * int8) | "int8-dynamic" (the first INT8 scheme, for comparison). @default "none"
    */
   quantize?: string
   /** PEFT LoRA adapter folder merged into the weights before export. */

@@ -75,7 +75,12 @@ export async function transformersJsGreedy(
   tjs.env.allowRemoteModels = false;
   tjs.env.allowLocalModels = true;
   tjs.env.localModelPath = path.dirname(dir);
-  const model = await tjs.AutoModelForCausalLM.from_pretrained(path.basename(dir), dtype ? { dtype } : {});
+  // session.x64quantprecision: the int8 export's MatMulInteger exact on x86 CPUs without VNNI.
+  const sessionOptions = { extra: { session: { x64quantprecision: '1' } } };
+  const model = await tjs.AutoModelForCausalLM.from_pretrained(path.basename(dir), {
+    ...(dtype ? { dtype } : {}),
+    session_options: sessionOptions,
+  });
   try {
     const ids = BigInt64Array.from(prompt.map(BigInt));
     const out = await model.generate({

@@ -84,6 +84,11 @@ pub struct OrtDecoder {
     rows_input: bool,
 }
 
+/// ORT session option: on x86 CPUs without VNNI (AVX2, plain AVX-512) run u8×s8 integer
+/// matmuls (the int8 export's `MatMulInteger`) as exact u8×u8, since the fast u8×s8 kernel sums
+/// pairs of products in saturating int16 there (`vpmaddubsw`). No effect on CPUs with VNNI.
+pub const X64_QUANT_PRECISION: &str = "session.x64quantprecision";
+
 /// Loads a decoder graph into a CPU session with `options` (graph optimisation level 3); from
 /// `bytes` (a rewrite of `path`, whose external data stays beside `path`) when given.
 pub(crate) fn build_session(path: &Path, bytes: Option<&[u8]>, threads: Option<usize>, spinning: bool) -> Result<Session, InferError> {
@@ -97,6 +102,8 @@ pub(crate) fn build_session(path: &Path, bytes: Option<&[u8]>, threads: Option<u
         .with_optimization_level(GraphOptimizationLevel::All)
         .map_err(|e| load_err(e.into()))?
         .with_intra_op_spinning(spinning)
+        .map_err(|e| load_err(e.into()))?
+        .with_config_entry(X64_QUANT_PRECISION, "1")
         .map_err(|e| load_err(e.into()))?;
     if let Some(n) = threads {
         if n == 0 {

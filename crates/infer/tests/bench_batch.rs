@@ -19,7 +19,7 @@ fn tiny_export(root: &Path) -> PathBuf {
     create_tiny_model(&base, &TinyOptions::default()).unwrap();
     let exp = root.join("exp");
     std::fs::create_dir_all(exp.join("onnx")).unwrap();
-    export_llama_path(&base, &exp.join("onnx/model.onnx"), &ExportOptions { quantize: None }).unwrap();
+    export_llama_path(&base, &exp.join("onnx/model.onnx"), &ExportOptions::default()).unwrap();
     for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
         std::fs::copy(base.join(f), exp.join(f)).unwrap();
     }

@@ -20,7 +20,7 @@ fn export_folder(root: &Path, quantize: Option<Quantization>) -> std::path::Path
     let exp = root.join("exp");
     std::fs::create_dir_all(exp.join("onnx")).unwrap();
     let file = if quantize.is_some() { "onnx/model_quantized.onnx" } else { "onnx/model.onnx" };
-    export_llama_path(&base, &exp.join(file), &ExportOptions { quantize }).unwrap();
+    export_llama_path(&base, &exp.join(file), &ExportOptions { quantize, ..ExportOptions::default() }).unwrap();
     for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
         std::fs::copy(base.join(f), exp.join(f)).unwrap();
     }

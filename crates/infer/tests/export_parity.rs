@@ -49,7 +49,7 @@ fn tiny(tied: bool, seed: u64) -> (LlamaConfig, Weights, Llama) {
 
 fn export(cfg: &LlamaConfig, w: &Weights, dir: &Path, quantize: Option<Quantization>) -> OnnxSession {
     let path = dir.join(format!("model.{}.onnx", quantize.map_or("fp32", Quantization::name)));
-    export_llama(cfg, w, &path, &ExportOptions { quantize }).unwrap();
+    export_llama(cfg, w, &path, &ExportOptions { quantize, ..ExportOptions::default() }).unwrap();
     OnnxSession::load(&path, &SessionOptions { intra_threads: Some(1), ..Default::default() }).unwrap()
 }
 

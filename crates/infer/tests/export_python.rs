@@ -51,7 +51,7 @@ fn python_onnx_and_onnxruntime_accept_every_export() {
         let mut files = Vec::new();
         for q in [None, Some(Quantization::Int8), Some(Quantization::Int4), Some(Quantization::Int8Dynamic)] {
             let path = dir.join(format!("model.{}.onnx", q.map_or("fp32", Quantization::name)));
-            export_llama(&cfg, &w, &path, &ExportOptions { quantize: q }).unwrap();
+            export_llama(&cfg, &w, &path, &ExportOptions { quantize: q, ..ExportOptions::default() }).unwrap();
             files.push(path);
         }
         // The plain-op attention graph (any padding) is still written on request.

@@ -92,7 +92,13 @@ fn smollm2_export_parity_and_sizes() {
     let mut sessions = Vec::new();
     for (file, quantize) in [("model.onnx", None), ("model.int8.onnx", Some(Quantization::Int8))] {
         let t = std::time::Instant::now();
-        let r = export_llama(&cfg, &ckpt.weights, &dir.join(file), &ExportOptions { quantize }).unwrap();
+        let r = export_llama(
+            &cfg,
+            &ckpt.weights,
+            &dir.join(file),
+            &ExportOptions { quantize, calibration: quantize.map(|_| calibration(&tok)) },
+        )
+        .unwrap();
         eprintln!("{file}: {} bytes ({:.1} MB), exported in {:.1}s", r.bytes, r.bytes as f64 / 1e6, t.elapsed().as_secs_f64());
         sessions.push(OnnxSession::load(&dir.join(file), &opts).unwrap());
     }
@@ -143,4 +149,10 @@ fn smollm2_export_parity_and_sizes() {
     }
     // Measured: the 16 greedy tokens are identical ("The capital of France is Paris.<|im_end|>...").
     assert_eq!(greedy[0][..8], greedy[1][..8], "INT8 greedy continuation differs from f32");
+}
+
+/// The int8 export's calibration text in SmolLM2's tokens, as the `exportOnnx` binding passes it.
+fn calibration(tok: &Tokenizer) -> tinyforge_onnx::CalibrationText {
+    let ids = tok.encode(tinyforge_onnx::CALIBRATION_TEXT, false).unwrap();
+    tinyforge_onnx::CalibrationText { name: tinyforge_onnx::CALIBRATION_TEXT_NAME.into(), ids }
 }

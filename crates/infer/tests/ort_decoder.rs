@@ -113,7 +113,7 @@ fn int8_export_stays_close_to_fp32() {
     let tmp = common::temp_dir("ortdec-int8");
     let (p32, p8) = (tmp.path().join("model.onnx"), tmp.path().join("model_quantized.onnx"));
     export_llama(&cfg, &w, &p32, &ExportOptions::default()).unwrap();
-    export_llama(&cfg, &w, &p8, &ExportOptions { quantize: Some(Quantization::Int8) }).unwrap();
+    export_llama(&cfg, &w, &p8, &ExportOptions { quantize: Some(Quantization::Int8), ..ExportOptions::default() }).unwrap();
     let prompt: Vec<u32> = (0..16).map(|i| (i * 13 + 1) % 500).collect();
     let (mut a, mut b) = (ort(&p32, &cfg, 1, KvMode::Auto), ort(&p8, &cfg, 1, KvMode::Auto));
     let (la, lb) = (a.prefill(0, &prompt).unwrap(), b.prefill(0, &prompt).unwrap());

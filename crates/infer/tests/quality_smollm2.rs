@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use tinyforge_onnx::{ExportOptions, Quantization, export_llama};
+use tinyforge_tokenizer::Tokenizer;
 
 fn gguf() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("TINYFORGE_SMOLLM2_GGUF") {
@@ -38,13 +39,19 @@ fn smollm2_int8_and_int4_meet_the_quality_floors() {
         return;
     };
     let ckpt = tinyforge_model::load_checkpoint(&model).unwrap();
-    let tok = tinyforge_tokenizer::Tokenizer::from_gguf(&model).unwrap();
+    let tok = Tokenizer::from_gguf(&model).unwrap();
     let tmp = tinyforge_testkit::temp_dir("quality-smollm2");
     let mut folders = Vec::new();
     for q in [None, Some(Quantization::Int8), Some(Quantization::Int4)] {
         let dir = tmp.path().join(q.map_or("fp32", Quantization::name));
         std::fs::create_dir_all(&dir).unwrap();
-        export_llama(&ckpt.config, &ckpt.weights, &dir.join("model.onnx"), &ExportOptions { quantize: q }).unwrap();
+        export_llama(
+            &ckpt.config,
+            &ckpt.weights,
+            &dir.join("model.onnx"),
+            &ExportOptions { quantize: q, calibration: q.map(|_| calibration(&tok)) },
+        )
+        .unwrap();
         tok.save(dir.join("tokenizer.json")).unwrap();
         folders.push(dir);
     }
@@ -62,4 +69,10 @@ fn smollm2_int8_and_int4_meet_the_quality_floors() {
         eprintln!("{text}");
         assert!(out.status.success(), "a quality floor was missed:\n{text}");
     }
+}
+
+/// The int8 export's calibration text in SmolLM2's tokens, as the `exportOnnx` binding passes it.
+fn calibration(tok: &Tokenizer) -> tinyforge_onnx::CalibrationText {
+    let ids = tok.encode(tinyforge_onnx::CALIBRATION_TEXT, false).unwrap();
+    tinyforge_onnx::CalibrationText { name: tinyforge_onnx::CALIBRATION_TEXT_NAME.into(), ids }
 }

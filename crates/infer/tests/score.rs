@@ -72,7 +72,7 @@ fn scorer_matches_candle_and_scores_each_token_once() {
 
     // A quantized export scores close to fp32 (int8 blocks on random weights).
     let int8 = tmp.path().join("model_quantized.onnx");
-    export_llama(&cfg, &w, &int8, &ExportOptions { quantize: Some(Quantization::Int8) }).unwrap();
+    export_llama(&cfg, &w, &int8, &ExportOptions { quantize: Some(Quantization::Int8), ..ExportOptions::default() }).unwrap();
     let q = Scorer::load(&int8, shape, Some(1)).unwrap().score_ids(&ids).unwrap();
     assert!((q.perplexity() / whole.perplexity() - 1.0).abs() < 0.05, "int8 ppl {} vs fp32 {}", q.perplexity(), whole.perplexity());
 }

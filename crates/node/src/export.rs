@@ -13,8 +13,10 @@ use crate::error::{core_error, guard, js_error};
 
 #[napi(object, object_to_js = false, js_name = "ExportOnnxOptions")]
 pub struct JsExportOptions {
-    /// "none" (f32) | "int8" (8-bit blocks, MatMulNBits) | "int4" (4-bit blocks, 8-bit head) |
-    /// "int8-dynamic" (the first INT8 scheme, for comparison). @default "none"
+    /// "none" (f32) | "int8" (SmoothQuant: per-token int8 activations x per-channel int8
+    /// weights, calibrated on the shipped data/general-replay.txt with the model's tokenizer) |
+    /// "int4" (4-bit blocks, 8-bit head) | "int8-blocks" (8-bit MatMulNBits blocks, the previous
+    /// int8) | "int8-dynamic" (the first INT8 scheme, for comparison). @default "none"
     pub quantize: Option<String>,
     /// PEFT LoRA adapter folder merged into the weights before export.
     pub adapter: Option<String>,
@@ -50,13 +52,17 @@ impl Task for ExportTask {
                 Some(name) => Some(ox::Quantization::parse(name).ok_or_else(|| {
                     js_error(
                         "INVALID_ARGUMENT",
-                        format!("quantize: expected \"none\", \"int8\", \"int4\" or \"int8-dynamic\", got {name:?}"),
+                        format!("quantize: expected \"none\", \"int8\", \"int4\", \"int8-blocks\" or \"int8-dynamic\", got {name:?}"),
                     )
                 })?),
             };
             let adapter = opts.and_then(|o| o.adapter.as_deref()).map(Path::new);
             let ckpt = tr::merge::load_with_adapter(&self.model, adapter).map_err(core_error)?;
-            ox::export_llama(&ckpt.config, &ckpt.weights, &self.out, &ox::ExportOptions { quantize }).map_err(core_error)
+            let calibration = match quantize.map(|q| q.scheme().smooth_alpha) {
+                Some(Some(_)) => Some(calibration_text(&self.model)?),
+                _ => None,
+            };
+            ox::export_llama(&ckpt.config, &ckpt.weights, &self.out, &ox::ExportOptions { quantize, calibration }).map_err(core_error)
         })
     }
 
@@ -69,6 +75,14 @@ impl Task for ExportTask {
             quant_report: serde_json::to_string(&r.quant).unwrap_or_default(),
         })
     }
+}
+
+/// The shipped calibration text in the tokens of the model at `model` (HF folder or GGUF).
+fn calibration_text(model: &Path) -> napi::Result<ox::CalibrationText> {
+    let format = tinyforge_model::weights::detect_format(model).map_err(core_error)?;
+    let tok = tr::run::load_tokenizer(model, format).map_err(core_error)?;
+    let ids = tok.encode(ox::CALIBRATION_TEXT, false).map_err(core_error)?;
+    Ok(ox::CalibrationText { name: ox::CALIBRATION_TEXT_NAME.into(), ids })
 }
 
 /// Exports the Llama model at `modelPath` (HF folder or GGUF; `options.adapter` merged first) to

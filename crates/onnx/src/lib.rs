@@ -13,12 +13,16 @@ mod plain_ops;
 pub mod proto;
 pub mod quantize;
 pub mod scheme;
+pub mod smooth;
 pub mod tensor;
 
 pub use builder::{DEFAULT_IR_VERSION, DEFAULT_OPSET, Dim, GraphBuilder, decode, load, value_info};
 pub use error::OnnxError;
 pub use external_data::data_path;
-pub use llama_export::{ExportOptions, ExportReport, export_llama, export_llama_path, export_llama_scheme};
+pub use llama_export::{
+    CALIBRATION_TEXT, CALIBRATION_TEXT_NAME, CalibrationText, ExportOptions, ExportReport, export_llama, export_llama_path,
+    export_llama_scheme,
+};
 pub use proto::{DataType, ModelProto};
 pub use scheme::{Format, GroupReport, HeadTail, QuantReport, Quantization, Scheme};
 pub use tensor::{Attr, tensor_f32, tensor_i8, tensor_i32, tensor_i64, tensor_raw, tensor_u8};

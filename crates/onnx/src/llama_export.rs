@@ -22,7 +22,23 @@ use crate::{fused_ops, plain_ops};
 #[derive(Clone, Debug, Default)]
 pub struct ExportOptions {
     pub quantize: Option<Quantization>,
+    /// Calibration text for a scheme that smooths (`Scheme::smooth_alpha`, int8). Without it
+    /// such a scheme quantizes unsmoothed weights and the report's `smoothing` stays empty.
+    pub calibration: Option<CalibrationText>,
 }
+
+/// Token ids of the calibration text and what it was (for the report).
+#[derive(Clone, Debug)]
+pub struct CalibrationText {
+    pub name: String,
+    pub ids: Vec<u32>,
+}
+
+/// The text the int8 export calibrates on: `data/general-replay.txt` (prose on everyday subjects
+/// written for this project; not the held-out text the quality report scores).
+pub const CALIBRATION_TEXT: &str = include_str!("../../../data/general-replay.txt");
+/// How [`CALIBRATION_TEXT`] is named in `tinyforge.json`.
+pub const CALIBRATION_TEXT_NAME: &str = "data/general-replay.txt";
 
 /// What `export_llama` wrote.
 #[derive(Clone, Debug)]
@@ -45,8 +61,19 @@ pub fn export_llama_path(model: &Path, out: &Path, opts: &ExportOptions) -> Resu
 /// model is the base weights after `tinyforge_train::merge_into`).
 pub fn export_llama(cfg: &LlamaConfig, weights: &Weights, out: &Path, opts: &ExportOptions) -> Result<ExportReport, OnnxError> {
     let scheme = opts.quantize.map_or_else(Scheme::f32, Quantization::scheme);
+    let smoothed;
+    let (weights, smoothing) = match (scheme.smooth_alpha, &opts.calibration) {
+        (Some(alpha), Some(text)) => {
+            cfg.validate().map_err(|reason| tinyforge_model::ModelError::Config { path: "config".into(), reason })?;
+            let cal = crate::smooth::calibrate(cfg, weights, &text.ids)?;
+            smoothed = crate::smooth::smooth(cfg, weights, &cal, alpha, scheme.down_proj == crate::Format::Int8PerToken)?;
+            (&smoothed, Some(crate::smooth::report(alpha, &cal, &text.name)))
+        }
+        _ => (weights, None),
+    };
     let mut report = export_llama_scheme(cfg, weights, out, &scheme)?;
     report.quantization = opts.quantize;
+    report.quant.smoothing = smoothing;
     Ok(report)
 }
 

@@ -38,15 +38,21 @@ pub const QMAX: f32 = 63.0;
 /// (`[cols, rows]`, ready to be `MatMulInteger`'s B) and one scale per row.
 #[must_use]
 pub fn quantize_rows_transposed(w: &[f32], rows: usize, cols: usize) -> (Vec<i8>, Vec<f32>) {
+    quantize_rows_transposed_to(w, rows, cols, QMAX)
+}
+
+/// [`quantize_rows_transposed`] onto `[-qmax, qmax]`.
+#[must_use]
+pub fn quantize_rows_transposed_to(w: &[f32], rows: usize, cols: usize, qmax: f32) -> (Vec<i8>, Vec<f32>) {
     let mut q = vec![0i8; w.len()];
     let mut scales = Vec::with_capacity(rows);
     for r in 0..rows {
         let row = &w[r * cols..(r + 1) * cols];
         let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
         // An all-zero row gets scale 1 so dequantization stays 0 instead of 0/0.
-        let scale = if max > 0.0 { max / QMAX } else { 1.0 };
+        let scale = if max > 0.0 { max / qmax } else { 1.0 };
         for (c, v) in row.iter().enumerate() {
-            q[c * rows + r] = (v / scale).round().clamp(-QMAX, QMAX) as i8;
+            q[c * rows + r] = (v / scale).round().clamp(-qmax, qmax) as i8;
         }
         scales.push(scale);
     }
@@ -58,8 +64,11 @@ pub fn quantize_rows_transposed(w: &[f32], rows: usize, cols: usize) -> (Vec<i8>
 pub enum WeightRef {
     /// `B [in, out]`.
     F32 { b: String },
-    /// `B [in, out]` 7-bit codes, per-output-channel scales.
+    /// `B [in, out]` 7-bit codes, per-output-channel scales (`Format::Int8Dynamic`).
     Int8 { b: String, scale: String, zero_point: String },
+    /// `B [in, out]` codes, per-output-channel scales; activations quantized per token
+    /// (`Format::Int8PerToken`).
+    Int8PerToken { b: String, scale: String },
     /// `MatMulNBits` blocks `[out, in/block, block·bits/8]`.
     NBits {
         b: String,
@@ -96,14 +105,16 @@ impl WeightRef {
                 g.b.initializer_f32(&b, &dims, &transpose(w, out, inp));
                 (Self::F32 { b }, Stored { bytes: 4 * w.len() as u64, ..Stored::default() })
             }
+            Format::Int8PerToken => {
+                let (q, scales) = quantize_rows_transposed_to(w, out, inp, 127.0);
+                let stored = Stored { bytes: (w.len() + 4 * out) as u64, ..rounding_error(w, &q, &scales, out, inp) };
+                let (b, scale) = (format!("{name}.weight_quantized"), format!("{name}.weight_scale"));
+                g.b.initializer_i8(&b, &dims, &q).initializer_f32(&scale, &[out as i64], &scales);
+                (Self::Int8PerToken { b, scale }, stored)
+            }
             Format::Int8Dynamic => {
                 let (q, scales) = quantize_rows_transposed(w, out, inp);
-                let (mut err2, mut norm2) = (0.0, 0.0);
-                for (i, &v) in w.iter().enumerate() {
-                    let (r, c) = (i / inp, i % inp);
-                    err2 += f64::from(v - f32::from(q[c * out + r]) * scales[r]).powi(2);
-                    norm2 += f64::from(v).powi(2);
-                }
+                let Stored { err2, norm2, .. } = rounding_error(w, &q, &scales, out, inp);
                 let b = format!("{name}.weight_quantized");
                 let scale = format!("{name}.weight_scale");
                 let zero_point = format!("{name}.weight_zero_point");
@@ -150,6 +161,7 @@ impl WeightRef {
     }
 
     /// `x [.., in] · Wᵀ` → `[.., out]`, written to `out` if given.
+    #[allow(clippy::too_many_lines)]
     pub fn matmul(&self, g: &mut Graph, x: &str, out: Option<&str>) -> String {
         let y = out.map_or_else(|| g.fresh("matmul"), str::to_string);
         match self {
@@ -163,6 +175,13 @@ impl WeightRef {
                 let acc_f = g.op("Cast", &[&acc], vec![Attr::int("to", DataType::Float as i64)]);
                 let scales = g.op("Mul", &[&xs, scale], vec![]);
                 g.b.node("Mul", &[&acc_f, &scales], &[&y], vec![]);
+            }
+            Self::Int8PerToken { b, scale } => {
+                let (xq, xs, zp) = per_token_u8(g, x);
+                let acc = g.op("MatMulInteger", &[&xq, b, &zp], vec![]);
+                let acc_f = g.op("Cast", &[&acc], vec![Attr::int("to", DataType::Float as i64)]);
+                let rows = g.op("Mul", &[&acc_f, &xs], vec![]);
+                g.b.node("Mul", &[&rows, scale], &[&y], vec![]);
             }
             Self::NBits { b, scales, zero_points, n, k, bits, block, accuracy_level, offset_cols } => {
                 let x = if *offset_cols > 0 { with_block_sums(g, x, *offset_cols, *block) } else { x.to_string() };
@@ -185,12 +204,12 @@ impl WeightRef {
     /// are touched.
     pub fn gather_rows(&self, g: &mut Graph, ids: &str, rank_of_ids: usize) -> String {
         match self {
-            Self::F32 { b } | Self::Int8 { b, .. } => {
+            Self::F32 { b } | Self::Int8 { b, .. } | Self::Int8PerToken { b, .. } => {
                 // Stored transposed: Gather on axis 1, then [in, ids...] → [ids..., in].
                 let cols = g.op("Gather", &[b, ids], vec![Attr::int("axis", 1)]);
                 let perm: Vec<i64> = (1..=rank_of_ids as i64).chain([0]).collect();
                 let rows = g.op("Transpose", &[&cols], vec![Attr::ints("perm", &perm)]);
-                let Self::Int8 { scale, .. } = self else { return rows };
+                let (Self::Int8 { scale, .. } | Self::Int8PerToken { scale, .. }) = self else { return rows };
                 let rows_f = g.op("Cast", &[&rows], vec![Attr::int("to", DataType::Float as i64)]);
                 let s = g.op("Gather", &[scale, ids], vec![Attr::int("axis", 0)]);
                 let last = g.const_i64(&[1], &[-1]);
@@ -276,6 +295,49 @@ impl WeightRef {
         let flat = g.const_i64(&[3], &[0, 0, width as i64]);
         g.op("Reshape", &[&sum, &flat], vec![])
     }
+}
+
+/// Σ(w - ŵ)² and Σw² of `w [out, inp]` against its transposed codes `q` and per-row `scales`.
+fn rounding_error(w: &[f32], q: &[i8], scales: &[f32], out: usize, inp: usize) -> Stored {
+    let (mut err2, mut norm2) = (0.0, 0.0);
+    for (i, &v) in w.iter().enumerate() {
+        let (r, c) = (i / inp, i % inp);
+        err2 += f64::from(v - f32::from(q[c * out + r]) * scales[r]).powi(2);
+        norm2 += f64::from(v).powi(2);
+    }
+    Stored { bytes: 0, err2, norm2 }
+}
+
+/// `x [.., in]` quantized per token (row): `scale = max(max_j |x_j|, ε) / 127`, codes
+/// `round(x / scale) + 128` as uint8 (`[1, 255]` around the zero point 128). Returns (codes,
+/// scale `[.., 1]`, zero point). Built once per input and shared by every matmul reading it
+/// (q/k/v, gate/up). A row depends on no other row, so batching never changes a result.
+fn per_token_u8(g: &mut Graph, x: &str) -> (String, String, String) {
+    let act_max: u8 = 127;
+    let key = format!("per_token/{x}");
+    if let Some(v) = g.derived.get(&key) {
+        let mut parts = v.split('\n').map(str::to_string);
+        let (q, s, z) = (parts.next(), parts.next(), parts.next());
+        return (q.unwrap_or_default(), s.unwrap_or_default(), z.unwrap_or_default());
+    }
+    let zp_name = "per_token_zero_point".to_string();
+    if !g.derived.contains_key(&zp_name) {
+        g.b.initializer_u8(&zp_name, &[], &[act_max + 1]);
+        g.derived.insert(zp_name.clone(), zp_name.clone());
+    }
+    let (eps, qmax, shift) =
+        (g.const_f32(&[], &[1e-8]), g.const_f32(&[], &[f32::from(act_max)]), g.const_f32(&[], &[f32::from(act_max) + 1.0]));
+    let last = g.const_i64(&[1], &[-1]);
+    let abs = g.op("Abs", &[x], vec![]);
+    let max = g.op("ReduceMax", &[&abs, &last], vec![Attr::int("keepdims", 1)]);
+    let max = g.op("Max", &[&max, &eps], vec![]);
+    let scale = g.op("Div", &[&max, &qmax], vec![]);
+    let div = g.op("Div", &[x, &scale], vec![]);
+    let round = g.op("Round", &[&div], vec![]);
+    let shifted = g.op("Add", &[&round, &shift], vec![]);
+    let q = g.op("Cast", &[&shifted], vec![Attr::int("to", DataType::Uint8 as i64)]);
+    g.derived.insert(key, format!("{q}\n{scale}\n{zp_name}"));
+    (q, scale, zp_name)
 }
 
 /// `[x, S(x)]` for `x [b, s, nb·block]`: the input with its `nb` block sums appended (the inputs
