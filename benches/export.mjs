@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ortExtraSessionOptions } from '../dist/ts/native.js';
 import { llamaSingleStream, rates } from './llama-cpp.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -98,7 +99,8 @@ async function runTjs(dir, threads, prompts) {
   const tokenizer = await tjs.AutoTokenizer.from_pretrained(path.basename(dir));
   const model = await tjs.AutoModelForCausalLM.from_pretrained(path.basename(dir), {
     dtype: 'q8',
-    session_options: { intraOpNumThreads: threads, interOpNumThreads: 1, extra: { session: { x64quantprecision: '1' } } },
+    // Our sessions' config on this CPU (the int8 MatMulInteger exact on x86 CPUs without VNNI).
+    session_options: { intraOpNumThreads: threads, interOpNumThreads: 1, extra: ortExtraSessionOptions() },
   });
   const loadMs = now() - t0;
   const gen = async (text, maxTokens) => {

@@ -25,3 +25,20 @@ export function native(): Native {
   }
   return loaded;
 }
+
+/**
+ * The ONNX Runtime session config entries TinyForge's own sessions set on this CPU (see the
+ * binding's `ortSessionConfig`), nested by their dots as onnxruntime-node's `extra` session
+ * option takes them: pass as transformers.js `session_options: { extra }` so another runtime
+ * computes the int8 export as ours does (`{ session: { x64quantprecision: '1' } }` on x86 CPUs
+ * without VNNI, `{}` elsewhere).
+ */
+export function ortExtraSessionOptions(): Record<string, Record<string, string>> {
+  const extra: Record<string, Record<string, string>> = {};
+  for (const [key, value] of Object.entries(native().ortSessionConfig())) {
+    const dot = key.indexOf('.');
+    const group = key.slice(0, dot);
+    extra[group] = { ...extra[group], [key.slice(dot + 1)]: value };
+  }
+  return extra;
+}

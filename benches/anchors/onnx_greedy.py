@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "test", "python"))
-from onnx_model import Decoder, dump, session, tokenizer  # noqa: E402
+from onnx_model import Decoder, dump, needs_exact_int8_matmul, session, tokenizer  # noqa: E402
 from onnx_quality import PROMPTS  # noqa: E402
 
 
@@ -29,7 +29,8 @@ def unoptimized(path: str, threads: int) -> ort.InferenceSession:
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.add_session_config_entry("session.x64quantprecision", "1")  # exact MatMulInteger without VNNI
+    if needs_exact_int8_matmul():
+        so.add_session_config_entry("session.x64quantprecision", "1")
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 

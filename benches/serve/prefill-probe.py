@@ -24,12 +24,16 @@ import argparse
 import collections
 import json
 import os
+import sys
 import time
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "test", "python"))
+from onnx_model import needs_exact_int8_matmul  # noqa: E402
 
 
 def served(src: str, dst: str) -> None:
@@ -155,7 +159,8 @@ def session(path: str, profile: bool = False) -> ort.InferenceSession:
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.enable_profiling = profile
     so.log_severity_level = 3
-    so.add_session_config_entry("session.x64quantprecision", "1")  # exact MatMulInteger without VNNI
+    if needs_exact_int8_matmul():
+        so.add_session_config_entry("session.x64quantprecision", "1")
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 

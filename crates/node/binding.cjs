@@ -855,5 +855,6 @@ module.exports.mergeAdapter = nativeBinding.mergeAdapter
 module.exports.modelInfo = nativeBinding.modelInfo
 module.exports.modelLogits = nativeBinding.modelLogits
 module.exports.nativeVersion = nativeBinding.nativeVersion
+module.exports.ortSessionConfig = nativeBinding.ortSessionConfig
 module.exports.train = nativeBinding.train
 module.exports.writeOnnxModel = nativeBinding.writeOnnxModel

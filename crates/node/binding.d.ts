@@ -639,6 +639,15 @@ export interface OnnxValueSpec {
   dims: Array<number | string>
 }
 
+/**
+ * The ONNX Runtime session config entries TinyForge's own sessions set on this CPU, for running
+ * an export elsewhere (transformers.js `session_options.extra`, Python
+ * `SessionOptions.add_session_config_entry`) with the same numerics: `session.x64quantprecision`
+ * = "1" on x86-64 CPUs without VNNI, where ORT's u8×s8 kernel would saturate the int8 export's
+ * `MatMulInteger`; empty elsewhere.
+ */
+export declare function ortSessionConfig(): Record<string, string>
+
 /** The ONNX Runtime this process uses. */
 export interface RuntimeInfo {
   /** ONNX Runtime's version string, e.g. "1.30.0". */

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { ortExtraSessionOptions } from '../../ts/native.js';
 import { ROOT } from './cli.js';
 
 const ANCHORS = path.join(ROOT, 'benches/anchors');
@@ -75,11 +76,10 @@ export async function transformersJsGreedy(
   tjs.env.allowRemoteModels = false;
   tjs.env.allowLocalModels = true;
   tjs.env.localModelPath = path.dirname(dir);
-  // session.x64quantprecision: the int8 export's MatMulInteger exact on x86 CPUs without VNNI.
-  const sessionOptions = { extra: { session: { x64quantprecision: '1' } } };
+  // Our sessions' config on this CPU (the int8 MatMulInteger exact on x86 CPUs without VNNI).
   const model = await tjs.AutoModelForCausalLM.from_pretrained(path.basename(dir), {
     ...(dtype ? { dtype } : {}),
-    session_options: sessionOptions,
+    session_options: { extra: ortExtraSessionOptions() },
   });
   try {
     const ids = BigInt64Array.from(prompt.map(BigInt));

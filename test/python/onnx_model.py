@@ -11,14 +11,25 @@ import numpy as np
 import onnxruntime as ort
 
 
+def needs_exact_int8_matmul() -> bool:
+    """x86-64 without AVX512-VNNI / AVX-VNNI (the flags in /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return bool(flags) and "avx2" in flags and not ({"avx512_vnni", "avx_vnni"} & set(flags))
+
+
 def session(path: str, threads: int = 1) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # The int8 export's MatMulInteger is exact with this on x86 CPUs without VNNI (as TinyForge's
-    # own sessions run it); no effect elsewhere.
-    so.add_session_config_entry("session.x64quantprecision", "1")
+    if needs_exact_int8_matmul():
+        # The int8 export's MatMulInteger: ORT's u8 x s8 kernel saturates int16 pair sums on x86
+        # CPUs without VNNI; this makes it exact u8 x u8 (as TinyForge's own sessions do there).
+        so.add_session_config_entry("session.x64quantprecision", "1")
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 

@@ -124,9 +124,9 @@ async function kvCheck(dec: OnnxDecoder, file: string, prompt: number[], strict:
   }
   const check = { maxDiff, cosine: dot / Math.sqrt(a2 * b2), sameTop1: argmax(cached, 0, full.vocab) === argmax(last, 0, full.vocab) };
   // fp32: a 1-row and an n-row matmul round differently, nothing more (max diff 4e-5 on
-  // SmolLM2). Quantized graphs quantize activations in blocks inside MatMulNBits, so one row and
-  // n rows round a little differently: on SmolLM2 int8 cosine 0.9997 (max diff 0.86), int4
-  // 1.0000. A miswired cache feeds another position's keys and lands far lower (the first,
+  // SmolLM2). Quantized graphs quantize activations (int8 per token, int4 in blocks inside
+  // MatMulNBits), so one row and n rows may round a little differently: on SmolLM2 int8 and
+  // int4 cosine 1.0000. A miswired cache feeds another position's keys and lands far lower (the first,
   // per-tensor int8 scheme measured 0.55-0.83, which is why it is not offered here).
   if (strict ? !(maxDiff <= 1e-3 * Math.max(1, maxAbs)) : !(check.cosine >= 0.98)) {
     throw new ForgeError(

@@ -97,12 +97,10 @@ impl OnnxSession {
             OptimizationLevel::Extended => GraphOptimizationLevel::Level2,
             OptimizationLevel::All => GraphOptimizationLevel::All,
         };
-        let mut builder = Session::builder()
-            .map_err(load_err)?
-            .with_optimization_level(level)
-            .map_err(|e| load_err(e.into()))?
-            .with_config_entry(crate::decoder::X64_QUANT_PRECISION, "1")
-            .map_err(|e| load_err(e.into()))?;
+        let mut builder = Session::builder().map_err(load_err)?.with_optimization_level(level).map_err(|e| load_err(e.into()))?;
+        if crate::decoder::needs_exact_int8_matmul() {
+            builder = builder.with_config_entry(crate::decoder::X64_QUANT_PRECISION, "1").map_err(|e| load_err(e.into()))?;
+        }
         if let Some(n) = options.intra_threads {
             if n == 0 {
                 return Err(InferError::InvalidOption { option: "threads".into(), reason: "must be at least 1".into() });

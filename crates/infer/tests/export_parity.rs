@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use tinyforge_infer::{HostTensor, OnnxSession, SessionOptions, TensorData, init_runtime};
 use tinyforge_model::{ForwardMode, Llama, LlamaConfig, TinyOptions, Weights, tiny::random_weights};
-use tinyforge_onnx::{ExportOptions, HeadTail, Quantization, Scheme, export_llama, export_llama_scheme};
+use tinyforge_onnx::{CalibrationText, ExportOptions, HeadTail, Quantization, Scheme, export_llama, export_llama_scheme};
 
 fn ort_library() -> Option<PathBuf> {
     for var in ["TINYFORGE_ORT_LIB", "ORT_DYLIB_PATH"] {
@@ -49,7 +49,11 @@ fn tiny(tied: bool, seed: u64) -> (LlamaConfig, Weights, Llama) {
 
 fn export(cfg: &LlamaConfig, w: &Weights, dir: &Path, quantize: Option<Quantization>) -> OnnxSession {
     let path = dir.join(format!("model.{}.onnx", quantize.map_or("fp32", Quantization::name)));
-    export_llama(cfg, w, &path, &ExportOptions { quantize, ..ExportOptions::default() }).unwrap();
+    // int8 smooths with calibration ranges: any token stream exercises it on a random model.
+    let ids = (0..300u32).map(|i| (i * 37 + 11) % cfg.vocab_size as u32).collect();
+    let calibration = Some(CalibrationText { name: "test ids".into(), ids });
+    let report = export_llama(cfg, w, &path, &ExportOptions { quantize, calibration }).unwrap();
+    assert_eq!(report.quant.smoothing.is_some(), quantize == Some(Quantization::Int8));
     OnnxSession::load(&path, &SessionOptions { intra_threads: Some(1), ..Default::default() }).unwrap()
 }
 
@@ -234,9 +238,19 @@ fn int8_export_is_close_to_f32_and_about_a_quarter_of_its_size() {
             q_bytes as f64 / f_bytes as f64,
             100.0 * d / spread
         );
-        // 8-bit blocks of 32 with int8 activations per block (MatMulNBits accuracy_level 4).
+        // Smoothed per-token int8 in layer 0, the last layer and the head in 8-bit blocks.
         assert!(d < 0.03 * spread, "tied={tied}: {d} vs range {spread}");
         assert_eq!(same_top1, n, "tied={tied}");
+        // Per-token activation scales: a row's logits do not depend on what it is batched with.
+        let other: Vec<u32> = PROMPT.iter().map(|t| (t * 7 + 3) % v as u32).collect();
+        let (a, b) = (row(&PROMPT), row(&other));
+        let full = || vec![1; n];
+        let pos = || (0..n as i64).collect::<Vec<_>>();
+        let batched = step(&mut q, &cfg, &[a.clone(), b.clone()], &[full(), full()], &[pos(), pos()], None).0;
+        let alone_b = step(&mut q, &cfg, &[b], &[full()], &[pos()], None).0;
+        let (db, da) = (max_diff(&batched[n * v..], &alone_b), max_diff(&batched[..n * v], &lq));
+        eprintln!("tied={tied}: int8 batched vs alone: max diff {da:.2e} / {db:.2e}");
+        assert!(da <= 1e-5 * spread && db <= 1e-5 * spread, "tied={tied}: batched rows differ from rows alone: {da} {db}");
         // One f32 scale + one zero point per 32 codes: 9.25 bits a weight, plus the f32 norms.
         assert!((q_bytes as f64) < 0.35 * f_bytes as f64, "tied={tied}: {q_bytes} vs {f_bytes}");
     }

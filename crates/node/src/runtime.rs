@@ -36,3 +36,18 @@ pub fn init_runtime(library_path: String) -> napi::Result<JsRuntimeInfo> {
 pub fn loaded_runtime() -> napi::Result<Option<JsRuntimeInfo>> {
     guard("reading the loaded runtime", || Ok(inf::active_runtime().ok().map(Into::into)))
 }
+
+/// The ONNX Runtime session config entries TinyForge's own sessions set on this CPU, for running
+/// an export elsewhere (transformers.js `session_options.extra`, Python
+/// `SessionOptions.add_session_config_entry`) with the same numerics: `session.x64quantprecision`
+/// = "1" on x86-64 CPUs without VNNI, where ORT's u8×s8 kernel would saturate the int8 export's
+/// `MatMulInteger`; empty elsewhere.
+#[napi]
+#[must_use]
+pub fn ort_session_config() -> std::collections::HashMap<String, String> {
+    let mut config = std::collections::HashMap::new();
+    if inf::decoder::needs_exact_int8_matmul() {
+        config.insert(inf::decoder::X64_QUANT_PRECISION.to_string(), "1".to_string());
+    }
+    config
+}

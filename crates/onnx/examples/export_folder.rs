@@ -6,7 +6,7 @@
 //! suffix writes the plain-op attention graph instead of the fused one.
 use std::path::PathBuf;
 
-use tinyforge_onnx::{Format, HeadTail, Quantization, Scheme, export_llama_scheme};
+use tinyforge_onnx::{CALIBRATION_TEXT, CALIBRATION_TEXT_NAME, CalibrationText, Format, HeadTail, Quantization, Scheme, export_llama_with};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -48,13 +48,19 @@ fn main() {
     std::fs::create_dir_all(&out).expect("create OUT");
     let t = std::time::Instant::now();
     let ckpt = tinyforge_model::load_checkpoint(&model).expect("load model");
-    let r = export_llama_scheme(&ckpt.config, &ckpt.weights, &out.join("model.onnx"), &scheme).expect("export");
     let tok = if model.is_dir() {
         tinyforge_tokenizer::Tokenizer::from_file(model.join("tokenizer.json"))
     } else {
         tinyforge_tokenizer::Tokenizer::from_gguf(&model)
     }
     .expect("tokenizer");
+    // TF_ALPHA: SmoothQuant's alpha for int8 (`none`: no smoothing).
+    if let Ok(v) = std::env::var("TF_ALPHA") {
+        scheme.smooth_alpha = v.parse().ok();
+    }
+    let calibration =
+        CalibrationText { name: CALIBRATION_TEXT_NAME.into(), ids: tok.encode(CALIBRATION_TEXT, false).expect("calibration text") };
+    let r = export_llama_with(&ckpt.config, &ckpt.weights, &out.join("model.onnx"), &scheme, Some(&calibration)).expect("export");
     tok.save(out.join("tokenizer.json")).expect("save tokenizer");
     std::fs::write(out.join("quant_report.json"), serde_json::to_string_pretty(&r.quant).unwrap()).expect("write report");
     eprintln!("{}: {} bytes in {:.1}s", r.path.display(), r.bytes, t.elapsed().as_secs_f64());

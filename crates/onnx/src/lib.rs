@@ -21,7 +21,7 @@ pub use error::OnnxError;
 pub use external_data::data_path;
 pub use llama_export::{
     CALIBRATION_TEXT, CALIBRATION_TEXT_NAME, CalibrationText, ExportOptions, ExportReport, export_llama, export_llama_path,
-    export_llama_scheme,
+    export_llama_scheme, export_llama_with,
 };
 pub use proto::{DataType, ModelProto};
 pub use scheme::{Format, GroupReport, HeadTail, QuantReport, Quantization, Scheme};

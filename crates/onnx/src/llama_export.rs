@@ -61,18 +61,30 @@ pub fn export_llama_path(model: &Path, out: &Path, opts: &ExportOptions) -> Resu
 /// model is the base weights after `tinyforge_train::merge_into`).
 pub fn export_llama(cfg: &LlamaConfig, weights: &Weights, out: &Path, opts: &ExportOptions) -> Result<ExportReport, OnnxError> {
     let scheme = opts.quantize.map_or_else(Scheme::f32, Quantization::scheme);
+    let mut report = export_llama_with(cfg, weights, out, &scheme, opts.calibration.as_ref())?;
+    report.quantization = opts.quantize;
+    Ok(report)
+}
+
+/// [`export_llama_scheme`] with calibration text for a scheme that smooths (`smooth.rs`).
+pub fn export_llama_with(
+    cfg: &LlamaConfig,
+    weights: &Weights,
+    out: &Path,
+    scheme: &Scheme,
+    calibration: Option<&CalibrationText>,
+) -> Result<ExportReport, OnnxError> {
     let smoothed;
-    let (weights, smoothing) = match (scheme.smooth_alpha, &opts.calibration) {
+    let (weights, smoothing) = match (scheme.smooth_alpha, calibration) {
         (Some(alpha), Some(text)) => {
             cfg.validate().map_err(|reason| tinyforge_model::ModelError::Config { path: "config".into(), reason })?;
             let cal = crate::smooth::calibrate(cfg, weights, &text.ids)?;
-            smoothed = crate::smooth::smooth(cfg, weights, &cal, alpha, scheme.down_proj == crate::Format::Int8PerToken)?;
+            smoothed = crate::smooth::smooth(cfg, weights, &cal, alpha, scheme)?;
             (&smoothed, Some(crate::smooth::report(alpha, &cal, &text.name)))
         }
         _ => (weights, None),
     };
-    let mut report = export_llama_scheme(cfg, weights, out, &scheme)?;
-    report.quantization = opts.quantize;
+    let mut report = export_llama_scheme(cfg, weights, out, scheme)?;
     report.quant.smoothing = smoothing;
     Ok(report)
 }
@@ -149,14 +161,14 @@ fn build(cfg: &LlamaConfig, weights: &Weights, scheme: &Scheme) -> Result<(Graph
     };
     for i in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{i}");
+        let (linear, down_format) = scheme.layer_formats(i, cfg.num_hidden_layers);
         let attn = if let Some(sh) = &gqa {
             let names = ["q_proj", "k_proj", "v_proj"].map(|n| format!("{p}.self_attn.{n}"));
-            let qkv = add(&mut g, &names, &[nh * hd, nkv * hd, nkv * hd], h, scheme.linear)?;
-            let o = add(&mut g, &one(format!("{p}.self_attn.o_proj")), &[h], nh * hd, scheme.linear)?;
+            let qkv = add(&mut g, &names, &[nh * hd, nkv * hd, nkv * hd], h, linear)?;
+            let o = add(&mut g, &one(format!("{p}.self_attn.o_proj")), &[h], nh * hd, linear)?;
             fused_ops::gqa_attention(&mut g, cfg, i, &xn, &qkv, &o, sh)
         } else {
-            let mut proj =
-                |name: &str, out: usize, inp: usize| add(&mut g, &one(format!("{p}.self_attn.{name}")), &[out], inp, scheme.linear);
+            let mut proj = |name: &str, out: usize, inp: usize| add(&mut g, &one(format!("{p}.self_attn.{name}")), &[out], inp, linear);
             let (q, k, vv, o) =
                 (proj("q_proj", nh * hd, h)?, proj("k_proj", nkv * hd, h)?, proj("v_proj", nkv * hd, h)?, proj("o_proj", h, nh * hd)?);
             let sh = plain_shared.as_ref().expect("plain attention tables");
@@ -171,13 +183,13 @@ fn build(cfg: &LlamaConfig, weights: &Weights, scheme: &Scheme) -> Result<(Graph
             x = g.op("Add", &[&x, &attn], vec![]);
             plain_ops::rms_norm(&mut g, &x, &ln2, eps)
         };
-        let gate = add(&mut g, &one(format!("{p}.mlp.gate_proj")), &[inter], h, scheme.linear)?.matmul(&mut g, &xn2, None);
-        let up = add(&mut g, &one(format!("{p}.mlp.up_proj")), &[inter], h, scheme.linear)?.matmul(&mut g, &xn2, None);
+        let gate = add(&mut g, &one(format!("{p}.mlp.gate_proj")), &[inter], h, linear)?.matmul(&mut g, &xn2, None);
+        let up = add(&mut g, &one(format!("{p}.mlp.up_proj")), &[inter], h, linear)?.matmul(&mut g, &xn2, None);
         // SiLU as x·σ(x); ORT fuses it.
         let sig = g.op("Sigmoid", &[&gate], vec![]);
         let silu = g.op("Mul", &[&gate, &sig], vec![]);
         let act = g.op("Mul", &[&silu, &up], vec![]);
-        let down = add(&mut g, &one(format!("{p}.mlp.down_proj")), &[h], inter, scheme.down_proj)?.matmul(&mut g, &act, None);
+        let down = add(&mut g, &one(format!("{p}.mlp.down_proj")), &[h], inter, down_format)?.matmul(&mut g, &act, None);
         let next = if i + 1 < cfg.num_hidden_layers {
             format!("model.layers.{}.input_layernorm.weight", i + 1)
         } else {

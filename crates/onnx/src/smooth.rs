@@ -22,6 +22,7 @@ use tinyforge_model::llama::{ForwardMode, Llama, Projection};
 use tinyforge_model::{LlamaConfig, ModelError, Weights};
 
 use crate::error::OnnxError;
+use crate::scheme::Scheme;
 
 /// Tokens per calibration forward (windows do not overlap).
 pub const WINDOW: usize = 256;
@@ -133,12 +134,11 @@ fn divide_rows(w: &mut [f32], inp: usize, s: &[f32]) {
 }
 
 /// The model's weights with the decoder projections smoothed (see the module doc); tensors not
-/// touched are shared with `weights`. `down` false leaves `down_proj` (and `up_proj`'s rows) as
-/// they are, for a scheme that stores `down_proj` in a weight-only format.
-pub fn smooth(cfg: &LlamaConfig, weights: &Weights, cal: &Calibration, alpha: f32, down: bool) -> Result<Weights, OnnxError> {
+/// touched are shared with `weights`. Only the projections `scheme` stores as per-token int8
+/// are smoothed (`Scheme::smooths`): a weight-only format needs no smoothing.
+pub fn smooth(cfg: &LlamaConfig, weights: &Weights, cal: &Calibration, alpha: f32, scheme: &Scheme) -> Result<Weights, OnnxError> {
     let (h, inter) = (cfg.hidden_size, cfg.intermediate_size);
     let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.num_kv_heads(), cfg.head_dim());
-    let smooth_down = down;
     let mut out = weights.clone();
     let get = |name: &str| -> Result<Vec<f32>, OnnxError> {
         let t =
@@ -156,6 +156,10 @@ pub fn smooth(cfg: &LlamaConfig, weights: &Weights, cal: &Calibration, alpha: f3
         Ok(())
     };
     for i in 0..cfg.num_hidden_layers {
+        if !scheme.smooths(i, cfg.num_hidden_layers, false) {
+            continue;
+        }
+        let smooth_down = scheme.smooths(i, cfg.num_hidden_layers, true);
         let p = format!("model.layers.{i}");
         let (qn, kn, vn, on) = (
             format!("{p}.self_attn.q_proj"),
@@ -236,7 +240,7 @@ pub fn report(alpha: f32, cal: &Calibration, text: &str) -> SmoothReport {
             "o_proj: 1/s into v_proj's output rows, s tied over the query heads of each kv head".into(),
             "gate/up_proj: 1/s into post_attention_layernorm".into(),
             "down_proj: 1/s into up_proj's output rows".into(),
-            "head (tied embedding): not smoothed, kept in 8-bit blocks".into(),
+            "head (tied embedding) and any layer kept in 8-bit blocks: not smoothed".into(),
         ],
     }
 }
@@ -261,7 +265,8 @@ mod tests {
         let cal = calibrate(&cfg, &w, &ids).unwrap();
         assert_eq!(cal.tokens, 300);
         assert_eq!(cal.ranges.len(), 7 * cfg.num_hidden_layers);
-        let smoothed = smooth(&cfg, &w, &cal, 0.5, true).unwrap();
+        let scheme = crate::Quantization::Int8.scheme();
+        let smoothed = smooth(&cfg, &w, &cal, 0.5, &scheme).unwrap();
         // The smoothing changed the weights a lot...
         let q = |w: &Weights| w["model.layers.0.self_attn.q_proj.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert!(q(&w).iter().zip(q(&smoothed)).any(|(a, b)| (a - b).abs() > 1e-3 * a.abs().max(1e-3)));
