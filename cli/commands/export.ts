@@ -1,4 +1,4 @@
-// `foremforge export --model RUN --out DIR [--quantize int8|int4|none] [--overwrite] [--keep-fp32]`:
+// `foremforge export --model RUN --out DIR [--quantize int8|int8-blocks|int4|none] [--overwrite] [--keep-fp32]`:
 // a run (or a base model, or --adapter over --base) → an ONNX model folder that ONNX Runtime and
 // @huggingface/transformers load as is, registered with its lineage. The seed's spelling works
 // too: --model-path, --output-dir, --export-onnx. Ctrl-C stops after the current stage and
@@ -94,7 +94,7 @@ export const exportCommand = new Command('export')
   .option('--output-dir <dir>', "same as --out (the seed's spelling)")
   .option('--adapter <dir>', 'a PEFT LoRA adapter folder to merge, instead of --model')
   .option('--base <model>', "base model under --adapter (default: the adapter's base_model_name_or_path), or a moved base of a run")
-  .option('--quantize <kind>', 'int8 (default; tinyforge.config.json export.quantize), int4 or none (fp32)')
+  .option('--quantize <kind>', 'int8 (default; tinyforge.config.json export.quantize), int8-blocks, int4 or none (fp32)')
   .option('--keep-fp32', 'also write the fp32 model (onnx/model.onnx) beside the quantized one')
   .option('--overwrite', 'replace an earlier export in --out')
   .option('--name <name>', 'registry name (default: the folder name)')

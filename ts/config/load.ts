@@ -21,7 +21,7 @@ export interface TinyForgeConfig {
   maxSeqLen: number;
   evalSplit: number;
   seed: number;
-  export: { quantize: 'int8' | 'int4' | 'none' };
+  export: { quantize: 'int8' | 'int8-blocks' | 'int4' | 'none' };
   serve: { port: number; host: string };
 }
 

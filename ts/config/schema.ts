@@ -41,7 +41,13 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { key: 'maxSeqLen', type: 'integer', description: 'longest training sequence in tokens', default: 512, min: 8, max: 131072 },
   { key: 'evalSplit', type: 'number', description: 'fraction of the data held out for eval', default: 0.1, min: 0, max: 0.9 },
   { key: 'seed', type: 'integer', description: 'random seed (data order, split, init)', default: 42, min: 0 },
-  { key: 'export.quantize', type: 'enum', description: 'ONNX weight format', default: 'int8', choices: ['int8', 'int4', 'none'] },
+  {
+    key: 'export.quantize',
+    type: 'enum',
+    description: 'ONNX weight format',
+    default: 'int8',
+    choices: ['int8', 'int8-blocks', 'int4', 'none'],
+  },
   { key: 'serve.port', type: 'integer', description: 'HTTP port of the service', default: 8001, min: 0, max: 65535 },
   { key: 'serve.host', type: 'string', description: 'address the service binds', default: '127.0.0.1' },
 ];

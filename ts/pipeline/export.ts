@@ -26,10 +26,12 @@ import { type Lineage, ensureLineage, registerExport } from './export-register.j
 import { type ExportQuality, describeQuality, measureQuality } from './export-quality.js';
 import { type ExportSource, resolveExportSource } from './export-source.js';
 
-export type Quantize = 'int8' | 'int4' | 'none';
-export const QUANTIZE_CHOICES: readonly Quantize[] = ['int8', 'int4', 'none'];
+/** int8: SmoothQuant per-token int8 (fast prefill and batches); int8-blocks: 8-bit weight blocks
+ * (the earlier int8: slower prefill, higher per-token agreement with fp32); int4; none = fp32. */
+export type Quantize = 'int8' | 'int8-blocks' | 'int4' | 'none';
+export const QUANTIZE_CHOICES: readonly Quantize[] = ['int8', 'int8-blocks', 'int4', 'none'];
 
-const DTYPE: Record<Quantize, TransformersJsDtype> = { int8: 'q8', int4: 'q4', none: 'fp32' };
+const DTYPE: Record<Quantize, TransformersJsDtype> = { int8: 'q8', 'int8-blocks': 'q8', int4: 'q4', none: 'fp32' };
 
 export type ExportStage = 'resolve' | 'export' | 'fp32' | 'files' | 'check' | 'quality' | 'service' | 'finish';
 
