@@ -24,6 +24,7 @@ export const {
   modelInfo,
   modelLogits,
   nativeVersion,
+  ortSessionConfig,
   train,
   writeOnnxModel,
   // ONNX Runtime library resolution (index.cjs)
