@@ -66,11 +66,12 @@ function dirBytes(dir) {
 
 /** Decode rate from per-token timestamps: the first token closes prefill, the rest are decode. */
 
-async function runOurs(dir, threads, prompts, spinning = false) {
+async function runOurs(dir, threads, prompts, spinning) {
   const native = require(path.join(ROOT, 'crates/node/index.cjs'));
   native.ensureRuntime();
   const t0 = now();
-  const session = await native.InferenceSession.load(dir, { threads, slots: 1, spinning });
+  // `spinning` unset: the API's default (ORT's threads spin during a step and stop after it).
+  const session = await native.InferenceSession.load(dir, { threads, slots: 1, ...(spinning === undefined ? {} : { spinning }) });
   const loadMs = now() - t0;
   const gen = async (prompt, maxTokens) => {
     const times = [];

@@ -252,8 +252,11 @@ export interface InferenceLoadOptions {
   /** Positions per request (prompt + completion). @default min(max_position_embeddings, 4096) */
   contextLen?: number
   /**
-   * Let idle ORT threads spin between ops (faster alone on a quiet machine, wasteful
-   * otherwise). @default false
+   * ORT's threads spinning while they wait for work: true = always (fastest for back-to-back
+   * steps, as `serve` runs; burns the cores between calls), false = never (for busy, shared
+   * hosts), unset = between the ops of a step only, stopping when it returns (1.5-1.9x the
+   * decode speed of false on a quiet 2-core machine, nothing spins between calls).
+   * @default unset
    */
   spinning?: boolean
   /** Prompt tokens prefilled per scheduler turn, between decode steps. @default 128 */

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use tinyforge_generate::{CodedError, GenerateParams, Generation, Prompt, Sequence, Step, TokenLogprob, build_prompt, eos_ids};
 use tinyforge_tokenizer::Tokenizer;
 
-use crate::decoder::{DecoderOptions, KvMode, OrtDecoder};
+use crate::decoder::{DecoderOptions, KvMode, OrtDecoder, Spinning};
 use crate::error::InferError;
 use crate::folder::ExportFolder;
 use crate::scheduler::{Job, Scheduler};
@@ -21,7 +21,7 @@ use crate::scheduler::{Job, Scheduler};
 pub struct EngineOptions {
     /// ORT intra-op threads; `None` = ORT's default (one per core).
     pub threads: Option<usize>,
-    pub spinning: bool,
+    pub spinning: Spinning,
     /// Requests generating at once; more wait in a queue.
     pub slots: usize,
     /// Positions per slot; `None` = `max_position_embeddings` capped at 4096 (each slot
@@ -41,7 +41,15 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { threads: None, spinning: false, slots: 8, context_len: None, prefill_chunk: 128, prefill_budget: 256, all_logits: false }
+        Self {
+            threads: None,
+            spinning: Spinning::DuringRuns,
+            slots: 8,
+            context_len: None,
+            prefill_chunk: 128,
+            prefill_budget: 256,
+            all_logits: false,
+        }
     }
 }
 

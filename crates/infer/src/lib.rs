@@ -13,7 +13,7 @@ pub mod score;
 pub mod session;
 mod shared_kv;
 
-pub use decoder::{DecoderOptions, KvMode, KvShape, OrtDecoder};
+pub use decoder::{DecoderOptions, KvMode, KvShape, OrtDecoder, Spinning};
 pub use engine::{CancelHandle, EngineError, EngineOptions, Event, InferenceSession, Request, SessionInfo, Sink};
 pub use error::InferError;
 pub use folder::ExportFolder;

@@ -21,7 +21,16 @@ fn decode_tokens_per_second() {
     let sessions: Vec<InferenceSession> = configs
         .iter()
         .map(|&(t, spin)| {
-            InferenceSession::load(&dir, &EngineOptions { threads: Some(t), spinning: spin, slots: 1, ..Default::default() }).unwrap()
+            InferenceSession::load(
+                &dir,
+                &EngineOptions {
+                    threads: Some(t),
+                    spinning: if spin { tinyforge_infer::Spinning::Always } else { tinyforge_infer::Spinning::Off },
+                    slots: 1,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
         })
         .collect();
     let n: usize = std::env::var("TINYFORGE_BENCH_TOKENS").ok().and_then(|s| s.parse().ok()).unwrap_or(128);
