@@ -36,8 +36,8 @@ pub struct JsInferenceLoadOptions {
     pub context_len: Option<u32>,
     /// ORT's threads spinning while they wait for work: true = always (fastest for back-to-back
     /// steps, as `serve` runs; burns the cores between calls), false = never (for busy, shared
-    /// hosts), unset = between the ops of a step only, stopping when it returns (1.5-1.9x the
-    /// decode speed of false on a quiet 2-core machine, nothing spins between calls).
+    /// hosts), unset = between the ops of a step only, stopping when it returns (1.6x the decode
+    /// speed of false in a Python ORT loop on a quiet 2-core Xeon; nothing spins between calls).
     /// @default unset
     pub spinning: Option<bool>,
     /// Prompt tokens prefilled per scheduler turn, between decode steps. @default 128
